@@ -1,0 +1,304 @@
+//! Agent configuration, in stages: the TOML file → [`RawConfig`] (every key
+//! optional, unknown keys refused) → overrides from flags and `CLUSTERCTL_*`
+//! environment → a validated [`Config`]. Every problem is reported at once;
+//! defaults live in [`DEFAULTS`] only.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node's stable id (until enrollment assigns one from a certificate).
+    pub id: String,
+    /// The master's gRPC endpoint, `http://host:port`.
+    pub master: String,
+    /// Where the last desired state is cached.
+    pub data_dir: PathBuf,
+    /// The health endpoint load balancers probe.
+    pub health_listen: SocketAddr,
+    /// The address other nodes and load balancers reach this node on.
+    pub advertise: Option<IpAddr>,
+    pub report_interval: Duration,
+    pub roles: Vec<String>,
+    /// Static grains laid over the collected ones.
+    pub grains: Map<String, Value>,
+    /// Reconnect backoff bounds (with jitter in between).
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub id: Option<String>,
+    pub master: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub health_listen: Option<String>,
+    pub advertise: Option<String>,
+    pub report_interval: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub grains: Option<Map<String, Value>>,
+    pub reconnect_min: Option<String>,
+    pub reconnect_max: Option<String>,
+}
+
+impl RawConfig {
+    /// Keys set in `over` win.
+    pub fn merge(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            id: over.id.or(self.id),
+            master: over.master.or(self.master),
+            data_dir: over.data_dir.or(self.data_dir),
+            health_listen: over.health_listen.or(self.health_listen),
+            advertise: over.advertise.or(self.advertise),
+            report_interval: over.report_interval.or(self.report_interval),
+            roles: over.roles.or(self.roles),
+            grains: over.grains.or(self.grains),
+            reconnect_min: over.reconnect_min.or(self.reconnect_min),
+            reconnect_max: over.reconnect_max.or(self.reconnect_max),
+        }
+    }
+}
+
+pub struct Defaults {
+    pub master: &'static str,
+    pub data_dir: &'static str,
+    pub health_listen: &'static str,
+    pub report_interval: &'static str,
+    pub reconnect_min: &'static str,
+    pub reconnect_max: &'static str,
+}
+
+pub const DEFAULTS: Defaults = Defaults {
+    master: "http://127.0.0.1:7440",
+    data_dir: "/var/lib/clusterctl/agent",
+    health_listen: "0.0.0.0:7442",
+    report_interval: "5s",
+    reconnect_min: "100ms",
+    reconnect_max: "5s",
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid agent configuration{}:\n  - {}",
+        .path.as_ref().map(|p| format!(" (file {})", p.display())).unwrap_or_default(),
+        .problems.join("\n  - "))]
+    Invalid {
+        path: Option<PathBuf>,
+        problems: Vec<String>,
+    },
+}
+
+pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// Node ids: letters, digits, '-', '_' and '.', at most 253 bytes.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("id is empty".into());
+    }
+    if id.len() > 253 {
+        return Err(format!("id is {} bytes long; at most 253", id.len()));
+    }
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        Some(c) => Err(format!(
+            "id {id:?} contains {c:?}; only letters, digits, '-', '_' and '.' are allowed"
+        )),
+        None => Ok(()),
+    }
+}
+
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
+        humantime::parse_duration(value.trim())
+            .map_err(|e| {
+                self.0.push(format!(
+                    "{key} = {value:?}: not a duration ({e}); try \"5s\" or \"500ms\""
+                ))
+            })
+            .ok()
+    }
+}
+
+impl Config {
+    /// `host_name` is the default id (read by the caller, so tests choose it).
+    pub fn validate(
+        raw: RawConfig,
+        path: Option<&Path>,
+        host_name: &str,
+    ) -> Result<Config, ConfigError> {
+        let d = DEFAULTS;
+        let mut p = Problems(Vec::new());
+        let id = raw
+            .id
+            .unwrap_or_else(|| host_name.split('.').next().unwrap_or_default().to_owned());
+        if let Err(e) = check_id(&id) {
+            p.0.push(e);
+        }
+        let master = raw.master.unwrap_or_else(|| d.master.into());
+        let master = if master.contains("://") {
+            master
+        } else {
+            format!("http://{master}")
+        };
+        if master
+            .parse::<http::Uri>()
+            .map(|u| u.host().is_none())
+            .unwrap_or(true)
+        {
+            p.0.push(format!(
+                "master = {master:?}: not a URL such as \"http://10.0.0.1:7440\""
+            ));
+        }
+        let health_listen = raw.health_listen.as_deref().unwrap_or(d.health_listen);
+        let health_listen = health_listen
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                p.0.push(format!(
+                    "health_listen = {health_listen:?}: not an address:port"
+                ))
+            })
+            .ok();
+        let advertise = match raw.advertise.as_deref() {
+            None | Some("") => None,
+            Some(a) => a
+                .parse::<IpAddr>()
+                .map_err(|_| p.0.push(format!("advertise = {a:?}: not an IP address")))
+                .ok(),
+        };
+        let report_interval = p.duration(
+            "report_interval",
+            raw.report_interval.as_deref().unwrap_or(d.report_interval),
+        );
+        if report_interval.is_some_and(|r| r < Duration::from_millis(200)) {
+            p.0.push(
+                "report_interval must be at least 200ms (CPU usage needs that between samples)"
+                    .into(),
+            );
+        }
+        let reconnect_min = p.duration(
+            "reconnect_min",
+            raw.reconnect_min.as_deref().unwrap_or(d.reconnect_min),
+        );
+        let reconnect_max = p.duration(
+            "reconnect_max",
+            raw.reconnect_max.as_deref().unwrap_or(d.reconnect_max),
+        );
+        if let (Some(lo), Some(hi)) = (reconnect_min, reconnect_max) {
+            if lo > hi || lo.is_zero() {
+                p.0.push(format!(
+                    "reconnect_min ({lo:?}) must be above zero and at most reconnect_max ({hi:?})"
+                ));
+            }
+        }
+        let roles = raw.roles.unwrap_or_default();
+        for r in &roles {
+            if check_id(r).is_err() {
+                p.0.push(format!(
+                    "role {r:?}: only letters, digits, '-', '_' and '.' are allowed"
+                ));
+            }
+        }
+        let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
+        match (health_listen, report_interval, reconnect_min, reconnect_max) {
+            (
+                Some(health_listen),
+                Some(report_interval),
+                Some(reconnect_min),
+                Some(reconnect_max),
+            ) if p.0.is_empty() => Ok(Config {
+                id,
+                master,
+                data_dir,
+                health_listen,
+                advertise,
+                report_interval,
+                roles,
+                grains: raw.grains.unwrap_or_default(),
+                reconnect_min,
+                reconnect_max,
+            }),
+            _ => Err(ConfigError::Invalid {
+                path: path.map(Path::to_owned),
+                problems: p.0,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Config::validate(raw, None, "box.example.com").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_the_host_name_as_id() {
+        let c = validate("").unwrap();
+        assert_eq!(c.id, "box");
+        assert_eq!(c.master, "http://127.0.0.1:7440");
+        assert_eq!(c.report_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_bare_master_address_gets_a_scheme() {
+        assert_eq!(
+            validate(r#"master = "10.0.0.1:7440""#).unwrap().master,
+            "http://10.0.0.1:7440"
+        );
+    }
+
+    #[test]
+    fn all_problems_at_once() {
+        let err = validate(
+            r#"id = "web 1"
+health_listen = "nope"
+report_interval = "10ms"
+roles = ["web", "bad role"]
+reconnect_min = "10s"
+reconnect_max = "1s""#,
+        )
+        .unwrap_err();
+        for want in [
+            "id \"web 1\" contains ' '",
+            "health_listen = \"nope\": not an address:port",
+            "report_interval must be at least 200ms",
+            "role \"bad role\"",
+            "reconnect_min (10s) must be above zero and at most reconnect_max (1s)",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn static_grains_keep_their_nesting() {
+        let c = validate("[grains]\ndatacenter = { name = \"ams1\", rack = 4 }\n").unwrap();
+        assert_eq!(c.grains["datacenter"]["rack"], 4);
+    }
+}

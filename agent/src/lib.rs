@@ -1,0 +1,128 @@
+//! The agent: runs on every node, tells the master what the node is and how
+//! loaded it is, and makes the node match the desired state it is given.
+//!
+//! # Layout
+//!
+//! - [`run`] — what `cluster-agent` and the tests call.
+//! - [`config`] — file → raw → validated configuration.
+//! - [`facts`] — grains, with Salt's names.
+//! - [`usage`] — CPU, load, memory, disks, network rates.
+//! - [`state`] — the desired state held in memory and cached on disk.
+//! - [`session`] — the stream with the master; reconnects with backoff.
+//! - [`health`] — the HTTP health endpoint load balancers probe.
+
+pub mod config;
+pub mod facts;
+pub mod health;
+pub mod session;
+pub mod state;
+pub mod usage;
+
+pub use config::Config;
+
+use state::{Cache, Desired, Shared};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("health server failed: {0}")]
+    Health(#[source] std::io::Error),
+}
+
+/// The address this node is reached on: the configured one, else the health
+/// listener's if it is specific, else the first non-loopback IPv4 grain.
+fn advertised(config: &Config, listen_ip: IpAddr, machine: &facts::Machine) -> IpAddr {
+    config
+        .advertise
+        .or((!listen_ip.is_unspecified()).then_some(listen_ip))
+        .or_else(|| {
+            machine
+                .addresses
+                .iter()
+                .find(|a| a.is_ipv4() && !a.is_loopback())
+                .copied()
+        })
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Serves health on `health` and keeps a session with the master until
+/// `shutdown` completes; then stops both, letting requests in flight finish.
+pub async fn run(
+    config: Config,
+    health: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let cache = Cache::new(&config.data_dir);
+    let initial = match cache.load() {
+        Ok(Some(d)) => {
+            tracing::info!(
+                generation = d.generation,
+                status = d.health_status(),
+                "serving the cached desired state until the master answers"
+            );
+            d
+        }
+        Ok(None) => Desired::initial(&config.id),
+        Err(e) => {
+            tracing::error!(error = %e, "ignoring the state cache; serving online until the master answers");
+            Desired::initial(&config.id)
+        }
+    };
+    let shared = Arc::new(Shared::new(initial));
+    let local = health.local_addr().map_err(RunError::Health)?;
+    let machine = facts::collect();
+    let address = advertised(&config, local.ip(), &machine);
+    let health_url = match address {
+        IpAddr::V4(a) => format!("http://{a}:{}/health", local.port()),
+        IpAddr::V6(a) => format!("http://[{a}]:{}/health", local.port()),
+    };
+    let grains = facts::grains(&config.id, &machine, &config.roles, &config.grains);
+    let ctx = Arc::new(session::Context {
+        master: config.master.clone(),
+        node_id: config.id.clone(),
+        roles: config.roles.clone(),
+        grains_json: serde_json::Value::Object(grains).to_string(),
+        health_url: health_url.clone(),
+        addresses: vec![address.to_string()],
+        report_interval: config.report_interval,
+        reconnect_min: config.reconnect_min,
+        reconnect_max: config.reconnect_max,
+        shared: shared.clone(),
+        cache,
+    });
+
+    let token = CancellationToken::new();
+    {
+        let token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
+    }
+    tracing::info!(id = %config.id, %health_url, master = %config.master, "agent ready");
+    let session = tokio::spawn(session::maintain(ctx, token.clone()));
+    let served = axum::serve(health, health::router(shared))
+        .with_graceful_shutdown({
+            let token = token.clone();
+            async move { token.cancelled().await }
+        })
+        .await;
+    token.cancel();
+    let _ = session.await;
+    served.map_err(RunError::Health)?;
+    tracing::info!("agent stopped");
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `cluster-agent`: parse flags and config, bind the health port, and hand
+//! over to `cluster_agent::run`.
+
+use anyhow::Context;
+use clap::Parser;
+use cluster_agent::config::{self, Config, RawConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The cluster agent: facts, usage, health, and the desired state.
+#[derive(Parser, Debug)]
+#[command(name = "cluster-agent", version)]
+struct Args {
+    /// Config file (TOML). Missing is fine at the default path.
+    #[arg(long, short, env = "CLUSTERCTL_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Node id [default: the host name].
+    #[arg(long, env = "CLUSTERCTL_ID")]
+    id: Option<String>,
+    /// The master's gRPC address [default: http://127.0.0.1:7440].
+    #[arg(long, env = "CLUSTERCTL_MASTER")]
+    master: Option<String>,
+    /// Where the desired state is cached [default: /var/lib/clusterctl/agent].
+    #[arg(long, env = "CLUSTERCTL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Health endpoint address [default: 0.0.0.0:7442].
+    #[arg(long, env = "CLUSTERCTL_HEALTH_LISTEN")]
+    health_listen: Option<String>,
+    /// Address others reach this node on [default: the health address if specific].
+    #[arg(long, env = "CLUSTERCTL_ADVERTISE")]
+    advertise: Option<String>,
+    /// Seconds between usage reports [default: 5s].
+    #[arg(long, env = "CLUSTERCTL_REPORT_INTERVAL")]
+    report_interval: Option<String>,
+    /// Roles of this node (repeat or comma-separate).
+    #[arg(long = "role", env = "CLUSTERCTL_ROLES", value_delimiter = ',')]
+    roles: Vec<String>,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/clusterctl/agent.toml";
+
+fn load(args: Args) -> anyhow::Result<Config> {
+    let (file, path) = match &args.config {
+        Some(p) => (config::read_file(p)?, Some(p.clone())),
+        None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+            let p = PathBuf::from(DEFAULT_CONFIG);
+            (config::read_file(&p)?, Some(p))
+        }
+        None => (RawConfig::default(), None),
+    };
+    let over = RawConfig {
+        id: args.id,
+        master: args.master,
+        data_dir: args.data_dir,
+        health_listen: args.health_listen,
+        advertise: args.advertise,
+        report_interval: args.report_interval,
+        roles: (!args.roles.is_empty()).then_some(args.roles),
+        ..RawConfig::default()
+    };
+    let host = sysinfo::System::host_name().unwrap_or_default();
+    Ok(Config::validate(file.merge(over), path.as_deref(), &host)?)
+}
+
+async fn main_inner() -> anyhow::Result<()> {
+    let config = load(Args::parse())?;
+    let health = tokio::net::TcpListener::bind(config.health_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for health checks on {}",
+                config.health_listen
+            )
+        })?;
+    cluster_agent::run(config, health, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
+        .init();
+    // Two workers are plenty for a session, a health server and a timer.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(main_inner()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cluster-agent: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

@@ -1,0 +1,52 @@
+//! Wire types ⇄ the agent's own types; the only agent module (with its
+//! parent) that names `cluster_proto` types.
+
+use crate::state::{Desired, Offline};
+use crate::usage::Usage;
+use cluster_proto as pb;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid message from the master: missing field `{0}`")]
+pub struct Missing(pub &'static str);
+
+pub fn desired(
+    generation: u64,
+    node: Option<pb::NodeSpec>,
+    field: &'static str,
+) -> Result<Desired, Missing> {
+    let node = node.ok_or(Missing(field))?;
+    Ok(Desired {
+        generation,
+        name: node.name,
+        offline: node.offline.map(|o| Offline {
+            reason: o.reason,
+            since_ms: o.since_ms,
+            by: o.by,
+        }),
+    })
+}
+
+pub fn usage(u: Usage) -> pb::Usage {
+    pb::Usage {
+        sampled_at_ms: u.sampled_at_ms,
+        cpu_percent: u.cpu_percent,
+        load1: u.load[0],
+        load5: u.load[1],
+        load15: u.load[2],
+        mem_total_bytes: u.mem_total_bytes,
+        mem_used_bytes: u.mem_used_bytes,
+        swap_total_bytes: u.swap_total_bytes,
+        swap_used_bytes: u.swap_used_bytes,
+        disks: u
+            .disks
+            .into_iter()
+            .map(|(mount, total_bytes, available_bytes)| pb::DiskUsage {
+                mount,
+                total_bytes,
+                available_bytes,
+            })
+            .collect(),
+        net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
+        net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+    }
+}

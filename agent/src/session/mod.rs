@@ -1,0 +1,235 @@
+//! The agent's session with the master: connect, say hello, apply the
+//! snapshot and deltas it sends, acknowledge each, report usage on a timer;
+//! on any failure, reconnect with exponential backoff and jitter, while the
+//! health endpoint keeps serving the last state (see `agent/LIFECYCLE.md`).
+//!
+//! - `convert` — wire types ⇄ the agent's own types.
+
+mod convert;
+
+use crate::state::{Cache, Desired, Shared};
+use crate::usage::Sampler;
+use cluster_proto as pb;
+use pb::agent_message::Msg as Out;
+use pb::master_message::Msg as In;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+/// What a session needs; kept across reconnects.
+pub struct Context {
+    pub master: String,
+    pub node_id: String,
+    pub roles: Vec<String>,
+    pub grains_json: String,
+    pub health_url: String,
+    pub addresses: Vec<String>,
+    pub report_interval: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub shared: Arc<Shared>,
+    pub cache: Cache,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("cannot reach the master at {master}: {source}")]
+    Connect {
+        master: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the master refused the session: {0}")]
+    Refused(tonic::Status),
+    #[error("the session broke: {0}")]
+    Broken(tonic::Status),
+    #[error("the master closed the session")]
+    Closed,
+    #[error(transparent)]
+    Invalid(#[from] convert::Missing),
+}
+
+/// The delay before reconnect attempt `attempt` (0-based): exponential from
+/// `min`, capped at `max`, with "equal jitter" (half fixed, half random) so
+/// a fleet that lost its master does not return in lockstep. `unit` is a
+/// random number in [0, 1).
+pub fn backoff(attempt: u32, min: Duration, max: Duration, unit: f64) -> Duration {
+    let exp = min.saturating_mul(1u32 << attempt.min(20)).min(max);
+    exp / 2 + exp.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Keeps a session open until `token` is cancelled.
+pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
+    let mut sampler = Sampler::new();
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        let mut got_state = false;
+        let result = once(&ctx, &mut sampler, &token, &mut got_state).await;
+        ctx.shared.set_connected(false);
+        if token.is_cancelled() {
+            return;
+        }
+        match result {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "session with the master ended"),
+        }
+        if got_state && started.elapsed() > Duration::from_secs(1) {
+            attempt = 0;
+        }
+        let delay = backoff(
+            attempt,
+            ctx.reconnect_min,
+            ctx.reconnect_max,
+            fastrand::f64(),
+        );
+        attempt = attempt.saturating_add(1);
+        tracing::debug!(?delay, attempt, "reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = token.cancelled() => return,
+        }
+    }
+}
+
+async fn once(
+    ctx: &Context,
+    sampler: &mut Sampler,
+    token: &CancellationToken,
+    got_state: &mut bool,
+) -> Result<(), SessionError> {
+    let connect = |source| SessionError::Connect {
+        master: ctx.master.clone(),
+        source,
+    };
+    let channel = Endpoint::from_shared(ctx.master.clone())
+        .map_err(connect)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .map_err(connect)?;
+    let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(16);
+    let hello = pb::AgentMessage {
+        msg: Some(Out::Hello(pb::Hello {
+            node_id: ctx.node_id.clone(),
+            grains_json: ctx.grains_json.clone(),
+            roles: ctx.roles.clone(),
+            health_url: ctx.health_url.clone(),
+            addresses: ctx.addresses.clone(),
+            cached_generation: ctx.shared.current().generation,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            report_interval_ms: ctx.report_interval.as_millis() as u32,
+        })),
+    };
+    tx.send(hello).await.map_err(|_| SessionError::Closed)?;
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(SessionError::Refused)?
+        .into_inner();
+    ctx.shared.set_connected(true);
+    tracing::info!(master = %ctx.master, "session open");
+
+    let mut report = tokio::time::interval(ctx.report_interval);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    report.tick().await; // the first tick is immediate; CPU needs time between samples
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            _ = report.tick() => {
+                let usage = convert::usage(sampler.sample(now_ms()));
+                if tx.send(pb::AgentMessage { msg: Some(Out::Usage(usage)) }).await.is_err() {
+                    return Err(SessionError::Closed);
+                }
+            }
+            msg = inbound.message() => {
+                let msg = msg.map_err(SessionError::Broken)?.ok_or(SessionError::Closed)?;
+                let reply = match msg.msg {
+                    Some(In::Snapshot(s)) => {
+                        *got_state = true;
+                        Some(apply(ctx, convert::desired(s.generation, s.node, "snapshot.node")?))
+                    }
+                    Some(In::Delta(d)) => {
+                        let have = ctx.shared.current().generation;
+                        if d.prev_generation != have {
+                            tracing::warn!(have, prev = d.prev_generation, "gap in deltas; asking for a snapshot");
+                            Some(Out::Resync(pb::ResyncRequest { have_generation: have }))
+                        } else {
+                            Some(apply(ctx, convert::desired(d.generation, d.node, "delta.node")?))
+                        }
+                    }
+                    None => None,
+                };
+                if let Some(reply) = reply {
+                    if tx.send(pb::AgentMessage { msg: Some(reply) }).await.is_err() {
+                        return Err(SessionError::Closed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Makes `desired` current: flips what the health endpoint answers, then
+/// caches it on disk, then returns the acknowledgement to send.
+fn apply(ctx: &Context, desired: Desired) -> Out {
+    let generation = desired.generation;
+    let status = desired.health_status();
+    let mut before = None;
+    let changed = ctx.shared.desired.send_if_modified(|cur| {
+        if *cur == desired {
+            return false;
+        }
+        before = Some(cur.health_status());
+        *cur = desired.clone();
+        true
+    });
+    if changed {
+        if before != Some(status) {
+            match &desired.offline {
+                Some(o) => {
+                    tracing::info!(generation, reason = %o.reason, by = %o.by, "drained: health now answers 503")
+                }
+                None => tracing::info!(generation, "in service: health now answers 200"),
+            }
+        }
+        if let Err(e) = ctx.cache.store(&desired) {
+            tracing::error!(error = %e, "cannot cache the desired state; a restart without the master would lose it");
+        }
+    }
+    Out::Ack(pb::Ack {
+        generation,
+        health_status: status.into(),
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_then_caps_and_jitters_within_half() {
+        let ms = Duration::from_millis;
+        let (min, max) = (ms(100), ms(5000));
+        assert_eq!(backoff(0, min, max, 0.0), ms(50));
+        assert_eq!(backoff(0, min, max, 1.0), ms(100));
+        assert_eq!(backoff(3, min, max, 0.0), ms(400));
+        assert_eq!(backoff(10, min, max, 0.0), ms(2500));
+        assert_eq!(backoff(10, min, max, 1.0), ms(5000));
+        assert_eq!(backoff(u32::MAX, min, max, 0.5), ms(3750));
+    }
+}

@@ -1,0 +1,178 @@
+//! The desired state the agent holds, shared between the session (which
+//! replaces it) and the health server (which reads it), and its on-disk cache.
+//!
+//! The cache lets an agent that lost its master — or restarted while the
+//! master was away — keep serving the last state it was given. It is written
+//! atomically (temp file, fsync, rename, fsync of the directory), so a crash
+//! leaves either the old or the new state, never half of one.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// 0 until the master has said anything.
+    pub generation: u64,
+    /// The name the master assigned.
+    pub name: String,
+    pub offline: Option<Offline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offline {
+    pub reason: String,
+    pub since_ms: u64,
+    pub by: String,
+}
+
+impl Desired {
+    /// Before the master has spoken: known by its id, in service.
+    pub fn initial(id: &str) -> Desired {
+        Desired {
+            generation: 0,
+            name: id.to_owned(),
+            offline: None,
+        }
+    }
+
+    pub fn health_status(&self) -> &'static str {
+        if self.offline.is_some() {
+            "offline"
+        } else {
+            "online"
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot write the state cache {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the state cache {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state cache {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// The file the last desired state is kept in.
+pub struct Cache {
+    path: PathBuf,
+}
+
+impl Cache {
+    pub fn new(data_dir: &Path) -> Cache {
+        Cache {
+            path: data_dir.join("desired.json"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `Ok(None)` when there is no cache yet.
+    pub fn load(&self) -> Result<Option<Desired>, CacheError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CacheError::Corrupt {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CacheError::Read {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    pub fn store(&self, desired: &Desired) -> Result<(), CacheError> {
+        let err = |source| CacheError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        tmp.write_all(&serde_json::to_vec_pretty(desired).expect("serialisable"))
+            .map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// What the session and the health server share.
+pub struct Shared {
+    pub desired: watch::Sender<Desired>,
+    /// Whether a session with the master is open now.
+    pub connected: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(desired: Desired) -> Shared {
+        Shared {
+            desired: watch::Sender::new(desired),
+            connected: AtomicBool::new(false),
+        }
+    }
+
+    pub fn current(&self) -> Desired {
+        self.desired.borrow().clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn set_connected(&self, yes: bool) {
+        self.connected.store(yes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_round_trips_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&dir.path().join("sub"));
+        assert_eq!(cache.load().unwrap(), None);
+        let d = Desired {
+            generation: 4,
+            name: "web-1".into(),
+            offline: Some(Offline {
+                reason: "deploy".into(),
+                since_ms: 9,
+                by: "alice".into(),
+            }),
+        };
+        cache.store(&d).unwrap();
+        assert_eq!(cache.load().unwrap(), Some(d));
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        std::fs::write(cache.path(), "{not json").unwrap();
+        let err = cache.load().unwrap_err().to_string();
+        assert!(err.contains("desired.json is corrupt"), "{err}");
+    }
+}

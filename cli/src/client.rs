@@ -1,0 +1,244 @@
+//! The CLI's gRPC edge: connects to the master, builds requests, and turns
+//! answers into the CLI's own view types. The only CLI module that names
+//! `cluster_proto` types.
+
+use crate::Failure;
+use cluster_proto as pb;
+use serde::Serialize;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+pub struct Client {
+    control: pb::control_client::ControlClient<Channel>,
+}
+
+impl Client {
+    pub async fn connect(master: &str, origin: &str) -> Result<Client, Failure> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            Failure::unreachable(format!(
+                "cannot reach the master at {master} (from {origin}): {e}\n\
+                 hint: is it running? `clusterctl dev` starts one locally; --master picks another"
+            ))
+        };
+        let channel = Endpoint::from_shared(master.to_owned())
+            .map_err(|e| Failure::bad_input(format!("invalid master address {master:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| unreachable(&source_chain(&e)))?;
+        Ok(Client {
+            control: pb::control_client::ControlClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024),
+        })
+    }
+
+    pub async fn nodes(&mut self, names: &[String]) -> Result<Vec<NodeView>, Failure> {
+        let resp = self
+            .control
+            .list_nodes(pb::ListNodesRequest {
+                names: names.to_vec(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.nodes.into_iter().map(NodeView::from).collect())
+    }
+
+    pub async fn set_offline(
+        &mut self,
+        names: &[String],
+        offline: bool,
+        reason: &str,
+        by: &str,
+        wait: Option<Duration>,
+    ) -> Result<Vec<NodeResult>, Failure> {
+        let req = pb::SetOfflineRequest {
+            names: names.to_vec(),
+            offline,
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+            wait: wait.is_some(),
+            timeout_ms: wait.map(|d| d.as_millis() as u64).unwrap_or(0),
+        };
+        let mut request = tonic::Request::new(req);
+        if let Some(w) = wait {
+            // Leave the master room to answer with per-node results.
+            request.set_timeout(w + Duration::from_secs(10));
+        }
+        let resp = self
+            .control
+            .set_offline(request)
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| NodeResult {
+                status: match pb::ApplyStatus::try_from(r.status) {
+                    Ok(pb::ApplyStatus::Acknowledged) => "acknowledged",
+                    Ok(pb::ApplyStatus::Stored) => "stored",
+                    Ok(pb::ApplyStatus::TimedOut) => "timed out",
+                    Ok(pb::ApplyStatus::NotConnected) => "not connected",
+                    Ok(pb::ApplyStatus::Unchanged) => "unchanged",
+                    _ => "unknown",
+                },
+                name: r.name,
+                detail: r.detail,
+            })
+            .collect())
+    }
+
+    pub async fn events(
+        &mut self,
+        node: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventView>, Failure> {
+        let resp = self
+            .control
+            .list_events(pb::ListEventsRequest {
+                after_seq: 0,
+                limit,
+                node: node.unwrap_or_default().to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp
+            .events
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq,
+                time: rfc3339(e.time_ms),
+                kind: e.kind,
+                node: e.node,
+                by: e.by,
+                detail: e.detail,
+            })
+            .collect())
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A node as clusterctl shows it (`-o json` prints exactly this).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub id: String,
+    /// online, drained or down.
+    pub state: &'static str,
+    pub roles: Vec<String>,
+    pub addresses: Vec<String>,
+    pub health_url: String,
+    pub connected: bool,
+    pub last_seen: String,
+    pub last_seen_ms: u64,
+    pub offline: Option<OfflineView>,
+    pub usage: Option<UsageView>,
+    pub grains: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OfflineView {
+    pub reason: String,
+    pub since: String,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageView {
+    pub cpu_percent: f64,
+    pub load: [f64; 3],
+    pub mem_total_bytes: u64,
+    pub mem_used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub disks: Vec<DiskView>,
+    pub net_rx_bytes_per_sec: u64,
+    pub net_tx_bytes_per_sec: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskView {
+    pub mount: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+impl From<pb::NodeInfo> for NodeView {
+    fn from(n: pb::NodeInfo) -> Self {
+        NodeView {
+            state: match pb::NodeState::try_from(n.state) {
+                Ok(pb::NodeState::Online) => "online",
+                Ok(pb::NodeState::Drained) => "drained",
+                Ok(pb::NodeState::Down) => "down",
+                _ => "unknown",
+            },
+            name: n.name,
+            id: n.id,
+            roles: n.roles,
+            addresses: n.addresses,
+            health_url: n.health_url,
+            connected: n.connected,
+            last_seen: rfc3339(n.last_seen_ms),
+            last_seen_ms: n.last_seen_ms,
+            offline: n.offline.map(|o| OfflineView {
+                reason: o.reason,
+                since: rfc3339(o.since_ms),
+                by: o.by,
+            }),
+            usage: n.usage.map(|u| UsageView {
+                cpu_percent: u.cpu_percent,
+                load: [u.load1, u.load5, u.load15],
+                mem_total_bytes: u.mem_total_bytes,
+                mem_used_bytes: u.mem_used_bytes,
+                swap_total_bytes: u.swap_total_bytes,
+                swap_used_bytes: u.swap_used_bytes,
+                disks: u
+                    .disks
+                    .into_iter()
+                    .map(|d| DiskView {
+                        mount: d.mount,
+                        total_bytes: d.total_bytes,
+                        available_bytes: d.available_bytes,
+                    })
+                    .collect(),
+                net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
+                net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+            }),
+            grains: serde_json::from_str(&n.grains_json).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    pub name: String,
+    pub status: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub seq: u64,
+    pub time: String,
+    pub kind: String,
+    pub node: String,
+    pub by: String,
+    pub detail: String,
+}

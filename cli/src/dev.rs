@@ -1,0 +1,189 @@
+//! `clusterctl dev`: an embedded master (store in a temporary directory) and
+//! a few agents on 127.0.0.2, 127.0.0.3, … in this one process, like
+//! `consul agent -dev`. Writes a `dev` context and makes it current, so
+//! `clusterctl nodes` in another terminal just works. Ctrl-C stops it all.
+
+use crate::args::DevArgs;
+use crate::context::{self, Context};
+use crate::{Env, Failure};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const ROLES: [&str; 3] = ["web", "web", "db"];
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "\nhint: another `clusterctl dev` or master may be running; pass a different port, or 0 for any free one"
+        } else {
+            ""
+        };
+        Failure::bad_input(format!("cannot listen for {what} on {addr}: {e}{hint}"))
+    })
+}
+
+pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), Failure> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,cluster_master=info,cluster_agent=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
+        .with_target(false)
+        .try_init();
+    let io = |e: std::io::Error| Failure::partial(format!("cannot set up the dev cluster: {e}"));
+    let dir = tempfile::Builder::new()
+        .prefix("clusterctl-dev-")
+        .tempdir()
+        .map_err(io)?;
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let grpc = bind((loopback, args.port).into(), "the master (gRPC)").await?;
+    let http = bind((loopback, args.http_port).into(), "the master (HTTP)").await?;
+    let master_addr = grpc.local_addr().map_err(io)?;
+    let http_addr = http.local_addr().map_err(io)?;
+    let master_url = format!("http://{master_addr}");
+    let mut healths = Vec::new();
+    for i in 0..args.agents {
+        let ip = IpAddr::from([127, 0, 0, 2 + i]);
+        healths.push(bind((ip, args.health_port).into(), "an agent's health checks").await?);
+    }
+
+    let token = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let master_config = cluster_master::Config {
+        listen: master_addr,
+        http_listen: Some(http_addr),
+        data_dir: dir.path().join("master"),
+        down_after: Duration::from_secs(6),
+    };
+    let stop = token.clone();
+    tasks.push(tokio::spawn(async move {
+        let listeners = cluster_master::Listeners {
+            grpc,
+            http: Some(http),
+        };
+        if let Err(e) =
+            cluster_master::run(
+                listeners,
+                master_config,
+                async move { stop.cancelled().await },
+            )
+            .await
+        {
+            tracing::error!(error = %e, "master failed");
+        }
+    }));
+    let mut nodes = Vec::new();
+    for (i, health) in healths.into_iter().enumerate() {
+        let id = format!("node{}", i + 1);
+        let role = ROLES[i % ROLES.len()].to_owned();
+        let addr = health.local_addr().map_err(io)?;
+        let mut grains = serde_json::Map::new();
+        grains.insert("environment".into(), "dev".into());
+        let config = cluster_agent::Config {
+            id: id.clone(),
+            master: master_url.clone(),
+            data_dir: dir.path().join(&id),
+            health_listen: addr,
+            advertise: Some(addr.ip()),
+            report_interval: Duration::from_secs(2),
+            roles: vec![role.clone()],
+            grains,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(2),
+        };
+        nodes.push((id, format!("http://{addr}/health"), role));
+        let stop = token.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                cluster_agent::run(config, health, async move { stop.cancelled().await }).await
+            {
+                tracing::error!(error = %e, "agent failed");
+            }
+        }));
+    }
+
+    wait_until_registered(&master_url, nodes.len()).await?;
+    let config_path = context::path(env);
+    context::set_current(
+        &config_path,
+        "dev",
+        Context {
+            master: master_url.clone(),
+        },
+    )?;
+
+    let mut banner = format!(
+        "clusterctl dev: a master and {} agents are running. Ctrl-C stops them.\n\n\
+         \x20 master  {master_url}  (HTTP: http://{http_addr}/metrics)\n",
+        nodes.len()
+    );
+    for (id, url, role) in &nodes {
+        banner.push_str(&format!("  {id:<6}  {url}  (role {role})\n"));
+    }
+    let (first, first_url, _) = &nodes[0];
+    banner.push_str(&format!(
+        "\nContext \"dev\" written to {} and made current.\n\n\
+         Try, in another terminal:\n\
+         \x20 clusterctl nodes\n\
+         \x20 clusterctl drain {first} --reason deploy --wait\n\
+         \x20 curl -i {first_url}\n\
+         \x20 clusterctl undrain {first} --wait\n\
+         \x20 clusterctl events\n\n",
+        config_path.display()
+    ));
+    crate::commands::write_out(out, &banner)?;
+
+    shutdown_signal().await;
+    crate::commands::write_out(out, "stopping the dev cluster…\n")?;
+    token.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    crate::commands::write_out(out, "stopped.\n")?;
+    Ok(())
+}
+
+async fn wait_until_registered(master: &str, want: usize) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(mut client) = crate::client::Client::connect(master, "clusterctl dev").await {
+            if let Ok(nodes) = client.nodes(&[]).await {
+                if nodes.iter().filter(|n| n.connected).count() >= want {
+                    return Ok(());
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Failure::partial(format!(
+                "the dev agents did not all register with the master at {master} within 15s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

@@ -1,0 +1,253 @@
+//! Turning the CLI's view types into text: tables for people, JSON for
+//! scripts. Pure functions of their inputs (the clock is an argument).
+
+use crate::client::{EventView, NodeResult, NodeView};
+use comfy_table::{Table, presets};
+use serde_json::Value;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
+    t
+}
+
+/// "3s ago", "5m ago", "2h ago", "4d ago"; "never" for 0.
+pub fn ago(now_ms: u64, then_ms: u64) -> String {
+    if then_ms == 0 {
+        return "never".into();
+    }
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    let m = bytes / (1024 * 1024);
+    if m >= 10 * 1024 {
+        format!("{:.1}G", m as f64 / 1024.0)
+    } else {
+        format!("{m}M")
+    }
+}
+
+pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
+    let mut t = table(&[
+        "NAME",
+        "ID",
+        "ROLES",
+        "STATE",
+        "ADDRESS",
+        "CPU",
+        "MEMORY",
+        "LAST SEEN",
+        "REASON",
+    ]);
+    for n in nodes {
+        let (cpu, mem) = match &n.usage {
+            Some(u) => (
+                format!("{:.0}%", u.cpu_percent),
+                format!("{}/{}", mib(u.mem_used_bytes), mib(u.mem_total_bytes)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        t.add_row(vec![
+            n.name.clone(),
+            n.id.clone(),
+            if n.roles.is_empty() {
+                "-".into()
+            } else {
+                n.roles.join(",")
+            },
+            n.state.to_owned(),
+            n.addresses.first().cloned().unwrap_or_else(|| "-".into()),
+            cpu,
+            mem,
+            ago(now_ms, n.last_seen_ms),
+            n.offline
+                .as_ref()
+                .map(|o| o.reason.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn events_table(events: &[EventView]) -> String {
+    let mut t = table(&["TIME", "KIND", "NODE", "BY", "DETAIL"]);
+    for e in events {
+        t.add_row(vec![
+            e.time.clone(),
+            e.kind.clone(),
+            e.node.clone(),
+            e.by.clone(),
+            e.detail.clone(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn results_lines(verb: &str, results: &[NodeResult]) -> String {
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in results {
+        let what = match r.status {
+            "acknowledged" => format!("{verb} (acknowledged by the agent)"),
+            "stored" => verb.to_owned(),
+            "unchanged" => format!("already {verb}"),
+            other => format!("{verb}, but {other}"),
+        };
+        out.push_str(&format!("{:width$}  {what}", r.name));
+        if !r.detail.is_empty() {
+            out.push_str(&format!(" — {}", r.detail));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Grains as indented `key: value` lines, sorted, nested objects indented.
+pub fn grains_text(value: &Value) -> String {
+    fn walk(v: &Value, indent: usize, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<_> = map.keys().collect();
+                keys.sort();
+                for k in keys {
+                    let child = &map[k];
+                    match child {
+                        Value::Object(_) | Value::Array(_) if !is_empty(child) => {
+                            out.push_str(&format!("{:indent$}{k}:\n", ""));
+                            walk(child, indent + 4, out);
+                        }
+                        _ => out.push_str(&format!("{:indent$}{k}: {}\n", "", scalar(child))),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::Object(_) | Value::Array(_) => {
+                            out.push_str(&format!("{:indent$}-\n", ""));
+                            walk(item, indent + 4, out);
+                        }
+                        _ => out.push_str(&format!("{:indent$}- {}\n", "", scalar(item))),
+                    }
+                }
+            }
+            other => out.push_str(&format!("{:indent$}{}\n", "", scalar(other))),
+        }
+    }
+    fn is_empty(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        }
+    }
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Object(_) => "{}".into(),
+            Value::Array(_) => "[]".into(),
+            other => other.to_string(),
+        }
+    }
+    let mut out = String::new();
+    walk(value, 0, &mut out);
+    out
+}
+
+/// Looks up `a:b:c` in nested objects; a key that holds the rest literally
+/// (`url:http://x`) is tried before splitting further.
+pub fn grain_at<'v>(grains: &'v Value, key: &str) -> Option<&'v Value> {
+    if let Some(v) = grains.get(key) {
+        return Some(v);
+    }
+    let mut parts = key.splitn(2, ':');
+    let head = parts.next()?;
+    let rest = parts.next()?;
+    grain_at(grains.get(head)?, rest)
+}
+
+fn trim_lines(s: &str) -> String {
+    let mut out: String = s
+        .lines()
+        .map(|l| l.trim_end().trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::OfflineView;
+    use serde_json::json;
+
+    fn node(name: &str, state: &'static str) -> NodeView {
+        NodeView {
+            name: name.into(),
+            id: name.into(),
+            state,
+            roles: vec!["web".into()],
+            addresses: vec!["127.0.0.2".into()],
+            health_url: String::new(),
+            connected: true,
+            last_seen: String::new(),
+            last_seen_ms: 1_000,
+            offline: (state == "drained").then(|| OfflineView {
+                reason: "deploy".into(),
+                since: String::new(),
+                by: "alice".into(),
+            }),
+            usage: None,
+            grains: json!({}),
+        }
+    }
+
+    #[test]
+    fn the_nodes_table_has_one_aligned_row_per_node() {
+        let text = nodes_table(&[node("web-1", "online"), node("web-2", "drained")], 4_000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("NAME"));
+        assert!(
+            lines[2].contains("drained") && lines[2].ends_with("deploy"),
+            "{text}"
+        );
+        assert!(lines[1].contains("3s ago"));
+    }
+
+    #[test]
+    fn ago_reads_like_a_person_would_say_it() {
+        assert_eq!(ago(0, 0), "never");
+        assert_eq!(ago(61_000, 1_000), "1m ago");
+        assert_eq!(ago(7_201_000, 1_000), "2h ago");
+    }
+
+    #[test]
+    fn nested_grain_keys() {
+        let g = json!({"os": "Debian", "dc": {"rack": 4}, "url:x": 1, "url": "http://h:8080"});
+        assert_eq!(grain_at(&g, "os"), Some(&json!("Debian")));
+        assert_eq!(grain_at(&g, "dc:rack"), Some(&json!(4)));
+        assert_eq!(grain_at(&g, "url:x"), Some(&json!(1)));
+        assert_eq!(grain_at(&g, "dc:row"), None);
+        assert_eq!(grain_at(&g, "os:family"), None);
+    }
+
+    #[test]
+    fn grains_text_is_sorted_and_indented() {
+        let g = json!({"b": [1, 2], "a": "x", "c": {"d": true}});
+        assert_eq!(
+            grains_text(&g),
+            "a: x\nb:\n    - 1\n    - 2\nc:\n    d: true\n"
+        );
+    }
+}

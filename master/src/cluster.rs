@@ -1,0 +1,530 @@
+//! The cluster as the master holds it: nodes, the generation counter, open
+//! agent sessions and their acknowledgements.
+//!
+//! Reads take a short in-memory lock. Writes are serialised by a second,
+//! async lock held across the store write: compute the change from the
+//! current state, make it durable, then publish it to memory and wake the
+//! sessions it concerns. A failed store write therefore changes nothing.
+//!
+//! Sessions are woken level-triggered: each holds a `watch` of its node's
+//! spec generation and, when woken, reads the node's *current* spec. Rapid
+//! changes coalesce and none is lost. See `grpc/LIFECYCLE.md`.
+
+use crate::model::{
+    Applied, Event, EventKind, Grains, Node, NodeSpec, NodeState, OfflineFlag, Usage, now_ms,
+};
+use crate::store::{EventQuery, Store, StoreError, Write};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What an agent says about itself when its session opens.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    pub node_id: String,
+    pub grains: Grains,
+    pub roles: Vec<String>,
+    pub addresses: Vec<String>,
+    pub health_url: String,
+}
+
+/// An open session's handle on the cluster.
+pub struct SessionHandle {
+    pub node_id: String,
+    pub session_id: u64,
+    /// Fires when the node's spec generation moves; closes when another
+    /// session for the same node replaces this one.
+    pub spec_changed: watch::Receiver<u64>,
+}
+
+/// Per-node outcome of waiting for agents to apply a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyStatus {
+    Stored,
+    Acknowledged,
+    TimedOut,
+    NotConnected,
+    Unchanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeChange {
+    pub id: String,
+    pub name: String,
+    pub changed: bool,
+    pub spec_generation: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no node names given")]
+    NoNames,
+    #[error("empty node name at position {position}")]
+    EmptyName { position: usize },
+    #[error("unknown node{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    UnknownNodes(Vec<String>),
+    #[error("name {name:?} already belongs to node {owner:?}")]
+    NameTaken { name: String, owner: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Session {
+    id: u64,
+    spec_tx: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    nodes: HashMap<String, Node>,
+    /// name → id
+    names: HashMap<String, String>,
+    generation: u64,
+    next_event_seq: u64,
+    sessions: HashMap<String, Session>,
+    next_session_id: u64,
+    /// Nodes the event log last recorded as down.
+    down: HashSet<String>,
+}
+
+impl State {
+    fn resolve(&self, names: &[String]) -> Result<Vec<String>, ClusterError> {
+        if names.is_empty() {
+            return Err(ClusterError::NoNames);
+        }
+        let mut ids = Vec::with_capacity(names.len());
+        let mut unknown = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(ClusterError::EmptyName { position: i + 1 });
+            }
+            match self.names.get(name) {
+                Some(id) => ids.push(id.clone()),
+                None if self.nodes.contains_key(name) => ids.push(name.to_owned()),
+                None => unknown.push(name.to_owned()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(ClusterError::UnknownNodes(unknown));
+        }
+        let mut seen = HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        Ok(ids)
+    }
+
+    fn event(&mut self, kind: EventKind, node: &str, by: &str, detail: String) -> Event {
+        let seq = self.next_event_seq;
+        self.next_event_seq += 1;
+        Event {
+            seq,
+            time_ms: now_ms(),
+            kind,
+            node: node.to_owned(),
+            by: by.to_owned(),
+            detail,
+        }
+    }
+
+    fn notify(&self, id: &str, spec_generation: u64) {
+        if let Some(s) = self.sessions.get(id) {
+            s.spec_tx.send_replace(spec_generation);
+        }
+    }
+}
+
+pub struct Cluster {
+    store: Arc<dyn Store>,
+    state: Mutex<State>,
+    /// Serialises writes: held from reading the state until the change is
+    /// durable and published.
+    writer: tokio::sync::Mutex<()>,
+    /// Bumped on every acknowledgement, connect and disconnect, so waiters
+    /// re-check their condition.
+    acks: watch::Sender<u64>,
+    down_after_ms: u64,
+}
+
+impl Cluster {
+    pub fn open(store: Arc<dyn Store>, down_after: Duration) -> Result<Cluster, StoreError> {
+        let loaded = store.load()?;
+        let down_after_ms = down_after.as_millis() as u64;
+        let now = now_ms();
+        let mut state = State {
+            generation: loaded.generation,
+            next_event_seq: loaded.next_event_seq,
+            ..State::default()
+        };
+        for node in loaded.nodes {
+            if node.state(now, down_after_ms) == NodeState::Down {
+                state.down.insert(node.id.clone());
+            }
+            state.names.insert(node.name.clone(), node.id.clone());
+            state.nodes.insert(node.id.clone(), node);
+        }
+        Ok(Cluster {
+            store,
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            acks: watch::Sender::new(0),
+            down_after_ms,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock is a bug; the data is still whole
+        // because every mutation is a handful of assignments.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn persist(&self, write: Write) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(&write))
+            .await
+            .expect("store writes do not panic")
+    }
+
+    pub fn down_after(&self) -> Duration {
+        Duration::from_millis(self.down_after_ms)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
+    /// Registers or refreshes the node and opens a session for it, replacing
+    /// any older session of the same node.
+    pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
+        let _w = self.writer.lock().await;
+        let now = now_ms();
+        let (node, event) = {
+            let mut st = self.state();
+            match st.nodes.get(&hello.node_id) {
+                Some(existing) => {
+                    let mut node = existing.clone();
+                    node.roles = hello.roles;
+                    node.addresses = hello.addresses;
+                    node.health_url = hello.health_url;
+                    node.grains = hello.grains;
+                    node.last_seen_ms = now;
+                    (node, None)
+                }
+                None => {
+                    let name = hello.node_id.clone();
+                    if let Some(owner) = st.names.get(&name) {
+                        return Err(ClusterError::NameTaken {
+                            name,
+                            owner: owner.clone(),
+                        });
+                    }
+                    let node = Node {
+                        id: hello.node_id.clone(),
+                        name: name.clone(),
+                        roles: hello.roles,
+                        addresses: hello.addresses,
+                        health_url: hello.health_url,
+                        grains: hello.grains,
+                        offline: None,
+                        spec_generation: 0,
+                        registered_ms: now,
+                        last_seen_ms: now,
+                        usage: None,
+                        applied: Applied::default(),
+                        connected: false,
+                    };
+                    let event = st.event(EventKind::Registered, &name, &node.id, String::new());
+                    (node, Some(event))
+                }
+            }
+        };
+        self.persist(Write {
+            nodes: vec![node.clone()],
+            events: event.into_iter().collect(),
+            generation: None,
+        })
+        .await?;
+
+        let mut st = self.state();
+        let session_id = st.next_session_id;
+        st.next_session_id += 1;
+        let mut node = node;
+        node.connected = true;
+        node.applied = Applied::default();
+        if let Some(old) = st.nodes.get(&node.id) {
+            node.usage = old.usage.clone();
+        }
+        let (spec_tx, spec_changed) = watch::channel(node.spec_generation);
+        st.names.insert(node.name.clone(), node.id.clone());
+        st.sessions.insert(
+            node.id.clone(),
+            Session {
+                id: session_id,
+                spec_tx,
+            },
+        );
+        let node_id = node.id.clone();
+        st.nodes.insert(node.id.clone(), node);
+        drop(st);
+        self.acks.send_modify(|n| *n += 1);
+        Ok(SessionHandle {
+            node_id,
+            session_id,
+            spec_changed,
+        })
+    }
+
+    /// The generation to stamp on a snapshot and the node's current spec.
+    pub fn snapshot(&self, id: &str) -> Option<(u64, NodeSpec)> {
+        let st = self.state();
+        st.nodes.get(id).map(|n| (st.generation, n.spec()))
+    }
+
+    /// The node's spec and the generation at which it last changed.
+    pub fn spec(&self, id: &str) -> Option<(u64, NodeSpec)> {
+        self.state()
+            .nodes
+            .get(id)
+            .map(|n| (n.spec_generation, n.spec()))
+    }
+
+    fn with_session(&self, id: &str, session_id: u64, f: impl FnOnce(&mut Node)) -> bool {
+        let mut st = self.state();
+        if st.sessions.get(id).map(|s| s.id) != Some(session_id) {
+            return false;
+        }
+        match st.nodes.get_mut(id) {
+            Some(node) => {
+                node.last_seen_ms = now_ms();
+                f(node);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn report_usage(&self, h: &SessionHandle, usage: Usage) {
+        self.with_session(&h.node_id, h.session_id, |n| n.usage = Some(usage));
+    }
+
+    pub fn acknowledge(&self, h: &SessionHandle, generation: u64, health_status: String) {
+        let applied = self.with_session(&h.node_id, h.session_id, |n| {
+            n.applied = Applied {
+                generation,
+                health_status,
+            }
+        });
+        if applied {
+            self.acks.send_modify(|n| *n += 1);
+        }
+    }
+
+    pub fn disconnect(&self, h: &SessionHandle) {
+        let mut st = self.state();
+        if st.sessions.get(&h.node_id).map(|s| s.id) != Some(h.session_id) {
+            return; // already replaced by a newer session
+        }
+        st.sessions.remove(&h.node_id);
+        if let Some(node) = st.nodes.get_mut(&h.node_id) {
+            node.connected = false;
+        }
+        drop(st);
+        self.acks.send_modify(|n| *n += 1);
+    }
+
+    /// Nodes by name or id (every node when `names` is empty), sorted by
+    /// name, each with its derived state.
+    pub fn nodes(&self, names: &[String]) -> Result<Vec<(Node, NodeState)>, ClusterError> {
+        let st = self.state();
+        let now = now_ms();
+        let mut out: Vec<_> = if names.is_empty() {
+            st.nodes.values().cloned().collect()
+        } else {
+            st.resolve(names)?
+                .iter()
+                .map(|id| st.nodes[id].clone())
+                .collect()
+        };
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out
+            .into_iter()
+            .map(|n| {
+                let s = n.state(now, self.down_after_ms);
+                (n, s)
+            })
+            .collect())
+    }
+
+    /// Takes nodes out of service (`reason: Some`) or puts them back
+    /// (`None`). All or nothing: an unknown name changes nothing.
+    pub async fn set_offline(
+        &self,
+        names: &[String],
+        reason: Option<String>,
+        by: &str,
+    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        let _w = self.writer.lock().await;
+        let now = now_ms();
+        let (write, changes) = {
+            let mut st = self.state();
+            let ids = st.resolve(names)?;
+            let generation = st.generation + 1;
+            let mut write = Write::default();
+            let mut changes = Vec::new();
+            for id in ids {
+                let node = &st.nodes[&id];
+                let wanted = reason.as_ref().map(|r| OfflineFlag {
+                    reason: r.clone(),
+                    since_ms: now,
+                    by: by.to_owned(),
+                });
+                let changed = match (&node.offline, &wanted) {
+                    (None, None) => false,
+                    (Some(old), Some(new)) => old.reason != new.reason,
+                    _ => true,
+                };
+                let mut change = NodeChange {
+                    id: id.clone(),
+                    name: node.name.clone(),
+                    changed,
+                    spec_generation: node.spec_generation,
+                };
+                if changed {
+                    let mut node = node.clone();
+                    node.offline = wanted;
+                    node.spec_generation = generation;
+                    change.spec_generation = generation;
+                    let (kind, detail) = match &reason {
+                        Some(r) => (EventKind::Drain, r.clone()),
+                        None => (EventKind::Undrain, String::new()),
+                    };
+                    let name = node.name.clone();
+                    write.nodes.push(node);
+                    let event = st.event(kind, &name, by, detail);
+                    write.events.push(event);
+                }
+                changes.push(change);
+            }
+            if !write.nodes.is_empty() {
+                write.generation = Some(generation);
+            }
+            (write, changes)
+        };
+        let generation = write.generation;
+        if let Err(e) = self.persist(write.clone()).await {
+            // Give back the event numbers this attempt took.
+            self.state().next_event_seq -= write.events.len() as u64;
+            return Err(e.into());
+        }
+        let mut st = self.state();
+        for node in write.nodes {
+            let id = node.id.clone();
+            let spec_generation = node.spec_generation;
+            if let Some(live) = st.nodes.get_mut(&id) {
+                live.offline = node.offline;
+                live.spec_generation = spec_generation;
+            }
+            st.notify(&id, spec_generation);
+        }
+        if let Some(g) = generation {
+            st.generation = g;
+        }
+        Ok((st.generation, changes))
+    }
+
+    /// Waits until every node in `targets` has acknowledged at least its
+    /// spec generation, or `timeout` passes. Nodes without a session are
+    /// reported at once as not connected.
+    pub async fn wait_applied(
+        &self,
+        targets: &[(String, u64)],
+        timeout: Duration,
+    ) -> Vec<ApplyStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.acks.subscribe();
+        loop {
+            let statuses: Vec<Option<ApplyStatus>> = {
+                let st = self.state();
+                targets
+                    .iter()
+                    .map(|(id, generation)| match st.nodes.get(id) {
+                        Some(n) if !n.connected => Some(ApplyStatus::NotConnected),
+                        Some(n) if n.applied.generation >= *generation => {
+                            Some(ApplyStatus::Acknowledged)
+                        }
+                        Some(_) => None,
+                        None => Some(ApplyStatus::NotConnected),
+                    })
+                    .collect()
+            };
+            if statuses.iter().all(Option::is_some) {
+                return statuses.into_iter().flatten().collect();
+            }
+            let timed_out = tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err();
+            if timed_out {
+                return statuses
+                    .into_iter()
+                    .map(|s| s.unwrap_or(ApplyStatus::TimedOut))
+                    .collect();
+            }
+        }
+    }
+
+    pub fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        self.store.events(query)
+    }
+
+    /// Records in the event log the nodes that went down or came back since
+    /// the last sweep. Run periodically by the liveness task.
+    pub async fn sweep_liveness(&self) -> Result<Vec<Event>, StoreError> {
+        let _w = self.writer.lock().await;
+        let now = now_ms();
+        let (write, went_down, came_up) = {
+            let mut st = self.state();
+            let mut went_down = Vec::new();
+            let mut came_up = Vec::new();
+            for node in st.nodes.values() {
+                let is_down = node.state(now, self.down_after_ms) == NodeState::Down;
+                match (is_down, st.down.contains(&node.id)) {
+                    (true, false) => went_down.push((node.id.clone(), node.clone())),
+                    (false, true) => came_up.push((node.id.clone(), node.clone())),
+                    _ => {}
+                }
+            }
+            let mut write = Write::default();
+            for (_, node) in &went_down {
+                let silent = Duration::from_millis(now.saturating_sub(node.last_seen_ms));
+                let detail = format!(
+                    "not heard from for {}",
+                    humantime::format_duration(Duration::from_secs(silent.as_secs().max(1)))
+                );
+                let e = st.event(EventKind::Down, &node.name, "master", detail);
+                write.events.push(e);
+                // Persist last_seen so a restarted master knows it too.
+                write.nodes.push(node.clone());
+            }
+            for (_, node) in &came_up {
+                let e = st.event(EventKind::Up, &node.name, "master", String::new());
+                write.events.push(e);
+            }
+            (write, went_down, came_up)
+        };
+        if write.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(e) = self.persist(write.clone()).await {
+            self.state().next_event_seq -= write.events.len() as u64;
+            return Err(e);
+        }
+        let mut st = self.state();
+        for (id, _) in went_down {
+            st.down.insert(id);
+        }
+        for (id, _) in came_up {
+            st.down.remove(&id);
+        }
+        Ok(write.events)
+    }
+}

@@ -1,0 +1,217 @@
+//! Master configuration, in stages: the TOML file → [`RawConfig`] (every key
+//! optional, unknown keys refused) → overrides from flags and `CLUSTERCTL_*`
+//! environment (same shape, applied on top) → a validated [`Config`]. Every
+//! problem is reported at once; defaults live in [`Config::DEFAULTS`] only.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated master configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC for agents and clusterctl.
+    pub listen: SocketAddr,
+    /// Read-only HTTP (health, metrics); `None` turns it off.
+    pub http_listen: Option<SocketAddr>,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// A node not heard from for this long is shown `down`.
+    pub down_after: Duration,
+}
+
+/// What a file (or a set of overrides) says; all keys optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    /// `"off"` disables the HTTP side.
+    pub http_listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub down_after: Option<String>,
+}
+
+impl RawConfig {
+    /// Keys set in `over` win.
+    pub fn merge(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: over.listen.or(self.listen),
+            http_listen: over.http_listen.or(self.http_listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            down_after: over.down_after.or(self.down_after),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration{}:\n  - {}", origin(.path), .problems.join("\n  - "))]
+    Invalid {
+        path: Option<PathBuf>,
+        problems: Vec<String>,
+    },
+}
+
+fn origin(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" (file {})", p.display()))
+        .unwrap_or_default()
+}
+
+/// Reads a TOML config file into its raw shape, naming the line of a mistake.
+pub fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// Parses a duration such as `15s`, `500ms` or `2m`.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| format!("{key} = {value:?}: not a duration ({e}); try \"15s\" or \"500ms\""))
+}
+
+pub fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key} = {value:?}: not an address:port such as \"127.0.0.1:7440\""))
+}
+
+impl Config {
+    pub const DEFAULTS: RawConfigDefaults = RawConfigDefaults {
+        listen: "127.0.0.1:7440",
+        http_listen: "127.0.0.1:7441",
+        data_dir: "/var/lib/clusterctl/master",
+        down_after: "15s",
+    };
+
+    pub fn validate(raw: RawConfig, path: Option<&Path>) -> Result<Config, ConfigError> {
+        let d = Self::DEFAULTS;
+        let mut problems = Vec::new();
+        let listen = check(
+            &mut problems,
+            parse_addr("listen", raw.listen.as_deref().unwrap_or(d.listen)),
+        );
+        let http_listen = match raw.http_listen.as_deref().unwrap_or(d.http_listen) {
+            "off" | "" => Some(None),
+            v => check(&mut problems, parse_addr("http_listen", v)).map(Some),
+        };
+        let down_after = check(
+            &mut problems,
+            parse_duration(
+                "down_after",
+                raw.down_after.as_deref().unwrap_or(d.down_after),
+            )
+            .and_then(|d| {
+                if d < Duration::from_millis(100) {
+                    Err(format!("down_after = {d:?}: must be at least 100ms"))
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
+        let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
+        if data_dir.as_os_str().is_empty() {
+            problems.push("data_dir is empty".into());
+        }
+        match (listen, http_listen, down_after) {
+            (Some(listen), Some(http_listen), Some(down_after)) if problems.is_empty() => {
+                Ok(Config {
+                    listen,
+                    http_listen,
+                    data_dir,
+                    down_after,
+                })
+            }
+            _ => Err(ConfigError::Invalid {
+                path: path.map(Path::to_owned),
+                problems,
+            }),
+        }
+    }
+}
+
+/// Keeps the value, or records the problem.
+pub fn check<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
+    r.map_err(|p| problems.push(p)).ok()
+}
+
+pub struct RawConfigDefaults {
+    pub listen: &'static str,
+    pub http_listen: &'static str,
+    pub data_dir: &'static str,
+    pub down_after: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let c = Config::validate(raw(r#"data_dir = "/tmp/x""#), None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7440");
+        assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:7441");
+        assert_eq!(c.down_after, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::validate(
+            raw(r#"listen = "nowhere"
+down_after = "soon""#),
+            Some(Path::new("/etc/clusterctl/master.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("file /etc/clusterctl/master.toml"), "{err}");
+        assert!(
+            err.contains(r#"listen = "nowhere": not an address:port"#),
+            "{err}"
+        );
+        assert!(
+            err.contains(r#"down_after = "soon": not a duration"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap();
+        let err = read_file::<RawConfig>(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("unknown field `listen_addr`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_and_http_can_be_turned_off() {
+        let merged = raw(r#"listen = "127.0.0.1:1""#).merge(RawConfig {
+            listen: Some("127.0.0.9:2".into()),
+            http_listen: Some("off".into()),
+            ..RawConfig::default()
+        });
+        let c = Config::validate(merged, None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.9:2");
+        assert!(c.http_listen.is_none());
+    }
+}

@@ -1,0 +1,159 @@
+//! `AgentService`: the session stream between the master and one agent.
+//!
+//! On open: read `Hello` (bounded wait), register the node, send a snapshot.
+//! Then, until the agent goes away, the master is replaced by a newer session
+//! of the same node, or the master shuts down: forward usage reports and
+//! acknowledgements to the cluster, and send a delta whenever the node's
+//! spec generation moves past what this session last sent.
+
+use super::convert::{self, InvalidMessage};
+use crate::cluster::{Cluster, Hello, SessionHandle};
+use cluster_proto as pb;
+use pb::agent_message::Msg as In;
+use pb::master_message::Msg as Out;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How long a new stream may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued toward one agent before the session waits for it.
+const OUTBOUND_QUEUE: usize = 16;
+
+pub struct AgentSvc {
+    pub cluster: Arc<Cluster>,
+    pub shutdown: CancellationToken,
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::agent_service_server::AgentService for AgentSvc {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("no hello within 10s of opening the session")
+            })??;
+        let hello = match first.and_then(|m| m.msg) {
+            Some(In::Hello(h)) => Hello::try_from(h).map_err(invalid)?,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be `hello`",
+                ));
+            }
+        };
+        let node_id = hello.node_id.clone();
+        let handle = self
+            .cluster
+            .connect(hello)
+            .await
+            .map_err(super::status_of)?;
+        tracing::info!(node = %node_id, session = handle.session_id, "agent connected");
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let cluster = self.cluster.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut handle = handle;
+            let reason = drive(&cluster, &mut handle, inbound, tx, shutdown).await;
+            cluster.disconnect(&handle);
+            tracing::info!(node = %node_id, session = handle.session_id, %reason, "agent session closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn invalid(e: InvalidMessage) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+type Tx = mpsc::Sender<Result<pb::MasterMessage, Status>>;
+
+fn snapshot(cluster: &Cluster, node_id: &str) -> Option<(u64, pb::MasterMessage)> {
+    let (generation, spec) = cluster.snapshot(node_id)?;
+    let msg = pb::MasterMessage {
+        msg: Some(Out::Snapshot(pb::Snapshot {
+            generation,
+            node: Some(convert::spec_to_pb(&spec)),
+        })),
+    };
+    Some((generation, msg))
+}
+
+/// Runs one session until it ends; returns why it ended.
+async fn drive(
+    cluster: &Cluster,
+    handle: &mut SessionHandle,
+    mut inbound: Streaming<pb::AgentMessage>,
+    tx: Tx,
+    shutdown: CancellationToken,
+) -> &'static str {
+    let Some((mut last_sent, msg)) = snapshot(cluster, &handle.node_id) else {
+        return "node vanished";
+    };
+    if tx.send(Ok(msg)).await.is_err() {
+        return "agent went away";
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return "master shutting down",
+            _ = tx.closed() => return "agent went away",
+            changed = handle.spec_changed.changed() => {
+                if changed.is_err() {
+                    return "replaced by a newer session";
+                }
+                let Some((generation, spec)) = cluster.spec(&handle.node_id) else {
+                    return "node vanished";
+                };
+                if generation <= last_sent {
+                    continue; // already in the snapshot or an earlier delta
+                }
+                let msg = pb::MasterMessage {
+                    msg: Some(Out::Delta(pb::Delta {
+                        generation,
+                        prev_generation: last_sent,
+                        node: Some(convert::spec_to_pb(&spec)),
+                    })),
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return "agent went away";
+                }
+                last_sent = generation;
+            }
+            msg = inbound.message() => match msg {
+                Ok(Some(pb::AgentMessage { msg: Some(m) })) => match m {
+                    In::Usage(u) => cluster.report_usage(handle, u.into()),
+                    In::Ack(a) => cluster.acknowledge(handle, a.generation, a.health_status),
+                    In::Resync(_) => {
+                        let Some((generation, msg)) = snapshot(cluster, &handle.node_id) else {
+                            return "node vanished";
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return "agent went away";
+                        }
+                        last_sent = generation;
+                    }
+                    In::Hello(_) => {
+                        let _ = tx.send(Err(Status::invalid_argument("`hello` sent twice"))).await;
+                        return "protocol error: second hello";
+                    }
+                },
+                Ok(Some(pb::AgentMessage { msg: None })) => {}
+                Ok(None) => return "agent closed the stream",
+                Err(_) => return "stream error",
+            },
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The master's gRPC edge: the only modules that name `cluster_proto` types.
+//!
+//! - `agent` — `AgentService`: one long-lived session per agent.
+//! - `control` — `Control`: what clusterctl calls.
+//! - `convert` — wire types ⇄ the master's own types, with precise errors.
+//!
+//! See `LIFECYCLE.md` beside this file for the life of an agent session.
+
+pub mod agent;
+pub mod control;
+pub mod convert;
+
+use crate::cluster::ClusterError;
+use tonic::Status;
+
+/// How cluster errors reach a client: the message is the error's own text.
+pub fn status_of(e: ClusterError) -> Status {
+    match e {
+        ClusterError::NoNames | ClusterError::EmptyName { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        ClusterError::UnknownNodes(_) => Status::not_found(e.to_string()),
+        ClusterError::NameTaken { .. } => Status::already_exists(e.to_string()),
+        ClusterError::Store(_) => Status::unavailable(e.to_string()),
+    }
+}

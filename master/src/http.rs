@@ -1,0 +1,120 @@
+//! The master's HTTP side, read-only and unauthenticated because load
+//! balancers and monitoring must reach it; it reveals status and reasons,
+//! nothing else.
+//!
+//! - `GET /health?node=NAME` — one place to probe every node (bethel's
+//!   shape): 200 online, 503 drained or down, 404 unknown node.
+//! - `GET /api/v1/nodes` — `{name: {"status": "online"|"offline"|"down", …}}`
+//!   (bethel's `nodestatus`).
+//! - `GET /metrics` — Prometheus text.
+
+use crate::cluster::Cluster;
+use crate::model::{NodeState, now_ms};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+pub fn router(cluster: Arc<Cluster>) -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/nodes", get(node_status))
+        .route("/metrics", get(metrics))
+        .with_state(cluster)
+}
+
+#[derive(Deserialize)]
+struct HealthQuery {
+    node: Option<String>,
+}
+
+fn status_body(node: &crate::model::Node, state: NodeState) -> Value {
+    let mut body = json!({ "node": node.name });
+    match state {
+        NodeState::Online => body["status"] = "online".into(),
+        NodeState::Drained => body["status"] = "offline".into(),
+        NodeState::Down => body["status"] = "down".into(),
+    }
+    if let Some(flag) = &node.offline {
+        body["reason"] = flag.reason.clone().into();
+        body["since"] = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(flag.since_ms),
+        )
+        .to_string()
+        .into();
+    }
+    body
+}
+
+async fn health(State(cluster): State<Arc<Cluster>>, Query(q): Query<HealthQuery>) -> Response {
+    let Some(name) = q.node.filter(|n| !n.is_empty()) else {
+        // The master itself is up and answering.
+        return Json(json!({ "status": "online", "node": "master" })).into_response();
+    };
+    match cluster.nodes(std::slice::from_ref(&name)) {
+        Ok(found) => {
+            let (node, state) = &found[0];
+            let code = if *state == NodeState::Online {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (code, Json(status_body(node, *state))).into_response()
+        }
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn node_status(State(cluster): State<Arc<Cluster>>) -> Response {
+    let nodes = cluster.nodes(&[]).unwrap_or_default();
+    let map: serde_json::Map<String, Value> = nodes
+        .iter()
+        .map(|(n, s)| (n.name.clone(), status_body(n, *s)))
+        .collect();
+    Json(Value::Object(map)).into_response()
+}
+
+async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
+    let nodes = cluster.nodes(&[]).unwrap_or_default();
+    let count = |s: NodeState| nodes.iter().filter(|(_, st)| *st == s).count();
+    let connected = nodes.iter().filter(|(n, _)| n.connected).count();
+    let now = now_ms();
+    let mut out = String::new();
+    out.push_str("# HELP cluster_nodes Nodes by state.\n# TYPE cluster_nodes gauge\n");
+    for s in [NodeState::Online, NodeState::Drained, NodeState::Down] {
+        let _ = writeln!(
+            out,
+            "cluster_nodes{{state=\"{}\"}} {}",
+            s.as_str(),
+            count(s)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cluster_sessions Agents connected now.\n# TYPE cluster_sessions gauge\ncluster_sessions {connected}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cluster_generation Generation of the desired state.\n# TYPE cluster_generation counter\ncluster_generation {}",
+        cluster.generation()
+    );
+    out.push_str("# HELP cluster_node_last_seen_seconds Seconds since the agent was last heard from.\n# TYPE cluster_node_last_seen_seconds gauge\n");
+    for (n, _) in &nodes {
+        let _ = writeln!(
+            out,
+            "cluster_node_last_seen_seconds{{node=\"{}\"}} {:.3}",
+            n.name,
+            now.saturating_sub(n.last_seen_ms) as f64 / 1000.0
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

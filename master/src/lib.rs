@@ -1,0 +1,25 @@
+//! The master: keeps the desired state of the cluster and talks to every
+//! agent and to clusterctl.
+//!
+//! # Layout
+//!
+//! - [`server`] — `run(listeners, config, shutdown)`: what `cluster-master`
+//!   and the tests call.
+//! - [`config`] — file → raw → validated configuration.
+//! - [`cluster`] — the in-memory cluster: nodes, generation, sessions,
+//!   acknowledgements; serialised durable writes.
+//! - [`store`] — persistence behind the `Store` trait (sled by default).
+//! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
+//! - [`grpc`] — the gRPC edge; the only place that names wire types.
+//! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
+
+pub mod cluster;
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod model;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{Listeners, RunError, run};

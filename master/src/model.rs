@@ -1,0 +1,171 @@
+//! The master's own types: what it stores and reasons about.
+//!
+//! These are plain data with serde derives for persistence; the wire types in
+//! `cluster_proto` are converted to and from them in `grpc::convert` and
+//! nowhere else.
+
+use serde::{Deserialize, Serialize};
+
+/// Grains: a JSON object of facts, nested values allowed (`os`, `ipv4`, …).
+pub type Grains = serde_json::Map<String, serde_json::Value>;
+
+/// One node of the cluster, as the master knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Stable identity from enrollment; never changes.
+    pub id: String,
+    /// Assigned name, what operators type. Unique across the cluster.
+    pub name: String,
+    pub roles: Vec<String>,
+    pub addresses: Vec<String>,
+    /// Where load balancers probe this node.
+    pub health_url: String,
+    pub grains: Grains,
+    /// Present while the node is taken out of service.
+    pub offline: Option<OfflineFlag>,
+    /// Generation at which this node's desired state (name, offline) last
+    /// changed: an agent that acknowledged at least this has applied it.
+    pub spec_generation: u64,
+    pub registered_ms: u64,
+    /// Last time the agent said anything (hello, usage, ack). Kept in memory
+    /// between writes; persisted with the next write of this node.
+    pub last_seen_ms: u64,
+    /// Volatile: refreshed by every report, never persisted.
+    #[serde(skip)]
+    pub usage: Option<Usage>,
+    /// Volatile: what the agent last acknowledged on its current session.
+    #[serde(skip)]
+    pub applied: Applied,
+    /// Volatile: whether a session is open now.
+    #[serde(skip)]
+    pub connected: bool,
+}
+
+/// Why and since when a node is out of service (bethel's offline flag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineFlag {
+    pub reason: String,
+    pub since_ms: u64,
+    pub by: String,
+}
+
+/// The last acknowledgement from the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub generation: u64,
+    /// What the agent's health endpoint answered then: "online" / "offline".
+    pub health_status: String,
+}
+
+/// The state operators see, derived from the flag and liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Online,
+    Drained,
+    Down,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Online => "online",
+            NodeState::Drained => "drained",
+            NodeState::Down => "down",
+        }
+    }
+}
+
+impl Node {
+    /// A node is down when it has not been heard from within `down_after_ms`;
+    /// otherwise drained when flagged offline; otherwise online.
+    pub fn state(&self, now_ms: u64, down_after_ms: u64) -> NodeState {
+        if now_ms.saturating_sub(self.last_seen_ms) > down_after_ms {
+            NodeState::Down
+        } else if self.offline.is_some() {
+            NodeState::Drained
+        } else {
+            NodeState::Online
+        }
+    }
+}
+
+/// Resource usage, as last reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub sampled_at_ms: u64,
+    pub cpu_percent: f64,
+    pub load: [f64; 3],
+    pub mem_total_bytes: u64,
+    pub mem_used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub disks: Vec<DiskUsage>,
+    pub net_rx_bytes_per_sec: u64,
+    pub net_tx_bytes_per_sec: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiskUsage {
+    pub mount: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub time_ms: u64,
+    pub kind: EventKind,
+    /// Node name at the time of the event (empty for cluster-wide events).
+    pub node: String,
+    pub by: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Registered,
+    Drain,
+    Undrain,
+    Down,
+    Up,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Registered => "registered",
+            EventKind::Drain => "drain",
+            EventKind::Undrain => "undrain",
+            EventKind::Down => "down",
+            EventKind::Up => "up",
+        }
+    }
+}
+
+/// What the master wants of one node, as sent to its agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub offline: Option<OfflineFlag>,
+}
+
+impl Node {
+    pub fn spec(&self) -> NodeSpec {
+        NodeSpec {
+            name: self.name.clone(),
+            offline: self.offline.clone(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

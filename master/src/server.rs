@@ -1,0 +1,128 @@
+//! Starting and stopping the master: open the store, serve gRPC and HTTP on
+//! listeners the caller bound, run the liveness sweep, and on the shutdown
+//! signal end every session and return once all is closed (so the store's
+//! lock is released and a restart in the same process works).
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::grpc::{agent::AgentSvc, control::ControlSvc};
+use crate::store::{SledStore, StoreError};
+use cluster_proto as pb;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+
+/// The sockets the master serves on, bound by the caller (so a busy port is
+/// the caller's clear error, and tests can use port 0).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: Option<TcpListener>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// Largest message accepted from a peer (grains of a big host fit easily).
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = SledStore::open(&config.data_dir.join("store"))?;
+    let cluster = Arc::new(Cluster::open(Arc::new(store), config.down_after)?);
+    let token = CancellationToken::new();
+    {
+        let token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
+    }
+
+    let liveness = tokio::spawn(liveness(cluster.clone(), token.clone()));
+    let http = listeners.http.map(|l| {
+        let app = crate::http::router(cluster.clone());
+        let token = token.clone();
+        tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+        })
+    });
+
+    let agent = pb::agent_service_server::AgentServiceServer::new(AgentSvc {
+        cluster: cluster.clone(),
+        shutdown: token.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let control = pb::control_server::ControlServer::new(ControlSvc {
+        cluster: cluster.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let incoming = TcpIncoming::from(listeners.grpc)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(30)));
+    tracing::info!(generation = cluster.generation(), "master ready");
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(agent)
+        .add_service(control)
+        .serve_with_incoming_shutdown(incoming, {
+            let token = token.clone();
+            async move { token.cancelled().await }
+        })
+        .await;
+    token.cancel();
+    let _ = liveness.await;
+    if let Some(http) = http {
+        match http.await {
+            Ok(Err(e)) => return Err(RunError::Http(e)),
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+    served?;
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+/// Writes `down` / `up` transitions to the event log.
+async fn liveness(cluster: Arc<Cluster>, token: CancellationToken) {
+    let every = (cluster.down_after() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {
+                match cluster.sweep_liveness().await {
+                    Ok(events) => for e in events {
+                        tracing::warn!(node = %e.node, kind = e.kind.as_str(), detail = %e.detail, "liveness");
+                    },
+                    Err(e) => tracing::error!(error = %e, "cannot record liveness events"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Persistence of the cluster's desired state.
+//!
+//! Only this module (and its submodule `sled`) touches the storage engine; the
+//! rest of the master sees the [`Store`] trait, so another backend (etcd) can
+//! stand in. A write is one atomic, durable unit: when [`Store::write`]
+//! returns `Ok`, the nodes, events and generation in it survive a crash.
+//!
+//! - `sled` — the embedded default.
+
+mod sled;
+
+pub use self::sled::SledStore;
+
+use crate::model::{Event, Node};
+use std::path::PathBuf;
+
+/// Everything the master reloads on start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub nodes: Vec<Node>,
+    pub generation: u64,
+    /// The sequence number the next event gets.
+    pub next_event_seq: u64,
+}
+
+/// One atomic, durable change.
+#[derive(Debug, Default, Clone)]
+pub struct Write {
+    pub nodes: Vec<Node>,
+    pub events: Vec<Event>,
+    pub generation: Option<u64>,
+}
+
+impl Write {
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.events.is_empty() && self.generation.is_none()
+    }
+}
+
+/// Which events to read back.
+#[derive(Debug, Default, Clone)]
+pub struct EventQuery {
+    pub after_seq: u64,
+    pub limit: usize,
+    pub node: Option<String>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn load(&self) -> Result<Loaded, StoreError>;
+    /// Applies `write` atomically and returns once it is durable.
+    fn write(&self, write: &Write) -> Result<(), StoreError>;
+    /// Events matching `query`, oldest first; the newest `limit` when more match.
+    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: ::sled::Error,
+    },
+    #[error("cannot write to the store: {0}")]
+    Write(#[source] ::sled::Error),
+    #[error("cannot read from the store: {0}")]
+    Read(#[source] ::sled::Error),
+    #[error("corrupt record under key {key:?}: {reason}")]
+    Corrupt { key: String, reason: String },
+}

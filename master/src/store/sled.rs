@@ -1,0 +1,208 @@
+//! The sled backend: one tree, keys by prefix, atomic batches, flushed before
+//! a write is acknowledged (sled otherwise flushes only every 500 ms).
+//!
+//! Keys: `node/<id>` → JSON [`Node`]; `event/<seq as 8 big-endian bytes>` →
+//! JSON [`Event`]; `meta/generation` → 8 big-endian bytes.
+
+use super::{EventQuery, Loaded, Store, StoreError, Write};
+use crate::model::{Event, Node};
+use std::path::Path;
+
+const NODE: &[u8] = b"node/";
+const EVENT: &[u8] = b"event/";
+const GENERATION: &[u8] = b"meta/generation";
+
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(SledStore { db })
+    }
+}
+
+fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    [prefix, rest].concat()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn u64_of(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: format!("expected 8 bytes, found {}", v.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl Store for SledStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let mut loaded = Loaded::default();
+        for item in self.db.scan_prefix(NODE) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            loaded.nodes.push(decode::<Node>(&k, &v)?);
+        }
+        if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
+            loaded.generation = u64_of(GENERATION, &v)?;
+        }
+        loaded.next_event_seq = match self.db.scan_prefix(EVENT).next_back() {
+            Some(item) => {
+                let (k, _) = item.map_err(StoreError::Read)?;
+                u64_of(&k, &k[EVENT.len()..])? + 1
+            }
+            None => 1,
+        };
+        Ok(loaded)
+    }
+
+    fn write(&self, write: &Write) -> Result<(), StoreError> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for node in &write.nodes {
+            let v = serde_json::to_vec(node).expect("a node always serialises");
+            batch.insert(key(NODE, node.id.as_bytes()), v);
+        }
+        for event in &write.events {
+            let v = serde_json::to_vec(event).expect("an event always serialises");
+            batch.insert(key(EVENT, &event.seq.to_be_bytes()), v);
+        }
+        if let Some(generation) = write.generation {
+            batch.insert(GENERATION, &generation.to_be_bytes());
+        }
+        self.db.apply_batch(batch).map_err(StoreError::Write)?;
+        self.db.flush().map_err(StoreError::Write)?;
+        Ok(())
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let start = key(EVENT, &(query.after_seq.saturating_add(1)).to_be_bytes());
+        let end = key(EVENT, &u64::MAX.to_be_bytes());
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        // Newest first, so `limit` keeps the most recent; reversed at the end.
+        let mut out = Vec::new();
+        for item in self.db.range(start..=end).rev() {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            let event: Event = decode(&k, &v)?;
+            if query.node.as_deref().is_some_and(|n| n != event.node) {
+                continue;
+            }
+            out.push(event);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventKind, OfflineFlag};
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            name: id.into(),
+            roles: vec!["web".into()],
+            addresses: vec!["127.0.0.2".into()],
+            health_url: String::new(),
+            grains: Default::default(),
+            offline: None,
+            spec_generation: 0,
+            registered_ms: 1,
+            last_seen_ms: 1,
+            usage: None,
+            applied: Default::default(),
+            connected: false,
+        }
+    }
+
+    fn event(seq: u64, node: &str) -> Event {
+        Event {
+            seq,
+            time_ms: seq,
+            kind: EventKind::Drain,
+            node: node.into(),
+            by: "test".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_write_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut n = node("a");
+            n.offline = Some(OfflineFlag {
+                reason: "deploy".into(),
+                since_ms: 5,
+                by: "alice".into(),
+            });
+            store
+                .write(&Write {
+                    nodes: vec![n, node("b")],
+                    events: vec![event(1, "a"), event(2, "b")],
+                    generation: Some(7),
+                })
+                .unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.generation, 7);
+        assert_eq!(loaded.next_event_seq, 3);
+        assert_eq!(loaded.nodes.len(), 2);
+        assert_eq!(loaded.nodes[0].offline.as_ref().unwrap().reason, "deploy");
+    }
+
+    #[test]
+    fn events_filter_by_node_and_keep_the_newest_under_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let events = (1..=10).map(|i| event(i, if i % 2 == 0 { "a" } else { "b" }));
+        store
+            .write(&Write {
+                events: events.collect(),
+                ..Write::default()
+            })
+            .unwrap();
+        let q = |after_seq, limit, node: Option<&str>| EventQuery {
+            after_seq,
+            limit,
+            node: node.map(str::to_owned),
+        };
+        let seqs = |v: Vec<Event>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(store.events(&q(0, 3, None)).unwrap()), [8, 9, 10]);
+        assert_eq!(seqs(store.events(&q(6, 0, None)).unwrap()), [7, 8, 9, 10]);
+        assert_eq!(seqs(store.events(&q(0, 2, Some("a"))).unwrap()), [8, 10]);
+    }
+
+    #[test]
+    fn an_empty_store_starts_at_generation_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = SledStore::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!((loaded.generation, loaded.next_event_seq), (0, 1));
+        assert!(loaded.nodes.is_empty());
+    }
+}
