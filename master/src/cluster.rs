@@ -208,7 +208,11 @@ impl Cluster {
                     node.health_url = hello.health_url;
                     node.grains = hello.grains;
                     node.last_seen_ms = now;
-                    (node, None)
+                    // Back from down: say so in the same write.
+                    let up = st.down.contains(&node.id).then(|| {
+                        st.event(EventKind::Up, &node.name, "master", "agent reconnected".into())
+                    });
+                    (node, up)
                 }
                 None => {
                     let name = hello.node_id.clone();
@@ -246,6 +250,7 @@ impl Cluster {
         .await?;
 
         let mut st = self.state();
+        st.down.remove(&node.id);
         let session_id = st.next_session_id;
         st.next_session_id += 1;
         let mut node = node;

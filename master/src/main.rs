@@ -62,7 +62,11 @@ async fn main_inner() -> anyhow::Result<()> {
         Some(a) => Some(bind(a, "HTTP").await?),
         None => None,
     };
-    tracing::info!(grpc = %config.listen, http = ?config.http_listen, data_dir = %config.data_dir.display(), "starting master");
+    let http_addr = match &http {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "off".into(),
+    };
+    tracing::info!(grpc = %grpc.local_addr()?, http = %http_addr, data_dir = %config.data_dir.display(), "starting master");
     run(Listeners { grpc, http }, config, shutdown_signal()).await?;
     Ok(())
 }

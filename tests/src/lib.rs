@@ -1,1 +1,60 @@
-//! stub
+//! The end-to-end harness: real `cluster-master` and `cluster-agent`
+//! processes on loopback addresses (127.0.0.2, 127.0.0.3, … need no setup on
+//! Linux), clusterctl run in-process through the same `run` the binary
+//! calls, and [`eventually`] for convergence with a bounded patience.
+//!
+//! - [`procs`] — [`MasterProc`] and [`AgentProc`] builders; kill, stop, restart.
+//! - [`ctl`] — run clusterctl and capture its exit code and output.
+//! - [`http`] — a plain HTTP GET for health endpoints.
+
+pub mod ctl;
+pub mod http;
+pub mod procs;
+
+pub use ctl::{Ctl, ctl};
+pub use http::get;
+pub use procs::{AgentProc, MasterProc};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns true, or panics naming `what` after
+/// `patience`. The poll interval is short; the patience is the bound.
+pub async fn eventually<F, Fut>(what: &str, patience: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("gave up after {patience:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Directory of the workspace's built binaries (next to the test binary's
+/// `deps/`), e.g. `target/debug`.
+pub fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a workspace binary; panics with a hint when it was not built.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries first (`cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}

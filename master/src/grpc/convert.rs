@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_hello_must_name_a_valid_node_and_carry_a_json_object() {
-        let err = |h| Hello::try_from(h).unwrap_err().to_string();
+        let err = |h: pb::Hello| Hello::try_from(h).unwrap_err().to_string();
         assert_eq!(err(hello("", "{}")), "field `hello.node_id`: is empty");
         assert_eq!(
             err(hello("web 1", "{}")),

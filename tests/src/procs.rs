@@ -1,0 +1,339 @@
+//! Real master and agent processes for tests and benchmarks.
+//!
+//! Each process's stderr is read by a thread that keeps the log (shown when
+//! a test fails) and reports the line announcing the bound addresses, so
+//! port 0 works. Dropping a handle kills its process.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+const READY_PATIENCE: Duration = Duration::from_secs(20);
+
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `cmd` and waits for a stderr line containing `marker`; returns
+    /// the process and that line.
+    fn start(mut cmd: Command, marker: &'static str) -> Result<(Proc, String), String> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info");
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CLUSTERCTL_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains(marker) {
+                        let _ = tx.send(line.clone());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        match rx.recv_timeout(READY_PATIENCE) {
+            Ok(line) => Ok((Proc { child, log }, line)),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(50));
+                Err(format!(
+                    "process did not log {marker:?} (exit: {status:?}); its log:\n{}",
+                    log.lock().unwrap()
+                ))
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait; the exit code (None when killed by a signal).
+    fn terminate(&mut self) -> Option<i32> {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The value of `key=` in a log line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    line[start..].split_whitespace().next()
+}
+
+pub struct MasterBuilder {
+    down_after: Duration,
+    listen: String,
+}
+
+impl MasterBuilder {
+    pub fn down_after(mut self, d: Duration) -> Self {
+        self.down_after = d;
+        self
+    }
+
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = addr.to_owned();
+        self
+    }
+
+    pub fn spawn(self) -> MasterProc {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut m = MasterProc {
+            proc: None,
+            grpc: self.listen.parse().expect("listen address"),
+            http: "127.0.0.1:0".parse().unwrap(),
+            dir,
+            down_after: self.down_after,
+        };
+        m.start().unwrap_or_else(|e| panic!("{e}"));
+        m
+    }
+}
+
+pub struct MasterProc {
+    proc: Option<Proc>,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    dir: Arc<tempfile::TempDir>,
+    down_after: Duration,
+}
+
+impl MasterProc {
+    pub fn builder() -> MasterBuilder {
+        MasterBuilder {
+            down_after: Duration::from_secs(15),
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(crate::bin("cluster-master"));
+        cmd.arg("--listen")
+            .arg(self.grpc.to_string())
+            .arg("--http-listen")
+            .arg(self.http.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--down-after")
+            .arg(format!("{}ms", self.down_after.as_millis()));
+        let (proc, line) = Proc::start(cmd, "starting master")?;
+        self.grpc = field(&line, "grpc")
+            .and_then(|a| a.parse().ok())
+            .expect("grpc address in log");
+        self.http = field(&line, "http")
+            .and_then(|a| a.parse().ok())
+            .expect("http address in log");
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// SIGKILL: a crash, nothing flushed on the way out.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// SIGTERM and wait; the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.proc.take().and_then(|mut p| p.terminate())
+    }
+
+    /// Starts again on the same ports with the same data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn log(&self) -> String {
+        self.proc
+            .as_ref()
+            .map(|p| p.log.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+}
+
+pub struct AgentBuilder {
+    id: String,
+    master: String,
+    addr: String,
+    roles: Vec<String>,
+    report_interval: Duration,
+    extra_config: String,
+}
+
+impl AgentBuilder {
+    /// The loopback address to serve health on, e.g. "127.0.0.3".
+    pub fn addr(mut self, ip: &str) -> Self {
+        self.addr = ip.to_owned();
+        self
+    }
+
+    pub fn role(mut self, role: &str) -> Self {
+        self.roles.push(role.to_owned());
+        self
+    }
+
+    pub fn report_interval(mut self, d: Duration) -> Self {
+        self.report_interval = d;
+        self
+    }
+
+    /// More TOML for the agent's config file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.extra_config.push_str(toml);
+        self.extra_config.push('\n');
+        self
+    }
+
+    pub fn spawn(self) -> AgentProc {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut a = AgentProc {
+            proc: None,
+            id: self.id,
+            health_url: String::new(),
+            listen: format!("{}:0", self.addr),
+            dir,
+        };
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "id = {:?}\nmaster = {:?}\ndata_dir = {:?}\nreport_interval = \"{}ms\"\nroles = [{roles}]\nreconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n{}",
+            a.id,
+            self.master,
+            a.dir.path().join("data"),
+            self.report_interval.as_millis(),
+            self.extra_config,
+        );
+        std::fs::write(a.config_path(), config).expect("write agent config");
+        a.start().unwrap_or_else(|e| panic!("{e}"));
+        a
+    }
+}
+
+pub struct AgentProc {
+    proc: Option<Proc>,
+    pub id: String,
+    /// e.g. http://127.0.0.3:40123/health
+    pub health_url: String,
+    listen: String,
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl AgentProc {
+    pub fn builder(id: &str, master: &MasterProc) -> AgentBuilder {
+        AgentBuilder {
+            id: id.to_owned(),
+            master: master.url(),
+            addr: "127.0.0.1".into(),
+            roles: Vec::new(),
+            report_interval: Duration::from_millis(200),
+            extra_config: String::new(),
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(crate::bin("cluster-agent"));
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .arg("--health-listen")
+            .arg(&self.listen);
+        let (proc, line) = Proc::start(cmd, "agent ready")?;
+        self.health_url = field(&line, "health_url")
+            .expect("health_url in log")
+            .to_owned();
+        // Keep the port for restarts.
+        if let Some(hostport) = self.health_url.strip_prefix("http://") {
+            self.listen = hostport.trim_end_matches("/health").to_owned();
+        }
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    pub fn stop(&mut self) -> Option<i32> {
+        self.proc.take().and_then(|mut p| p.terminate())
+    }
+
+    /// Starts again with the same config, port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    pub fn log(&self) -> String {
+        self.proc
+            .as_ref()
+            .map(|p| p.log.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// `(status, body)` of this agent's health endpoint.
+    pub async fn health(&self) -> (u16, String) {
+        crate::get(&self.health_url).await
+    }
+}
