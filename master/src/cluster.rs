@@ -210,7 +210,12 @@ impl Cluster {
                     node.last_seen_ms = now;
                     // Back from down: say so in the same write.
                     let up = st.down.contains(&node.id).then(|| {
-                        st.event(EventKind::Up, &node.name, "master", "agent reconnected".into())
+                        st.event(
+                            EventKind::Up,
+                            &node.name,
+                            "master",
+                            "agent reconnected".into(),
+                        )
                     });
                     (node, up)
                 }

@@ -433,5 +433,5 @@ async fn a_second_master_on_a_busy_port_fails_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open the store"), "{err}");
+    assert!(err.contains("another master process is using it"), "{err}");
 }

@@ -61,6 +61,8 @@ pub enum StoreError {
         #[source]
         source: ::sled::Error,
     },
+    #[error("cannot open the store at {path}: another master process is using it")]
+    Locked { path: PathBuf },
     #[error("cannot write to the store: {0}")]
     Write(#[source] ::sled::Error),
     #[error("cannot read from the store: {0}")]

@@ -17,16 +17,38 @@ pub struct SledStore {
 }
 
 impl SledStore {
+    /// Opens (or creates) the store. Another process holding it is waited
+    /// for up to `LOCK_PATIENCE` (a restart racing the old process's exit),
+    /// then refused with [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(SledStore { db })
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Ok(SledStore { db }),
+                Err(e) if is_lock_error(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.to_owned(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
     }
+}
+
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
 }
 
 fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
