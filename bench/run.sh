@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prints the benchmark figures recorded in bench/RESULTS.md.
+#
+#   bench/run.sh                 # everything
+#   bench/run.sh drain idle      # some of: drain idle nodes salt
+#
+# drain  — drain/undrain propagation over 500 cycles with 3 agents
+# idle   — one agent's RSS and CPU over 60 s at the default report interval
+# nodes  — wall time of a whole `clusterctl nodes` against 3 agents
+# salt   — a salt-minion's idle footprint on the same machine, the peer for `idle`
+#
+# Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=("${@:-drain idle nodes salt}")
+what=(${what[@]})
+has() { [[ " ${what[*]} " == *" $1 "* ]]; }
+
+cargo build --release --workspace --bins --quiet
+bin=target/release
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+
+if has drain; then
+  "$bin/cluster-bench" drain --cycles 500 --agents 3
+fi
+
+if has idle; then
+  "$bin/cluster-bench" idle --seconds "${IDLE_SECONDS:-60}"
+fi
+
+if has nodes; then
+  # A cluster kept up while clusterctl is timed as a whole process.
+  coproc CLUSTER { "$bin/cluster-bench" cluster --agents 3; }
+  read -r master <&"${CLUSTER[0]}"
+  runs=${NODES_RUNS:-50}
+  start=$(date +%s%N)
+  for _ in $(seq "$runs"); do "$bin/clusterctl" --master "$master" nodes >/dev/null; done
+  end=$(date +%s%N)
+  echo "clusterctl nodes (3 agents): mean wall $(( (end - start) / runs / 1000 ))us over $runs runs"
+  exec {CLUSTER[1]}>&-
+  wait "$CLUSTER_PID" || true
+fi
+
+if has salt; then
+  export DURATION=${IDLE_SECONDS:-60}
+  bench/salt/salt.sh setup >/dev/null
+  bench/salt/salt.sh start-master >/dev/null
+  bench/salt/salt.sh start-minions 1 >/dev/null
+  sleep 6
+  pids=$(bench/salt/salt.sh minion-pids | head -1 | cut -d' ' -f2-)
+  echo "salt-minion idle (${DURATION}s, process tree): $(bench/salt/footprint.sh $pids)"
+  bench/salt/salt.sh stop >/dev/null
+fi

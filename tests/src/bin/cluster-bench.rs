@@ -1,0 +1,193 @@
+//! Benchmarks that print figures (never assertions): run from `bench/run.sh`
+//! in a release build, results recorded in `bench/RESULTS.md`.
+//!
+//! - `drain [--cycles N] [--agents N]` — time from a drain request to the
+//!   agent's `/health` answering 503 (and undrain → 200), p50/p90/p99/max.
+//! - `idle [--seconds N] [--agents N]` — an agent's RSS and CPU share at
+//!   the default report interval.
+//! - `cluster [--agents N]` — start a cluster, print the master URL and keep
+//!   it running until stdin closes, for timing whole clusterctl commands.
+
+use cluster_proto as pb;
+use cluster_tests::{AgentProc, MasterProc, eventually};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::{Duration, Instant};
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+async fn start(agents: u64, report_interval: Duration) -> (MasterProc, Vec<AgentProc>) {
+    let master = MasterProc::builder().spawn();
+    let procs: Vec<AgentProc> = (0..agents)
+        .map(|i| {
+            AgentProc::builder(&format!("node{}", i + 1), &master)
+                .addr(&format!("127.0.0.{}", i + 2))
+                .report_interval(report_interval)
+                .spawn()
+        })
+        .collect();
+    let url = master.url();
+    eventually("all agents connected", Duration::from_secs(30), || async {
+        let out = cluster_tests::ctl(&url, &["nodes", "-o", "json"]).await;
+        out.code == 0
+            && out.json().as_array().is_some_and(|a| {
+                a.len() as u64 == agents && a.iter().all(|n| n["connected"] == true)
+            })
+    })
+    .await;
+    (master, procs)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{name}: n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
+        v.len(),
+        ms(percentile(&v, 0.50)),
+        ms(percentile(&v, 0.90)),
+        ms(percentile(&v, 0.99)),
+        ms(*v.last().unwrap()),
+    );
+}
+
+async fn drain(args: &[String]) {
+    let cycles = arg(args, "--cycles", 500);
+    let agents = arg(args, "--agents", 3);
+    let (master, procs) = start(agents, Duration::from_secs(5)).await;
+    let mut control = pb::control_client::ControlClient::connect(master.url())
+        .await
+        .unwrap();
+    let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let status = |url: String| {
+        let http = http.clone();
+        async move {
+            let resp = http.get(url.parse().unwrap()).await.unwrap();
+            let code = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            code
+        }
+    };
+    let mut drains = Vec::new();
+    let mut undrains = Vec::new();
+    for cycle in 0..cycles {
+        let agent = &procs[(cycle % agents) as usize];
+        for (offline, want, out) in [(true, 503, &mut drains), (false, 200, &mut undrains)] {
+            let started = Instant::now();
+            control
+                .set_offline(pb::SetOfflineRequest {
+                    names: vec![agent.id.clone()],
+                    offline,
+                    reason: "bench".into(),
+                    by: "bench".into(),
+                    wait: false,
+                    timeout_ms: 0,
+                })
+                .await
+                .unwrap();
+            let deadline = started + Duration::from_secs(5);
+            while status(agent.health_url.clone()).await != want {
+                assert!(Instant::now() < deadline, "health never answered {want}");
+            }
+            out.push(started.elapsed());
+        }
+    }
+    println!(
+        "drain propagation, {agents} agents, {cycles} cycles (request sent → /health answers):"
+    );
+    summary("  drain → 503", drains);
+    summary("  undrain → 200", undrains);
+}
+
+/// (RSS in KiB, CPU ticks) of a process, from /proc.
+fn proc_sample(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    (rss, ticks)
+}
+
+async fn idle(args: &[String]) {
+    let seconds = arg(args, "--seconds", 60);
+    let agents = arg(args, "--agents", 1);
+    let (_master, procs) = start(agents, Duration::from_secs(5)).await;
+    // Let start-up settle (first reports, allocator warm-up).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid().unwrap()).collect();
+    let before: Vec<_> = pids.iter().map(|p| proc_sample(*p)).collect();
+    let started = Instant::now();
+    let mut max_rss = vec![0u64; pids.len()];
+    while started.elapsed() < Duration::from_secs(seconds) {
+        for (i, p) in pids.iter().enumerate() {
+            max_rss[i] = max_rss[i].max(proc_sample(*p).0);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    for (i, p) in pids.iter().enumerate() {
+        let (rss, ticks) = proc_sample(*p);
+        let cpu = (ticks - before[i].1) as f64 / ticks_per_sec / wall * 100.0;
+        println!(
+            "agent idle ({}s, report every 5s): rss_kb_max={} rss_kb_end={} cpu_percent={:.3}",
+            seconds, max_rss[i], rss, cpu
+        );
+    }
+}
+
+async fn cluster(args: &[String]) {
+    let agents = arg(args, "--agents", 3);
+    let (master, _procs) = start(agents, Duration::from_secs(5)).await;
+    println!("{}", master.url());
+    // Until stdin closes.
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {}
+    })
+    .await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("drain") => drain(&args).await,
+        Some("idle") => idle(&args).await,
+        Some("cluster") => cluster(&args).await,
+        _ => {
+            eprintln!(
+                "usage: cluster-bench drain|idle|cluster [--cycles N] [--agents N] [--seconds N]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
