@@ -331,6 +331,16 @@ async fn a_killed_agent_is_shown_down_after_the_grace() {
         "did not wait out the timeout"
     );
 
+    // Without --wait the drain is stored (exit 0) and says the agent is away.
+    let out = ctl(&url, &["undrain", "web-1"]).await.ok();
+    assert!(
+        out.stdout
+            .contains("agent not connected; it applies the change when it reconnects"),
+        "{}",
+        out.stdout
+    );
+    ctl(&url, &["drain", "web-1"]).await.ok();
+
     // It comes back up when the agent returns.
     a.restart();
     eventually("web-1 back", PATIENCE, || async {

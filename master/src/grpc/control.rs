@@ -84,6 +84,12 @@ impl pb::control_server::Control for ControlSvc {
                 })
                 .collect()
         };
+        let connected = |name: &str| {
+            self.cluster
+                .nodes(&[name.to_owned()])
+                .map(|n| n.first().is_some_and(|(n, _)| n.connected))
+                .unwrap_or(false)
+        };
         let results = changes
             .iter()
             .zip(statuses)
@@ -95,6 +101,9 @@ impl pb::control_server::Control for ControlSvc {
                         "agent not connected; it applies the change when it reconnects".into()
                     }
                     ApplyStatus::TimedOut => "agent did not acknowledge in time".into(),
+                    ApplyStatus::Stored if !connected(&c.name) => {
+                        "agent not connected; it applies the change when it reconnects".into()
+                    }
                     _ => String::new(),
                 },
             })

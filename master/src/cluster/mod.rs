@@ -247,12 +247,22 @@ impl Cluster {
                 }
             }
         };
-        self.persist(Write {
-            nodes: vec![node.clone()],
-            events: event.into_iter().collect(),
-            generation: None,
-        })
-        .await?;
+        // Persist only what changed: a fleet reconnecting after a master
+        // restart must not queue one fsync per agent for nothing.
+        let unchanged = self.state().nodes.get(&node.id).is_some_and(|old| {
+            old.roles == node.roles
+                && old.addresses == node.addresses
+                && old.health_url == node.health_url
+                && old.grains == node.grains
+        });
+        if !unchanged || event.is_some() {
+            self.persist(Write {
+                nodes: vec![node.clone()],
+                events: event.into_iter().collect(),
+                generation: None,
+            })
+            .await?;
+        }
 
         let mut st = self.state();
         st.down.remove(&node.id);
@@ -538,3 +548,6 @@ impl Cluster {
         Ok(write.events)
     }
 }
+
+#[cfg(test)]
+mod tests;
