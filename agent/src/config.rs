@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct Config {
     /// The node's stable id (until enrollment assigns one from a certificate).
     pub id: String,
-    /// The master's gRPC endpoint, `http://host:port`.
+    /// The master's gRPC endpoint, `https://host:port`.
     pub master: String,
     /// Where the last desired state is cached.
     pub data_dir: PathBuf,
@@ -28,6 +28,11 @@ pub struct Config {
     /// Reconnect backoff bounds (with jitter in between).
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Admits the node at once on first start (`clusterctl token create`).
+    pub join_token: Option<String>,
+    /// The CA to trust: pinned by fingerprint, or given as a file.
+    pub ca_fingerprint: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -43,6 +48,9 @@ pub struct RawConfig {
     pub grains: Option<Map<String, Value>>,
     pub reconnect_min: Option<String>,
     pub reconnect_max: Option<String>,
+    pub join_token: Option<String>,
+    pub ca_fingerprint: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -59,6 +67,9 @@ impl RawConfig {
             grains: over.grains.or(self.grains),
             reconnect_min: over.reconnect_min.or(self.reconnect_min),
             reconnect_max: over.reconnect_max.or(self.reconnect_max),
+            join_token: over.join_token.or(self.join_token),
+            ca_fingerprint: over.ca_fingerprint.or(self.ca_fingerprint),
+            ca_file: over.ca_file.or(self.ca_file),
         }
     }
 }
@@ -73,7 +84,7 @@ pub struct Defaults {
 }
 
 pub const DEFAULTS: Defaults = Defaults {
-    master: "http://127.0.0.1:7440",
+    master: "https://127.0.0.1:7440",
     data_dir: "/var/lib/clusterctl/agent",
     health_listen: "0.0.0.0:7442",
     report_interval: "5s",
@@ -129,6 +140,15 @@ pub fn check_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// The master is always reached over TLS: a bare `host:port` or an
+/// `http://` URL becomes `https://`.
+pub fn https(master: &str) -> String {
+    match master.split_once("://") {
+        Some((_, rest)) => format!("https://{rest}"),
+        None => format!("https://{master}"),
+    }
+}
+
 struct Problems(Vec<String>);
 
 impl Problems {
@@ -158,20 +178,24 @@ impl Config {
         if let Err(e) = check_id(&id) {
             p.0.push(e);
         }
-        let master = raw.master.unwrap_or_else(|| d.master.into());
-        let master = if master.contains("://") {
-            master
-        } else {
-            format!("http://{master}")
-        };
+        let master = https(&raw.master.unwrap_or_else(|| d.master.into()));
         if master
             .parse::<http::Uri>()
             .map(|u| u.host().is_none())
             .unwrap_or(true)
         {
             p.0.push(format!(
-                "master = {master:?}: not a URL such as \"http://10.0.0.1:7440\""
+                "master = {master:?}: not a URL such as \"https://10.0.0.1:7440\""
             ));
+        }
+        let ca_fingerprint = raw.ca_fingerprint.map(|f| f.trim().to_lowercase());
+        if let Some(f) = &ca_fingerprint {
+            let hex = f.strip_prefix("sha256:").unwrap_or_default();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                p.0.push(format!(
+                    "ca_fingerprint = {f:?}: expected \"sha256:\" and 64 hex digits, as `clusterctl token create` prints"
+                ));
+            }
         }
         let health_listen = raw.health_listen.as_deref().unwrap_or(d.health_listen);
         let health_listen = health_listen
@@ -240,6 +264,9 @@ impl Config {
                 grains: raw.grains.unwrap_or_default(),
                 reconnect_min,
                 reconnect_max,
+                join_token: raw.join_token.filter(|t| !t.is_empty()),
+                ca_fingerprint,
+                ca_file: raw.ca_file,
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.map(Path::to_owned),
@@ -262,16 +289,15 @@ mod tests {
     fn defaults_and_the_host_name_as_id() {
         let c = validate("").unwrap();
         assert_eq!(c.id, "box");
-        assert_eq!(c.master, "http://127.0.0.1:7440");
+        assert_eq!(c.master, "https://127.0.0.1:7440");
         assert_eq!(c.report_interval, Duration::from_secs(5));
     }
 
     #[test]
-    fn a_bare_master_address_gets_a_scheme() {
-        assert_eq!(
-            validate(r#"master = "10.0.0.1:7440""#).unwrap().master,
-            "http://10.0.0.1:7440"
-        );
+    fn the_master_is_always_reached_over_tls() {
+        let master = |m: &str| validate(&format!("master = {m:?}")).unwrap().master;
+        assert_eq!(master("10.0.0.1:7440"), "https://10.0.0.1:7440");
+        assert_eq!(master("http://m:1"), "https://m:1");
     }
 
     #[test]
@@ -282,7 +308,8 @@ health_listen = "nope"
 report_interval = "10ms"
 roles = ["web", "bad role"]
 reconnect_min = "10s"
-reconnect_max = "1s""#,
+reconnect_max = "1s"
+ca_fingerprint = "abc""#,
         )
         .unwrap_err();
         for want in [
@@ -291,6 +318,7 @@ reconnect_max = "1s""#,
             "report_interval must be at least 200ms",
             "role \"bad role\"",
             "reconnect_min (10s) must be above zero and at most reconnect_max (1s)",
+            "ca_fingerprint = \"abc\": expected \"sha256:\" and 64 hex digits",
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }

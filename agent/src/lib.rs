@@ -5,6 +5,7 @@
 //!
 //! - [`run`] — what `cluster-agent` and the tests call.
 //! - [`config`] — file → raw → validated configuration.
+//! - [`enroll`] — the node's key and certificate; joining the cluster.
 //! - [`facts`] — grains, with Salt's names.
 //! - [`usage`] — CPU, load, memory, disks, network rates.
 //! - [`state`] — the desired state held in memory and cached on disk.
@@ -12,6 +13,7 @@
 //! - [`health`] — the HTTP health endpoint load balancers probe.
 
 pub mod config;
+pub mod enroll;
 pub mod facts;
 pub mod health;
 pub mod session;
@@ -36,6 +38,8 @@ pub enum RunError {
     },
     #[error("health server failed: {0}")]
     Health(#[source] std::io::Error),
+    #[error(transparent)]
+    Enroll(#[from] enroll::EnrollError),
 }
 
 /// The address this node is reached on: the configured one, else the health
@@ -65,6 +69,17 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
+    let enrollment = enroll::Enrollment {
+        dir: config.data_dir.join("pki"),
+        node_id: config.id.clone(),
+        master: config.master.clone(),
+        ca_file: config.ca_file.clone(),
+        ca_fingerprint: config.ca_fingerprint.clone(),
+        token: config.join_token.clone(),
+    };
+    if !enrollment.can_find_ca() {
+        return Err(enroll::EnrollError::NoCa.into());
+    }
     let cache = Cache::new(&config.data_dir);
     let initial = match cache.load() {
         Ok(Some(d)) => {
@@ -102,6 +117,7 @@ pub async fn run(
         reconnect_max: config.reconnect_max,
         shared: shared.clone(),
         cache,
+        enrollment,
     });
 
     let token = CancellationToken::new();

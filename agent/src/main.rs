@@ -35,6 +35,15 @@ struct Args {
     /// Roles of this node (repeat or comma-separate).
     #[arg(long = "role", env = "CLUSTERCTL_ROLES", value_delimiter = ',')]
     roles: Vec<String>,
+    /// Join token: admitted at once on first start (`clusterctl token create`).
+    #[arg(long = "token", env = "CLUSTERCTL_JOIN_TOKEN")]
+    join_token: Option<String>,
+    /// The CA to trust, by its fingerprint ("sha256:…", printed with the token).
+    #[arg(long, env = "CLUSTERCTL_CA_FINGERPRINT")]
+    ca_fingerprint: Option<String>,
+    /// The CA to trust, as a PEM file.
+    #[arg(long, env = "CLUSTERCTL_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clusterctl/agent.toml";
@@ -56,6 +65,9 @@ fn load(args: Args) -> anyhow::Result<Config> {
         advertise: args.advertise,
         report_interval: args.report_interval,
         roles: (!args.roles.is_empty()).then_some(args.roles),
+        join_token: args.join_token,
+        ca_fingerprint: args.ca_fingerprint,
+        ca_file: args.ca_file,
         ..RawConfig::default()
     };
     let host = sysinfo::System::host_name().unwrap_or_default();
@@ -87,6 +99,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

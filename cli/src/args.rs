@@ -14,6 +14,9 @@ pub struct Cli {
     /// Context from the config file to use [env: CLUSTERCTL_CONTEXT]
     #[arg(long, global = true)]
     pub context: Option<String>,
+    /// Config file to read instead of ~/.config/clusterctl/config.toml [env: CLUSTERCTL_CONFIG]
+    #[arg(long, global = true)]
+    pub config_file: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -39,8 +42,79 @@ pub enum Command {
     Undrain(UndrainArgs),
     /// Show the audit log: who drained what, when and why; nodes going down.
     Events(EventsArgs),
+    /// Join tokens for new agents (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Node keys: list, accept, reject, delete (admin; Salt's salt-key).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// People's certificates (admin).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Run a master and three agents locally, for trying things out.
     Dev(DevArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a join token; prints it with the CA fingerprint agents pin.
+    Create(TokenCreateArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct TokenCreateArgs {
+    /// How long the token can be used.
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub ttl: Duration,
+    /// How many agents may join with it (default: any number until it expires).
+    #[arg(long)]
+    pub uses: Option<u32>,
+    /// Roles given to every node that joins with it (repeat or comma-separate).
+    #[arg(long = "roles", value_delimiter = ',')]
+    pub roles: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List node keys: accepted, pending, rejected.
+    List,
+    /// Accept pending (or rejected) keys: the nodes are admitted.
+    Accept(KeyNames),
+    /// Reject keys; an accepted key's certificate is revoked and its session closed.
+    Reject(KeyNames),
+    /// Delete keys: revoked at once, open sessions closed; the node must enroll again.
+    Delete(KeyNames),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct KeyNames {
+    /// Node ids (or names).
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Issue a certificate for a person and write a ready config file.
+    Add(UserAddArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserRole {
+    /// Everything.
+    Admin,
+    /// Read, drain and undrain only.
+    Operator,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct UserAddArgs {
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: UserRole,
+    /// Where to write NAME.key, NAME.crt, ca.crt and NAME.toml.
+    #[arg(long, default_value = ".")]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(ClapArgs, Debug)]

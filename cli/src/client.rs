@@ -3,25 +3,66 @@
 //! `cluster_proto` types.
 
 use crate::Failure;
+use crate::context::Target;
 use cluster_proto as pb;
 use serde::Serialize;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// TLS for the target: its CA, and this user's certificate and key.
+fn tls(target: &Target) -> Result<ClientTlsConfig, Failure> {
+    let read = |what: &str, path: &Option<std::path::PathBuf>| -> Result<String, Failure> {
+        let path = path.as_ref().ok_or_else(|| {
+            Failure::bad_input(format!(
+                "no {what} configured for {} (from {})\n\
+                 hint: use the admin.toml `cluster-master` wrote in its data directory \
+                 (clusterctl --config-file PATH, or CLUSTERCTL_CONFIG), or `cluster-master init`",
+                target.master, target.origin
+            ))
+        })?;
+        std::fs::read_to_string(path).map_err(|e| {
+            Failure::bad_input(format!("cannot read the {what} {}: {e}", path.display()))
+        })
+    };
+    let ca = read("CA certificate (ca)", &target.ca)?;
+    let cert = read("client certificate (cert)", &target.cert)?;
+    let key = read("client key (key)", &target.key)?;
+    let host = target
+        .master
+        .split_once("://")
+        .map_or(target.master.as_str(), |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(Identity::from_pem(cert, key))
+        .domain_name(host))
+}
 
 pub struct Client {
     control: pb::control_client::ControlClient<Channel>,
 }
 
 impl Client {
-    pub async fn connect(master: &str, origin: &str) -> Result<Client, Failure> {
+    pub async fn connect(target: &Target) -> Result<Client, Failure> {
+        let master = &target.master;
+        let origin = &target.origin;
         let unreachable = |e: &dyn std::fmt::Display| {
             Failure::unreachable(format!(
                 "cannot reach the master at {master} (from {origin}): {e}\n\
                  hint: is it running? `clusterctl dev` starts one locally; --master picks another"
             ))
         };
+        let tls = tls(target)?;
         let channel = Endpoint::from_shared(master.to_owned())
             .map_err(|e| Failure::bad_input(format!("invalid master address {master:?}: {e}")))?
+            .tls_config(tls)
+            .map_err(|e| Failure::bad_input(format!("invalid TLS settings: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .connect()
@@ -117,6 +158,131 @@ impl Client {
                 detail: e.detail,
             })
             .collect())
+    }
+}
+
+impl Client {
+    pub async fn create_token(
+        &mut self,
+        ttl: Duration,
+        uses: u32,
+        roles: Vec<String>,
+    ) -> Result<TokenView, Failure> {
+        let t = self
+            .control
+            .create_token(pb::CreateTokenRequest {
+                ttl_ms: ttl.as_millis() as u64,
+                uses,
+                roles,
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(TokenView {
+            token: t.token,
+            ca_fingerprint: t.ca_fingerprint,
+            expires: rfc3339(t.expires_ms),
+        })
+    }
+
+    pub async fn keys(&mut self) -> Result<Vec<KeyView>, Failure> {
+        let resp = self
+            .control
+            .list_keys(pb::ListKeysRequest {})
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.keys.into_iter().map(KeyView::from).collect())
+    }
+
+    pub async fn decide_keys(
+        &mut self,
+        ids: &[String],
+        decision: KeyDecision,
+    ) -> Result<Vec<KeyView>, Failure> {
+        let decision = match decision {
+            KeyDecision::Accept => pb::KeyDecision::Accept,
+            KeyDecision::Reject => pb::KeyDecision::Reject,
+            KeyDecision::Delete => pb::KeyDecision::Delete,
+        };
+        let resp = self
+            .control
+            .decide_keys(pb::DecideKeysRequest {
+                node_ids: ids.to_vec(),
+                decision: decision as i32,
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.keys.into_iter().map(KeyView::from).collect())
+    }
+
+    /// The certificate and CA (PEM) for a new user whose CSR is `csr_pem`.
+    pub async fn add_user(
+        &mut self,
+        name: &str,
+        admin: bool,
+        csr_pem: String,
+    ) -> Result<(String, String), Failure> {
+        let role = if admin {
+            pb::UserRole::Admin
+        } else {
+            pb::UserRole::Operator
+        };
+        let resp = self
+            .control
+            .add_user(pb::AddUserRequest {
+                name: name.to_owned(),
+                role: role as i32,
+                csr_pem,
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok((resp.cert_pem, resp.ca_pem))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum KeyDecision {
+    Accept,
+    Reject,
+    Delete,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub token: String,
+    pub ca_fingerprint: String,
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub node_id: String,
+    /// accepted, pending or rejected
+    pub state: &'static str,
+    pub fingerprint: String,
+    pub requested: String,
+    pub decided_by: String,
+    pub serial: String,
+}
+
+impl From<pb::KeyInfo> for KeyView {
+    fn from(k: pb::KeyInfo) -> Self {
+        KeyView {
+            state: match pb::KeyState::try_from(k.state) {
+                Ok(pb::KeyState::Accepted) => "accepted",
+                Ok(pb::KeyState::Pending) => "pending",
+                Ok(pb::KeyState::Rejected) => "rejected",
+                _ => "unknown",
+            },
+            node_id: k.node_id,
+            fingerprint: k.fingerprint,
+            requested: rfc3339(k.requested_ms),
+            decided_by: k.decided_by,
+            serial: k.serial,
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! What each subcommand does: resolve the master, call it, render.
 
-use crate::args::{Cli, Command, DrainArgs, GrainsArgs, Output, UndrainArgs, WaitArgs};
-use crate::client::{Client, NodeResult};
+use crate::args::{
+    Cli, Command, DrainArgs, GrainsArgs, KeysCommand, Output, TokenCommand, UndrainArgs,
+    UserAddArgs, UserCommand, UserRole, WaitArgs,
+};
+use crate::client::{Client, KeyDecision, NodeResult};
+use crate::context::{Context, Target};
 use crate::{Env, Failure, context, dev, render};
 use std::io::Write;
 
@@ -10,8 +14,12 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
     if let Command::Dev(args) = &cli.command {
         return dev::run(args, env, out).await;
     }
+    let env = &Env {
+        config_file: cli.config_file.clone().or_else(|| env.config_file.clone()),
+        ..env.clone()
+    };
     let target = context::resolve(cli.master.as_deref(), cli.context.as_deref(), env)?;
-    let mut client = Client::connect(&target.master, &target.origin).await?;
+    let mut client = Client::connect(&target).await?;
     match cli.command {
         Command::Nodes(a) => {
             let nodes = client.nodes(&a.names).await?;
@@ -30,7 +38,119 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                 Output::Table => write_out(out, &render::events_table(&events)),
             }
         }
+        Command::Token(TokenCommand::Create(a)) => {
+            let t = client
+                .create_token(a.ttl, a.uses.unwrap_or(0), a.roles)
+                .await?;
+            match output {
+                Output::Json => print_json(out, &t),
+                Output::Table => write_out(
+                    out,
+                    &format!(
+                        "token:           {}\nca fingerprint:  {}\nexpires:         {}\n\n\
+                         Join a node with:\n  cluster-agent --master {} --token {} --ca-fingerprint {}\n",
+                        t.token,
+                        t.ca_fingerprint,
+                        t.expires,
+                        target.master,
+                        t.token,
+                        t.ca_fingerprint
+                    ),
+                ),
+            }
+        }
+        Command::Keys(k) => {
+            let keys = match k {
+                KeysCommand::List => client.keys().await?,
+                KeysCommand::Accept(n) => client.decide_keys(&n.nodes, KeyDecision::Accept).await?,
+                KeysCommand::Reject(n) => client.decide_keys(&n.nodes, KeyDecision::Reject).await?,
+                KeysCommand::Delete(n) => client.decide_keys(&n.nodes, KeyDecision::Delete).await?,
+            };
+            match output {
+                Output::Json => print_json(out, &keys),
+                Output::Table => write_out(out, &render::keys_table(&keys)),
+            }
+        }
+        Command::User(UserCommand::Add(a)) => add_user(&mut client, &target, a, output, out).await,
         Command::Dev(_) => unreachable!("handled above"),
+    }
+}
+
+/// Makes the user's key here, has the master sign it, and writes the files
+/// and a config file using them.
+async fn add_user(
+    client: &mut Client,
+    target: &Target,
+    a: UserAddArgs,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (key_pem, csr_pem) = cluster_master::pki::new_key_and_csr(&a.name)
+        .map_err(|e| Failure::partial(e.to_string()))?;
+    let (cert_pem, ca_pem) = client
+        .add_user(&a.name, a.role == UserRole::Admin, csr_pem)
+        .await?;
+    let dir = &a.out;
+    let io =
+        |e: std::io::Error| Failure::partial(format!("cannot write into {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let dir = std::fs::canonicalize(dir).map_err(io)?;
+    let (key, cert, ca, config) = (
+        dir.join(format!("{}.key", a.name)),
+        dir.join(format!("{}.crt", a.name)),
+        dir.join("ca.crt"),
+        dir.join(format!("{}.toml", a.name)),
+    );
+    let write = |path: &std::path::Path, text: &str, mode: u32| {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Failure::partial(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&key, &key_pem, 0o600)?;
+    write(&cert, &cert_pem, 0o644)?;
+    write(&ca, &ca_pem, 0o644)?;
+    let file = context::ConfigFile {
+        current_context: Some(a.name.clone()),
+        contexts: [(
+            a.name.clone(),
+            Context {
+                master: target.master.clone(),
+                ca: Some(ca.clone()),
+                cert: Some(cert.clone()),
+                key: Some(key.clone()),
+            },
+        )]
+        .into(),
+    };
+    context::save(&config, &file)?;
+    let role = match a.role {
+        UserRole::Admin => "admin",
+        UserRole::Operator => "operator",
+    };
+    match output {
+        Output::Json => print_json(
+            out,
+            &serde_json::json!({ "name": a.name, "role": role, "key": key, "cert": cert, "ca": ca, "config": config }),
+        ),
+        Output::Table => write_out(
+            out,
+            &format!(
+                "{} is now a cluster {role}.\n  key:    {}\n  cert:   {}\n  ca:     {}\n  config: {}\nHand over the files; they use them with `clusterctl --config-file {}`.\n",
+                a.name,
+                key.display(),
+                cert.display(),
+                ca.display(),
+                config.display(),
+                config.display()
+            ),
+        ),
     }
 }
 

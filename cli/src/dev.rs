@@ -1,10 +1,13 @@
 //! `clusterctl dev`: an embedded master (store in a temporary directory) and
 //! a few agents on 127.0.0.2, 127.0.0.3, … in this one process, like
-//! `consul agent -dev`. Writes a `dev` context and makes it current, so
+//! `consul agent -dev`. Everything speaks mutual TLS as in production: the
+//! master makes its CA, the agents enroll with a join token. Writes a `dev`
+//! context (with a copy of the admin credentials) and makes it current, so
 //! `clusterctl nodes` in another terminal just works. Ctrl-C stops it all.
 
 use crate::args::DevArgs;
-use crate::context::{self, Context};
+use crate::client::Client;
+use crate::context::{self, Context, Target};
 use crate::{Env, Failure};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -45,7 +48,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     let http = bind((loopback, args.http_port).into(), "the master (HTTP)").await?;
     let master_addr = grpc.local_addr().map_err(io)?;
     let http_addr = http.local_addr().map_err(io)?;
-    let master_url = format!("http://{master_addr}");
+    let master_url = format!("https://{master_addr}");
     let mut healths = Vec::new();
     for i in 0..args.agents {
         let ip = IpAddr::from([127, 0, 0, 2 + i]);
@@ -59,7 +62,10 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         http_listen: Some(http_addr),
         data_dir: dir.path().join("master"),
         down_after: Duration::from_secs(6),
+        server_names: vec!["127.0.0.1".into(), "localhost".into()],
+        cluster_name: "dev".into(),
     };
+    let pki = dir.path().join("master").join("pki");
     let stop = token.clone();
     tasks.push(tokio::spawn(async move {
         let listeners = cluster_master::Listeners {
@@ -77,6 +83,17 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             tracing::error!(error = %e, "master failed");
         }
     }));
+    let admin = Target {
+        master: master_url.clone(),
+        origin: "clusterctl dev".into(),
+        ca: Some(pki.join("ca.crt")),
+        cert: Some(pki.join("admin.crt")),
+        key: Some(pki.join("admin.key")),
+    };
+    let mut client = connect_when_ready(&admin).await?;
+    let join = client
+        .create_token(Duration::from_secs(600), u32::from(args.agents), Vec::new())
+        .await?;
     let mut nodes = Vec::new();
     for (i, health) in healths.into_iter().enumerate() {
         let id = format!("node{}", i + 1);
@@ -95,6 +112,9 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             grains,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(2),
+            join_token: Some(join.token.clone()),
+            ca_fingerprint: Some(join.ca_fingerprint.clone()),
+            ca_file: None,
         };
         nodes.push((id, format!("http://{addr}/health"), role));
         let stop = token.clone();
@@ -107,13 +127,15 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         }));
     }
 
-    wait_until_registered(&master_url, nodes.len()).await?;
+    wait_until_registered(&mut client, nodes.len()).await?;
     let config_path = context::path(env);
+    let creds = keep_credentials(&pki, &config_path)?;
     context::set_current(
         &config_path,
         "dev",
         Context {
             master: master_url.clone(),
+            ..creds
         },
     )?;
 
@@ -148,23 +170,67 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     Ok(())
 }
 
-async fn wait_until_registered(master: &str, want: usize) -> Result<(), Failure> {
+/// The master makes its CA and admin identity as it starts: connect once
+/// they are there.
+async fn connect_when_ready(admin: &Target) -> Result<Client, Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(mut client) = crate::client::Client::connect(master, "clusterctl dev").await {
-            if let Ok(nodes) = client.nodes(&[]).await {
-                if nodes.iter().filter(|n| n.connected).count() >= want {
-                    return Ok(());
-                }
+        match Client::connect(admin).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn wait_until_registered(client: &mut Client, want: usize) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(nodes) = client.nodes(&[]).await {
+            if nodes.iter().filter(|n| n.connected).count() >= want {
+                return Ok(());
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Failure::partial(format!(
-                "the dev agents did not all register with the master at {master} within 15s"
-            )));
+            return Err(Failure::partial(
+                "the dev agents did not all enroll and register within 15s".to_owned(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Copies the dev cluster's CA and admin identity beside clusterctl's
+/// config file (the originals go with the temporary directory).
+fn keep_credentials(pki: &std::path::Path, config: &std::path::Path) -> Result<Context, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = config
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("dev");
+    let io = |e: std::io::Error| {
+        Failure::partial(format!(
+            "cannot keep the dev credentials in {}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    for (from, mode) in [
+        ("ca.crt", 0o644),
+        ("admin.crt", 0o644),
+        ("admin.key", 0o600),
+    ] {
+        let to = dir.join(from);
+        let _ = std::fs::remove_file(&to);
+        std::fs::copy(pki.join(from), &to).map_err(io)?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(Context {
+        master: String::new(),
+        ca: Some(dir.join("ca.crt")),
+        cert: Some(dir.join("admin.crt")),
+        key: Some(dir.join("admin.key")),
+    })
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,8 @@
 //!
 //! `0` success; `1` the request was valid but some node failed, timed out or
 //! was not connected; `2` bad input (usage, unknown node, invalid value);
-//! `3` the master could not be reached.
+//! `3` the master could not be reached; `4` refused: no valid certificate,
+//! or a role without the permission.
 
 pub mod args;
 pub mod client;
@@ -37,6 +38,13 @@ pub struct Env {
     pub master: Option<String>,
     /// `CLUSTERCTL_CONTEXT`
     pub context: Option<String>,
+    /// `CLUSTERCTL_CONFIG`: the config file, instead of the one under `config_home`.
+    pub config_file: Option<PathBuf>,
+    /// `CLUSTERCTL_CA`, `CLUSTERCTL_CERT`, `CLUSTERCTL_KEY`: credentials
+    /// over the context's.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     /// Who is asking, recorded in the event log: `user@host`.
     pub user: String,
 }
@@ -59,6 +67,10 @@ impl Env {
             config_home,
             master: var("CLUSTERCTL_MASTER"),
             context: var("CLUSTERCTL_CONTEXT"),
+            config_file: var("CLUSTERCTL_CONFIG").map(PathBuf::from),
+            ca: var("CLUSTERCTL_CA").map(PathBuf::from),
+            cert: var("CLUSTERCTL_CERT").map(PathBuf::from),
+            key: var("CLUSTERCTL_KEY").map(PathBuf::from),
             user: format!("{user}@{host}"),
         }
     }
@@ -69,6 +81,10 @@ impl Env {
             config_home: PathBuf::from("/nonexistent"),
             master: None,
             context: None,
+            config_file: None,
+            ca: None,
+            cert: None,
+            key: None,
             user: "test@localhost".into(),
         }
     }
@@ -85,6 +101,7 @@ impl Failure {
     pub const PARTIAL: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
+    pub const REFUSED: u8 = 4;
 
     pub fn partial(message: impl Into<String>) -> Failure {
         Failure {
@@ -113,6 +130,10 @@ impl Failure {
                 Failure::bad_input(message)
             }
             Unavailable => Failure::unreachable(format!("the master is unavailable: {message}")),
+            Unauthenticated | PermissionDenied => Failure {
+                code: Self::REFUSED,
+                message: format!("refused: {message}"),
+            },
             DeadlineExceeded => {
                 Failure::partial(format!("the master did not answer in time: {message}"))
             }
@@ -134,6 +155,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // One process-wide crypto provider (ring); a no-op when already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match args::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! Turning the CLI's view types into text: tables for people, JSON for
 //! scripts. Pure functions of their inputs (the clock is an argument).
 
-use crate::client::{EventView, NodeResult, NodeView};
+use crate::client::{EventView, KeyView, NodeResult, NodeView};
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
@@ -87,6 +87,26 @@ pub fn events_table(events: &[EventView]) -> String {
             e.node.clone(),
             e.by.clone(),
             e.detail.clone(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn keys_table(keys: &[KeyView]) -> String {
+    let mut t = table(&["NODE", "STATE", "FINGERPRINT", "DECIDED BY", "REQUESTED"]);
+    for k in keys {
+        // Enough of the fingerprint to compare by eye.
+        let short: String = k.fingerprint.chars().take(7 + 16).collect();
+        t.add_row(vec![
+            k.node_id.clone(),
+            k.state.to_owned(),
+            short,
+            if k.decided_by.is_empty() {
+                "-".into()
+            } else {
+                k.decided_by.clone()
+            },
+            k.requested.clone(),
         ]);
     }
     trim_lines(&t.to_string())

@@ -19,6 +19,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A node not heard from for this long is shown `down`.
     pub down_after: Duration,
+    /// Names and addresses clients reach the master by; all go into its
+    /// server certificate.
+    pub server_names: Vec<String>,
+    /// Shown in the CA's name.
+    pub cluster_name: String,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -30,6 +35,8 @@ pub struct RawConfig {
     pub http_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub down_after: Option<String>,
+    pub server_names: Option<Vec<String>>,
+    pub cluster_name: Option<String>,
 }
 
 impl RawConfig {
@@ -40,6 +47,8 @@ impl RawConfig {
             http_listen: over.http_listen.or(self.http_listen),
             data_dir: over.data_dir.or(self.data_dir),
             down_after: over.down_after.or(self.down_after),
+            server_names: over.server_names.or(self.server_names),
+            cluster_name: over.cluster_name.or(self.cluster_name),
         }
     }
 }
@@ -99,7 +108,13 @@ impl Config {
         down_after: "15s",
     };
 
-    pub fn validate(raw: RawConfig, path: Option<&Path>) -> Result<Config, ConfigError> {
+    /// `host_name` joins the default server names (read by the caller, so
+    /// tests choose it).
+    pub fn validate(
+        raw: RawConfig,
+        path: Option<&Path>,
+        host_name: &str,
+    ) -> Result<Config, ConfigError> {
         let d = Self::DEFAULTS;
         let mut problems = Vec::new();
         let listen = check(
@@ -128,6 +143,29 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             problems.push("data_dir is empty".into());
         }
+        let server_names = raw.server_names.unwrap_or_else(|| {
+            let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+            if let Some(l) = listen.filter(|l| !l.ip().is_unspecified() && !l.ip().is_loopback()) {
+                names.push(l.ip().to_string());
+            }
+            if !host_name.is_empty() {
+                names.push(host_name.to_owned());
+            }
+            names
+        });
+        for n in &server_names {
+            let ok = n.parse::<std::net::IpAddr>().is_ok()
+                || (!n.is_empty()
+                    && n.split('.').all(|l| {
+                        !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    }));
+            if !ok {
+                problems.push(format!(
+                    "server_names: {n:?} is neither a DNS name nor an IP address"
+                ));
+            }
+        }
+        let cluster_name = raw.cluster_name.unwrap_or_else(|| "clusterctl".into());
         match (listen, http_listen, down_after) {
             (Some(listen), Some(http_listen), Some(down_after)) if problems.is_empty() => {
                 Ok(Config {
@@ -135,6 +173,8 @@ impl Config {
                     http_listen,
                     data_dir,
                     down_after,
+                    server_names,
+                    cluster_name,
                 })
             }
             _ => Err(ConfigError::Invalid {
@@ -167,10 +207,26 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_the_file_leaves_out() {
-        let c = Config::validate(raw(r#"data_dir = "/tmp/x""#), None).unwrap();
+        let c = Config::validate(raw(r#"data_dir = "/tmp/x""#), None, "box").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7440");
         assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:7441");
         assert_eq!(c.down_after, Duration::from_secs(15));
+        assert_eq!(c.server_names, ["localhost", "127.0.0.1", "::1", "box"]);
+    }
+
+    #[test]
+    fn server_names_must_be_names_or_addresses() {
+        let err = Config::validate(
+            raw(r#"server_names = ["ok.example.com", "10.0.0.2", "bad name"]"#),
+            None,
+            "",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(r#""bad name" is neither a DNS name nor an IP address"#),
+            "{err}"
+        );
     }
 
     #[test]
@@ -179,6 +235,7 @@ mod tests {
             raw(r#"listen = "nowhere"
 down_after = "soon""#),
             Some(Path::new("/etc/clusterctl/master.toml")),
+            "box",
         )
         .unwrap_err()
         .to_string();
@@ -210,7 +267,7 @@ down_after = "soon""#),
             http_listen: Some("off".into()),
             ..RawConfig::default()
         });
-        let c = Config::validate(merged, None).unwrap();
+        let c = Config::validate(merged, None, "box").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.9:2");
         assert!(c.http_listen.is_none());
     }

@@ -18,8 +18,10 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod model;
+pub mod pki;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Listeners, RunError, run};

@@ -27,6 +27,14 @@ struct Args {
     /// Show a node as down after this long without a report [default: 15s].
     #[arg(long, env = "CLUSTERCTL_DOWN_AFTER")]
     down_after: Option<String>,
+    /// Names and addresses clients use to reach the master (repeat or
+    /// comma-separate) [default: localhost, 127.0.0.1, ::1, the listen address, the host name].
+    #[arg(
+        long = "server-name",
+        env = "CLUSTERCTL_SERVER_NAMES",
+        value_delimiter = ','
+    )]
+    server_names: Vec<String>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clusterctl/master.toml";
@@ -45,8 +53,15 @@ fn load(args: Args) -> anyhow::Result<Config> {
         http_listen: args.http_listen,
         data_dir: args.data_dir,
         down_after: args.down_after,
+        server_names: (!args.server_names.is_empty()).then_some(args.server_names),
+        cluster_name: None,
     };
-    Ok(Config::validate(file.merge(over), path.as_deref())?)
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    Ok(Config::validate(
+        file.merge(over),
+        path.as_deref(),
+        host.trim(),
+    )?)
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -83,6 +98,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

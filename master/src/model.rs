@@ -132,6 +132,13 @@ pub enum EventKind {
     Undrain,
     Down,
     Up,
+    /// A request refused for who made it (no or bad certificate, a bad
+    /// token, a role without the permission).
+    Denied,
+    /// A node's key: pending, accepted, rejected, deleted (revoked).
+    Key,
+    Token,
+    User,
 }
 
 impl EventKind {
@@ -142,6 +149,10 @@ impl EventKind {
             EventKind::Undrain => "undrain",
             EventKind::Down => "down",
             EventKind::Up => "up",
+            EventKind::Denied => "denied",
+            EventKind::Key => "key",
+            EventKind::Token => "token",
+            EventKind::User => "user",
         }
     }
 }
@@ -168,4 +179,46 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A join token. Only the hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// The public half (`<id>.<secret>`), shown in events.
+    pub id: String,
+    /// sha256 of the secret half.
+    pub secret_hash: String,
+    pub expires_ms: u64,
+    /// `None`: any number of uses until it expires.
+    pub uses_left: Option<u32>,
+    /// Roles given to nodes that join with it.
+    pub roles: Vec<String>,
+    pub created_by: String,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Accepted,
+    Pending,
+    Rejected,
+}
+
+/// A node's key, Salt-style: what it asked for and what was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub node_id: String,
+    pub state: KeyState,
+    /// sha256 of the node's public key.
+    pub fingerprint: String,
+    /// Kept while pending, so accepting can sign it.
+    pub csr_pem: String,
+    /// Set once accepted.
+    pub cert_pem: String,
+    pub serial: String,
+    pub requested_ms: u64,
+    pub decided_by: String,
+    /// Roles from the token it joined with.
+    pub roles: Vec<String>,
 }

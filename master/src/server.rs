@@ -5,7 +5,8 @@
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::grpc::{agent::AgentSvc, control::ControlSvc};
+use crate::grpc::{agent::AgentSvc, control::ControlSvc, enroll::EnrollSvc};
+use crate::pki::files::{self, FilesError};
 use crate::store::{SledStore, StoreError};
 use cluster_proto as pb;
 use std::future::Future;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 /// The sockets the master serves on, bound by the caller (so a busy port is
 /// the caller's clear error, and tests can use port 0).
@@ -31,6 +31,10 @@ pub enum RunError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot set up the certificate authority: {0}")]
+    Pki(#[from] FilesError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed: {0}")]
@@ -50,7 +54,33 @@ pub async fn run(
         source,
     })?;
     let store = SledStore::open(&config.data_dir.join("store"))?;
-    let cluster = Arc::new(Cluster::open(Arc::new(store), config.down_after)?);
+    let grpc_addr = listeners.grpc.local_addr().map_err(RunError::Http)?;
+    let pki = files::load_or_init(
+        &config.data_dir.join("pki"),
+        &config.cluster_name,
+        &config.server_names,
+        &master_url(&config, grpc_addr),
+        std::time::SystemTime::now(),
+    )?;
+    if let Some(admin) = &pki.created {
+        tracing::info!(
+            config = %admin.config.display(),
+            "created the cluster CA and an admin identity; use it with: clusterctl --config-file {}",
+            admin.config.display()
+        );
+    }
+    let (refused_tx, refused_rx) = tokio::sync::mpsc::channel(256);
+    let tls = crate::tls::server_config(
+        &pki.server_cert_pem,
+        &pki.server_key_pem,
+        &pki.ca.cert_pem,
+        refused_tx,
+    )?;
+    let cluster = Arc::new(Cluster::open(
+        Arc::new(store),
+        Arc::new(pki.ca),
+        config.down_after,
+    )?);
     let token = CancellationToken::new();
     {
         let token = token.clone();
@@ -61,6 +91,7 @@ pub async fn run(
     }
 
     let liveness = tokio::spawn(liveness(cluster.clone(), token.clone()));
+    tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
     let http = listeners.http.map(|l| {
         let app = crate::http::router(cluster.clone());
         let token = token.clone();
@@ -80,15 +111,22 @@ pub async fn run(
         cluster: cluster.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
-    let incoming = TcpIncoming::from(listeners.grpc)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(30)));
-    tracing::info!(generation = cluster.generation(), "master ready");
+    let enroll = pb::enrollment_server::EnrollmentServer::new(EnrollSvc {
+        cluster: cluster.clone(),
+    })
+    .max_decoding_message_size(64 * 1024);
+    let incoming = crate::tls::incoming(listeners.grpc, tls, token.clone());
+    tracing::info!(generation = cluster.generation(), ca = %cluster.ca_fingerprint(), "master ready");
     let served = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // One peer cannot hog the master: bounded streams per connection,
+        // bounded time per unary call.
+        .max_concurrent_streams(Some(128))
+        .concurrency_limit_per_connection(256)
         .add_service(agent)
         .add_service(control)
+        .add_service(enroll)
         .serve_with_incoming_shutdown(incoming, {
             let token = token.clone();
             async move { token.cancelled().await }
@@ -105,6 +143,30 @@ pub async fn run(
     served?;
     tracing::info!("master stopped");
     Ok(())
+}
+
+/// The URL clients use, for the admin config written with a new CA.
+fn master_url(config: &Config, bound: std::net::SocketAddr) -> String {
+    let host = if bound.ip().is_unspecified() {
+        config
+            .server_names
+            .iter()
+            .find(|n| {
+                n.parse::<std::net::IpAddr>()
+                    .map(|ip| !ip.is_loopback())
+                    .unwrap_or(*n != "localhost")
+            })
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1".into())
+    } else {
+        bound.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    format!("https://{host}:{}", bound.port())
 }
 
 /// Writes `down` / `up` transitions to the event log.

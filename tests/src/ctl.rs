@@ -1,6 +1,7 @@
 //! Running clusterctl in-process, as the binary would run.
 
 use cluster_cli::Env;
+use std::path::PathBuf;
 
 /// What one clusterctl invocation did.
 #[derive(Debug)]
@@ -32,14 +33,59 @@ impl Ctl {
     }
 }
 
-/// Runs `clusterctl ARGS` against `master` with an otherwise empty
-/// environment.
-pub async fn ctl(master: &str, args: &[&str]) -> Ctl {
-    let env = Env {
-        master: Some(master.to_owned()),
-        ..Env::for_tests()
-    };
-    ctl_env(&env, args).await
+/// A master's address and the admin identity it made on first start.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub url: String,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Admin {
+    /// The environment clusterctl would see with these set in
+    /// `CLUSTERCTL_MASTER`, `CLUSTERCTL_CA`, `CLUSTERCTL_CERT`, `CLUSTERCTL_KEY`.
+    pub fn env(&self) -> Env {
+        Env {
+            master: Some(self.url.clone()),
+            ca: Some(self.ca.clone()),
+            cert: Some(self.cert.clone()),
+            key: Some(self.key.clone()),
+            ..Env::for_tests()
+        }
+    }
+
+    /// A gRPC channel to the master as this identity.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&self.ca)))
+            .identity(Identity::from_pem(read(&self.cert), read(&self.key)))
+            .domain_name("127.0.0.1");
+        Endpoint::from_shared(self.url.clone())
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// The same master, reached with another identity.
+    pub fn with_identity(&self, cert: PathBuf, key: PathBuf) -> Admin {
+        Admin {
+            cert,
+            key,
+            ..self.clone()
+        }
+    }
+}
+
+/// Runs `clusterctl ARGS` as `admin`, with an otherwise empty environment.
+pub async fn ctl(admin: &Admin, args: &[&str]) -> Ctl {
+    ctl_env(&admin.env(), args).await
 }
 
 pub async fn ctl_env(env: &Env, args: &[&str]) -> Ctl {

@@ -11,7 +11,7 @@ pub mod ctl;
 pub mod http;
 pub mod procs;
 
-pub use ctl::{Ctl, ctl};
+pub use ctl::{Admin, Ctl, ctl};
 pub use http::get;
 pub use procs::{AgentProc, MasterProc};
 
@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns true, or panics naming `what` after
 /// `patience`. The poll interval is short; the patience is the bound.
+/// Installs the process-wide crypto provider (ring) once.
+pub fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub async fn eventually<F, Fut>(what: &str, patience: Duration, mut check: F)
 where
     F: FnMut() -> Fut,

@@ -111,6 +111,7 @@ impl MasterBuilder {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         let mut m = MasterProc {
             proc: None,
+            join: Mutex::new(None),
             grpc: self.listen.parse().expect("listen address"),
             http: "127.0.0.1:0".parse().unwrap(),
             dir,
@@ -123,6 +124,7 @@ impl MasterBuilder {
 
 pub struct MasterProc {
     proc: Option<Proc>,
+    join: Mutex<Option<(String, String)>>,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     dir: Arc<tempfile::TempDir>,
@@ -151,11 +153,18 @@ impl MasterProc {
             .arg(self.dir.path())
             .arg("--down-after")
             .arg(format!("{}ms", self.down_after.as_millis()));
-        let (proc, line) = Proc::start(cmd, "starting master")?;
-        self.grpc = field(&line, "grpc")
+        // "master ready" comes once the CA and admin identity exist; the
+        // addresses were logged just before, when the sockets were bound.
+        let (proc, _) = Proc::start(cmd, "master ready")?;
+        let log = proc.log.lock().unwrap().clone();
+        let start = log
+            .lines()
+            .find(|l| l.contains("starting master"))
+            .ok_or_else(|| format!("no start line in the master's log:\n{log}"))?;
+        self.grpc = field(start, "grpc")
             .and_then(|a| a.parse().ok())
             .expect("grpc address in log");
-        self.http = field(&line, "http")
+        self.http = field(start, "http")
             .and_then(|a| a.parse().ok())
             .expect("http address in log");
         self.proc = Some(proc);
@@ -163,7 +172,45 @@ impl MasterProc {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.grpc)
+        format!("https://{}", self.grpc)
+    }
+
+    /// The admin identity this master made on first start.
+    pub fn admin(&self) -> crate::Admin {
+        let pki = self.dir.path().join("pki");
+        crate::Admin {
+            url: self.url(),
+            ca: pki.join("ca.crt"),
+            cert: pki.join("admin.crt"),
+            key: pki.join("admin.key"),
+        }
+    }
+
+    /// A join token (any number of uses for an hour) and the CA fingerprint,
+    /// made once and kept.
+    pub fn join_token(&self) -> (String, String) {
+        let mut cached = self.join.lock().unwrap();
+        if let Some(t) = cached.as_ref() {
+            return t.clone();
+        }
+        let admin = self.admin();
+        let out = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(crate::ctl(&admin, &["token", "create", "-o", "json"]))
+        })
+        .join()
+        .unwrap()
+        .ok();
+        let v = out.json();
+        let t = (
+            v["token"].as_str().unwrap().to_owned(),
+            v["ca_fingerprint"].as_str().unwrap().to_owned(),
+        );
+        *cached = Some(t.clone());
+        t
     }
 
     pub fn http_url(&self) -> String {
@@ -199,10 +246,13 @@ impl MasterProc {
 pub struct AgentBuilder {
     id: String,
     master: String,
+    /// (token, CA fingerprint); `None` enrolls without a token (pending).
+    join: Option<(String, String)>,
     addr: String,
     roles: Vec<String>,
     report_interval: Duration,
     extra_config: String,
+    ca_file: PathBuf,
 }
 
 impl AgentBuilder {
@@ -219,6 +269,12 @@ impl AgentBuilder {
 
     pub fn report_interval(mut self, d: Duration) -> Self {
         self.report_interval = d;
+        self
+    }
+
+    /// Enroll without a token: the key waits as pending.
+    pub fn without_token(mut self) -> Self {
+        self.join = None;
         self
     }
 
@@ -244,8 +300,14 @@ impl AgentBuilder {
             .map(|r| format!("{r:?}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let join = match &self.join {
+            Some((token, fingerprint)) => {
+                format!("join_token = {token:?}\nca_fingerprint = {fingerprint:?}\n")
+            }
+            None => format!("ca_file = {:?}\n", self.ca_file),
+        };
         let config = format!(
-            "id = {:?}\nmaster = {:?}\ndata_dir = {:?}\nreport_interval = \"{}ms\"\nroles = [{roles}]\nreconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n{}",
+            "id = {:?}\nmaster = {:?}\ndata_dir = {:?}\nreport_interval = \"{}ms\"\nroles = [{roles}]\nreconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n{join}{}",
             a.id,
             self.master,
             a.dir.path().join("data"),
@@ -272,6 +334,8 @@ impl AgentProc {
         AgentBuilder {
             id: id.to_owned(),
             master: master.url(),
+            join: Some(master.join_token()),
+            ca_file: master.admin().ca,
             addr: "127.0.0.1".into(),
             roles: Vec::new(),
             report_interval: Duration::from_millis(200),

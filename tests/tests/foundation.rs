@@ -1,7 +1,7 @@
 //! The first loop of the system, end to end: a master and agents as real
 //! processes on distinct loopback addresses, clusterctl driving them.
 
-use cluster_tests::{AgentProc, MasterProc, ctl, eventually, get};
+use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually, get};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ async fn cluster() -> (MasterProc, Vec<AgentProc>) {
     .iter()
     .map(|(id, ip, role)| AgentProc::builder(id, &master).addr(ip).role(role).spawn())
     .collect();
-    let url = master.url();
+    let url = master.admin();
     eventually("three agents connected", PATIENCE, || async {
         let nodes = ctl(&url, &["nodes", "-o", "json"]).await;
         nodes.code == 0
@@ -38,12 +38,12 @@ fn node<'a>(nodes: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no node {name} in {nodes}"))
 }
 
-async fn state_of(master: &str, name: &str) -> String {
+async fn state_of(master: &Admin, name: &str) -> String {
     let nodes = ctl(master, &["nodes", "-o", "json"]).await.ok().json();
     node(&nodes, name)["state"].as_str().unwrap().to_owned()
 }
 
-async fn events(master: &str) -> Vec<(String, String)> {
+async fn events(master: &Admin) -> Vec<(String, String)> {
     let out = ctl(master, &["events", "-o", "json"]).await.ok().json();
     out.as_array()
         .unwrap()
@@ -60,7 +60,7 @@ async fn events(master: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn nodes_lists_every_agent_with_its_facts() {
     let (master, agents) = cluster().await;
-    let nodes = ctl(&master.url(), &["nodes", "-o", "json"])
+    let nodes = ctl(&master.admin(), &["nodes", "-o", "json"])
         .await
         .ok()
         .json();
@@ -93,7 +93,7 @@ async fn nodes_lists_every_agent_with_its_facts() {
         assert!(!grains[key].is_null(), "missing grain {key}: {grains}");
     }
     // Usage arrives with the first report.
-    let url = master.url();
+    let url = master.admin();
     eventually("usage reported", PATIENCE, || async {
         let nodes = ctl(&url, &["nodes", "-o", "json"]).await.json();
         node(&nodes, "web-2")["usage"]["mem_total_bytes"]
@@ -135,7 +135,7 @@ async fn nodes_lists_every_agent_with_its_facts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_flips_only_that_nodes_health_and_undrain_flips_it_back() {
     let (master, agents) = cluster().await;
-    let url = master.url();
+    let url = master.admin();
     for a in &agents {
         assert_eq!(a.health().await.0, 200, "{} before the drain", a.id);
     }
@@ -195,7 +195,7 @@ async fn drain_flips_only_that_nodes_health_and_undrain_flips_it_back() {
     let log = events(&url).await;
     let mine: Vec<_> = log
         .iter()
-        .filter(|(k, n)| n == "web-1" && k != "registered")
+        .filter(|(k, n)| n == "web-1" && (k == "drain" || k == "undrain"))
         .collect();
     assert_eq!(
         mine,
@@ -209,7 +209,7 @@ async fn drain_flips_only_that_nodes_health_and_undrain_flips_it_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_master_crash_keeps_drains_and_events_and_agents_reconnect_by_themselves() {
     let (mut master, agents) = cluster().await;
-    let url = master.url();
+    let url = master.admin();
     ctl(&url, &["drain", "db-1", "--reason", "disk swap", "--wait"])
         .await
         .ok();
@@ -245,7 +245,7 @@ async fn a_master_crash_keeps_drains_and_events_and_agents_reconnect_by_themselv
 #[tokio::test(flavor = "multi_thread")]
 async fn agents_keep_serving_the_last_state_while_the_master_is_away() {
     let (mut master, mut agents) = cluster().await;
-    let url = master.url();
+    let url = master.admin();
     ctl(
         &url,
         &["drain", "web-1", "--reason", "maintenance", "--wait"],
@@ -280,7 +280,7 @@ async fn agents_keep_serving_the_last_state_while_the_master_is_away() {
 async fn a_killed_agent_is_shown_down_after_the_grace() {
     let grace = Duration::from_millis(1500);
     let master = MasterProc::builder().down_after(grace).spawn();
-    let url = master.url();
+    let url = master.admin();
     let mut a = AgentProc::builder("web-1", &master)
         .addr("127.0.0.2")
         .spawn();
@@ -353,7 +353,7 @@ async fn a_killed_agent_is_shown_down_after_the_grace() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let (master, agents) = cluster().await;
-    let url = master.url();
+    let url = master.admin();
     let before_events = events(&url).await;
     let before = ctl(&url, &["nodes", "-o", "json"]).await.ok().json();
 
@@ -405,11 +405,15 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     );
 
     // No master there: exit 3 with the address and where it came from.
-    let out = ctl("http://127.0.0.1:1", &["nodes"]).await;
+    let nowhere = Admin {
+        url: "https://127.0.0.1:1".into(),
+        ..url.clone()
+    };
+    let out = ctl(&nowhere, &["nodes"]).await;
     assert_eq!(out.code, 3);
     assert!(
         out.stderr
-            .contains("cannot reach the master at http://127.0.0.1:1 (from CLUSTERCTL_MASTER)"),
+            .contains("cannot reach the master at https://127.0.0.1:1 (from CLUSTERCTL_MASTER)"),
         "{}",
         out.stderr
     );
@@ -432,7 +436,7 @@ async fn a_second_master_on_a_busy_port_fails_clearly() {
         "{err}"
     );
     // The first master is unaffected.
-    assert_eq!(ctl(&master.url(), &["nodes"]).await.code, 0);
+    assert_eq!(ctl(&master.admin(), &["nodes"]).await.code, 0);
 
     // A second master on the same data directory is refused too.
     let out = std::process::Command::new(cluster_tests::bin("cluster-master"))

@@ -7,6 +7,7 @@
 
 mod convert;
 
+use crate::enroll::{Credentials, Enrollment, Progress};
 use crate::state::{Cache, Desired, Shared};
 use crate::usage::Sampler;
 use cluster_proto as pb;
@@ -32,16 +33,17 @@ pub struct Context {
     pub reconnect_max: Duration,
     pub shared: Arc<Shared>,
     pub cache: Cache,
+    pub enrollment: Enrollment,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("cannot reach the master at {master}: {source}")]
+    #[error("cannot reach the master at {master}: {}", crate::enroll::error_chain(.source))]
     Connect {
         master: String,
         source: tonic::transport::Error,
     },
-    #[error("the master refused the session: {0}")]
+    #[error("the master refused the session: {}", .0.message())]
     Refused(tonic::Status),
     #[error("the session broke: {0}")]
     Broken(tonic::Status),
@@ -60,20 +62,44 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration, unit: f64) -> Duratio
     exp / 2 + exp.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
 }
 
-/// Keeps a session open until `token` is cancelled.
+/// Enrolls if needed, then keeps a session open until `token` is cancelled.
 pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     let mut sampler = Sampler::new();
     let mut attempt = 0u32;
+    let mut credentials: Option<Credentials> = None;
+    // After a refusal of our certificate the token is not used again: a
+    // revoked node goes back to pending, as in Salt.
+    let mut token_spent = false;
     loop {
+        let creds = match &credentials {
+            Some(c) => c.clone(),
+            None => match enroll(&ctx, token_spent, &token).await {
+                Some(c) => {
+                    credentials = Some(c.clone());
+                    attempt = 0;
+                    c
+                }
+                None => return,
+            },
+        };
         let started = Instant::now();
         let mut got_state = false;
-        let result = once(&ctx, &mut sampler, &token, &mut got_state).await;
+        let result = once(&ctx, &creds, &mut sampler, &token, &mut got_state).await;
         ctx.shared.set_connected(false);
         if token.is_cancelled() {
             return;
         }
         match result {
             Ok(()) => {}
+            Err(SessionError::Refused(status)) if status.code() == tonic::Code::Unauthenticated => {
+                tracing::error!(
+                    reason = status.message(),
+                    "the master no longer accepts this node's certificate; enrolling again (pending until an admin accepts)"
+                );
+                ctx.enrollment.forget_certificate();
+                credentials = None;
+                token_spent = true;
+            }
             Err(e) => tracing::warn!(error = %e, "session with the master ended"),
         }
         if got_state && started.elapsed() > Duration::from_secs(1) {
@@ -94,8 +120,48 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     }
 }
 
+/// Credentials from disk, or by enrolling (retrying with backoff while the
+/// master is away or the key is pending); `None` when cancelled.
+async fn enroll(
+    ctx: &Context,
+    token_spent: bool,
+    token: &CancellationToken,
+) -> Option<Credentials> {
+    match ctx.enrollment.existing() {
+        Ok(Some(c)) => return Some(c),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read the node's credentials"),
+    }
+    let mut attempt = 0u32;
+    let mut said_pending = false;
+    loop {
+        match ctx.enrollment.attempt(token_spent).await {
+            Ok(Progress::Enrolled(c)) => {
+                tracing::info!(node = %ctx.node_id, "enrolled: the master signed this node's certificate");
+                return Some(c);
+            }
+            Ok(Progress::Pending(msg)) => {
+                if !said_pending {
+                    tracing::warn!(node = %ctx.node_id, "{msg}");
+                    said_pending = true;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "enrollment failed; retrying"),
+        }
+        // Pending keys are polled at most every few seconds.
+        let max = ctx.reconnect_max.max(Duration::from_secs(2));
+        let delay = backoff(attempt, ctx.reconnect_min, max, fastrand::f64());
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = token.cancelled() => return None,
+        }
+    }
+}
+
 async fn once(
     ctx: &Context,
+    creds: &Credentials,
     sampler: &mut Sampler,
     token: &CancellationToken,
     got_state: &mut bool,
@@ -104,7 +170,10 @@ async fn once(
         master: ctx.master.clone(),
         source,
     };
+    let (host, _) = crate::enroll::host_port(&ctx.master);
     let channel = Endpoint::from_shared(ctx.master.clone())
+        .map_err(connect)?
+        .tls_config(creds.tls(&host))
         .map_err(connect)?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)

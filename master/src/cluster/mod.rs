@@ -11,8 +11,10 @@
 //! changes coalesce and none is lost. See `grpc/LIFECYCLE.md`.
 
 use crate::model::{
-    Applied, Event, EventKind, Grains, Node, NodeSpec, NodeState, OfflineFlag, Usage, now_ms,
+    Applied, Event, EventKind, Grains, KeyRecord, Node, NodeSpec, NodeState, OfflineFlag, Token,
+    Usage, now_ms,
 };
+use crate::pki::Ca;
 use crate::store::{EventQuery, Store, StoreError, Write};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,6 +68,12 @@ pub enum ClusterError {
     UnknownNodes(Vec<String>),
     #[error("name {name:?} already belongs to node {owner:?}")]
     NameTaken { name: String, owner: String },
+    #[error("unknown key{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    UnknownKeys(Vec<String>),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -86,6 +94,12 @@ struct State {
     next_session_id: u64,
     /// Nodes the event log last recorded as down.
     down: HashSet<String>,
+    /// Join tokens by id.
+    tokens: HashMap<String, Token>,
+    /// Node keys by node id.
+    keys: HashMap<String, KeyRecord>,
+    /// Serials of revoked certificates.
+    revoked: HashSet<String>,
 }
 
 impl State {
@@ -136,6 +150,8 @@ impl State {
 
 pub struct Cluster {
     store: Arc<dyn Store>,
+    /// Signs node and user certificates.
+    ca: Arc<Ca>,
     state: Mutex<State>,
     /// Serialises writes: held from reading the state until the change is
     /// durable and published.
@@ -147,13 +163,28 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn open(store: Arc<dyn Store>, down_after: Duration) -> Result<Cluster, StoreError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        ca: Arc<Ca>,
+        down_after: Duration,
+    ) -> Result<Cluster, StoreError> {
         let loaded = store.load()?;
         let down_after_ms = down_after.as_millis() as u64;
         let now = now_ms();
         let mut state = State {
             generation: loaded.generation,
             next_event_seq: loaded.next_event_seq,
+            tokens: loaded
+                .tokens
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+            keys: loaded
+                .keys
+                .into_iter()
+                .map(|k| (k.node_id.clone(), k))
+                .collect(),
+            revoked: loaded.revoked.into_iter().collect(),
             ..State::default()
         };
         for node in loaded.nodes {
@@ -165,6 +196,7 @@ impl Cluster {
         }
         Ok(Cluster {
             store,
+            ca,
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),
             acks: watch::Sender::new(0),
@@ -198,7 +230,7 @@ impl Cluster {
     pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
         let _w = self.writer.lock().await;
         let now = now_ms();
-        let (node, event) = {
+        let (mut node, event) = {
             let mut st = self.state();
             match st.nodes.get(&hello.node_id) {
                 Some(existing) => {
@@ -247,6 +279,12 @@ impl Cluster {
                 }
             }
         };
+        // Roles from the token the node joined with come on top of its own.
+        for role in self.assigned_roles(&node.id) {
+            if !node.roles.contains(&role) {
+                node.roles.push(role);
+            }
+        }
         // Persist only what changed: a fleet reconnecting after a master
         // restart must not queue one fsync per agent for nothing.
         let unchanged = self.state().nodes.get(&node.id).is_some_and(|old| {
@@ -259,7 +297,7 @@ impl Cluster {
             self.persist(Write {
                 nodes: vec![node.clone()],
                 events: event.into_iter().collect(),
-                generation: None,
+                ..Write::default()
             })
             .await?;
         }
@@ -548,6 +586,10 @@ impl Cluster {
         Ok(write.events)
     }
 }
+
+mod access;
+
+pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};
 
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,7 @@ impl pb::agent_service_server::AgentService for AgentSvc {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
+        let cert_node = super::auth::node(&self.cluster, &request).await?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -54,6 +55,16 @@ impl pb::agent_service_server::AgentService for AgentSvc {
                 ));
             }
         };
+        if hello.node_id != cert_node {
+            let msg = format!(
+                "this certificate is node {cert_node}'s; it cannot speak as node {}",
+                hello.node_id
+            );
+            self.cluster
+                .deny(&cert_node, &format!("node {cert_node}"), msg.clone())
+                .await;
+            return Err(Status::permission_denied(msg));
+        }
         let node_id = hello.node_id.clone();
         let handle = self
             .cluster

@@ -1,7 +1,10 @@
 //! `Control`: the calls clusterctl makes.
 
+use super::auth::{Permission, authorize};
 use super::convert;
-use crate::cluster::{ApplyStatus, Cluster};
+use crate::cluster::{ApplyStatus, Cluster, KeyDecision};
+use crate::model::{KeyRecord, KeyState};
+use crate::pki::Role;
 use crate::store::EventQuery;
 use cluster_proto as pb;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Events returned when the request names no limit.
 const DEFAULT_EVENTS: usize = 100;
+/// How long a join token lives when the request names no ttl.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 pub struct ControlSvc {
     pub cluster: Arc<Cluster>,
@@ -26,6 +31,7 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "list nodes").await?;
         let req = request.into_inner();
         let nodes = self.cluster.nodes(&req.names).map_err(super::status_of)?;
         Ok(Response::new(pb::ListNodesResponse {
@@ -41,11 +47,18 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::SetOfflineRequest>,
     ) -> Result<Response<pb::SetOfflineResponse>, Status> {
-        let req = request.into_inner();
-        let by = if req.by.trim().is_empty() {
-            "unknown".to_owned()
+        let action = if request.get_ref().offline {
+            "drain"
         } else {
-            req.by
+            "undrain"
+        };
+        let caller = authorize(&self.cluster, &request, Permission::Drain, action).await?;
+        let req = request.into_inner();
+        // The certificate says who; the client's own note (user@host) is
+        // kept beside it as a hint.
+        let by = match req.by.trim() {
+            "" => caller.label(),
+            hint => format!("{} ({hint})", caller.label()),
         };
         let reason = req.offline.then(|| {
             let r = req.reason.trim();
@@ -118,6 +131,7 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "read events").await?;
         let req = request.into_inner();
         let node = match req.node.trim() {
             "" => None,
@@ -145,5 +159,108 @@ impl pb::control_server::Control for ControlSvc {
         Ok(Response::new(pb::ListEventsResponse {
             events: events.iter().map(convert::event_to_pb).collect(),
         }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let caller = authorize(
+            &self.cluster,
+            &request,
+            Permission::Admin,
+            "create join tokens",
+        )
+        .await?;
+        let req = request.into_inner();
+        let ttl = match req.ttl_ms {
+            0 => DEFAULT_TOKEN_TTL,
+            ms => Duration::from_millis(ms),
+        };
+        let uses = (req.uses > 0).then_some(req.uses);
+        let grant = self
+            .cluster
+            .create_token(&caller.label(), ttl, uses, req.roles)
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: grant.token,
+            ca_fingerprint: grant.ca_fingerprint,
+            expires_ms: grant.expires_ms,
+        }))
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Admin, "list keys").await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            keys: self.cluster.keys().iter().map(key_to_pb).collect(),
+        }))
+    }
+
+    async fn decide_keys(
+        &self,
+        request: Request<pb::DecideKeysRequest>,
+    ) -> Result<Response<pb::DecideKeysResponse>, Status> {
+        let decision = match pb::KeyDecision::try_from(request.get_ref().decision) {
+            Ok(pb::KeyDecision::Accept) => KeyDecision::Accept,
+            Ok(pb::KeyDecision::Reject) => KeyDecision::Reject,
+            Ok(pb::KeyDecision::Delete) => KeyDecision::Delete,
+            _ => return Err(Status::invalid_argument("missing field `decision`")),
+        };
+        let caller =
+            authorize(&self.cluster, &request, Permission::Admin, "decide on keys").await?;
+        let req = request.into_inner();
+        let keys = self
+            .cluster
+            .decide_keys(&req.node_ids, decision, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::DecideKeysResponse {
+            keys: keys.iter().map(key_to_pb).collect(),
+        }))
+    }
+
+    async fn add_user(
+        &self,
+        request: Request<pb::AddUserRequest>,
+    ) -> Result<Response<pb::AddUserResponse>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "add users").await?;
+        let req = request.into_inner();
+        let role = match pb::UserRole::try_from(req.role) {
+            Ok(pb::UserRole::Admin) => Role::Admin,
+            Ok(pb::UserRole::Operator) => Role::Operator,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "missing field `role` (admin or operator)",
+                ));
+            }
+        };
+        let cert_pem = self
+            .cluster
+            .add_user(&req.name, role, &req.csr_pem, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::AddUserResponse {
+            cert_pem,
+            ca_pem: self.cluster.ca_pem().to_owned(),
+        }))
+    }
+}
+
+fn key_to_pb(k: &KeyRecord) -> pb::KeyInfo {
+    pb::KeyInfo {
+        node_id: k.node_id.clone(),
+        state: match k.state {
+            KeyState::Accepted => pb::KeyState::Accepted,
+            KeyState::Pending => pb::KeyState::Pending,
+            KeyState::Rejected => pb::KeyState::Rejected,
+        } as i32,
+        fingerprint: k.fingerprint.clone(),
+        requested_ms: k.requested_ms,
+        decided_by: k.decided_by.clone(),
+        serial: k.serial.clone(),
     }
 }

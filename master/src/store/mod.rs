@@ -11,13 +11,17 @@ mod sled;
 
 pub use self::sled::SledStore;
 
-use crate::model::{Event, Node};
+use crate::model::{Event, KeyRecord, Node, Token};
 use std::path::PathBuf;
 
 /// Everything the master reloads on start.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub nodes: Vec<Node>,
+    pub tokens: Vec<Token>,
+    pub keys: Vec<KeyRecord>,
+    /// Serials (hex) of revoked certificates.
+    pub revoked: Vec<String>,
     pub generation: u64,
     /// The sequence number the next event gets.
     pub next_event_seq: u64,
@@ -29,11 +33,22 @@ pub struct Write {
     pub nodes: Vec<Node>,
     pub events: Vec<Event>,
     pub generation: Option<u64>,
+    pub tokens: Vec<Token>,
+    pub keys: Vec<KeyRecord>,
+    /// Node ids whose key records go.
+    pub keys_deleted: Vec<String>,
+    pub revoked: Vec<String>,
 }
 
 impl Write {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.events.is_empty() && self.generation.is_none()
+        self.nodes.is_empty()
+            && self.events.is_empty()
+            && self.generation.is_none()
+            && self.tokens.is_empty()
+            && self.keys.is_empty()
+            && self.keys_deleted.is_empty()
+            && self.revoked.is_empty()
     }
 }
 

@@ -2,15 +2,20 @@
 //! a write is acknowledged (sled otherwise flushes only every 500 ms).
 //!
 //! Keys: `node/<id>` → JSON [`Node`]; `event/<seq as 8 big-endian bytes>` →
-//! JSON [`Event`]; `meta/generation` → 8 big-endian bytes.
+//! JSON [`Event`]; `meta/generation` → 8 big-endian bytes; `token/<id>` →
+//! JSON [`Token`]; `key/<node id>` → JSON [`KeyRecord`]; `revoked/<serial>`
+//! → empty.
 
 use super::{EventQuery, Loaded, Store, StoreError, Write};
-use crate::model::{Event, Node};
+use crate::model::{Event, KeyRecord, Node, Token};
 use std::path::Path;
 
 const NODE: &[u8] = b"node/";
 const EVENT: &[u8] = b"event/";
 const GENERATION: &[u8] = b"meta/generation";
+const TOKEN: &[u8] = b"token/";
+const KEY: &[u8] = b"key/";
+const REVOKED: &[u8] = b"revoked/";
 
 pub struct SledStore {
     db: sled::Db,
@@ -77,6 +82,20 @@ impl Store for SledStore {
             let (k, v) = item.map_err(StoreError::Read)?;
             loaded.nodes.push(decode::<Node>(&k, &v)?);
         }
+        for item in self.db.scan_prefix(TOKEN) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            loaded.tokens.push(decode::<Token>(&k, &v)?);
+        }
+        for item in self.db.scan_prefix(KEY) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            loaded.keys.push(decode::<KeyRecord>(&k, &v)?);
+        }
+        for item in self.db.scan_prefix(REVOKED) {
+            let (k, _) = item.map_err(StoreError::Read)?;
+            loaded
+                .revoked
+                .push(String::from_utf8_lossy(&k[REVOKED.len()..]).into_owned());
+        }
         if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
             loaded.generation = u64_of(GENERATION, &v)?;
         }
@@ -105,6 +124,20 @@ impl Store for SledStore {
         }
         if let Some(generation) = write.generation {
             batch.insert(GENERATION, &generation.to_be_bytes());
+        }
+        for token in &write.tokens {
+            let v = serde_json::to_vec(token).expect("a token always serialises");
+            batch.insert(key(TOKEN, token.id.as_bytes()), v);
+        }
+        for record in &write.keys {
+            let v = serde_json::to_vec(record).expect("a key record always serialises");
+            batch.insert(key(KEY, record.node_id.as_bytes()), v);
+        }
+        for id in &write.keys_deleted {
+            batch.remove(key(KEY, id.as_bytes()));
+        }
+        for serial in &write.revoked {
+            batch.insert(key(REVOKED, serial.as_bytes()), &[][..]);
         }
         self.db.apply_batch(batch).map_err(StoreError::Write)?;
         self.db.flush().map_err(StoreError::Write)?;
@@ -187,6 +220,8 @@ mod tests {
                     nodes: vec![n, node("b")],
                     events: vec![event(1, "a"), event(2, "b")],
                     generation: Some(7),
+                    revoked: vec!["0abc".into()],
+                    ..Write::default()
                 })
                 .unwrap();
         }
@@ -196,6 +231,7 @@ mod tests {
         assert_eq!(loaded.next_event_seq, 3);
         assert_eq!(loaded.nodes.len(), 2);
         assert_eq!(loaded.nodes[0].offline.as_ref().unwrap().reason, "deploy");
+        assert_eq!(loaded.revoked, ["0abc"]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ async fn start(agents: u64, report_interval: Duration) -> (MasterProc, Vec<Agent
                 .spawn()
         })
         .collect();
-    let url = master.url();
+    let url = master.admin();
     eventually("all agents connected", Duration::from_secs(30), || async {
         let out = cluster_tests::ctl(&url, &["nodes", "-o", "json"]).await;
         out.code == 0
@@ -163,7 +163,12 @@ async fn idle(args: &[String]) {
 async fn cluster(args: &[String]) {
     let agents = arg(args, "--agents", 3);
     let (master, _procs) = start(agents, Duration::from_secs(5)).await;
-    println!("{}", master.url());
+    // The URL, then the files clusterctl needs (CLUSTERCTL_CA, _CERT, _KEY).
+    let admin = master.admin();
+    println!("{}", admin.url);
+    println!("{}", admin.ca.display());
+    println!("{}", admin.cert.display());
+    println!("{}", admin.key.display());
     // Until stdin closes.
     let _ = tokio::task::spawn_blocking(|| {
         let mut sink = String::new();
@@ -178,6 +183,7 @@ async fn cluster(args: &[String]) {
 
 #[tokio::main]
 async fn main() {
+    cluster_tests::crypto();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("drain") => drain(&args).await,

@@ -1,0 +1,104 @@
+//! Who may call what. Every call but enrollment names its caller by the
+//! verified client certificate; refusals are audited.
+//!
+//! | permission | admin | operator | node |
+//! |---|---|---|---|
+//! | `Read` (list nodes, events) | yes | yes | no |
+//! | `Drain` (drain, undrain) | yes | yes | no |
+//! | `Admin` (tokens, keys, users, remote execution) | yes | no | no |
+//!
+//! Nodes speak only on their own session (`node`).
+
+use crate::cluster::{Caller, Cluster};
+use crate::pki::Role;
+use crate::tls::PeerInfo;
+use tonic::{Request, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Drain,
+    Admin,
+}
+
+fn peer<T>(req: &Request<T>) -> Option<&PeerInfo> {
+    req.extensions().get::<PeerInfo>()
+}
+
+fn addr<T>(req: &Request<T>) -> String {
+    peer(req)
+        .map(|p| p.addr.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The caller behind `req`, if its certificate is acceptable.
+pub async fn caller<T>(cluster: &Cluster, req: &Request<T>) -> Result<Caller, Status> {
+    let cert = peer(req).and_then(|p| p.cert.as_ref());
+    match cluster.authenticate(cert.map(|c| c.as_ref())) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let msg = e.to_string();
+            cluster
+                .deny("", "tls", format!("{msg} (from {})", addr(req)))
+                .await;
+            Err(Status::unauthenticated(msg))
+        }
+    }
+}
+
+/// The user allowed to do `action`, or the refusal (audited).
+pub async fn authorize<T>(
+    cluster: &Cluster,
+    req: &Request<T>,
+    need: Permission,
+    action: &str,
+) -> Result<Caller, Status> {
+    let who = caller(cluster, req).await?;
+    let refusal = match &who {
+        Caller::User {
+            role: Role::Admin, ..
+        } => None,
+        Caller::User {
+            role: Role::Operator,
+            ..
+        } if need != Permission::Admin => None,
+        Caller::User {
+            name,
+            role: Role::Operator,
+            ..
+        } => Some(Status::permission_denied(format!(
+            "{name} is an operator; {action} needs an admin"
+        ))),
+        Caller::Node { id, .. } => Some(Status::permission_denied(format!(
+            "node {id}'s certificate may not {action}"
+        ))),
+        Caller::Anonymous => Some(Status::unauthenticated(format!(
+            "a client certificate is required to {action}"
+        ))),
+    };
+    match refusal {
+        None => Ok(who),
+        Some(status) => {
+            let detail = format!("{} (from {})", status.message(), addr(req));
+            cluster.deny("", &who.label(), detail).await;
+            Err(status)
+        }
+    }
+}
+
+/// The node a session's certificate belongs to.
+pub async fn node<T>(cluster: &Cluster, req: &Request<T>) -> Result<String, Status> {
+    match caller(cluster, req).await? {
+        Caller::Node { id, .. } => Ok(id),
+        other => {
+            let msg = format!(
+                "only node certificates may open an agent session, not {}",
+                other.label()
+            );
+            cluster
+                .deny("", &other.label(), format!("{msg} (from {})", addr(req)))
+                .await;
+            Err(Status::permission_denied(msg))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `Enrollment`: the one service open to callers without a certificate.
+
+use crate::cluster::{Cluster, JoinOutcome};
+use cluster_proto as pb;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct EnrollSvc {
+    pub cluster: Arc<Cluster>,
+}
+
+#[tonic::async_trait]
+impl pb::enrollment_server::Enrollment for EnrollSvc {
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let req = request.into_inner();
+        let token = (!req.token.is_empty()).then_some(req.token.as_str());
+        let outcome = self
+            .cluster
+            .join(&req.node_id, &req.csr_pem, token)
+            .await
+            .map_err(super::status_of)?;
+        let resp = match outcome {
+            JoinOutcome::Accepted { cert_pem, ca_pem } => {
+                tracing::info!(node = %req.node_id, "node enrolled");
+                pb::JoinResponse {
+                    status: pb::JoinStatus::Accepted as i32,
+                    cert_pem,
+                    ca_pem,
+                    message: String::new(),
+                }
+            }
+            JoinOutcome::Pending => pb::JoinResponse {
+                status: pb::JoinStatus::Pending as i32,
+                message: format!(
+                    "waiting for an admin to run `clusterctl keys accept {}`",
+                    req.node_id
+                ),
+                ..Default::default()
+            },
+            JoinOutcome::Rejected(why) => pb::JoinResponse {
+                status: pb::JoinStatus::Rejected as i32,
+                message: why,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(resp))
+    }
+}

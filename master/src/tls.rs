@@ -1,0 +1,256 @@
+//! Mutual TLS on the master's gRPC port.
+//!
+//! The accept loop is the master's own (not tonic's) so that every request
+//! carries its peer's address and verified certificate ([`PeerInfo`]), and
+//! so that handshakes are bounded: each runs in its own task under a
+//! timeout, at most [`MAX_HANDSHAKES`] at once — a slow or silent client
+//! holds one slot for at most [`HANDSHAKE_TIMEOUT`] and starves nobody.
+//!
+//! A client certificate is optional at the TLS layer (an agent enrolling has
+//! none yet) but, when presented, must chain to the cluster CA; the
+//! verifier records every refused certificate in the audit log. Which calls
+//! need which identity is decided per call (`grpc::auth`).
+
+use crate::cluster::Cluster;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_HANDSHAKES: usize = 512;
+
+/// What every request knows about the connection it came on.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// The client's end-entity certificate, verified against the CA.
+    pub cert: Option<CertificateDer<'static>>,
+}
+
+/// A TLS connection, as tonic serves it.
+pub struct TlsConn {
+    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("invalid TLS material: {0}")]
+    Material(String),
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Wraps the CA verifier to record refused client certificates.
+#[derive(Debug)]
+struct AuditingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    refused: mpsc::Sender<String>,
+}
+
+fn describe(cert: &CertificateDer<'_>) -> String {
+    use x509_parser::prelude::*;
+    match X509Certificate::from_der(cert) {
+        Ok((_, c)) => format!("subject \"{}\", issuer \"{}\"", c.subject(), c.issuer()),
+        Err(_) => "an unparsable certificate".into(),
+    }
+}
+
+impl ClientCertVerifier for AuditingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .inspect_err(|e| {
+                let _ = self.refused.try_send(format!(
+                    "TLS handshake refused a client certificate ({}): {e}",
+                    describe(end_entity)
+                ));
+            })
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The server side of mutual TLS: our chain (server certificate, then the
+/// CA, so an enrolling agent can check the CA against its pinned
+/// fingerprint) and a verifier of client certificates against the CA.
+pub fn server_config(
+    server_cert_pem: &str,
+    server_key_pem: &str,
+    ca_pem: &str,
+    refused: mpsc::Sender<String>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let material = |e: &dyn std::fmt::Display| TlsError::Material(e.to_string());
+    let mut chain = crate::pki::pem_certs(server_cert_pem).map_err(|e| material(&e))?;
+    let ca = crate::pki::pem_certs(ca_pem).map_err(|e| material(&e))?;
+    chain.extend(ca.iter().cloned());
+    let key = PrivateKeyDer::from_pem_slice(server_key_pem.as_bytes()).map_err(|e| material(&e))?;
+    let mut roots = RootCertStore::empty();
+    for c in ca {
+        roots.add(c)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| material(&e))?;
+    let verifier = Arc::new(AuditingVerifier { inner, refused });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts TCP connections, completes TLS handshakes concurrently (bounded
+/// in number and time) and yields the connections that made it.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, addr) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let cert = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| c.clone().into_owned());
+                        let info = PeerInfo { addr, cert };
+                        let _ = tx
+                            .send(Ok(TlsConn {
+                                inner: stream,
+                                info,
+                            }))
+                            .await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Writes the refusals the verifier reports into the event log.
+pub async fn audit_refusals(cluster: Arc<Cluster>, mut refused: mpsc::Receiver<String>) {
+    while let Some(detail) = refused.recv().await {
+        cluster.deny("", "tls", detail).await;
+    }
+}
