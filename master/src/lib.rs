@@ -12,11 +12,15 @@
 //! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
 //! - [`grpc`] — the gRPC edge; the only place that names wire types.
 //! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
+//! - [`init`] — `cluster-master init`: the CA and an admin context, no serving.
+//! - [`pki`] — the CA: issuing and reading certificates.
+//! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
 
 pub mod cluster;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod init;
 pub mod model;
 pub mod pki;
 pub mod server;

@@ -12,20 +12,22 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "cluster-master", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Config file (TOML). Missing is fine at the default path.
-    #[arg(long, short, env = "CLUSTERCTL_MASTER_CONFIG")]
+    #[arg(long, short, global = true, env = "CLUSTERCTL_MASTER_CONFIG")]
     config: Option<PathBuf>,
     /// gRPC address for agents and clusterctl [default: 127.0.0.1:7440].
-    #[arg(long, env = "CLUSTERCTL_LISTEN")]
+    #[arg(long, global = true, env = "CLUSTERCTL_LISTEN")]
     listen: Option<String>,
     /// Read-only HTTP address (health, metrics), or "off" [default: 127.0.0.1:7441].
-    #[arg(long, env = "CLUSTERCTL_HTTP_LISTEN")]
+    #[arg(long, global = true, env = "CLUSTERCTL_HTTP_LISTEN")]
     http_listen: Option<String>,
     /// Where the store lives [default: /var/lib/clusterctl/master].
-    #[arg(long, env = "CLUSTERCTL_DATA_DIR")]
+    #[arg(long, global = true, env = "CLUSTERCTL_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Show a node as down after this long without a report [default: 15s].
-    #[arg(long, env = "CLUSTERCTL_DOWN_AFTER")]
+    #[arg(long, global = true, env = "CLUSTERCTL_DOWN_AFTER")]
     down_after: Option<String>,
     /// Names and addresses clients use to reach the master (repeat or
     /// comma-separate) [default: localhost, 127.0.0.1, ::1, the listen address, the host name].
@@ -37,9 +39,20 @@ struct Args {
     server_names: Vec<String>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Make the data directory, the CA and an admin identity, put an admin
+    /// context into your clusterctl config, and exit.
+    Init {
+        /// Do not touch your clusterctl config file.
+        #[arg(long)]
+        no_user_config: bool,
+    },
+}
+
 const DEFAULT_CONFIG: &str = "/etc/clusterctl/master.toml";
 
-fn load(args: Args) -> anyhow::Result<Config> {
+fn load(args: &mut Args) -> anyhow::Result<Config> {
     let (file, path) = match &args.config {
         Some(p) => (config::read_file::<RawConfig>(p)?, Some(p.clone())),
         None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
@@ -49,11 +62,12 @@ fn load(args: Args) -> anyhow::Result<Config> {
         None => (RawConfig::default(), None),
     };
     let over = RawConfig {
-        listen: args.listen,
-        http_listen: args.http_listen,
-        data_dir: args.data_dir,
-        down_after: args.down_after,
-        server_names: (!args.server_names.is_empty()).then_some(args.server_names),
+        listen: args.listen.take(),
+        http_listen: args.http_listen.take(),
+        data_dir: args.data_dir.take(),
+        down_after: args.down_after.take(),
+        server_names: (!args.server_names.is_empty())
+            .then(|| std::mem::take(&mut args.server_names)),
         cluster_name: None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -71,7 +85,11 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<tokio::n
 }
 
 async fn main_inner() -> anyhow::Result<()> {
-    let config = load(Args::parse())?;
+    let mut args = Args::parse();
+    let config = load(&mut args)?;
+    if let Some(Sub::Init { no_user_config }) = args.command {
+        return init(&config, no_user_config);
+    }
     let grpc = bind(config.listen, "gRPC").await?;
     let http = match config.http_listen {
         Some(a) => Some(bind(a, "HTTP").await?),
@@ -83,6 +101,44 @@ async fn main_inner() -> anyhow::Result<()> {
     };
     tracing::info!(grpc = %grpc.local_addr()?, http = %http_addr, data_dir = %config.data_dir.display(), "starting master");
     run(Listeners { grpc, http }, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn init(config: &Config, no_user_config: bool) -> anyhow::Result<()> {
+    let user_config = (!no_user_config).then(|| {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        var("CLUSTERCTL_CONFIG").unwrap_or_else(|| {
+            var("XDG_CONFIG_HOME")
+                .unwrap_or_else(|| {
+                    var("HOME")
+                        .unwrap_or_else(|| "/root".into())
+                        .join(".config")
+                })
+                .join("clusterctl/config.toml")
+        })
+    });
+    let r = cluster_master::init::init(config, user_config.as_deref())?;
+    println!(
+        "{} the cluster CA in {}\nCA fingerprint: {}\nadmin identity: {} (key {})",
+        if r.created { "Created" } else { "Found" },
+        config.data_dir.join("pki").display(),
+        r.ca_fingerprint,
+        r.admin.cert.display(),
+        r.admin.key.display(),
+    );
+    match r.user_config {
+        Some(p) => println!(
+            "Context {:?} is now current in {}",
+            config.cluster_name,
+            p.display()
+        ),
+        None => println!("clusterctl config for it: {}", r.admin.config.display()),
+    }
+    println!("Next: start cluster-master, then `clusterctl token create` for agents to join with.");
     Ok(())
 }
 

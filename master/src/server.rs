@@ -59,7 +59,10 @@ pub async fn run(
         &config.data_dir.join("pki"),
         &config.cluster_name,
         &config.server_names,
-        &master_url(&config, grpc_addr),
+        &crate::init::master_url(&Config {
+            listen: grpc_addr,
+            ..config.clone()
+        }),
         std::time::SystemTime::now(),
     )?;
     if let Some(admin) = &pki.created {
@@ -143,30 +146,6 @@ pub async fn run(
     served?;
     tracing::info!("master stopped");
     Ok(())
-}
-
-/// The URL clients use, for the admin config written with a new CA.
-fn master_url(config: &Config, bound: std::net::SocketAddr) -> String {
-    let host = if bound.ip().is_unspecified() {
-        config
-            .server_names
-            .iter()
-            .find(|n| {
-                n.parse::<std::net::IpAddr>()
-                    .map(|ip| !ip.is_loopback())
-                    .unwrap_or(*n != "localhost")
-            })
-            .cloned()
-            .unwrap_or_else(|| "127.0.0.1".into())
-    } else {
-        bound.ip().to_string()
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    format!("https://{host}:{}", bound.port())
 }
 
 /// Writes `down` / `up` transitions to the event log.
