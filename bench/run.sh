@@ -2,17 +2,19 @@
 # Prints the benchmark figures recorded in bench/RESULTS.md.
 #
 #   bench/run.sh                 # everything
-#   bench/run.sh drain idle      # some of: drain idle nodes salt
+#   bench/run.sh drain idle      # some of: drain idle nodes enroll salt
 #
-# drain  — drain/undrain propagation over 500 cycles with 3 agents
+# drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
 # nodes  — wall time of a whole `clusterctl nodes` against 3 agents
-# salt   — a salt-minion's idle footprint on the same machine, the peer for `idle`
+# enroll — agent start with a join token → listed as connected, 20 fresh agents
+# salt   — the peer: a salt-minion's idle footprint, and the time from
+#          starting a minion to it answering test.ping (auto_accept on)
 #
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes salt}")
+what=("${@:-drain idle nodes enroll salt}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -33,6 +35,10 @@ if has nodes; then
   # A cluster kept up while clusterctl is timed as a whole process.
   coproc CLUSTER { "$bin/cluster-bench" cluster --agents 3; }
   read -r master <&"${CLUSTER[0]}"
+  read -r CLUSTERCTL_CA <&"${CLUSTER[0]}"
+  read -r CLUSTERCTL_CERT <&"${CLUSTER[0]}"
+  read -r CLUSTERCTL_KEY <&"${CLUSTER[0]}"
+  export CLUSTERCTL_CA CLUSTERCTL_CERT CLUSTERCTL_KEY
   runs=${NODES_RUNS:-50}
   start=$(date +%s%N)
   for _ in $(seq "$runs"); do "$bin/clusterctl" --master "$master" nodes >/dev/null; done
@@ -42,11 +48,18 @@ if has nodes; then
   wait "$CLUSTER_PID" || true
 fi
 
+if has enroll; then
+  "$bin/cluster-bench" enroll --runs 20
+fi
+
 if has salt; then
   export DURATION=${IDLE_SECONDS:-60}
   bench/salt/salt.sh setup >/dev/null
   bench/salt/salt.sh start-master >/dev/null
+  start=$(date +%s%N)
   bench/salt/salt.sh start-minions 1 >/dev/null
+  end=$(date +%s%N)
+  echo "salt-minion start → accepted and answering test.ping: $(( (end - start) / 1000000 ))ms"
   sleep 6
   pids=$(bench/salt/salt.sh minion-pids | head -1 | cut -d' ' -f2-)
   echo "salt-minion idle (${DURATION}s, process tree): $(bench/salt/footprint.sh $pids)"

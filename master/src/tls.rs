@@ -3,8 +3,10 @@
 //! The accept loop is the master's own (not tonic's) so that every request
 //! carries its peer's address and verified certificate ([`PeerInfo`]), and
 //! so that handshakes are bounded: each runs in its own task under a
-//! timeout, at most [`MAX_HANDSHAKES`] at once — a slow or silent client
-//! holds one slot for at most [`HANDSHAKE_TIMEOUT`] and starves nobody.
+//! timeout, at most [`MAX_HANDSHAKES`] at once and at most
+//! [`MAX_HANDSHAKES_PER_IP`] from one address (more are closed at once) — a
+//! slow or silent client holds its slots for at most [`HANDSHAKE_TIMEOUT`]
+//! and cannot take everyone else's.
 //!
 //! A client certificate is optional at the TLS layer (an agent enrolling has
 //! none yet) but, when presented, must chain to the cluster CA; the
@@ -30,6 +32,37 @@ use tokio_util::sync::CancellationToken;
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HANDSHAKES: usize = 512;
+pub const MAX_HANDSHAKES_PER_IP: usize = 64;
+
+/// Handshakes in flight per source address.
+#[derive(Default)]
+struct PerIp(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl PerIp {
+    fn try_enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PerIpGuard> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpGuard(self.clone(), ip))
+    }
+}
+
+struct PerIpGuard(Arc<PerIp>, std::net::IpAddr);
+
+impl Drop for PerIpGuard {
+    fn drop(&mut self) {
+        let mut m = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
 
 /// What every request knows about the connection it came on.
 #[derive(Debug, Clone)]
@@ -201,6 +234,7 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let per_ip = Arc::new(PerIp::default());
     tokio::spawn(async move {
         loop {
             let (tcp, addr) = tokio::select! {
@@ -215,6 +249,10 @@ pub fn incoming(
                     }
                 },
             };
+            let Some(ip_slot) = per_ip.try_enter(addr.ip()) else {
+                tracing::debug!(%addr, "too many handshakes from this address; closed");
+                continue; // dropping `tcp` closes it
+            };
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
@@ -223,6 +261,7 @@ pub fn incoming(
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                let _ip_slot = ip_slot;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let cert = stream

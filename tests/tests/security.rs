@@ -419,3 +419,84 @@ async fn an_agent_with_a_token_is_listed_and_drainable_within_a_second_or_so() {
     // The figure itself is measured by the benchmark; this only reports it.
     eprintln!("api-1 listed {listed_after:?} after the agent was started");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_connections_from_one_host_do_not_starve_the_others() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    // Far more connections than one address may hold in handshake, none of
+    // which ever says a word.
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+        silent.push(sock.connect(master.grpc).await.unwrap());
+    }
+    // Everyone else is served at once.
+    let started = Instant::now();
+    ctl(&admin, &["nodes"]).await.ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
+    );
+    // Those over the per-address cap were closed by the master.
+    let mut closed = 0;
+    for s in &mut silent {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(
+            Duration::from_millis(20),
+            tokio::io::AsyncReadExt::read(s, &mut buf),
+        )
+        .await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 200 - 64, "only {closed} closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_message_is_refused_and_the_master_carries_on() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let a = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.2")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let pki = a.data_dir().join("pki");
+    let (cert, key) = (read(&pki.join("node.crt")), read(&pki.join("node.key")));
+    let ch = channel(&admin.url, &read(&admin.ca), Some((&cert, &key)))
+        .await
+        .unwrap();
+    let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    let hello = pb::AgentMessage {
+        msg: Some(pb::agent_message::Msg::Hello(pb::Hello {
+            node_id: "web-1".into(),
+            grains_json: huge,
+            ..Default::default()
+        })),
+    };
+    let result = pb::agent_service_client::AgentServiceClient::new(ch)
+        .session(tokio_stream::iter(vec![hello]))
+        .await;
+    let err = match result {
+        Err(status) => status,
+        Ok(resp) => resp.into_inner().message().await.unwrap_err(),
+    };
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::Internal
+        ),
+        "{err:?}"
+    );
+    assert!(
+        node_json(&admin, "web-1").await.unwrap()["grains"]
+            .get("blob")
+            .is_none()
+    );
+    ctl(&admin, &["nodes"]).await.ok();
+}

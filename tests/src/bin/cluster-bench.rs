@@ -5,6 +5,9 @@
 //!   agent's `/health` answering 503 (and undrain → 200), p50/p90/p99/max.
 //! - `idle [--seconds N] [--agents N]` — an agent's RSS and CPU share at
 //!   the default report interval.
+//! - `enroll [--runs N]` — time from starting `cluster-agent` with a join
+//!   token (fresh key, fresh data directory) to the node being listed as
+//!   connected by the master.
 //! - `cluster [--agents N]` — start a cluster, print the master URL and keep
 //!   it running until stdin closes, for timing whole clusterctl commands.
 
@@ -71,9 +74,7 @@ async fn drain(args: &[String]) {
     let cycles = arg(args, "--cycles", 500);
     let agents = arg(args, "--agents", 3);
     let (master, procs) = start(agents, Duration::from_secs(5)).await;
-    let mut control = pb::control_client::ControlClient::connect(master.url())
-        .await
-        .unwrap();
+    let mut control = pb::control_client::ControlClient::new(master.admin().channel().await);
     let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let status = |url: String| {
         let http = http.clone();
@@ -160,6 +161,42 @@ async fn idle(args: &[String]) {
     }
 }
 
+async fn enroll(args: &[String]) {
+    let runs = arg(args, "--runs", 20);
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    master.join_token();
+    let mut control = pb::control_client::ControlClient::new(admin.channel().await);
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let id = format!("new-{i}");
+        let started = Instant::now();
+        let agent = AgentProc::builder(&id, &master)
+            .addr(&format!("127.0.1.{}", i % 250 + 1))
+            .spawn();
+        loop {
+            let nodes = control
+                .list_nodes(pb::ListNodesRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .nodes;
+            if nodes.iter().any(|n| n.name == id && n.connected) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{id} never listed"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        times.push(started.elapsed());
+        drop(agent);
+    }
+    println!("enrollment with a token, {runs} fresh agents (process start → listed as connected):");
+    summary("  start → listed", times);
+}
+
 async fn cluster(args: &[String]) {
     let agents = arg(args, "--agents", 3);
     let (master, _procs) = start(agents, Duration::from_secs(5)).await;
@@ -188,10 +225,11 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("drain") => drain(&args).await,
         Some("idle") => idle(&args).await,
+        Some("enroll") => enroll(&args).await,
         Some("cluster") => cluster(&args).await,
         _ => {
             eprintln!(
-                "usage: cluster-bench drain|idle|cluster [--cycles N] [--agents N] [--seconds N]"
+                "usage: cluster-bench drain|idle|enroll|cluster [--cycles N] [--agents N] [--seconds N]"
             );
             std::process::exit(2);
         }
