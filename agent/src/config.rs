@@ -33,6 +33,8 @@ pub struct Config {
     /// The CA to trust: pinned by fingerprint, or given as a file.
     pub ca_fingerprint: Option<String>,
     pub ca_file: Option<PathBuf>,
+    /// Whether the master may run commands here (`clusterctl run`).
+    pub remote_exec: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -51,6 +53,7 @@ pub struct RawConfig {
     pub join_token: Option<String>,
     pub ca_fingerprint: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub remote_exec: Option<bool>,
 }
 
 impl RawConfig {
@@ -70,6 +73,7 @@ impl RawConfig {
             join_token: over.join_token.or(self.join_token),
             ca_fingerprint: over.ca_fingerprint.or(self.ca_fingerprint),
             ca_file: over.ca_file.or(self.ca_file),
+            remote_exec: over.remote_exec.or(self.remote_exec),
         }
     }
 }
@@ -267,6 +271,7 @@ impl Config {
                 join_token: raw.join_token.filter(|t| !t.is_empty()),
                 ca_fingerprint,
                 ca_file: raw.ca_file,
+                remote_exec: raw.remote_exec.unwrap_or(true),
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.map(Path::to_owned),

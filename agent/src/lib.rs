@@ -10,12 +10,14 @@
 //! - [`usage`] — CPU, load, memory, disks, network rates.
 //! - [`state`] — the desired state held in memory and cached on disk.
 //! - [`session`] — the stream with the master; reconnects with backoff.
+//! - [`jobs`] — running the commands the master sends.
 //! - [`health`] — the HTTP health endpoint load balancers probe.
 
 pub mod config;
 pub mod enroll;
 pub mod facts;
 pub mod health;
+pub mod jobs;
 pub mod session;
 pub mod state;
 pub mod usage;
@@ -118,6 +120,7 @@ pub async fn run(
         shared: shared.clone(),
         cache,
         enrollment,
+        runner: jobs::Runner::new(config.remote_exec),
     });
 
     let token = CancellationToken::new();

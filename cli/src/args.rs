@@ -30,12 +30,59 @@ pub enum Output {
     Json,
 }
 
+/// How the target is read (Salt's flags); without one, targets are node
+/// names or globs on them.
+#[derive(ClapArgs, Debug, Default, Clone)]
+#[group(multiple = false)]
+pub struct TargetFlags {
+    /// Regular expression on node names (anchored at the start).
+    #[arg(short = 'E', long = "pcre")]
+    pub pcre: bool,
+    /// Comma-separated list of node names.
+    #[arg(short = 'L', long = "list")]
+    pub list: bool,
+    /// Grain KEY:VALUE (nested keys with ':', value a glob, any list item).
+    #[arg(short = 'G', long = "grain")]
+    pub grain: bool,
+    /// Grain KEY:REGEX.
+    #[arg(short = 'P', long = "grain-pcre")]
+    pub grain_pcre: bool,
+    /// Label KEY:VALUE (set with `clusterctl label`).
+    #[arg(short = 'I', long = "label")]
+    pub label: bool,
+    /// IP address or CIDR.
+    #[arg(short = 'S', long = "ipcidr")]
+    pub ipcidr: bool,
+    /// Role (a glob).
+    #[arg(short = 'R', long = "role")]
+    pub role: bool,
+    /// Node group defined on the master.
+    #[arg(short = 'N', long = "nodegroup")]
+    pub nodegroup: bool,
+    /// Compound: G@ E@ P@ L@ I@ S@ R@ N@ with and/or/not and parentheses.
+    #[arg(short = 'C', long = "compound")]
+    pub compound: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List nodes with their state, address and load.
     Nodes(NodesArgs),
-    /// Show a node's grains (facts), or one grain by key (nested keys with ':').
+    /// Show grains (facts) of the targeted nodes, or one grain by key (nested keys with ':').
     Grains(GrainsArgs),
+    /// Run a command on the targeted nodes, output streamed back (admin).
+    Run(RunArgs),
+    /// Recent jobs.
+    Jobs(JobsArgs),
+    /// One job: every node's result and output.
+    Job(JobArgs),
+    /// Set labels on the targeted nodes: KEY=VALUE, or KEY- to remove (admin).
+    Label(LabelArgs),
+    /// Node groups, for `-N` and `N@` (admin to change).
+    #[command(subcommand)]
+    Nodegroup(NodegroupCommand),
+    /// Try a target expression offline against grains in a JSON file.
+    Target(TargetArgs),
     /// Take nodes out of service: their health endpoint answers 503.
     Drain(DrainArgs),
     /// Put nodes back into service.
@@ -119,16 +166,83 @@ pub struct UserAddArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct NodesArgs {
-    /// Only these nodes (by name or id).
-    pub names: Vec<String>,
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Only these nodes (names or globs), or one expression with a target flag.
+    pub target: Vec<String>,
 }
 
 #[derive(ClapArgs, Debug)]
 pub struct GrainsArgs {
-    /// Node name or id.
-    pub node: String,
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Node name, glob, or expression with a target flag.
+    pub target: String,
     /// Grain key; nested keys joined with ':' (e.g. `os_family`, `datacenter:rack`).
     pub key: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Which nodes: a name, a glob, or an expression with a target flag.
+    pub target: String,
+    /// The command and its arguments (no shell; use `sh -c '…'` for one).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Per node, e.g. 30s, 5m (default: no limit).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Nodes at once: a number or a percentage (a sliding window).
+    #[arg(long, short = 'b')]
+    pub batch: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct JobsArgs {
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct JobArgs {
+    pub id: String,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct LabelArgs {
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Which nodes.
+    pub target: String,
+    /// KEY=VALUE to set, KEY- to remove.
+    #[arg(required = true)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodegroupCommand {
+    /// List node groups.
+    List,
+    /// Define a node group as a compound expression.
+    Set { name: String, expr: String },
+    /// Remove a node group.
+    Rm { name: String },
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub how: TargetFlags,
+    pub expr: String,
+    /// A JSON object {node_name: grains}; addresses for -S come from the
+    /// ipv4/ipv6 grains, roles from the roles grain.
+    #[arg(long)]
+    pub nodes: std::path::PathBuf,
+    /// Node groups for -N / N@, as a JSON object {name: expression}.
+    #[arg(long)]
+    pub groups: Option<std::path::PathBuf>,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -143,7 +257,9 @@ pub struct WaitArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct DrainArgs {
-    /// Nodes to drain (names or ids).
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Nodes to drain: names or globs, or one expression with a target flag.
     #[arg(required = true)]
     pub names: Vec<String>,
     /// Why; shown by the health endpoint and kept in the event log.
@@ -155,7 +271,9 @@ pub struct DrainArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct UndrainArgs {
-    /// Nodes to put back (names or ids).
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Nodes to put back: names or globs, or one expression with a target flag.
     #[arg(required = true)]
     pub names: Vec<String>,
     #[command(flatten)]
@@ -190,4 +308,32 @@ pub struct DevArgs {
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; try 30s, 2m or 500ms"))
+}
+
+/// What the target flags say about how to read the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HowKind {
+    Names,
+    Kind(cluster_master::target::Kind),
+}
+
+impl TargetFlags {
+    pub fn kind(&self) -> HowKind {
+        use cluster_master::target::Kind;
+        let pairs = [
+            (self.pcre, Kind::Regex),
+            (self.list, Kind::List),
+            (self.grain, Kind::Grain),
+            (self.grain_pcre, Kind::GrainRegex),
+            (self.label, Kind::Label),
+            (self.ipcidr, Kind::Subnet),
+            (self.role, Kind::Role),
+            (self.nodegroup, Kind::NodeGroup),
+            (self.compound, Kind::Compound),
+        ];
+        pairs
+            .iter()
+            .find(|(on, _)| *on)
+            .map_or(HowKind::Names, |(_, k)| HowKind::Kind(*k))
+    }
 }

@@ -74,11 +74,12 @@ impl Client {
         })
     }
 
-    pub async fn nodes(&mut self, names: &[String]) -> Result<Vec<NodeView>, Failure> {
+    pub async fn nodes(&mut self, target: &Targeting) -> Result<Vec<NodeView>, Failure> {
         let resp = self
             .control
             .list_nodes(pb::ListNodesRequest {
-                names: names.to_vec(),
+                names: Vec::new(),
+                target: Some(target_pb(target)),
             })
             .await
             .map_err(Failure::from_status)?
@@ -88,14 +89,15 @@ impl Client {
 
     pub async fn set_offline(
         &mut self,
-        names: &[String],
+        target: &Targeting,
         offline: bool,
         reason: &str,
         by: &str,
         wait: Option<Duration>,
     ) -> Result<Vec<NodeResult>, Failure> {
         let req = pb::SetOfflineRequest {
-            names: names.to_vec(),
+            names: Vec::new(),
+            target: Some(target_pb(target)),
             offline,
             reason: reason.to_owned(),
             by: by.to_owned(),
@@ -286,6 +288,231 @@ impl From<pb::KeyInfo> for KeyView {
     }
 }
 
+/// Which nodes a command means, as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targeting {
+    /// Every node.
+    All,
+    /// Names, ids or globs; each must match.
+    Names(Vec<String>),
+    Expr(cluster_master::target::Kind, String),
+}
+
+fn target_pb(t: &Targeting) -> pb::Target {
+    use cluster_master::target::Kind;
+    match t {
+        Targeting::All => pb::Target::default(),
+        Targeting::Names(n) => pb::Target {
+            kind: pb::TargetKind::Unspecified as i32,
+            expr: String::new(),
+            names: n.clone(),
+        },
+        Targeting::Expr(kind, expr) => pb::Target {
+            kind: match kind {
+                Kind::Glob => pb::TargetKind::Glob,
+                Kind::Regex => pb::TargetKind::Regex,
+                Kind::List => pb::TargetKind::List,
+                Kind::Grain => pb::TargetKind::Grain,
+                Kind::GrainRegex => pb::TargetKind::GrainRegex,
+                Kind::Label => pb::TargetKind::Label,
+                Kind::Subnet => pb::TargetKind::Subnet,
+                Kind::Role => pb::TargetKind::Role,
+                Kind::NodeGroup => pb::TargetKind::NodeGroup,
+                Kind::Compound => pb::TargetKind::Compound,
+            } as i32,
+            expr: expr.clone(),
+            names: Vec::new(),
+        },
+    }
+}
+
+/// A job's events as clusterctl handles them.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    Started {
+        job_id: String,
+        matched: Vec<String>,
+        not_connected: Vec<String>,
+    },
+    NodeStarted(String),
+    Output {
+        node: String,
+        stderr: bool,
+        data: Vec<u8>,
+    },
+    NodeDone(JobResultView),
+    Finished(JobView),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResultView {
+    pub node: String,
+    pub status: String,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub argv: Vec<String>,
+    pub target: String,
+    pub by: String,
+    pub started: String,
+    pub finished: String,
+    pub results: Vec<JobResultView>,
+}
+
+fn result_view(r: pb::JobNodeResult) -> JobResultView {
+    JobResultView {
+        node: r.node,
+        status: r.status,
+        exit_code: r.exit_code,
+        duration_ms: r.duration_ms,
+        error: r.error,
+        stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+        truncated: r.truncated,
+    }
+}
+
+fn job_view(j: pb::JobInfo) -> JobView {
+    JobView {
+        id: j.id,
+        argv: j.argv,
+        target: j.target,
+        by: j.by,
+        started: rfc3339(j.started_ms),
+        finished: if j.finished_ms == 0 {
+            String::new()
+        } else {
+            rfc3339(j.finished_ms)
+        },
+        results: j.results.into_iter().map(result_view).collect(),
+    }
+}
+
+impl Client {
+    /// Starts a job; events come from the returned stream. Dropping it
+    /// cancels the job on every node.
+    pub async fn run(
+        &mut self,
+        target: &Targeting,
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+        batch: Option<String>,
+    ) -> Result<tonic::Streaming<pb::RunEvent>, Failure> {
+        Ok(self
+            .control
+            .run(pb::RunRequest {
+                target: Some(target_pb(target)),
+                argv,
+                timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+                batch: batch.unwrap_or_default(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner())
+    }
+
+    /// The next event of a running job (`None` at the end).
+    pub async fn next_event(
+        stream: &mut tonic::Streaming<pb::RunEvent>,
+    ) -> Result<Option<RunEvent>, Failure> {
+        use pb::run_event::Event;
+        loop {
+            let Some(ev) = stream.message().await.map_err(Failure::from_status)? else {
+                return Ok(None);
+            };
+            let ev = match ev.event {
+                Some(Event::Started(s)) => RunEvent::Started {
+                    job_id: s.job_id,
+                    matched: s.matched,
+                    not_connected: s.not_connected,
+                },
+                Some(Event::NodeStarted(n)) => RunEvent::NodeStarted(n.node),
+                Some(Event::Output(o)) => RunEvent::Output {
+                    node: o.node,
+                    stderr: o.stream == pb::OutputStream::Stderr as i32,
+                    data: o.data,
+                },
+                Some(Event::NodeDone(r)) => RunEvent::NodeDone(result_view(r)),
+                Some(Event::Finished(f)) => match f.job {
+                    Some(j) => RunEvent::Finished(job_view(j)),
+                    None => continue,
+                },
+                None => continue,
+            };
+            return Ok(Some(ev));
+        }
+    }
+
+    pub async fn jobs(&mut self, limit: u32) -> Result<Vec<JobView>, Failure> {
+        let resp = self
+            .control
+            .list_jobs(pb::ListJobsRequest { limit })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.jobs.into_iter().map(job_view).collect())
+    }
+
+    pub async fn job(&mut self, id: &str) -> Result<JobView, Failure> {
+        let resp = self
+            .control
+            .get_job(pb::GetJobRequest { id: id.to_owned() })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        resp.job
+            .map(job_view)
+            .ok_or_else(|| Failure::partial("the master sent no job"))
+    }
+
+    pub async fn set_labels(
+        &mut self,
+        target: &Targeting,
+        labels: std::collections::HashMap<String, String>,
+    ) -> Result<Vec<String>, Failure> {
+        let resp = self
+            .control
+            .set_labels(pb::SetLabelsRequest {
+                target: Some(target_pb(target)),
+                labels,
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.nodes)
+    }
+
+    pub async fn set_group(&mut self, name: &str, expr: &str) -> Result<(), Failure> {
+        self.control
+            .set_node_group(pb::SetNodeGroupRequest {
+                name: name.to_owned(),
+                expr: expr.to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?;
+        Ok(())
+    }
+
+    pub async fn groups(&mut self) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+        let resp = self
+            .control
+            .list_node_groups(pb::ListNodeGroupsRequest {})
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.groups.into_iter().collect())
+    }
+}
+
 fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -316,6 +543,7 @@ pub struct NodeView {
     pub last_seen_ms: u64,
     pub offline: Option<OfflineView>,
     pub usage: Option<UsageView>,
+    pub labels: std::collections::BTreeMap<String, String>,
     pub grains: serde_json::Value,
 }
 
@@ -387,6 +615,7 @@ impl From<pb::NodeInfo> for NodeView {
                 net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
                 net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
             }),
+            labels: n.labels.into_iter().collect(),
             grains: serde_json::from_str(&n.grains_json).unwrap_or(serde_json::Value::Null),
         }
     }

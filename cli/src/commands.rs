@@ -1,18 +1,21 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    Cli, Command, DrainArgs, GrainsArgs, KeysCommand, Output, TokenCommand, UndrainArgs,
-    UserAddArgs, UserCommand, UserRole, WaitArgs,
+    Cli, Command, DrainArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand, Output,
+    TargetArgs, TargetFlags, TokenCommand, UndrainArgs, UserAddArgs, UserCommand, UserRole,
+    WaitArgs,
 };
-use crate::client::{Client, KeyDecision, NodeResult};
+use crate::client::{Client, KeyDecision, NodeResult, Targeting};
 use crate::context::{Context, Target};
 use crate::{Env, Failure, context, dev, render};
 use std::io::Write;
 
 pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Failure> {
     let output = cli.output;
-    if let Command::Dev(args) = &cli.command {
-        return dev::run(args, env, out).await;
+    match &cli.command {
+        Command::Dev(args) => return dev::run(args, env, out).await,
+        Command::Target(args) => return offline_target(args, output, out),
+        _ => {}
     }
     let env = &Env {
         config_file: cli.config_file.clone().or_else(|| env.config_file.clone()),
@@ -22,7 +25,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
     let mut client = Client::connect(&target).await?;
     match cli.command {
         Command::Nodes(a) => {
-            let nodes = client.nodes(&a.names).await?;
+            let nodes = client.nodes(&targeting(&a.how, &a.target)?).await?;
             match output {
                 Output::Json => print_json(out, &nodes),
                 Output::Table => write_out(out, &render::nodes_table(&nodes, now_ms())),
@@ -72,7 +75,38 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::User(UserCommand::Add(a)) => add_user(&mut client, &target, a, output, out).await,
-        Command::Dev(_) => unreachable!("handled above"),
+        Command::Run(a) => crate::run::run(&mut client, a, output, out).await,
+        Command::Jobs(a) => {
+            let jobs = client.jobs(a.limit).await?;
+            match output {
+                Output::Json => print_json(out, &jobs),
+                Output::Table => write_out(out, &render::jobs_table(&jobs)),
+            }
+        }
+        Command::Job(a) => {
+            let job = client.job(&a.id).await?;
+            match output {
+                Output::Json => print_json(out, &job),
+                Output::Table => write_out(out, &render::job_text(&job)),
+            }
+        }
+        Command::Label(a) => label(&mut client, a, output, out).await,
+        Command::Nodegroup(g) => match g {
+            NodegroupCommand::List => {
+                let groups = client.groups().await?;
+                match output {
+                    Output::Json => print_json(out, &groups),
+                    Output::Table => {
+                        let text: String =
+                            groups.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+                        write_out(out, &text)
+                    }
+                }
+            }
+            NodegroupCommand::Set { name, expr } => client.set_group(&name, &expr).await,
+            NodegroupCommand::Rm { name } => client.set_group(&name, "").await,
+        },
+        Command::Dev(_) | Command::Target(_) => unreachable!("handled above"),
     }
 }
 
@@ -154,23 +188,163 @@ async fn add_user(
     }
 }
 
+/// What the target flags and words mean: every node (no words, no flag),
+/// names and globs (no flag), or one expression (a flag; words joined).
+pub fn targeting(how: &TargetFlags, words: &[String]) -> Result<Targeting, Failure> {
+    match how.kind() {
+        HowKind::Names if words.is_empty() => Ok(Targeting::All),
+        HowKind::Names => Ok(Targeting::Names(words.to_vec())),
+        HowKind::Kind(_) if words.iter().all(|w| w.trim().is_empty()) => Err(Failure::bad_input(
+            "a target flag needs an expression after it",
+        )),
+        HowKind::Kind(k) => Ok(Targeting::Expr(k, words.join(" "))),
+    }
+}
+
 async fn grains(
     client: &mut Client,
     a: GrainsArgs,
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let node = client.nodes(std::slice::from_ref(&a.node)).await?.remove(0);
-    let value = match &a.key {
-        None => &node.grains,
-        Some(key) => render::grain_at(&node.grains, key).ok_or_else(|| {
-            Failure::bad_input(format!("node {} has no grain {key:?}", node.name))
-        })?,
-    };
-    match output {
-        Output::Json => print_json(out, &serde_json::json!({ node.name.clone(): value })),
-        Output::Table => write_out(out, &render::grains_text(value)),
+    let nodes = client
+        .nodes(&targeting(&a.how, std::slice::from_ref(&a.target))?)
+        .await?;
+    let mut found = serde_json::Map::new();
+    for node in &nodes {
+        let value = match &a.key {
+            None => Some(&node.grains),
+            Some(key) => render::grain_at(&node.grains, key),
+        };
+        match (value, &a.key) {
+            (Some(v), _) => {
+                found.insert(node.name.clone(), v.clone());
+            }
+            (None, Some(key)) if nodes.len() == 1 => {
+                return Err(Failure::bad_input(format!(
+                    "node {} has no grain {key:?}",
+                    node.name
+                )));
+            }
+            (None, _) => {
+                found.insert(node.name.clone(), serde_json::Value::Null);
+            }
+        }
     }
+    match output {
+        Output::Json => print_json(out, &found),
+        // One node: just the value, handy in scripts; more: by node.
+        Output::Table if nodes.len() == 1 => {
+            write_out(out, &render::grains_text(&found[&nodes[0].name]))
+        }
+        Output::Table => write_out(out, &render::grains_text(&serde_json::Value::Object(found))),
+    }
+}
+
+async fn label(
+    client: &mut Client,
+    a: LabelArgs,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let mut labels = std::collections::HashMap::new();
+    for l in &a.labels {
+        if let Some((k, v)) = l.split_once('=') {
+            if v.is_empty() {
+                return Err(Failure::bad_input(format!(
+                    "label {l:?}: empty value (KEY- removes a label)"
+                )));
+            }
+            labels.insert(k.to_owned(), v.to_owned());
+        } else if let Some(k) = l.strip_suffix('-') {
+            labels.insert(k.to_owned(), String::new());
+        } else {
+            return Err(Failure::bad_input(format!(
+                "label {l:?}: expected KEY=VALUE, or KEY- to remove"
+            )));
+        }
+    }
+    let target = targeting(&a.how, std::slice::from_ref(&a.target))?;
+    let nodes = client.set_labels(&target, labels).await?;
+    match output {
+        Output::Json => print_json(out, &nodes),
+        Output::Table => write_out(out, &format!("labelled {}\n", nodes.join(", "))),
+    }
+}
+
+/// `clusterctl target`: evaluates an expression against grains from a
+/// file, without a master.
+fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result<(), Failure> {
+    use cluster_master::target::{Candidate, Kind, Target};
+    let read =
+        |p: &std::path::Path| -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", p.display())))?;
+            match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Object(m)) => Ok(m),
+                Ok(_) => Err(Failure::bad_input(format!(
+                    "{}: expected a JSON object",
+                    p.display()
+                ))),
+                Err(e) => Err(Failure::bad_input(format!("{}: {e}", p.display()))),
+            }
+        };
+    let nodes = read(&a.nodes)?;
+    let groups: std::collections::BTreeMap<String, String> = match &a.groups {
+        Some(p) => read(p)?
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+        None => Default::default(),
+    };
+    let kind = match a.how.kind() {
+        HowKind::Names => Kind::Glob,
+        HowKind::Kind(k) => k,
+    };
+    let target =
+        Target::parse(kind, &a.expr, &groups).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let empty_labels = Default::default();
+    let mut matched = Vec::new();
+    for (name, grains) in &nodes {
+        let empty = serde_json::Map::new();
+        let grains = grains.as_object().unwrap_or(&empty);
+        let strings = |key: &str| -> Vec<String> {
+            grains
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let roles = strings("roles");
+        let mut addresses = strings("ipv4");
+        addresses.extend(strings("ipv6"));
+        let c = Candidate {
+            name,
+            grains,
+            labels: &empty_labels,
+            roles: &roles,
+            addresses: &addresses,
+        };
+        if target.matches(&c) {
+            matched.push(name.clone());
+        }
+    }
+    matched.sort();
+    match output {
+        Output::Json => print_json(out, &matched)?,
+        Output::Table => write_out(
+            out,
+            &matched.iter().map(|m| format!("{m}\n")).collect::<String>(),
+        )?,
+    }
+    if matched.is_empty() {
+        return Err(Failure::bad_input(format!("no nodes matched {}", a.expr)));
+    }
+    Ok(())
 }
 
 async fn drain(
@@ -181,8 +355,9 @@ async fn drain(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let reason = a.reason.unwrap_or_else(|| "drained with clusterctl".into());
+    let target = targeting(&a.how, &a.names)?;
     let results = client
-        .set_offline(&a.names, true, &reason, &env.user, wait(&a.wait))
+        .set_offline(&target, true, &reason, &env.user, wait(&a.wait))
         .await?;
     report("drained", &results, output, out)
 }
@@ -194,8 +369,9 @@ async fn undrain(
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let target = targeting(&a.how, &a.names)?;
     let results = client
-        .set_offline(&a.names, false, "", &env.user, wait(&a.wait))
+        .set_offline(&target, false, "", &env.user, wait(&a.wait))
         .await?;
     report("in service", &results, output, out)
 }

@@ -64,6 +64,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         down_after: Duration::from_secs(6),
         server_names: vec!["127.0.0.1".into(), "localhost".into()],
         cluster_name: "dev".into(),
+        job_output_limit: 64 * 1024,
     };
     let pki = dir.path().join("master").join("pki");
     let stop = token.clone();
@@ -115,6 +116,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             join_token: Some(join.token.clone()),
             ca_fingerprint: Some(join.ca_fingerprint.clone()),
             ca_file: None,
+            remote_exec: true,
         };
         nodes.push((id, format!("http://{addr}/health"), role));
         let stop = token.clone();
@@ -184,16 +186,16 @@ async fn connect_when_ready(admin: &Target) -> Result<Client, Failure> {
 }
 
 async fn wait_until_registered(client: &mut Client, want: usize) -> Result<(), Failure> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(nodes) = client.nodes(&[]).await {
+        if let Ok(nodes) = client.nodes(&crate::client::Targeting::All).await {
             if nodes.iter().filter(|n| n.connected).count() >= want {
                 return Ok(());
             }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Failure::partial(
-                "the dev agents did not all enroll and register within 15s".to_owned(),
+                "the dev agents did not all enroll and register within 30s".to_owned(),
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

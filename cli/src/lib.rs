@@ -8,6 +8,7 @@
 //! - [`client`] — the gRPC edge: requests and the CLI's view types.
 //! - [`commands`] — what each subcommand does.
 //! - [`render`] — tables and JSON.
+//! - [`run`] — `clusterctl run`: streamed output, summary, Ctrl-C.
 //! - [`dev`] — `clusterctl dev`: an embedded master and local agents.
 //!
 //! # Exit codes
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod context;
 pub mod dev;
 pub mod render;
+pub mod run;
 
 use clap::Parser;
 use std::ffi::OsString;

@@ -1,7 +1,7 @@
 //! Turning the CLI's view types into text: tables for people, JSON for
 //! scripts. Pure functions of their inputs (the clock is an argument).
 
-use crate::client::{EventView, KeyView, NodeResult, NodeView};
+use crate::client::{EventView, JobResultView, JobView, KeyView, NodeResult, NodeView};
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
@@ -110,6 +110,89 @@ pub fn keys_table(keys: &[KeyView]) -> String {
         ]);
     }
     trim_lines(&t.to_string())
+}
+
+/// "exit 0 (1.2s)", "timed out after 30s", "not connected", "error: …".
+pub fn job_outcome(r: &JobResultView) -> String {
+    let took = format!("{:.1}s", r.duration_ms as f64 / 1000.0);
+    let base = match r.status.as_str() {
+        "ok" | "failed" => format!("exit {} ({took})", r.exit_code),
+        "timed out" => format!("timed out after {took}"),
+        "cancelled" => format!("cancelled after {took}"),
+        other => other.to_owned(),
+    };
+    match (r.error.is_empty(), r.truncated) {
+        (true, false) => base,
+        (true, true) => format!("{base}; output cut"),
+        (false, _) => format!("{base}: {}", r.error),
+    }
+}
+
+pub fn job_results_table(results: &[JobResultView]) -> String {
+    let mut t = table(&["NODE", "RESULT", "EXIT", "DURATION"]);
+    for r in results {
+        let exit = if matches!(r.status.as_str(), "ok" | "failed") {
+            r.exit_code.to_string()
+        } else {
+            "-".into()
+        };
+        t.add_row(vec![
+            r.node.clone(),
+            r.status.clone(),
+            exit,
+            format!("{:.1}s", r.duration_ms as f64 / 1000.0),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn jobs_table(jobs: &[JobView]) -> String {
+    let mut t = table(&["ID", "STARTED", "BY", "TARGET", "NODES", "OK", "COMMAND"]);
+    for j in jobs {
+        let ok = j.results.iter().filter(|r| r.status == "ok").count();
+        t.add_row(vec![
+            j.id.clone(),
+            j.started.clone(),
+            j.by.clone(),
+            j.target.clone(),
+            j.results.len().to_string(),
+            if j.finished.is_empty() {
+                "running".into()
+            } else {
+                ok.to_string()
+            },
+            j.argv.join(" "),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+/// A job with every node's output, the way `run` printed it.
+pub fn job_text(j: &JobView) -> String {
+    let mut out = format!(
+        "job {}  by {}  target {}\ncommand: {}\nstarted {}  finished {}\n\n",
+        j.id,
+        j.by,
+        j.target,
+        j.argv.join(" "),
+        j.started,
+        if j.finished.is_empty() {
+            "(running)"
+        } else {
+            &j.finished
+        }
+    );
+    for r in &j.results {
+        for (stream, text) in [("out", &r.stdout), ("err", &r.stderr)] {
+            for line in text.lines() {
+                out.push_str(&format!("[{}] {stream}: {line}\n", r.node));
+            }
+        }
+        out.push_str(&format!("[{}] {}\n", r.node, job_outcome(r)));
+    }
+    out.push('\n');
+    out.push_str(&job_results_table(&j.results));
+    out
 }
 
 pub fn results_lines(verb: &str, results: &[NodeResult]) -> String {
@@ -228,6 +311,7 @@ mod tests {
                 by: "alice".into(),
             }),
             usage: None,
+            labels: Default::default(),
             grains: json!({}),
         }
     }

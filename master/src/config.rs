@@ -24,6 +24,8 @@ pub struct Config {
     pub server_names: Vec<String>,
     /// Shown in the CA's name.
     pub cluster_name: String,
+    /// Output of a job kept per node and stream (bytes); more is cut.
+    pub job_output_limit: usize,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -37,6 +39,7 @@ pub struct RawConfig {
     pub down_after: Option<String>,
     pub server_names: Option<Vec<String>>,
     pub cluster_name: Option<String>,
+    pub job_output_limit: Option<usize>,
 }
 
 impl RawConfig {
@@ -49,6 +52,7 @@ impl RawConfig {
             down_after: over.down_after.or(self.down_after),
             server_names: over.server_names.or(self.server_names),
             cluster_name: over.cluster_name.or(self.cluster_name),
+            job_output_limit: over.job_output_limit.or(self.job_output_limit),
         }
     }
 }
@@ -175,6 +179,7 @@ impl Config {
                     down_after,
                     server_names,
                     cluster_name,
+                    job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
                 })
             }
             _ => Err(ConfigError::Invalid {

@@ -8,10 +8,12 @@
 //! - [`config`] — file → raw → validated configuration.
 //! - [`cluster`] — the in-memory cluster: nodes, generation, sessions,
 //!   acknowledgements; serialised durable writes.
+//! - [`target`] — Salt-style target expressions: parsing and matching, pure.
 //! - [`store`] — persistence behind the `Store` trait (sled by default).
 //! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
 //! - [`grpc`] — the gRPC edge; the only place that names wire types.
 //! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
+//! - [`jobs`] — remote execution: fan-out, batches, results.
 //! - [`init`] — `cluster-master init`: the CA and an admin context, no serving.
 //! - [`pki`] — the CA: issuing and reading certificates.
 //! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
@@ -21,10 +23,12 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod init;
+pub mod jobs;
 pub mod model;
 pub mod pki;
 pub mod server;
 pub mod store;
+pub mod target;
 pub mod tls;
 
 pub use config::Config;

@@ -69,6 +69,7 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
         server_names: (!args.server_names.is_empty())
             .then(|| std::mem::take(&mut args.server_names)),
         cluster_name: None,
+        job_output_limit: None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(

@@ -39,6 +39,9 @@ pub struct Node {
     /// Volatile: whether a session is open now.
     #[serde(skip)]
     pub connected: bool,
+    /// Master-side labels (`clusterctl label`), what `-I` targets.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Why and since when a node is out of service (bethel's offline flag).
@@ -139,6 +142,9 @@ pub enum EventKind {
     Key,
     Token,
     User,
+    Label,
+    Group,
+    Job,
 }
 
 impl EventKind {
@@ -153,6 +159,9 @@ impl EventKind {
             EventKind::Key => "key",
             EventKind::Token => "token",
             EventKind::User => "user",
+            EventKind::Label => "label",
+            EventKind::Group => "group",
+            EventKind::Job => "job",
         }
     }
 }
@@ -221,4 +230,65 @@ pub struct KeyRecord {
     pub decided_by: String,
     /// Roles from the token it joined with.
     pub roles: Vec<String>,
+}
+
+/// How a job ended on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Exit code 0.
+    Ok,
+    /// Ran and exited non-zero.
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// Matched, but without a session: never sent.
+    NotConnected,
+    /// Could not run (not found, remote execution disabled on the node).
+    Error,
+    /// The session ended before the node answered.
+    Lost,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ok => "ok",
+            JobStatus::Failed => "failed",
+            JobStatus::TimedOut => "timed out",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::NotConnected => "not connected",
+            JobStatus::Error => "error",
+            JobStatus::Lost => "lost",
+        }
+    }
+}
+
+/// One node's part of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobNodeResult {
+    pub node: String,
+    pub status: JobStatus,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    pub error: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Output beyond the stored limit was cut.
+    pub truncated: bool,
+}
+
+/// A remote execution, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Time-ordered (Salt's jid shape): `YYYYMMDDhhmmssffffff`.
+    pub id: String,
+    pub argv: Vec<String>,
+    /// The target as typed, for people.
+    pub target: String,
+    pub by: String,
+    pub started_ms: u64,
+    /// 0 while running.
+    pub finished_ms: u64,
+    pub results: Vec<JobNodeResult>,
 }

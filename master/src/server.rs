@@ -105,13 +105,16 @@ pub async fn run(
         })
     });
 
+    let jobs = Arc::new(crate::jobs::Jobs::new(config.job_output_limit));
     let agent = pb::agent_service_server::AgentServiceServer::new(AgentSvc {
         cluster: cluster.clone(),
+        jobs: jobs.clone(),
         shutdown: token.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let control = pb::control_server::ControlServer::new(ControlSvc {
         cluster: cluster.clone(),
+        jobs,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let enroll = pb::enrollment_server::EnrollmentServer::new(EnrollSvc {

@@ -94,6 +94,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 pub struct MasterBuilder {
     down_after: Duration,
     listen: String,
+    config: String,
 }
 
 impl MasterBuilder {
@@ -107,9 +108,22 @@ impl MasterBuilder {
         self
     }
 
+    /// TOML for the master's config file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self.config.push('\n');
+        self
+    }
+
     pub fn spawn(self) -> MasterProc {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let config = (!self.config.is_empty()).then(|| {
+            let path = dir.path().join("master.toml");
+            std::fs::write(&path, &self.config).expect("write master config");
+            path
+        });
         let mut m = MasterProc {
+            config,
             proc: None,
             join: Mutex::new(None),
             grpc: self.listen.parse().expect("listen address"),
@@ -124,6 +138,7 @@ impl MasterBuilder {
 
 pub struct MasterProc {
     proc: Option<Proc>,
+    config: Option<PathBuf>,
     join: Mutex<Option<(String, String)>>,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
@@ -136,6 +151,7 @@ impl MasterProc {
         MasterBuilder {
             down_after: Duration::from_secs(15),
             listen: "127.0.0.1:0".into(),
+            config: String::new(),
         }
     }
 
@@ -145,6 +161,9 @@ impl MasterProc {
 
     fn start(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(crate::bin("cluster-master"));
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.arg("--listen")
             .arg(self.grpc.to_string())
             .arg("--http-listen")
@@ -347,12 +366,19 @@ impl AgentProc {
         self.dir.path().join("agent.toml")
     }
 
+    /// The agent's working directory (where its jobs run).
+    pub fn work_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     fn start(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(crate::bin("cluster-agent"));
+        // Jobs run here: a test can give each node its own script.
+        cmd.current_dir(self.dir.path());
         cmd.arg("--config")
             .arg(self.config_path())
             .arg("--health-listen")

@@ -24,11 +24,15 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
         .env("XDG_CONFIG_HOME", home.path())
         .env_remove("CLUSTERCTL_MASTER")
         .env_remove("CLUSTERCTL_CONTEXT")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(home.path().join("dev.log")).unwrap(),
+        ))
         .spawn()
         .unwrap();
+    let log = || std::fs::read_to_string(home.path().join("dev.log")).unwrap_or_default();
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -43,7 +47,11 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
     {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => banner.push(line),
-            Err(_) => panic!("no banner from clusterctl dev; got:\n{}", banner.join("\n")),
+            Err(_) => panic!(
+                "no banner from clusterctl dev; got:\n{}\nits log:\n{}",
+                banner.join("\n"),
+                log()
+            ),
         }
     }
     let banner = banner.join("\n");

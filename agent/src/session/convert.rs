@@ -1,9 +1,11 @@
 //! Wire types ⇄ the agent's own types; the only agent module (with its
 //! parent) that names `cluster_proto` types.
 
+use crate::jobs::{Job, JobEvent, Stream};
 use crate::state::{Desired, Offline};
 use crate::usage::Usage;
 use cluster_proto as pb;
+use pb::agent_message::Msg;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid message from the master: missing field `{0}`")]
@@ -48,5 +50,40 @@ pub fn usage(u: Usage) -> pb::Usage {
             .collect(),
         net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
         net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+    }
+}
+
+pub fn job(r: pb::RunJob) -> Job {
+    Job {
+        id: r.job_id,
+        argv: r.argv,
+        timeout: (r.timeout_ms > 0).then(|| std::time::Duration::from_millis(r.timeout_ms)),
+        output_limit: r.output_limit_bytes,
+    }
+}
+
+pub fn job_event(ev: JobEvent) -> Msg {
+    match ev {
+        JobEvent::Output {
+            job_id,
+            stream,
+            data,
+        } => Msg::Output(pb::JobOutput {
+            job_id,
+            stream: match stream {
+                Stream::Stdout => pb::OutputStream::Stdout,
+                Stream::Stderr => pb::OutputStream::Stderr,
+            } as i32,
+            data,
+        }),
+        JobEvent::Done(o) => Msg::Done(pb::JobDone {
+            job_id: o.job_id,
+            exit_code: o.exit_code,
+            timed_out: o.timed_out,
+            cancelled: o.cancelled,
+            error: o.error,
+            duration_ms: o.duration_ms,
+            output_dropped_bytes: o.dropped_bytes,
+        }),
     }
 }

@@ -34,6 +34,7 @@ pub struct Context {
     pub shared: Arc<Shared>,
     pub cache: Cache,
     pub enrollment: Enrollment,
+    pub runner: Arc<crate::jobs::Runner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,10 @@ async fn once(
         .into_inner();
     ctx.shared.set_connected(true);
     tracing::info!(master = %ctx.master, "session open");
+    // Jobs started on this session report through it; when it ends they
+    // are cancelled (their results could not be delivered).
+    let (job_tx, mut job_rx) = mpsc::channel::<crate::jobs::JobEvent>(64);
+    let _cancel_jobs = CancelOnDrop(ctx.runner.clone());
 
     let mut report = tokio::time::interval(ctx.report_interval);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -211,6 +216,11 @@ async fn once(
     loop {
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
+            Some(ev) = job_rx.recv() => {
+                if tx.send(pb::AgentMessage { msg: Some(convert::job_event(ev)) }).await.is_err() {
+                    return Err(SessionError::Closed);
+                }
+            }
             _ = report.tick() => {
                 let usage = convert::usage(sampler.sample(now_ms()));
                 if tx.send(pb::AgentMessage { msg: Some(Out::Usage(usage)) }).await.is_err() {
@@ -223,6 +233,16 @@ async fn once(
                     Some(In::Snapshot(s)) => {
                         *got_state = true;
                         Some(apply(ctx, convert::desired(s.generation, s.node, "snapshot.node")?))
+                    }
+                    Some(In::Run(r)) => {
+                        tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
+                        ctx.runner.start(convert::job(r), job_tx.clone());
+                        None
+                    }
+                    Some(In::Cancel(c)) => {
+                        tracing::info!(job = %c.job_id, "cancelling a job");
+                        ctx.runner.cancel(&c.job_id);
+                        None
                     }
                     Some(In::Delta(d)) => {
                         let have = ctx.shared.current().generation;
@@ -242,6 +262,14 @@ async fn once(
                 }
             }
         }
+    }
+}
+
+struct CancelOnDrop(Arc<crate::jobs::Runner>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel_all();
     }
 }
 

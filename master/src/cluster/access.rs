@@ -73,7 +73,7 @@ fn secret_hash(secret: &str) -> String {
 }
 
 /// Names of people and nodes: what a hostname label allows, plus dots.
-fn check_name(what: &str, name: &str) -> Result<(), ClusterError> {
+pub(super) fn check_name(what: &str, name: &str) -> Result<(), ClusterError> {
     crate::grpc::convert::check_node_id(name)
         .map_err(|reason| ClusterError::Invalid(format!("{what} {name:?} {reason}")))
 }
@@ -337,7 +337,7 @@ impl Cluster {
 
     /// Persists `write`, then publishes its tokens, keys and revocations to
     /// memory; on failure gives back the event numbers it took.
-    async fn commit(&self, write: Write) -> Result<(), ClusterError> {
+    pub(super) async fn commit(&self, write: Write) -> Result<(), ClusterError> {
         if let Err(e) = self.persist(write.clone()).await {
             self.state().next_event_seq -= write.events.len() as u64;
             return Err(e.into());

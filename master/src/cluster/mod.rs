@@ -38,6 +38,8 @@ pub struct SessionHandle {
     /// Fires when the node's spec generation moves; closes when another
     /// session for the same node replaces this one.
     pub spec_changed: watch::Receiver<u64>,
+    /// Job commands for this node's agent.
+    pub commands: tokio::sync::mpsc::Receiver<crate::jobs::Command>,
 }
 
 /// Per-node outcome of waiting for agents to apply a change.
@@ -68,6 +70,8 @@ pub enum ClusterError {
     UnknownNodes(Vec<String>),
     #[error("name {name:?} already belongs to node {owner:?}")]
     NameTaken { name: String, owner: String },
+    #[error("no nodes matched {0}")]
+    NoMatch(String),
     #[error("unknown key{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     UnknownKeys(Vec<String>),
     #[error("{0}")]
@@ -81,6 +85,8 @@ pub enum ClusterError {
 struct Session {
     id: u64,
     spec_tx: watch::Sender<u64>,
+    /// Jobs to run or cancel on the node.
+    commands: tokio::sync::mpsc::Sender<crate::jobs::Command>,
 }
 
 #[derive(Default)]
@@ -100,6 +106,8 @@ struct State {
     keys: HashMap<String, KeyRecord>,
     /// Serials of revoked certificates.
     revoked: HashSet<String>,
+    /// Node groups: name → compound expression.
+    groups: std::collections::BTreeMap<String, String>,
 }
 
 impl State {
@@ -185,6 +193,7 @@ impl Cluster {
                 .map(|k| (k.node_id.clone(), k))
                 .collect(),
             revoked: loaded.revoked.into_iter().collect(),
+            groups: loaded.groups.into_iter().collect(),
             ..State::default()
         };
         for node in loaded.nodes {
@@ -273,6 +282,7 @@ impl Cluster {
                         usage: None,
                         applied: Applied::default(),
                         connected: false,
+                        labels: Default::default(),
                     };
                     let event = st.event(EventKind::Registered, &name, &node.id, String::new());
                     (node, Some(event))
@@ -313,12 +323,14 @@ impl Cluster {
             node.usage = old.usage.clone();
         }
         let (spec_tx, spec_changed) = watch::channel(node.spec_generation);
+        let (commands_tx, commands) = tokio::sync::mpsc::channel(64);
         st.names.insert(node.name.clone(), node.id.clone());
         st.sessions.insert(
             node.id.clone(),
             Session {
                 id: session_id,
                 spec_tx,
+                commands: commands_tx,
             },
         );
         let node_id = node.id.clone();
@@ -329,6 +341,7 @@ impl Cluster {
             node_id,
             session_id,
             spec_changed,
+            commands,
         })
     }
 
@@ -357,6 +370,19 @@ impl Cluster {
                 f(node);
                 true
             }
+            None => false,
+        }
+    }
+
+    /// Hands a job command to the node's session; false when it has none.
+    pub async fn command(&self, node_id: &str, cmd: crate::jobs::Command) -> bool {
+        let tx = self
+            .state()
+            .sessions
+            .get(node_id)
+            .map(|s| s.commands.clone());
+        match tx {
+            Some(tx) => tx.send(cmd).await.is_ok(),
             None => false,
         }
     }
@@ -393,15 +419,25 @@ impl Cluster {
     /// Nodes by name or id (every node when `names` is empty), sorted by
     /// name, each with its derived state.
     pub fn nodes(&self, names: &[String]) -> Result<Vec<(Node, NodeState)>, ClusterError> {
+        let spec = (!names.is_empty()).then(|| TargetSpec::Names(names.to_vec()));
+        self.nodes_matching(spec.as_ref())
+    }
+
+    /// Nodes `spec` selects (every node for `None`), sorted by name, each
+    /// with its derived state.
+    pub fn nodes_matching(
+        &self,
+        spec: Option<&TargetSpec>,
+    ) -> Result<Vec<(Node, NodeState)>, ClusterError> {
         let st = self.state();
         let now = now_ms();
-        let mut out: Vec<_> = if names.is_empty() {
-            st.nodes.values().cloned().collect()
-        } else {
-            st.resolve(names)?
+        let mut out: Vec<_> = match spec {
+            None => st.nodes.values().cloned().collect(),
+            Some(spec) => st
+                .select(spec)?
                 .iter()
                 .map(|id| st.nodes[id].clone())
-                .collect()
+                .collect(),
         };
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out
@@ -417,7 +453,7 @@ impl Cluster {
     /// (`None`). All or nothing: an unknown name changes nothing.
     pub async fn set_offline(
         &self,
-        names: &[String],
+        spec: &TargetSpec,
         reason: Option<String>,
         by: &str,
     ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
@@ -425,7 +461,7 @@ impl Cluster {
         let now = now_ms();
         let (write, changes) = {
             let mut st = self.state();
-            let ids = st.resolve(names)?;
+            let ids = st.select(spec)?;
             let generation = st.generation + 1;
             let mut write = Write::default();
             let mut changes = Vec::new();
@@ -588,8 +624,11 @@ impl Cluster {
 }
 
 mod access;
+mod history;
+mod targeting;
 
 pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};
+pub use targeting::TargetSpec;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,12 @@ impl Store for Arc<MemStore> {
         self.writes.lock().unwrap().push(write.clone());
         Ok(())
     }
+    fn jobs(&self, _: usize) -> Result<Vec<crate::model::JobRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn job(&self, _: &str) -> Result<Option<crate::model::JobRecord>, StoreError> {
+        Ok(None)
+    }
     fn events(&self, _: &EventQuery) -> Result<Vec<Event>, StoreError> {
         Ok(self
             .writes
@@ -66,8 +72,8 @@ async fn cluster(ids: &[&str]) -> (Arc<MemStore>, Cluster, Vec<SessionHandle>) {
     (store, c, handles)
 }
 
-fn names(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+fn names(v: &[&str]) -> crate::cluster::TargetSpec {
+    crate::cluster::TargetSpec::Names(v.iter().map(|s| s.to_string()).collect())
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 
 use super::convert::{self, InvalidMessage};
 use crate::cluster::{Cluster, Hello, SessionHandle};
+use crate::jobs::{self, Jobs};
 use cluster_proto as pb;
 use pb::agent_message::Msg as In;
 use pb::master_message::Msg as Out;
@@ -27,6 +28,7 @@ const OUTBOUND_QUEUE: usize = 16;
 
 pub struct AgentSvc {
     pub cluster: Arc<Cluster>,
+    pub jobs: Arc<Jobs>,
     pub shutdown: CancellationToken,
 }
 
@@ -75,11 +77,13 @@ impl pb::agent_service_server::AgentService for AgentSvc {
 
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let cluster = self.cluster.clone();
+        let jobs = self.jobs.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut handle = handle;
-            let reason = drive(&cluster, &mut handle, inbound, tx, shutdown).await;
+            let reason = drive(&cluster, &jobs, &mut handle, inbound, tx, shutdown).await;
             cluster.disconnect(&handle);
+            jobs.node_gone(&handle.node_id).await;
             tracing::info!(node = %node_id, session = handle.session_id, %reason, "agent session closed");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -106,6 +110,7 @@ fn snapshot(cluster: &Cluster, node_id: &str) -> Option<(u64, pb::MasterMessage)
 /// Runs one session until it ends; returns why it ended.
 async fn drive(
     cluster: &Cluster,
+    jobs: &Jobs,
     handle: &mut SessionHandle,
     mut inbound: Streaming<pb::AgentMessage>,
     tx: Tx,
@@ -143,6 +148,12 @@ async fn drive(
                 }
                 last_sent = generation;
             }
+            cmd = handle.commands.recv() => {
+                let Some(cmd) = cmd else { return "replaced by a newer session" };
+                if tx.send(Ok(convert::command_to_pb(cmd))).await.is_err() {
+                    return "agent went away";
+                }
+            }
             msg = inbound.message() => match msg {
                 Ok(Some(pb::AgentMessage { msg: Some(m) })) => match m {
                     In::Usage(u) => cluster.report_usage(handle, u.into()),
@@ -155,6 +166,15 @@ async fn drive(
                             return "agent went away";
                         }
                         last_sent = generation;
+                    }
+                    In::Output(o) => {
+                        let stream = convert::stream_of(o.stream);
+                        let report = jobs::Report::Output { stream, data: o.data };
+                        jobs.report(&o.job_id, &handle.node_id, report).await;
+                    }
+                    In::Done(d) => {
+                        let job_id = d.job_id.clone();
+                        jobs.report(&job_id, &handle.node_id, jobs::Report::Done(convert::done_of(d))).await;
                     }
                     In::Hello(_) => {
                         let _ = tx.send(Err(Status::invalid_argument("`hello` sent twice"))).await;

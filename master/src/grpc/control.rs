@@ -3,12 +3,16 @@
 use super::auth::{Permission, authorize};
 use super::convert;
 use crate::cluster::{ApplyStatus, Cluster, KeyDecision};
+use crate::jobs::{self, Jobs};
 use crate::model::{KeyRecord, KeyState};
 use crate::pki::Role;
 use crate::store::EventQuery;
 use cluster_proto as pb;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_stream::Stream;
+use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 /// How long `SetOffline` waits for acknowledgements when asked to and the
@@ -23,17 +27,142 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 pub struct ControlSvc {
     pub cluster: Arc<Cluster>,
+    pub jobs: Arc<Jobs>,
 }
+
+fn invalid(e: convert::InvalidMessage) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::control_server::Control for ControlSvc {
+    type RunStream = RunStream;
+
+    async fn run(&self, request: Request<pb::RunRequest>) -> Result<Response<RunStream>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "run commands").await?;
+        let req = request.into_inner();
+        let target = convert::target_of(req.target, Vec::new())
+            .map_err(invalid)?
+            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let spec = jobs::RunSpec {
+            target,
+            argv: req.argv,
+            timeout: (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms)),
+            batch: req.batch,
+        };
+        let events = jobs::start(
+            self.cluster.clone(),
+            self.jobs.clone(),
+            spec,
+            caller.label(),
+        )
+        .await
+        .map_err(super::status_of)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events)
+            .map(|e| Ok(convert::job_event_to_pb(e)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "list jobs").await?;
+        let limit = match request.get_ref().limit {
+            0 => 50,
+            n => n as usize,
+        };
+        let jobs = self
+            .cluster
+            .jobs(limit)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: jobs.iter().map(|j| convert::job_to_pb(j, false)).collect(),
+        }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::GetJobResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "read jobs").await?;
+        let id = request.into_inner().id;
+        let job = self
+            .cluster
+            .job(id.trim())
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("no job {id:?}")))?;
+        Ok(Response::new(pb::GetJobResponse {
+            job: Some(convert::job_to_pb(&job, true)),
+        }))
+    }
+
+    async fn set_labels(
+        &self,
+        request: Request<pb::SetLabelsRequest>,
+    ) -> Result<Response<pb::SetLabelsResponse>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "set labels").await?;
+        let req = request.into_inner();
+        let spec = convert::target_of(req.target, Vec::new())
+            .map_err(invalid)?
+            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let labels = req.labels.into_iter().collect();
+        let nodes = self
+            .cluster
+            .set_labels(&spec, &labels, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::SetLabelsResponse { nodes }))
+    }
+
+    async fn set_node_group(
+        &self,
+        request: Request<pb::SetNodeGroupRequest>,
+    ) -> Result<Response<pb::SetNodeGroupResponse>, Status> {
+        let caller = authorize(
+            &self.cluster,
+            &request,
+            Permission::Admin,
+            "define node groups",
+        )
+        .await?;
+        let req = request.into_inner();
+        self.cluster
+            .set_group(&req.name, &req.expr, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::SetNodeGroupResponse {}))
+    }
+
+    async fn list_node_groups(
+        &self,
+        request: Request<pb::ListNodeGroupsRequest>,
+    ) -> Result<Response<pb::ListNodeGroupsResponse>, Status> {
+        authorize(
+            &self.cluster,
+            &request,
+            Permission::Read,
+            "list node groups",
+        )
+        .await?;
+        Ok(Response::new(pb::ListNodeGroupsResponse {
+            groups: self.cluster.groups().into_iter().collect(),
+        }))
+    }
+
     async fn list_nodes(
         &self,
         request: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "list nodes").await?;
         let req = request.into_inner();
-        let nodes = self.cluster.nodes(&req.names).map_err(super::status_of)?;
+        let spec = convert::target_of(req.target, req.names).map_err(invalid)?;
+        let nodes = self
+            .cluster
+            .nodes_matching(spec.as_ref())
+            .map_err(super::status_of)?;
         Ok(Response::new(pb::ListNodesResponse {
             nodes: nodes
                 .iter()
@@ -54,6 +183,9 @@ impl pb::control_server::Control for ControlSvc {
         };
         let caller = authorize(&self.cluster, &request, Permission::Drain, action).await?;
         let req = request.into_inner();
+        let spec = convert::target_of(req.target, req.names)
+            .map_err(invalid)?
+            .ok_or_else(|| Status::invalid_argument("no node names given"))?;
         // The certificate says who; the client's own note (user@host) is
         // kept beside it as a hint.
         let by = match req.by.trim() {
@@ -70,10 +202,10 @@ impl pb::control_server::Control for ControlSvc {
         });
         let (generation, changes) = self
             .cluster
-            .set_offline(&req.names, reason, &by)
+            .set_offline(&spec, reason, &by)
             .await
             .map_err(super::status_of)?;
-        tracing::info!(nodes = ?req.names, offline = req.offline, %by, generation, "set offline");
+        tracing::info!(target = %spec, offline = req.offline, %by, generation, "set offline");
 
         let statuses = if req.wait {
             let timeout = match req.timeout_ms {

@@ -1,8 +1,11 @@
 //! Conversions between `cluster_proto` wire types and the master's own types.
 //! The only place (with the service modules beside it) that names proto types.
 
-use crate::cluster::{ApplyStatus, Hello};
+use crate::cluster::{ApplyStatus, Hello, TargetSpec};
+use crate::jobs::{Command, Done, Event as JobEvent, Stream};
 use crate::model::{self, Event, Grains, Node, NodeSpec, NodeState, OfflineFlag, Usage};
+use crate::model::{JobNodeResult, JobRecord};
+use crate::target::Kind;
 use cluster_proto as pb;
 
 /// A message from an agent that does not say what it must.
@@ -146,7 +149,146 @@ pub fn node_to_pb(node: &Node, state: NodeState) -> pb::NodeInfo {
         connected: node.connected,
         acked_generation: node.applied.generation,
         health_status: node.applied.health_status.clone(),
+        labels: node.labels.clone().into_iter().collect(),
     }
+}
+
+/// The target of a request: `target` when set, else `names` (`None` when
+/// both are empty: every node, where a request allows that).
+pub fn target_of(
+    target: Option<pb::Target>,
+    names: Vec<String>,
+) -> Result<Option<TargetSpec>, InvalidMessage> {
+    let Some(t) = target.filter(|t| t.kind != 0 || !t.expr.is_empty() || !t.names.is_empty())
+    else {
+        return Ok((!names.is_empty()).then_some(TargetSpec::Names(names)));
+    };
+    let kind = match pb::TargetKind::try_from(t.kind) {
+        Ok(pb::TargetKind::Unspecified) => return Ok(Some(TargetSpec::Names(t.names))),
+        Ok(pb::TargetKind::Glob) => Kind::Glob,
+        Ok(pb::TargetKind::Regex) => Kind::Regex,
+        Ok(pb::TargetKind::List) => Kind::List,
+        Ok(pb::TargetKind::Grain) => Kind::Grain,
+        Ok(pb::TargetKind::GrainRegex) => Kind::GrainRegex,
+        Ok(pb::TargetKind::Label) => Kind::Label,
+        Ok(pb::TargetKind::Subnet) => Kind::Subnet,
+        Ok(pb::TargetKind::Role) => Kind::Role,
+        Ok(pb::TargetKind::NodeGroup) => Kind::NodeGroup,
+        Ok(pb::TargetKind::Compound) => Kind::Compound,
+        Err(_) => {
+            return Err(InvalidMessage::Invalid {
+                field: "target.kind",
+                reason: format!("unknown kind {}", t.kind),
+            });
+        }
+    };
+    Ok(Some(TargetSpec::Expr(kind, t.expr)))
+}
+
+pub fn command_to_pb(cmd: Command) -> pb::MasterMessage {
+    use pb::master_message::Msg;
+    let msg = match cmd {
+        Command::Run {
+            job_id,
+            argv,
+            timeout,
+            output_limit,
+        } => Msg::Run(pb::RunJob {
+            job_id,
+            argv,
+            timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            output_limit_bytes: output_limit,
+        }),
+        Command::Cancel { job_id } => Msg::Cancel(pb::CancelJob { job_id }),
+    };
+    pb::MasterMessage { msg: Some(msg) }
+}
+
+pub fn stream_of(s: i32) -> Stream {
+    match pb::OutputStream::try_from(s) {
+        Ok(pb::OutputStream::Stderr) => Stream::Stderr,
+        _ => Stream::Stdout,
+    }
+}
+
+fn stream_to_pb(s: Stream) -> i32 {
+    match s {
+        Stream::Stdout => pb::OutputStream::Stdout as i32,
+        Stream::Stderr => pb::OutputStream::Stderr as i32,
+    }
+}
+
+pub fn done_of(d: pb::JobDone) -> Done {
+    Done {
+        exit_code: d.exit_code,
+        timed_out: d.timed_out,
+        cancelled: d.cancelled,
+        error: d.error,
+        duration_ms: d.duration_ms,
+        dropped_bytes: d.output_dropped_bytes,
+    }
+}
+
+pub fn result_to_pb(r: &JobNodeResult) -> pb::JobNodeResult {
+    pb::JobNodeResult {
+        node: r.node.clone(),
+        status: r.status.as_str().to_owned(),
+        exit_code: r.exit_code,
+        duration_ms: r.duration_ms,
+        error: r.error.clone(),
+        stdout: r.stdout.clone(),
+        stderr: r.stderr.clone(),
+        truncated: r.truncated,
+    }
+}
+
+pub fn job_to_pb(j: &JobRecord, with_output: bool) -> pb::JobInfo {
+    pb::JobInfo {
+        id: j.id.clone(),
+        argv: j.argv.clone(),
+        target: j.target.clone(),
+        by: j.by.clone(),
+        started_ms: j.started_ms,
+        finished_ms: j.finished_ms,
+        results: j
+            .results
+            .iter()
+            .map(|r| {
+                let mut p = result_to_pb(r);
+                if !with_output {
+                    p.stdout.clear();
+                    p.stderr.clear();
+                }
+                p
+            })
+            .collect(),
+    }
+}
+
+pub fn job_event_to_pb(e: JobEvent) -> pb::RunEvent {
+    use pb::run_event::Event;
+    let event = match e {
+        JobEvent::Started {
+            job_id,
+            matched,
+            not_connected,
+        } => Event::Started(pb::JobStarted {
+            job_id,
+            matched,
+            not_connected,
+        }),
+        JobEvent::NodeStarted(node) => Event::NodeStarted(pb::NodeStarted { node }),
+        JobEvent::Output { node, stream, data } => Event::Output(pb::NodeOutput {
+            node,
+            stream: stream_to_pb(stream),
+            data,
+        }),
+        JobEvent::NodeDone(r) => Event::NodeDone(result_to_pb(&r)),
+        JobEvent::Finished(j) => Event::Finished(pb::JobSummary {
+            job: Some(job_to_pb(&j, false)),
+        }),
+    };
+    pb::RunEvent { event: Some(event) }
 }
 
 pub fn event_to_pb(e: &Event) -> pb::Event {

@@ -23,7 +23,7 @@ pub fn status_of(e: ClusterError) -> Status {
         ClusterError::NoNames | ClusterError::EmptyName { .. } | ClusterError::Invalid(_) => {
             Status::invalid_argument(e.to_string())
         }
-        ClusterError::UnknownNodes(_) | ClusterError::UnknownKeys(_) => {
+        ClusterError::UnknownNodes(_) | ClusterError::UnknownKeys(_) | ClusterError::NoMatch(_) => {
             Status::not_found(e.to_string())
         }
         ClusterError::Unauthenticated(_) => Status::unauthenticated(e.to_string()),

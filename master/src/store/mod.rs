@@ -11,7 +11,7 @@ mod sled;
 
 pub use self::sled::SledStore;
 
-use crate::model::{Event, KeyRecord, Node, Token};
+use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
 use std::path::PathBuf;
 
 /// Everything the master reloads on start.
@@ -22,6 +22,8 @@ pub struct Loaded {
     pub keys: Vec<KeyRecord>,
     /// Serials (hex) of revoked certificates.
     pub revoked: Vec<String>,
+    /// Node groups: name → compound expression.
+    pub groups: Vec<(String, String)>,
     pub generation: u64,
     /// The sequence number the next event gets.
     pub next_event_seq: u64,
@@ -38,6 +40,9 @@ pub struct Write {
     /// Node ids whose key records go.
     pub keys_deleted: Vec<String>,
     pub revoked: Vec<String>,
+    /// Node groups to set (an empty expression removes the group).
+    pub groups: Vec<(String, String)>,
+    pub jobs: Vec<JobRecord>,
 }
 
 impl Write {
@@ -49,6 +54,8 @@ impl Write {
             && self.keys.is_empty()
             && self.keys_deleted.is_empty()
             && self.revoked.is_empty()
+            && self.groups.is_empty()
+            && self.jobs.is_empty()
     }
 }
 
@@ -66,6 +73,9 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, write: &Write) -> Result<(), StoreError>;
     /// Events matching `query`, oldest first; the newest `limit` when more match.
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    /// The newest `limit` jobs, newest first.
+    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

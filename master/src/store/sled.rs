@@ -4,10 +4,11 @@
 //! Keys: `node/<id>` → JSON [`Node`]; `event/<seq as 8 big-endian bytes>` →
 //! JSON [`Event`]; `meta/generation` → 8 big-endian bytes; `token/<id>` →
 //! JSON [`Token`]; `key/<node id>` → JSON [`KeyRecord`]; `revoked/<serial>`
-//! → empty.
+//! → empty; `group/<name>` → the expression; `job/<id>` → JSON
+//! [`JobRecord`] (ids sort by time).
 
 use super::{EventQuery, Loaded, Store, StoreError, Write};
-use crate::model::{Event, KeyRecord, Node, Token};
+use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
 use std::path::Path;
 
 const NODE: &[u8] = b"node/";
@@ -16,6 +17,8 @@ const GENERATION: &[u8] = b"meta/generation";
 const TOKEN: &[u8] = b"token/";
 const KEY: &[u8] = b"key/";
 const REVOKED: &[u8] = b"revoked/";
+const GROUP: &[u8] = b"group/";
+const JOB: &[u8] = b"job/";
 
 pub struct SledStore {
     db: sled::Db,
@@ -96,6 +99,13 @@ impl Store for SledStore {
                 .revoked
                 .push(String::from_utf8_lossy(&k[REVOKED.len()..]).into_owned());
         }
+        for item in self.db.scan_prefix(GROUP) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            loaded.groups.push((
+                String::from_utf8_lossy(&k[GROUP.len()..]).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
+        }
         if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
             loaded.generation = u64_of(GENERATION, &v)?;
         }
@@ -136,12 +146,34 @@ impl Store for SledStore {
         for id in &write.keys_deleted {
             batch.remove(key(KEY, id.as_bytes()));
         }
+        for (name, expr) in &write.groups {
+            match expr.as_str() {
+                "" => batch.remove(key(GROUP, name.as_bytes())),
+                e => batch.insert(key(GROUP, name.as_bytes()), e.as_bytes()),
+            }
+        }
+        for job in &write.jobs {
+            let v = serde_json::to_vec(job).expect("a job always serialises");
+            batch.insert(key(JOB, job.id.as_bytes()), v);
+        }
         for serial in &write.revoked {
             batch.insert(key(REVOKED, serial.as_bytes()), &[][..]);
         }
         self.db.apply_batch(batch).map_err(StoreError::Write)?;
         self.db.flush().map_err(StoreError::Write)?;
         Ok(())
+    }
+
+    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.decode_jobs(limit)
+    }
+
+    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let k = key(JOB, id.as_bytes());
+        match self.db.get(&k).map_err(StoreError::Read)? {
+            Some(v) => Ok(Some(decode(&k, &v)?)),
+            None => Ok(None),
+        }
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
@@ -170,6 +202,17 @@ impl Store for SledStore {
     }
 }
 
+impl SledStore {
+    fn decode_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(JOB).rev().take(limit) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +233,7 @@ mod tests {
             usage: None,
             applied: Default::default(),
             connected: false,
+            labels: Default::default(),
         }
     }
 

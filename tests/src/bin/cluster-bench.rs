@@ -99,6 +99,7 @@ async fn drain(args: &[String]) {
                     by: "bench".into(),
                     wait: false,
                     timeout_ms: 0,
+                    target: None,
                 })
                 .await
                 .unwrap();

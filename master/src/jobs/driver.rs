@@ -1,0 +1,299 @@
+//! One task per job: start nodes up to the window, collect what they
+//! report, finish each node exactly once, store the record.
+
+use super::{Command, Done, Event, Jobs, Report, Stream};
+use crate::cluster::{Cluster, ClusterError, TargetSpec};
+use crate::model::{EventKind, JobNodeResult, JobRecord, JobStatus, now_ms};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long past its timeout a node may stay silent before the master
+/// gives up on it; also how long cancelled nodes get to confirm.
+const GRACE: Duration = Duration::from_secs(5);
+/// What an agent may stream for one job; beyond it output is dropped and
+/// counted.
+const STREAM_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// A job as asked for.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub target: TargetSpec,
+    pub argv: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub batch: String,
+}
+
+struct Running {
+    name: String,
+    started: Instant,
+    deadline: Option<Instant>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+}
+
+impl Running {
+    fn keep(&mut self, stream: Stream, data: &[u8], cap: usize) {
+        let buf = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let room = cap.saturating_sub(buf.len());
+        if data.len() > room {
+            self.truncated = true;
+        }
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    fn finish(self, status: JobStatus, exit_code: i32, error: String) -> JobNodeResult {
+        JobNodeResult {
+            node: self.name,
+            status,
+            exit_code,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            error,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            truncated: self.truncated,
+        }
+    }
+}
+
+fn status_of(d: &Done) -> JobStatus {
+    if !d.error.is_empty() {
+        JobStatus::Error
+    } else if d.cancelled {
+        JobStatus::Cancelled
+    } else if d.timed_out {
+        JobStatus::TimedOut
+    } else if d.exit_code == 0 {
+        JobStatus::Ok
+    } else {
+        JobStatus::Failed
+    }
+}
+
+fn unstarted(name: String, status: JobStatus, error: &str) -> JobNodeResult {
+    JobNodeResult {
+        node: name,
+        status,
+        exit_code: -1,
+        duration_ms: 0,
+        error: error.to_owned(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        truncated: false,
+    }
+}
+
+/// Checks the request, selects the nodes and starts the job; its events
+/// arrive on the returned receiver, the first being `Event::Started`.
+/// Dropping the receiver cancels the job on every node.
+pub async fn start(
+    cluster: Arc<Cluster>,
+    jobs: Arc<Jobs>,
+    spec: RunSpec,
+    by: String,
+) -> Result<mpsc::Receiver<Event>, ClusterError> {
+    if spec.argv.is_empty() || spec.argv[0].is_empty() {
+        return Err(ClusterError::Invalid(
+            "no command given (clusterctl run TARGET -- CMD ARGS…)".into(),
+        ));
+    }
+    let nodes = cluster.select(&spec.target)?;
+    let connected = nodes.iter().filter(|n| n.2).count();
+    let window = super::batch::window(&spec.batch, connected).map_err(ClusterError::Invalid)?;
+    let job_id = jobs.next_id();
+    let record = JobRecord {
+        id: job_id.clone(),
+        argv: spec.argv.clone(),
+        target: spec.target.to_string(),
+        by: by.clone(),
+        started_ms: now_ms(),
+        finished_ms: 0,
+        results: Vec::new(),
+    };
+    let detail = format!(
+        "job {job_id} on {} node(s): {}",
+        nodes.len(),
+        spec.argv.join(" ")
+    );
+    cluster
+        .record_job(&record, Some((EventKind::Job, detail)))
+        .await?;
+    let reports = jobs.register(&job_id);
+    let (events, rx) = mpsc::channel(256);
+    tokio::spawn(drive(
+        cluster, jobs, spec, record, nodes, window, reports, events,
+    ));
+    Ok(rx)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    cluster: Arc<Cluster>,
+    jobs: Arc<Jobs>,
+    spec: RunSpec,
+    mut record: JobRecord,
+    nodes: Vec<(String, String, bool)>,
+    window: usize,
+    mut reports: mpsc::Receiver<(String, Report)>,
+    events: mpsc::Sender<Event>,
+) {
+    let job_id = record.id.clone();
+    let emit = |e: Event| {
+        let events = events.clone();
+        async move {
+            let _ = events.send(e).await;
+        }
+    };
+    let mut results: BTreeMap<String, JobNodeResult> = BTreeMap::new();
+    let not_connected: Vec<String> = nodes.iter().filter(|n| !n.2).map(|n| n.1.clone()).collect();
+    emit(Event::Started {
+        job_id: job_id.clone(),
+        matched: nodes.iter().map(|n| n.1.clone()).collect(),
+        not_connected: not_connected.clone(),
+    })
+    .await;
+    for name in not_connected {
+        let r = unstarted(name, JobStatus::NotConnected, "no session with the node");
+        emit(Event::NodeDone(r.clone())).await;
+        results.insert(r.node.clone(), r);
+    }
+
+    let mut queue: VecDeque<(String, String)> = nodes
+        .into_iter()
+        .filter(|n| n.2)
+        .map(|(id, name, _)| (id, name))
+        .collect();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut cancelled = false;
+    loop {
+        while !cancelled && running.len() < window {
+            let Some((id, name)) = queue.pop_front() else {
+                break;
+            };
+            let cmd = Command::Run {
+                job_id: job_id.clone(),
+                argv: spec.argv.clone(),
+                timeout: spec.timeout,
+                output_limit: STREAM_LIMIT,
+            };
+            if cluster.command(&id, cmd).await {
+                let started = Instant::now();
+                running.insert(
+                    id,
+                    Running {
+                        name: name.clone(),
+                        started,
+                        deadline: spec.timeout.map(|t| started + t + GRACE),
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        truncated: false,
+                    },
+                );
+                emit(Event::NodeStarted(name)).await;
+            } else {
+                let r = unstarted(
+                    name,
+                    JobStatus::NotConnected,
+                    "the session ended before the job started",
+                );
+                emit(Event::NodeDone(r.clone())).await;
+                results.insert(r.node.clone(), r);
+            }
+        }
+        if running.is_empty() && (queue.is_empty() || cancelled) {
+            break;
+        }
+        let next_deadline = running.values().filter_map(|r| r.deadline).min();
+        tokio::select! {
+            report = reports.recv() => {
+                let Some((node_id, report)) = report else { break };
+                match report {
+                    Report::Output { stream, data } => {
+                        if let Some(r) = running.get_mut(&node_id) {
+                            r.keep(stream, &data, jobs.output_cap);
+                            let node = r.name.clone();
+                            emit(Event::Output { node, stream, data }).await;
+                        }
+                    }
+                    Report::Done(done) => {
+                        if let Some(r) = running.remove(&node_id) {
+                            let status = status_of(&done);
+                            let mut error = done.error.clone();
+                            if done.dropped_bytes > 0 {
+                                error = format!("{error}{}the agent dropped {} bytes of output over its limit", if error.is_empty() { "" } else { "; " }, done.dropped_bytes);
+                            }
+                            let mut result = r.finish(status, done.exit_code, error);
+                            result.duration_ms = done.duration_ms;
+                            emit(Event::NodeDone(result.clone())).await;
+                            results.insert(result.node.clone(), result);
+                        }
+                    }
+                    Report::Gone => {
+                        if let Some(r) = running.remove(&node_id) {
+                            let result = r.finish(JobStatus::Lost, -1, "the node's session ended before it answered".into());
+                            emit(Event::NodeDone(result.clone())).await;
+                            results.insert(result.node.clone(), result);
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(next_deadline) => {
+                let now = Instant::now();
+                let expired: Vec<String> = running
+                    .iter()
+                    .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in expired {
+                    let r = running.remove(&id).expect("listed above");
+                    let (status, why) = if cancelled {
+                        (JobStatus::Cancelled, "cancelled; the agent did not confirm")
+                    } else {
+                        (JobStatus::TimedOut, "no answer from the agent within the timeout")
+                    };
+                    let _ = cluster.command(&id, Command::Cancel { job_id: job_id.clone() }).await;
+                    let result = r.finish(status, -1, why.into());
+                    emit(Event::NodeDone(result.clone())).await;
+                    results.insert(result.node.clone(), result);
+                }
+            }
+            _ = events.closed(), if !cancelled => {
+                // The caller went away (Ctrl-C): stop everywhere.
+                cancelled = true;
+                let until = Instant::now() + GRACE;
+                for (id, r) in running.iter_mut() {
+                    let _ = cluster.command(id, Command::Cancel { job_id: job_id.clone() }).await;
+                    r.deadline = Some(r.deadline.map_or(until, |d| d.min(until)));
+                }
+            }
+        }
+    }
+    for (_, name) in queue {
+        let r = unstarted(
+            name,
+            JobStatus::Cancelled,
+            "not started: the job was cancelled",
+        );
+        results.insert(r.node.clone(), r);
+    }
+    jobs.unregister(&job_id);
+    record.results = results.into_values().collect();
+    record.finished_ms = now_ms();
+    if let Err(e) = cluster.record_job(&record, None).await {
+        tracing::error!(job = %job_id, error = %e, "cannot store the job's results");
+    }
+    emit(Event::Finished(record)).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,173 @@
+//! Remote execution: a job is one command fanned out to the nodes a target
+//! selects, over the agents' existing sessions, with its output streamed
+//! back as it comes and the outcome of each node stored.
+//!
+//! - [`Jobs`] — the registry of running jobs: sessions hand it what agents
+//!   report ([`Report`]), each job's driver takes it from there.
+//! - `driver` — one task per job: the sliding window (`--batch`), per-node
+//!   deadlines, cancellation when the caller goes away, the stored record.
+//! - [`batch`] — `N` / `N%` → a window size.
+//!
+//! See `LIFECYCLE.md` beside this file.
+
+pub mod batch;
+mod driver;
+
+pub use driver::{RunSpec, start};
+
+use crate::model::JobNodeResult;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What the master tells an agent about a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run {
+        job_id: String,
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+        /// The agent drops (and counts) output beyond this.
+        output_limit: u64,
+    },
+    Cancel {
+        job_id: String,
+    },
+}
+
+/// How a job ended on one node, as its agent says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Done {
+    pub exit_code: i32,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub error: String,
+    pub duration_ms: u64,
+    pub dropped_bytes: u64,
+}
+
+/// What a session reports about a job on its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Output {
+        stream: Stream,
+        data: Vec<u8>,
+    },
+    Done(Done),
+    /// The node's session ended.
+    Gone,
+}
+
+/// What the caller of a job sees, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        job_id: String,
+        matched: Vec<String>,
+        not_connected: Vec<String>,
+    },
+    NodeStarted(String),
+    Output {
+        node: String,
+        stream: Stream,
+        data: Vec<u8>,
+    },
+    NodeDone(JobNodeResult),
+    Finished(crate::model::JobRecord),
+}
+
+/// Running jobs, so sessions can route what agents report.
+pub struct Jobs {
+    active: Mutex<HashMap<String, mpsc::Sender<(String, Report)>>>,
+    last_id: Mutex<String>,
+    /// Output kept per node and stream in the stored record.
+    pub output_cap: usize,
+}
+
+impl Jobs {
+    pub fn new(output_cap: usize) -> Jobs {
+        Jobs {
+            active: Mutex::new(HashMap::new()),
+            last_id: Mutex::new(String::new()),
+            output_cap,
+        }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<(String, Report)>>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new job id, time-ordered like Salt's jid (`YYYYMMDDhhmmssffffff`)
+    /// and strictly increasing within this master.
+    pub fn next_id(&self) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let mut id = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.microsecond()
+        );
+        let mut last = self.last_id.lock().unwrap_or_else(|e| e.into_inner());
+        if id <= *last {
+            // Same microsecond (or a clock step back): one past the last.
+            let n: u128 = last.parse().unwrap_or(0) + 1;
+            id = format!("{n:020}");
+        }
+        *last = id.clone();
+        id
+    }
+
+    /// Routes an agent's report to its job; reports for jobs no longer
+    /// running are dropped.
+    pub async fn report(&self, job_id: &str, node_id: &str, report: Report) {
+        let tx = self.active().get(job_id).cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send((node_id.to_owned(), report)).await;
+        }
+    }
+
+    /// A node's session ended: every running job hears it.
+    pub async fn node_gone(&self, node_id: &str) {
+        let txs: Vec<_> = self.active().values().cloned().collect();
+        for tx in txs {
+            let _ = tx.send((node_id.to_owned(), Report::Gone)).await;
+        }
+    }
+
+    fn register(&self, job_id: &str) -> mpsc::Receiver<(String, Report)> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.active().insert(job_id.to_owned(), tx);
+        rx
+    }
+
+    fn unregister(&self, job_id: &str) {
+        self.active().remove(job_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_sort_by_time_and_never_repeat() {
+        let jobs = Jobs::new(1024);
+        let ids: Vec<String> = (0..1000).map(|_| jobs.next_id()).collect();
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 20 && id.chars().all(|c| c.is_ascii_digit()))
+        );
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,414 @@
+//! Table tests for target expressions: every case is one line through
+//! [`check`] (which nodes of the fixture match, in fixture order) or
+//! [`check_err`] / [`check_group_err`] (where and why the expression is
+//! refused). The fixture is in `tests/fixture.rs`; the tables for each leaf
+//! matcher on its own are in `tests/leaves.rs`; compound expressions, node
+//! groups and error rendering are here.
+
+mod fixture;
+mod leaves;
+
+use std::collections::BTreeMap;
+
+use super::{Kind, Target, TargetError};
+use fixture::{KNOWN, groups, nodes};
+
+use Kind::*;
+
+fn parse(kind: Kind, expr: &str) -> Result<Target, TargetError> {
+    Target::parse(kind, expr, &groups())
+}
+
+/// `expr` parses, and exactly the `expected` nodes match, in fixture order.
+#[track_caller]
+fn check(kind: Kind, expr: &str, expected: &[&str]) {
+    let target = parse(kind, expr).unwrap_or_else(|err| panic!("{kind:?} {expr:?}:\n{err}"));
+    let nodes = nodes();
+    let matched: Vec<&str> = nodes
+        .iter()
+        .filter(|n| target.matches(&n.candidate()))
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(matched, expected, "{kind:?} {expr:?}");
+}
+
+/// `expr` is refused with `message` at `column` of `expr` itself.
+#[track_caller]
+fn check_err(kind: Kind, expr: &str, column: usize, message: &str) {
+    check_refusal(kind, expr, expr, column, message);
+}
+
+/// `expr` is refused with `message` at `column` of node group `group`'s
+/// definition.
+#[track_caller]
+fn check_group_err(kind: Kind, expr: &str, group: &str, column: usize, message: &str) {
+    check_refusal(kind, expr, &groups()[group], column, message);
+}
+
+#[track_caller]
+fn check_refusal(kind: Kind, expr: &str, text: &str, column: usize, message: &str) {
+    let expected = TargetError {
+        expr: text.to_owned(),
+        column,
+        message: message.to_owned(),
+    };
+    assert_eq!(parse(kind, expr).err(), Some(expected), "{kind:?} {expr:?}");
+}
+
+#[test]
+fn compound_combines_every_matcher() {
+    check(Compound, "web-1", &["web-1"]);
+    check(Compound, "G@os:Debian and not web-2", &["web-1", "lb-1"]);
+    check(Compound, "G@os:Debian and not lb-1", &["web-1"]);
+    check(Compound, "E@(db|lb)-1", &["db-1", "lb-1"]);
+    check(
+        Compound,
+        "L@web-1,db-1 or R@mail",
+        &["web-1", "db-1", "mail-1"],
+    );
+    check(
+        Compound,
+        "P@os:(debian|ubuntu) and R@web",
+        &["web-1", "web-2"],
+    );
+    check(Compound, "I@env:prod and G@datacenter:name:fra1", &["db-1"]);
+    check(
+        Compound,
+        "S@10.0.0.0/16 and not S@10.0.2.0/24",
+        &["web-1", "web-2"],
+    );
+    check(Compound, "S@fd00::/8", &["web-1", "web-2"]);
+    check(Compound, "G@url:http://web-2.ams1:9090/health", &["web-2"]);
+    check(Compound, "G@ipv4:10.0.* and not G@roles:web", &["db-1"]);
+    check(Compound, "* and not G@os:*", &["bare-1"]);
+}
+
+#[test]
+fn compound_precedence_is_not_then_and_then_or() {
+    check(
+        Compound,
+        "db-1 or web-* and G@os:Debian",
+        &["web-1", "db-1"],
+    );
+    check(Compound, "(db-1 or web-*) and G@os:Debian", &["web-1"]);
+    check(Compound, "not web-1 and R@web", &["web-2"]);
+    check(
+        Compound,
+        "not (web-1 and R@web)",
+        &["web-2", "db-1", "lb-1", "mail-1", "bare-1"],
+    );
+    check(Compound, "web-* and not web-1 or db-1", &["web-2", "db-1"]);
+    check(Compound, "web-* and (not web-1 or db-1)", &["web-2"]);
+    check(Compound, "not not web-1", &["web-1"]);
+    check(
+        Compound,
+        "web-1 or web-2 or db-1 and not R@db",
+        &["web-1", "web-2"],
+    );
+    // As in Salt, `not` right after an operand means `and not`.
+    check(Compound, "web-* not web-1", &["web-2"]);
+}
+
+#[test]
+fn compound_parentheses_need_no_spaces() {
+    check(
+        Compound,
+        "(G@os:Debian or G@os:Ubuntu)and not web-2",
+        &["web-1", "lb-1"],
+    );
+    check(
+        Compound,
+        "not(web-1)",
+        &["web-2", "db-1", "lb-1", "mail-1", "bare-1"],
+    );
+    check(Compound, "(web-1)or(db-1)", &["web-1", "db-1"]);
+    check(Compound, "((web-1))", &["web-1"]);
+    check(Compound, "(E@web-(1|2))", &["web-1", "web-2"]);
+    check(Compound, "(E@web-[1)] or lb-1)", &["web-1", "lb-1"]);
+    check(Compound, "(web-[12])", &["web-1", "web-2"]);
+}
+
+#[test]
+fn compound_structure_errors() {
+    check_err(Compound, "", 0, "empty expression");
+    check_err(Compound, "   ", 0, "empty expression");
+    check_err(
+        Compound,
+        "web-1 and",
+        9,
+        "expected an expression after `and`",
+    );
+    check_err(Compound, "web-1 or", 8, "expected an expression after `or`");
+    check_err(Compound, "not", 3, "expected an expression after `not`");
+    check_err(
+        Compound,
+        "web-1 and not",
+        13,
+        "expected an expression after `not`",
+    );
+    check_err(
+        Compound,
+        "or web-1",
+        0,
+        "`or` needs an expression before it",
+    );
+    check_err(Compound, "and", 0, "`and` needs an expression before it");
+    check_err(
+        Compound,
+        "web-1 and or db-1",
+        10,
+        "expected an expression after `and`, found `or`",
+    );
+    check_err(
+        Compound,
+        "web-1 and )",
+        10,
+        "expected an expression after `and`, found `)`",
+    );
+    check_err(
+        Compound,
+        "( and web-1)",
+        2,
+        "expected an expression after `(`, found `and`",
+    );
+    check_err(
+        Compound,
+        "(web-1 or )",
+        10,
+        "expected an expression after `or`, found `)`",
+    );
+    check_err(
+        Compound,
+        "web-1 web-2",
+        6,
+        "expected `and` or `or` before `web-2`",
+    );
+    check_err(
+        Compound,
+        "(web-1 db-1)",
+        7,
+        "expected `and` or `or` before `db-1`",
+    );
+    check_err(
+        Compound,
+        "web-1 (db-1)",
+        6,
+        "expected `and` or `or` before `(`",
+    );
+    check_err(
+        Compound,
+        "web-1 AND web-2",
+        6,
+        "expected `and` or `or` before `AND` (operators are lowercase)",
+    );
+    check_err(Compound, "(web-1", 0, "unclosed `(`");
+    check_err(Compound, "((web-1)", 0, "unclosed `(`");
+    check_err(Compound, "web-1)", 5, "unmatched `)`");
+    check_err(Compound, ")", 0, "unmatched `)`");
+    check_err(Compound, "(web-1))", 7, "unmatched `)`");
+    check_err(Compound, "()", 0, "empty parentheses");
+    check_err(Compound, "web-1 and ()", 10, "empty parentheses");
+    check_err(Compound, "G@city:münchen )", 15, "unmatched `)`");
+}
+
+#[test]
+fn compound_nesting_is_bounded() {
+    let parens = format!("{}web-1{}", "(".repeat(200), ")".repeat(200));
+    check_err(Compound, &parens, 100, "nested more than 100 levels deep");
+    let nots = format!("{}web-1", "not ".repeat(200));
+    check_err(Compound, &nots, 400, "nested more than 100 levels deep");
+}
+
+#[test]
+fn compound_prefix_errors() {
+    let expected = "(expected one of G@, P@, E@, L@, I@, S@, R@, N@)";
+    check_err(
+        Compound,
+        "X@foo",
+        0,
+        &format!("unknown prefix `X@` {expected}"),
+    );
+    check_err(
+        Compound,
+        "web-1 or J@env:prod",
+        9,
+        &format!("unknown prefix `J@` {expected}"),
+    );
+    check_err(
+        Compound,
+        "@foo",
+        0,
+        &format!("unknown prefix `@` {expected}"),
+    );
+    check_err(
+        Compound,
+        "g@os:Debian",
+        0,
+        "unknown prefix `g@`: prefixes are case-sensitive, did you mean `G@`?",
+    );
+    check_err(Compound, "G@", 2, "expected a value after `G@`");
+    check_err(Compound, "web-1 and E@", 12, "expected a value after `E@`");
+    check_err(Compound, "(N@)", 3, "expected a value after `N@`");
+}
+
+#[test]
+fn compound_value_errors_point_into_the_word() {
+    check_err(
+        Compound,
+        "web-1 or G@os",
+        11,
+        "expected KEY:VALUE, found `os`",
+    );
+    check_err(Compound, "E@(web", 2, "invalid regex: unclosed group");
+    check_err(Compound, "E@web-(1|2", 6, "invalid regex: unclosed group");
+    check_err(Compound, "P@os:Deb(", 8, "invalid regex: unclosed group");
+    check_err(Compound, "L@web-1,,db-1", 8, "empty name in the list");
+    check_err(
+        Compound,
+        "S@10.0.0.0/33",
+        11,
+        "invalid prefix length `33`: expected 0 to 32",
+    );
+    check_err(
+        Compound,
+        "web-[1",
+        4,
+        "unclosed `[` in glob (`[[]` matches a literal `[`)",
+    );
+    check_err(
+        Compound,
+        "R@web-[1",
+        6,
+        "unclosed `[` in glob (`[[]` matches a literal `[`)",
+    );
+}
+
+#[test]
+fn node_groups_expand_to_their_definitions() {
+    check(NodeGroup, "web", &["web-1", "web-2"]);
+    check(NodeGroup, " web ", &["web-1", "web-2"]);
+    check(NodeGroup, "debian_web", &["web-1", "web-2"]);
+    check(NodeGroup, "nested", &["web-2"]);
+    check(
+        NodeGroup,
+        "prod_or_ams",
+        &["web-1", "web-2", "db-1", "mail-1"],
+    );
+    check(Compound, "N@web and not N@prod", &["web-2"]);
+    check(Compound, "N@debian and N@debian_web", &["web-1", "web-2"]);
+    check(Compound, "not(N@web)and N@debian", &["lb-1"]);
+}
+
+#[test]
+fn node_group_errors() {
+    let unknown = format!("unknown node group \"nowhere\" ({KNOWN})");
+    check_err(NodeGroup, "nowhere", 0, &unknown);
+    check_err(NodeGroup, "  nowhere", 2, &unknown);
+    check_err(Compound, "web-1 or N@nowhere", 11, &unknown);
+    check_err(NodeGroup, "", 0, "expected a node group name");
+    check_err(Compound, "N@", 2, "expected a value after `N@`");
+    check_group_err(
+        NodeGroup,
+        "dangling",
+        "dangling",
+        2,
+        &format!("in node group \"dangling\": {unknown}"),
+    );
+    check_group_err(
+        NodeGroup,
+        "empty",
+        "empty",
+        0,
+        "in node group \"empty\": empty expression",
+    );
+    let after_and = "expected an expression after `and`";
+    check_group_err(
+        NodeGroup,
+        "broken",
+        "broken",
+        9,
+        &format!("in node group \"broken\": {after_and}"),
+    );
+    check_group_err(
+        Compound,
+        "N@uses_broken",
+        "broken",
+        9,
+        &format!("in node group \"broken\" (via \"uses_broken\"): {after_and}"),
+    );
+    let none = Target::parse(NodeGroup, "web", &BTreeMap::new()).err();
+    let message = none.map(|err| err.message);
+    assert_eq!(
+        message.as_deref(),
+        Some("unknown node group \"web\" (no node groups are defined)")
+    );
+}
+
+#[test]
+fn node_group_cycles_are_refused() {
+    check_group_err(
+        NodeGroup,
+        "cycle_a",
+        "cycle_b",
+        11,
+        "in node group \"cycle_b\" (via \"cycle_a\"): node group cycle: cycle_a -> cycle_b -> cycle_a",
+    );
+    check_group_err(
+        Compound,
+        "web-2 or N@cycle_b",
+        "cycle_a",
+        2,
+        "in node group \"cycle_a\" (via \"cycle_b\"): node group cycle: cycle_b -> cycle_a -> cycle_b",
+    );
+    check_group_err(
+        NodeGroup,
+        "self",
+        "self",
+        12,
+        "in node group \"self\": node group cycle: self -> self",
+    );
+}
+
+#[test]
+fn errors_render_with_a_caret() {
+    let rendered = |kind, expr| parse(kind, expr).err().map(|err| err.to_string());
+    let lines = [
+        "invalid target expression at column 16: expected an expression after `and`",
+        "  G@os:Debian and",
+        "                 ^",
+    ];
+    assert_eq!(
+        rendered(Compound, "G@os:Debian and"),
+        Some(lines.join("\n"))
+    );
+    let lines = [
+        "invalid target expression at column 1: unknown prefix `g@`: prefixes are case-sensitive, did you mean `G@`?",
+        "  g@os:x",
+        "  ^",
+    ];
+    assert_eq!(rendered(Compound, "g@os:x"), Some(lines.join("\n")));
+    let lines = [
+        "invalid target expression at column 10: in node group \"broken\": expected an expression after `and`",
+        "  web-1 and",
+        "           ^",
+    ];
+    assert_eq!(rendered(NodeGroup, "broken"), Some(lines.join("\n")));
+    let lines = [
+        "invalid target expression at column 7: expected an expression after `and`, found `or`",
+        "  a\tand or",
+        "   \t    ^",
+    ];
+    assert_eq!(rendered(Compound, "a\tand or"), Some(lines.join("\n")));
+}
+
+#[test]
+fn targets_remember_what_they_were_parsed_from() {
+    let target =
+        parse(Compound, "web-* and not web-2").map(|t| (t.kind(), t.expression().to_owned()));
+    assert_eq!(
+        target.ok(),
+        Some((Compound, "web-* and not web-2".to_owned()))
+    );
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Target>();
+}
