@@ -2,7 +2,7 @@
 # Prints the benchmark figures recorded in bench/RESULTS.md.
 #
 #   bench/run.sh                 # everything
-#   bench/run.sh drain idle      # some of: drain idle nodes enroll salt
+#   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -10,11 +10,15 @@
 # enroll — agent start with a join token → listed as connected, 20 fresh agents
 # salt   — the peer: a salt-minion's idle footprint, and the time from
 #          starting a minion to it answering test.ping (auto_accept on)
+# run    — `clusterctl run '*' -- true` with 20 agents against Salt's
+#          `salt '*' test.ping` with 20 minions, alternating, same run
+# fanout — `run` fanned out to 1,000 and 10,000 simulated agents (one
+#          load-generating process, a real mTLS session each)
 #
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll salt}")
+what=("${@:-drain idle nodes enroll salt run fanout}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -64,4 +68,35 @@ if has salt; then
   pids=$(bench/salt/salt.sh minion-pids | head -1 | cut -d' ' -f2-)
   echo "salt-minion idle (${DURATION}s, process tree): $(bench/salt/footprint.sh $pids)"
   bench/salt/salt.sh stop >/dev/null
+fi
+
+if has run; then
+  runs=${RUN_RUNS:-10}
+  coproc CLUSTER20 { "$bin/cluster-bench" cluster --agents 20; }
+  read -r master <&"${CLUSTER20[0]}"
+  read -r CLUSTERCTL_CA <&"${CLUSTER20[0]}"
+  read -r CLUSTERCTL_CERT <&"${CLUSTER20[0]}"
+  read -r CLUSTERCTL_KEY <&"${CLUSTER20[0]}"
+  export CLUSTERCTL_CA CLUSTERCTL_CERT CLUSTERCTL_KEY
+  bench/salt/salt.sh setup >/dev/null
+  bench/salt/salt.sh start-master >/dev/null
+  bench/salt/salt.sh start-minions 20 >/dev/null
+  salt_dir=${SALT_BENCH_DIR:-/tmp/clusterctl-salt-bench}
+  ours=() theirs=()
+  for _ in $(seq "$runs"); do
+    t0=$(date +%s%N); "$bin/clusterctl" --master "$master" run '*' -- true >/dev/null; t1=$(date +%s%N)
+    "$salt_dir/venv/bin/salt" -c "$salt_dir/master" '*' test.ping --out=quiet; t2=$(date +%s%N)
+    ours+=($(( (t1 - t0) / 1000000 ))); theirs+=($(( (t2 - t1) / 1000000 )))
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  m_ours=$(median "${ours[@]}"); m_theirs=$(median "${theirs[@]}")
+  echo "clusterctl run '*' -- true, 20 agents: median ${m_ours}ms; salt '*' test.ping, 20 minions: median ${m_theirs}ms (${runs} alternating runs each)"
+  bench/salt/salt.sh stop >/dev/null
+  exec {CLUSTER20[1]}>&-
+  wait "$CLUSTER20_PID" || true
+fi
+
+if has fanout; then
+  "$bin/fanout-bench" --agents 1000 --runs 5
+  "$bin/fanout-bench" --agents 10000 --runs 3
 fi

@@ -5,10 +5,8 @@
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::grpc::{agent::AgentSvc, control::ControlSvc, enroll::EnrollSvc};
 use crate::pki::files::{self, FilesError};
 use crate::store::{SledStore, StoreError};
-use cluster_proto as pb;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +38,6 @@ pub enum RunError {
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
 }
-
-/// Largest message accepted from a peer (grains of a big host fit easily).
-const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
 pub async fn run(
     listeners: Listeners,
@@ -106,33 +101,16 @@ pub async fn run(
     });
 
     let jobs = Arc::new(crate::jobs::Jobs::new(config.job_output_limit));
-    let agent = pb::agent_service_server::AgentServiceServer::new(AgentSvc {
-        cluster: cluster.clone(),
-        jobs: jobs.clone(),
-        shutdown: token.clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE);
-    let control = pb::control_server::ControlServer::new(ControlSvc {
-        cluster: cluster.clone(),
-        jobs,
-    })
-    .max_decoding_message_size(MAX_MESSAGE);
-    let enroll = pb::enrollment_server::EnrollmentServer::new(EnrollSvc {
-        cluster: cluster.clone(),
-    })
-    .max_decoding_message_size(64 * 1024);
     let incoming = crate::tls::incoming(listeners.grpc, tls, token.clone());
     tracing::info!(generation = cluster.generation(), ca = %cluster.ca_fingerprint(), "master ready");
-    let served = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         // One peer cannot hog the master: bounded streams per connection,
         // bounded time per unary call.
         .max_concurrent_streams(Some(128))
-        .concurrency_limit_per_connection(256)
-        .add_service(agent)
-        .add_service(control)
-        .add_service(enroll)
+        .concurrency_limit_per_connection(256);
+    let served = crate::grpc::services(server, cluster.clone(), jobs, token.clone())
         .serve_with_incoming_shutdown(incoming, {
             let token = token.clone();
             async move { token.cancelled().await }

@@ -14,8 +14,43 @@ pub mod control;
 pub mod convert;
 pub mod enroll;
 
-use crate::cluster::ClusterError;
+use crate::cluster::{Cluster, ClusterError};
+use crate::jobs::Jobs;
+use cluster_proto as pb;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
+use tonic::transport::server::{Router, Server};
+
+/// Largest message accepted from a peer (grains of a big host fit easily).
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// The master's three services on `server`.
+pub fn services(
+    mut server: Server,
+    cluster: Arc<Cluster>,
+    jobs: Arc<Jobs>,
+    shutdown: CancellationToken,
+) -> Router {
+    let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
+        cluster: cluster.clone(),
+        jobs: jobs.clone(),
+        shutdown,
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let control = pb::control_server::ControlServer::new(control::ControlSvc {
+        cluster: cluster.clone(),
+        jobs,
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    // Enrollment is open to callers without a certificate: small messages only.
+    let enroll = pb::enrollment_server::EnrollmentServer::new(enroll::EnrollSvc { cluster })
+        .max_decoding_message_size(64 * 1024);
+    server
+        .add_service(agent)
+        .add_service(control)
+        .add_service(enroll)
+}
 
 /// How cluster errors reach a client: the message is the error's own text.
 pub fn status_of(e: ClusterError) -> Status {
