@@ -90,7 +90,7 @@ if has run; then
   done
   median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   m_ours=$(median "${ours[@]}"); m_theirs=$(median "${theirs[@]}")
-  echo "clusterctl run '*' -- true, 20 agents: median ${m_ours}ms; salt '*' test.ping, 20 minions: median ${m_theirs}ms (${runs} alternating runs each)"
+  echo "clusterctl run '*' -- true, 20 agents: median ${m_ours}ms; salt '*' test.ping, 20 minions: median ${m_theirs}ms (${runs} alternating runs each); ratio $(awk "BEGIN {printf \"%.0f\", ${m_theirs} / (${m_ours} > 0 ? ${m_ours} : 1)}")x"
   bench/salt/salt.sh stop >/dev/null
   exec {CLUSTER20[1]}>&-
   wait "$CLUSTER20_PID" || true
