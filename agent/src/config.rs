@@ -35,6 +35,20 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// Whether the master may run commands here (`clusterctl run`).
     pub remote_exec: bool,
+    /// The service this node runs; the master names it from it.
+    pub service: Option<String>,
+    /// "iterative" or "masterful".
+    pub naming: String,
+    pub aliases: Vec<String>,
+    /// Keep a managed block of every node in `hosts_file`.
+    pub manage_hosts: bool,
+    pub hosts_file: PathBuf,
+    /// Placed at the top of the managed block (Aerostat's legacy data).
+    pub hosts_legacy_file: Option<PathBuf>,
+    /// Set the system hostname to the assigned name.
+    pub set_hostname: bool,
+    /// Print what the hosts file would become, and stop (`--dry-run`).
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -54,6 +68,13 @@ pub struct RawConfig {
     pub ca_fingerprint: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub remote_exec: Option<bool>,
+    pub service: Option<String>,
+    pub naming: Option<String>,
+    pub aliases: Option<Vec<String>>,
+    pub manage_hosts: Option<bool>,
+    pub hosts_file: Option<PathBuf>,
+    pub hosts_legacy_file: Option<PathBuf>,
+    pub set_hostname: Option<bool>,
 }
 
 impl RawConfig {
@@ -74,6 +95,13 @@ impl RawConfig {
             ca_fingerprint: over.ca_fingerprint.or(self.ca_fingerprint),
             ca_file: over.ca_file.or(self.ca_file),
             remote_exec: over.remote_exec.or(self.remote_exec),
+            service: over.service.or(self.service),
+            naming: over.naming.or(self.naming),
+            aliases: over.aliases.or(self.aliases),
+            manage_hosts: over.manage_hosts.or(self.manage_hosts),
+            hosts_file: over.hosts_file.or(self.hosts_file),
+            hosts_legacy_file: over.hosts_legacy_file.or(self.hosts_legacy_file),
+            set_hostname: over.set_hostname.or(self.set_hostname),
         }
     }
 }
@@ -251,6 +279,39 @@ impl Config {
             }
         }
         let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
+        let service = raw.service.filter(|s| !s.is_empty());
+        if let Some(svc) = &service {
+            let ok = svc.len() <= 50
+                && !svc.starts_with('-')
+                && !svc.ends_with('-')
+                && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !ok {
+                p.0.push(format!(
+                    "service = {svc:?}: 1 to 50 letters, digits or inner hyphens (it becomes part of hostnames)"
+                ));
+            }
+        }
+        let naming = raw.naming.unwrap_or_else(|| "iterative".into());
+        if !matches!(naming.as_str(), "iterative" | "masterful") {
+            p.0.push(format!(
+                "naming = {naming:?}: expected \"iterative\" or \"masterful\""
+            ));
+        }
+        let aliases = raw.aliases.unwrap_or_default();
+        for a in &aliases {
+            let ok = !a.is_empty()
+                && a.len() <= 253
+                && a.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !ok {
+                p.0.push(format!("alias {a:?} is not a hostname"));
+            }
+        }
         match (health_listen, report_interval, reconnect_min, reconnect_max) {
             (
                 Some(health_listen),
@@ -272,6 +333,14 @@ impl Config {
                 ca_fingerprint,
                 ca_file: raw.ca_file,
                 remote_exec: raw.remote_exec.unwrap_or(true),
+                service,
+                naming,
+                aliases,
+                manage_hosts: raw.manage_hosts.unwrap_or(true),
+                hosts_file: raw.hosts_file.unwrap_or_else(|| "/etc/hosts".into()),
+                hosts_legacy_file: raw.hosts_legacy_file,
+                set_hostname: raw.set_hostname.unwrap_or(false),
+                dry_run: false,
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.map(Path::to_owned),

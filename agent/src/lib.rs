@@ -11,12 +11,16 @@
 //! - [`state`] — the desired state held in memory and cached on disk.
 //! - [`session`] — the stream with the master; reconnects with backoff.
 //! - [`jobs`] — running the commands the master sends.
+//! - [`hosts`] — the managed block of the hosts file: render, write safely.
+//! - [`hosts_sync`] — the hosts file and hostname following the desired state.
 //! - [`health`] — the HTTP health endpoint load balancers probe.
 
 pub mod config;
 pub mod enroll;
 pub mod facts;
 pub mod health;
+pub mod hosts;
+pub mod hosts_sync;
 pub mod jobs;
 pub mod session;
 pub mod state;
@@ -107,6 +111,15 @@ pub async fn run(
         IpAddr::V6(a) => format!("http://[{a}]:{}/health", local.port()),
     };
     let grains = facts::grains(&config.id, &machine, &config.roles, &config.grains);
+    let token = CancellationToken::new();
+    {
+        let token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
+    }
+    let dry_run = config.dry_run.then(|| token.clone());
     let ctx = Arc::new(session::Context {
         master: config.master.clone(),
         node_id: config.id.clone(),
@@ -121,15 +134,23 @@ pub async fn run(
         cache,
         enrollment,
         runner: jobs::Runner::new(config.remote_exec),
+        service: config.service.clone().unwrap_or_default(),
+        naming: config.naming.clone(),
+        aliases: config.aliases.clone(),
+        hosts_file: config.manage_hosts.then(|| {
+            let f = hosts::HostsFile::new(&config.hosts_file);
+            match &config.hosts_legacy_file {
+                Some(l) => f.with_legacy(l),
+                None => f,
+            }
+        }),
+        set_hostname: config.set_hostname,
+        dry_run: dry_run.clone(),
     });
 
-    let token = CancellationToken::new();
-    {
-        let token = token.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            token.cancel();
-        });
+    if ctx.shared.current().generation > 0 && dry_run.is_none() {
+        // The cached state holds until the master says otherwise.
+        hosts_sync::sync(&ctx, &ctx.shared.current());
     }
     tracing::info!(id = %config.id, %health_url, master = %config.master, "agent ready");
     let session = tokio::spawn(session::maintain(ctx, token.clone()));

@@ -44,11 +44,21 @@ struct Args {
     /// The CA to trust, as a PEM file.
     #[arg(long, env = "CLUSTERCTL_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// The service this node runs; the master names it from it.
+    #[arg(long, env = "CLUSTERCTL_SERVICE")]
+    service: Option<String>,
+    /// The hosts file to manage [default: /etc/hosts].
+    #[arg(long, env = "CLUSTERCTL_HOSTS_FILE")]
+    hosts_file: Option<PathBuf>,
+    /// Connect, print the change the hosts file would get, and exit.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/clusterctl/agent.toml";
 
 fn load(args: Args) -> anyhow::Result<Config> {
+    let dry_run = args.dry_run;
     let (file, path) = match &args.config {
         Some(p) => (config::read_file(p)?, Some(p.clone())),
         None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
@@ -68,10 +78,14 @@ fn load(args: Args) -> anyhow::Result<Config> {
         join_token: args.join_token,
         ca_fingerprint: args.ca_fingerprint,
         ca_file: args.ca_file,
+        service: args.service,
+        hosts_file: args.hosts_file,
         ..RawConfig::default()
     };
     let host = sysinfo::System::host_name().unwrap_or_default();
-    Ok(Config::validate(file.merge(over), path.as_deref(), &host)?)
+    let mut config = Config::validate(file.merge(over), path.as_deref(), &host)?;
+    config.dry_run = dry_run;
+    Ok(config)
 }
 
 async fn main_inner() -> anyhow::Result<()> {
@@ -106,6 +120,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
+        // A closed stderr must not take down the task that handles SIGTERM.
+        .log_internal_errors(false)
         .init();
     // Two workers are plenty for a session, a health server and a timer.
     let runtime = tokio::runtime::Builder::new_multi_thread()

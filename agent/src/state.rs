@@ -19,6 +19,15 @@ pub struct Desired {
     /// The name the master assigned.
     pub name: String,
     pub offline: Option<Offline>,
+    /// Every node's hosts line, by node id.
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, HostLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLine {
+    pub address: String,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +44,7 @@ impl Desired {
             generation: 0,
             name: id.to_owned(),
             offline: None,
+            hosts: Default::default(),
         }
     }
 
@@ -162,6 +172,7 @@ mod tests {
                 since_ms: 9,
                 by: "alice".into(),
             }),
+            hosts: Default::default(),
         };
         cache.store(&d).unwrap();
         assert_eq!(cache.load().unwrap(), Some(d));

@@ -83,6 +83,12 @@ pub enum Command {
     Nodegroup(NodegroupCommand),
     /// Try a target expression offline against grains in a JSON file.
     Target(TargetArgs),
+    /// Make a node the master of its masterful service; the old master becomes a slave (admin).
+    Promote { node: String },
+    /// Give a node another name (a valid hostname, unique) (admin).
+    Rename { node: String, new_name: String },
+    /// What a node's managed hosts block holds.
+    Hosts { node: Option<String> },
     /// Take nodes out of service: their health endpoint answers 503.
     Drain(DrainArgs),
     /// Put nodes back into service.
@@ -165,11 +171,20 @@ pub struct UserAddArgs {
 }
 
 #[derive(ClapArgs, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: Option<NodesAction>,
     #[command(flatten)]
     pub how: TargetFlags,
     /// Only these nodes (names or globs), or one expression with a target flag.
     pub target: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodesAction {
+    /// Forget a node that is gone: its record, key and hosts line; its name is free again (admin).
+    Remove { node: String },
 }
 
 #[derive(ClapArgs, Debug)]

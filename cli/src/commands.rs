@@ -1,9 +1,9 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    Cli, Command, DrainArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand, Output,
-    TargetArgs, TargetFlags, TokenCommand, UndrainArgs, UserAddArgs, UserCommand, UserRole,
-    WaitArgs,
+    Cli, Command, DrainArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand,
+    NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UndrainArgs, UserAddArgs,
+    UserCommand, UserRole, WaitArgs,
 };
 use crate::client::{Client, KeyDecision, NodeResult, Targeting};
 use crate::context::{Context, Target};
@@ -24,6 +24,12 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
     let target = context::resolve(cli.master.as_deref(), cli.context.as_deref(), env)?;
     let mut client = Client::connect(&target).await?;
     match cli.command {
+        Command::Nodes(a) if a.action.is_some() => match a.action.expect("checked") {
+            NodesAction::Remove { node } => {
+                client.remove_node(&node).await?;
+                write_out(out, &format!("removed {node}; its name is free\n"))
+            }
+        },
         Command::Nodes(a) => {
             let nodes = client.nodes(&targeting(&a.how, &a.target)?).await?;
             match output {
@@ -91,6 +97,33 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::Label(a) => label(&mut client, a, output, out).await,
+        Command::Promote { node } => {
+            let renames = client.promote(&node).await?;
+            print_renames(&renames, output, out)
+        }
+        Command::Rename { node, new_name } => {
+            let renames = client.rename(&node, &new_name).await?;
+            print_renames(&renames, output, out)
+        }
+        Command::Hosts { node } => {
+            let lines = client.hosts(node.as_deref()).await?;
+            match output {
+                Output::Json => print_json(
+                    out,
+                    &lines
+                        .iter()
+                        .map(|(a, n)| serde_json::json!({ "address": a, "names": n }))
+                        .collect::<Vec<_>>(),
+                ),
+                Output::Table => {
+                    let text: String = lines
+                        .iter()
+                        .map(|(a, n)| format!("{a}\t{}\n", n.join(" ")))
+                        .collect();
+                    write_out(out, &text)
+                }
+            }
+        }
         Command::Nodegroup(g) => match g {
             NodegroupCommand::List => {
                 let groups = client.groups().await?;
@@ -407,6 +440,29 @@ fn report(
             if results.len() == 1 { "" } else { "s" },
             failed.join(", ")
         )))
+    }
+}
+
+fn print_renames(
+    renames: &[(String, String)],
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match output {
+        Output::Json => print_json(
+            out,
+            &renames
+                .iter()
+                .map(|(f, t)| serde_json::json!({ "from": f, "to": t }))
+                .collect::<Vec<_>>(),
+        ),
+        Output::Table => write_out(
+            out,
+            &renames
+                .iter()
+                .map(|(f, t)| format!("{f} → {t}\n"))
+                .collect::<String>(),
+        ),
     }
 }
 

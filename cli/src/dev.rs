@@ -36,6 +36,8 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         )
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
+        // A closed stderr must not take down the task that handles SIGTERM.
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
     let io = |e: std::io::Error| Failure::partial(format!("cannot set up the dev cluster: {e}"));
@@ -65,6 +67,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         server_names: vec!["127.0.0.1".into(), "localhost".into()],
         cluster_name: "dev".into(),
         job_output_limit: 64 * 1024,
+        base_domain: None,
     };
     let pki = dir.path().join("master").join("pki");
     let stop = token.clone();
@@ -117,6 +120,15 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             ca_fingerprint: Some(join.ca_fingerprint.clone()),
             ca_file: None,
             remote_exec: true,
+            service: None,
+            naming: "iterative".into(),
+            aliases: Vec::new(),
+            // Each dev node keeps its hosts block beside its data, never in /etc/hosts.
+            manage_hosts: true,
+            hosts_file: dir.path().join(&id).join("hosts"),
+            hosts_legacy_file: None,
+            set_hostname: false,
+            dry_run: false,
         };
         nodes.push((id, format!("http://{addr}/health"), role));
         let stop = token.clone();

@@ -26,6 +26,8 @@ pub struct Config {
     pub cluster_name: String,
     /// Output of a job kept per node and stream (bytes); more is cut.
     pub job_output_limit: usize,
+    /// Appended to node names in hosts files (`web-1.example.com`).
+    pub base_domain: Option<String>,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -40,6 +42,7 @@ pub struct RawConfig {
     pub server_names: Option<Vec<String>>,
     pub cluster_name: Option<String>,
     pub job_output_limit: Option<usize>,
+    pub base_domain: Option<String>,
 }
 
 impl RawConfig {
@@ -53,6 +56,7 @@ impl RawConfig {
             server_names: over.server_names.or(self.server_names),
             cluster_name: over.cluster_name.or(self.cluster_name),
             job_output_limit: over.job_output_limit.or(self.job_output_limit),
+            base_domain: over.base_domain.or(self.base_domain),
         }
     }
 }
@@ -170,6 +174,12 @@ impl Config {
             }
         }
         let cluster_name = raw.cluster_name.unwrap_or_else(|| "clusterctl".into());
+        let base_domain = raw.base_domain.filter(|d| !d.is_empty());
+        if let Some(d) = &base_domain {
+            if let Err(e) = crate::naming::check_hostname(d) {
+                problems.push(format!("base_domain: {e}"));
+            }
+        }
         match (listen, http_listen, down_after) {
             (Some(listen), Some(http_listen), Some(down_after)) if problems.is_empty() => {
                 Ok(Config {
@@ -180,6 +190,7 @@ impl Config {
                     server_names,
                     cluster_name,
                     job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
+                    base_domain,
                 })
             }
             _ => Err(ConfigError::Invalid {

@@ -10,6 +10,7 @@
 //!   acknowledgements; serialised durable writes.
 //! - [`target`] — Salt-style target expressions: parsing and matching, pure.
 //! - [`store`] — persistence behind the `Store` trait (sled by default).
+//! - [`naming`] — names from services (iterative, masterful), promotion.
 //! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
 //! - [`grpc`] — the gRPC edge; the only place that names wire types.
 //! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod init;
 pub mod jobs;
 pub mod model;
+pub mod naming;
 pub mod pki;
 pub mod server;
 pub mod store;

@@ -70,6 +70,7 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
             .then(|| std::mem::take(&mut args.server_names)),
         cluster_name: None,
         job_output_limit: None,
+        base_domain: None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(
@@ -162,6 +163,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
+        // A closed stderr must not take down the task that handles SIGTERM.
+        .log_internal_errors(false)
         .init();
     match main_inner().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,22 @@ pub struct Node {
     /// Master-side labels (`clusterctl label`), what `-I` targets.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The service the node was named from (empty: named by its id).
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub naming: crate::naming::Naming,
+    /// Extra names in every hosts file.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A node's line in every hosts file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    pub node_id: String,
+    pub address: String,
+    pub names: Vec<String>,
 }
 
 /// Why and since when a node is out of service (bethel's offline flag).
@@ -145,6 +161,8 @@ pub enum EventKind {
     Label,
     Group,
     Job,
+    /// A node's name changed (assigned, renamed, promoted) or it was removed.
+    Name,
 }
 
 impl EventKind {
@@ -162,6 +180,7 @@ impl EventKind {
             EventKind::Label => "label",
             EventKind::Group => "group",
             EventKind::Job => "job",
+            EventKind::Name => "name",
         }
     }
 }

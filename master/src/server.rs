@@ -74,11 +74,10 @@ pub async fn run(
         &pki.ca.cert_pem,
         refused_tx,
     )?;
-    let cluster = Arc::new(Cluster::open(
-        Arc::new(store),
-        Arc::new(pki.ca),
-        config.down_after,
-    )?);
+    let cluster = Arc::new(
+        Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after)?
+            .with_base_domain(config.base_domain.clone()),
+    );
     let token = CancellationToken::new();
     {
         let token = token.clone();

@@ -82,6 +82,15 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what its processes said.
+        if std::thread::panicking() {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- log of {:?} (last 40 lines) ---", self.child.id());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -326,10 +335,11 @@ impl AgentBuilder {
             None => format!("ca_file = {:?}\n", self.ca_file),
         };
         let config = format!(
-            "id = {:?}\nmaster = {:?}\ndata_dir = {:?}\nreport_interval = \"{}ms\"\nroles = [{roles}]\nreconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n{join}{}",
+            "id = {:?}\nmaster = {:?}\ndata_dir = {:?}\nhosts_file = {:?}\nreport_interval = \"{}ms\"\nroles = [{roles}]\nreconnect_min = \"50ms\"\nreconnect_max = \"300ms\"\n{join}{}",
             a.id,
             self.master,
             a.dir.path().join("data"),
+            a.dir.path().join("hosts"),
             self.report_interval.as_millis(),
             self.extra_config,
         );
@@ -364,6 +374,11 @@ impl AgentProc {
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("agent.toml")
+    }
+
+    /// The hosts file this agent manages (never the real /etc/hosts).
+    pub fn hosts_file(&self) -> PathBuf {
+        self.dir.path().join("hosts")
     }
 
     /// The agent's working directory (where its jobs run).

@@ -2,7 +2,7 @@
 //! parent) that names `cluster_proto` types.
 
 use crate::jobs::{Job, JobEvent, Stream};
-use crate::state::{Desired, Offline};
+use crate::state::{Desired, HostLine, Offline};
 use crate::usage::Usage;
 use cluster_proto as pb;
 use pb::agent_message::Msg;
@@ -11,21 +11,48 @@ use pb::agent_message::Msg;
 #[error("invalid message from the master: missing field `{0}`")]
 pub struct Missing(pub &'static str);
 
-pub fn desired(
-    generation: u64,
-    node: Option<pb::NodeSpec>,
-    field: &'static str,
-) -> Result<Desired, Missing> {
-    let node = node.ok_or(Missing(field))?;
-    Ok(Desired {
-        generation,
-        name: node.name,
-        offline: node.offline.map(|o| Offline {
-            reason: o.reason,
-            since_ms: o.since_ms,
-            by: o.by,
-        }),
+fn host_line(h: pb::HostEntry) -> (String, HostLine) {
+    (
+        h.node_id,
+        HostLine {
+            address: h.address,
+            names: h.names,
+        },
+    )
+}
+
+fn offline(o: Option<pb::OfflineFlag>) -> Option<Offline> {
+    o.map(|o| Offline {
+        reason: o.reason,
+        since_ms: o.since_ms,
+        by: o.by,
     })
+}
+
+/// Everything, from a snapshot.
+pub fn snapshot(s: pb::Snapshot) -> Result<Desired, Missing> {
+    let node = s.node.ok_or(Missing("snapshot.node"))?;
+    Ok(Desired {
+        generation: s.generation,
+        name: node.name,
+        offline: offline(node.offline),
+        hosts: s.hosts.into_iter().map(host_line).collect(),
+    })
+}
+
+/// `current` with a delta's changes.
+pub fn patch(current: &Desired, d: pb::Delta) -> Desired {
+    let mut next = current.clone();
+    next.generation = d.generation;
+    if let Some(node) = d.node {
+        next.name = node.name;
+        next.offline = offline(node.offline);
+    }
+    for id in d.hosts_removed {
+        next.hosts.remove(&id);
+    }
+    next.hosts.extend(d.hosts_upsert.into_iter().map(host_line));
+    next
 }
 
 pub fn usage(u: Usage) -> pb::Usage {

@@ -35,6 +35,14 @@ pub struct Context {
     pub cache: Cache,
     pub enrollment: Enrollment,
     pub runner: Arc<crate::jobs::Runner>,
+    pub service: String,
+    pub naming: String,
+    pub aliases: Vec<String>,
+    /// Where every node's line goes (`None`: hosts are not managed here).
+    pub hosts_file: Option<crate::hosts::HostsFile>,
+    pub set_hostname: bool,
+    /// Print what the hosts file would become, then stop.
+    pub dry_run: Option<CancellationToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +84,9 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
             Some(c) => c.clone(),
             None => match enroll(&ctx, token_spent, &token).await {
                 Some(c) => {
+                    // The backoff carries on: only a session that delivered a
+                    // state resets it, so a refused certificate cannot spin.
                     credentials = Some(c.clone());
-                    attempt = 0;
                     c
                 }
                 None => return,
@@ -195,6 +204,9 @@ async fn once(
             cached_generation: ctx.shared.current().generation,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             report_interval_ms: ctx.report_interval.as_millis() as u32,
+            service: ctx.service.clone(),
+            naming: ctx.naming.clone(),
+            aliases: ctx.aliases.clone(),
         })),
     };
     tx.send(hello).await.map_err(|_| SessionError::Closed)?;
@@ -232,7 +244,13 @@ async fn once(
                 let reply = match msg.msg {
                     Some(In::Snapshot(s)) => {
                         *got_state = true;
-                        Some(apply(ctx, convert::desired(s.generation, s.node, "snapshot.node")?))
+                        let desired = convert::snapshot(s)?;
+                        if let Some(stop) = &ctx.dry_run {
+                            crate::hosts_sync::print_plan(ctx, &desired);
+                            stop.cancel();
+                            return Ok(());
+                        }
+                        Some(apply(ctx, desired))
                     }
                     Some(In::Run(r)) => {
                         tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
@@ -250,7 +268,7 @@ async fn once(
                             tracing::warn!(have, prev = d.prev_generation, "gap in deltas; asking for a snapshot");
                             Some(Out::Resync(pb::ResyncRequest { have_generation: have }))
                         } else {
-                            Some(apply(ctx, convert::desired(d.generation, d.node, "delta.node")?))
+                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)))
                         }
                     }
                     None => None,
@@ -288,6 +306,7 @@ fn apply(ctx: &Context, desired: Desired) -> Out {
         true
     });
     if changed {
+        crate::hosts_sync::sync(ctx, &desired);
         if before != Some(status) {
             match &desired.offline {
                 Some(o) => {

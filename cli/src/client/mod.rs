@@ -425,6 +425,65 @@ impl Client {
             .into_inner();
         Ok(resp.groups.into_iter().collect())
     }
+
+    pub async fn promote(&mut self, node: &str) -> Result<Vec<(String, String)>, Failure> {
+        let resp = self
+            .control
+            .promote(pb::PromoteRequest {
+                node: node.to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.renames.into_iter().map(|r| (r.from, r.to)).collect())
+    }
+
+    pub async fn rename(
+        &mut self,
+        node: &str,
+        new_name: &str,
+    ) -> Result<Vec<(String, String)>, Failure> {
+        let resp = self
+            .control
+            .rename(pb::RenameRequest {
+                node: node.to_owned(),
+                new_name: new_name.to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp.renames.into_iter().map(|r| (r.from, r.to)).collect())
+    }
+
+    pub async fn remove_node(&mut self, node: &str) -> Result<(), Failure> {
+        self.control
+            .remove_node(pb::RemoveNodeRequest {
+                node: node.to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?;
+        Ok(())
+    }
+
+    /// `(address, names)` of every line a node's hosts block holds.
+    pub async fn hosts(
+        &mut self,
+        node: Option<&str>,
+    ) -> Result<Vec<(String, Vec<String>)>, Failure> {
+        let resp = self
+            .control
+            .hosts(pb::HostsRequest {
+                node: node.unwrap_or_default().to_owned(),
+            })
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        Ok(resp
+            .hosts
+            .into_iter()
+            .map(|h| (h.address, h.names))
+            .collect())
+    }
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

@@ -34,6 +34,10 @@ pub struct Hello {
     pub roles: Vec<String>,
     pub addresses: Vec<String>,
     pub health_url: String,
+    /// Empty: named by its id.
+    pub service: String,
+    pub naming: crate::naming::Naming,
+    pub aliases: Vec<String>,
 }
 
 /// An open session's handle on the cluster.
@@ -45,6 +49,8 @@ pub struct SessionHandle {
     pub spec_changed: watch::Receiver<u64>,
     /// Job commands for this node's agent.
     pub commands: tokio::sync::mpsc::Receiver<crate::jobs::Command>,
+    /// Fires when any node's hosts line changes.
+    pub hosts_changed: watch::Receiver<u64>,
 }
 
 /// Per-node outcome of waiting for agents to apply a change.
@@ -113,6 +119,8 @@ struct State {
     revoked: HashSet<String>,
     /// Node groups: name → compound expression.
     groups: std::collections::BTreeMap<String, String>,
+    /// Hosts lines that changed, by the generation that changed them.
+    hosts_log: hosts::HostsLog,
 }
 
 impl State {
@@ -172,6 +180,10 @@ pub struct Cluster {
     /// Bumped on every acknowledgement, connect and disconnect, so waiters
     /// re-check their condition.
     acks: watch::Sender<u64>,
+    /// The generation of the latest hosts change; every session watches it.
+    hosts_changed: watch::Sender<u64>,
+    /// Appended to names in hosts files (`web-1.example.com`).
+    base_domain: Option<String>,
     down_after_ms: u64,
 }
 
@@ -214,6 +226,8 @@ impl Cluster {
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),
             acks: watch::Sender::new(0),
+            hosts_changed: watch::Sender::new(0),
+            base_domain: None,
             down_after_ms,
         })
     }
@@ -253,6 +267,7 @@ impl Cluster {
                     node.addresses = hello.addresses;
                     node.health_url = hello.health_url;
                     node.grains = hello.grains;
+                    node.aliases = hello.aliases;
                     node.last_seen_ms = now;
                     // Back from down: say so in the same write.
                     let up = st.down.contains(&node.id).then(|| {
@@ -266,7 +281,14 @@ impl Cluster {
                     (node, up)
                 }
                 None => {
-                    let name = hello.node_id.clone();
+                    // Named from its service (Aerostat), else by its id. The
+                    // writer lock is held: no two nodes get the same name.
+                    let name = if hello.service.is_empty() {
+                        hello.node_id.clone()
+                    } else {
+                        let taken = st.names.keys().cloned().collect();
+                        crate::naming::assign(&hello.service, hello.naming, &taken)
+                    };
                     if let Some(owner) = st.names.get(&name) {
                         return Err(ClusterError::NameTaken {
                             name,
@@ -288,8 +310,15 @@ impl Cluster {
                         applied: Applied::default(),
                         connected: false,
                         labels: Default::default(),
+                        service: hello.service.clone(),
+                        naming: hello.naming,
+                        aliases: hello.aliases,
                     };
-                    let event = st.event(EventKind::Registered, &name, &node.id, String::new());
+                    let detail = match node.service.as_str() {
+                        "" => String::new(),
+                        svc => format!("named from service {svc} ({})", node.naming.as_str()),
+                    };
+                    let event = st.event(EventKind::Registered, &name, &node.id, detail);
                     (node, Some(event))
                 }
             }
@@ -302,16 +331,24 @@ impl Cluster {
         }
         // Persist only what changed: a fleet reconnecting after a master
         // restart must not queue one fsync per agent for nothing.
-        let unchanged = self.state().nodes.get(&node.id).is_some_and(|old| {
-            old.roles == node.roles
-                && old.addresses == node.addresses
-                && old.health_url == node.health_url
-                && old.grains == node.grains
-        });
+        let (unchanged, hosts_unchanged) = match self.state().nodes.get(&node.id) {
+            Some(old) => (
+                old.roles == node.roles
+                    && old.addresses == node.addresses
+                    && old.health_url == node.health_url
+                    && old.grains == node.grains
+                    && old.aliases == node.aliases,
+                old.addresses == node.addresses && old.aliases == node.aliases,
+            ),
+            None => (false, false),
+        };
+        // A new node, or a new address or alias, changes every hosts file.
+        let hosts_generation = (!hosts_unchanged).then(|| self.state().generation + 1);
         if !unchanged || event.is_some() {
             self.persist(Write {
                 nodes: vec![node.clone()],
                 events: event.into_iter().collect(),
+                generation: hosts_generation,
                 ..Write::default()
             })
             .await?;
@@ -340,13 +377,21 @@ impl Cluster {
         );
         let node_id = node.id.clone();
         st.nodes.insert(node.id.clone(), node);
+        if let Some(g) = hosts_generation {
+            st.generation = g;
+            st.hosts_log.touch(&node_id, g);
+        }
         drop(st);
+        if let Some(g) = hosts_generation {
+            self.hosts_changed.send_replace(g);
+        }
         self.acks.send_modify(|n| *n += 1);
         Ok(SessionHandle {
             node_id,
             session_id,
             spec_changed,
             commands,
+            hosts_changed: self.hosts_changed.subscribe(),
         })
     }
 
@@ -578,7 +623,9 @@ impl Cluster {
 
 mod access;
 mod history;
+mod hosts;
 mod liveness;
+mod naming;
 mod targeting;
 
 pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};

@@ -53,6 +53,9 @@ fn hello(id: &str) -> Hello {
         roles: vec![],
         addresses: vec![],
         health_url: String::new(),
+        service: String::new(),
+        naming: Default::default(),
+        aliases: vec![],
     }
 }
 
@@ -79,6 +82,7 @@ fn names(v: &[&str]) -> crate::cluster::TargetSpec {
 #[tokio::test]
 async fn an_unknown_name_fails_the_whole_drain() {
     let (_, c, _) = cluster(&["a", "b"]).await;
+    let g0 = c.generation();
     let err = c
         .set_offline(&names(&["a", "x", "y"]), Some("r".into()), "t")
         .await
@@ -90,12 +94,13 @@ async fn an_unknown_name_fails_the_whole_drain() {
             .iter()
             .all(|(n, _)| n.offline.is_none())
     );
-    assert_eq!(c.generation(), 0);
+    assert_eq!(c.generation(), g0);
 }
 
 #[tokio::test]
 async fn a_failed_store_write_changes_nothing() {
     let (store, c, _) = cluster(&["a"]).await;
+    let g0 = c.generation();
     store.fail.store(true, Ordering::SeqCst);
     assert!(
         c.set_offline(&names(&["a"]), Some("r".into()), "t")
@@ -103,7 +108,7 @@ async fn a_failed_store_write_changes_nothing() {
             .is_err()
     );
     assert!(c.nodes(&[]).unwrap()[0].0.offline.is_none());
-    assert_eq!(c.generation(), 0);
+    assert_eq!(c.generation(), g0);
     // Once the store works again, event numbers carry on without a gap.
     store.fail.store(false, Ordering::SeqCst);
     c.set_offline(&names(&["a"]), Some("r".into()), "t")
@@ -121,6 +126,7 @@ async fn a_failed_store_write_changes_nothing() {
 #[tokio::test]
 async fn only_the_drained_nodes_session_is_woken_and_changes_coalesce() {
     let (_, c, mut h) = cluster(&["a", "b"]).await;
+    let g0 = c.generation();
     for reason in ["one", "two", "three"] {
         c.set_offline(&names(&["a"]), Some(reason.into()), "t")
             .await
@@ -136,13 +142,14 @@ async fn only_the_drained_nodes_session_is_woken_and_changes_coalesce() {
     let (generation, spec) = c.spec("a").unwrap();
     assert_eq!(
         (generation, spec.offline.unwrap().reason.as_str()),
-        (3, "three")
+        (g0 + 3, "three")
     );
 }
 
 #[tokio::test]
 async fn draining_an_already_drained_node_with_the_same_reason_is_unchanged() {
     let (_, c, _) = cluster(&["a"]).await;
+    let g0 = c.generation();
     c.set_offline(&names(&["a"]), Some("r".into()), "t")
         .await
         .unwrap();
@@ -150,7 +157,7 @@ async fn draining_an_already_drained_node_with_the_same_reason_is_unchanged() {
         .set_offline(&names(&["a"]), Some("r".into()), "t")
         .await
         .unwrap();
-    assert_eq!(g, 1);
+    assert_eq!(g, g0 + 1);
     assert!(!changes[0].changed);
 }
 
@@ -349,5 +356,138 @@ mod access {
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "unknown keys: a, zz");
+    }
+}
+
+mod naming {
+    use super::*;
+    use crate::naming::Naming;
+
+    fn hello_for(id: &str, service: &str, naming: Naming) -> Hello {
+        Hello {
+            service: service.into(),
+            naming,
+            addresses: vec![format!("10.0.0.{}", id.len())],
+            ..hello(id)
+        }
+    }
+
+    #[tokio::test]
+    async fn ten_agents_registering_at_once_get_ten_names_without_gaps() {
+        let (_, c, _) = cluster(&[]).await;
+        let c = Arc::new(c);
+        let joins: Vec<_> = (0..10)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    c.connect(hello_for(&format!("id-{i}"), "mysql", Naming::Iterative))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut handles = Vec::new();
+        for j in joins {
+            handles.push(j.await.unwrap());
+        }
+        let mut names: Vec<String> = c
+            .nodes(&[])
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n.name)
+            .collect();
+        names.sort_by_key(|n| n[6..].parse::<u32>().unwrap());
+        let want: Vec<String> = (0..10).map(|i| format!("mysql-{i}")).collect();
+        assert_eq!(names, want);
+    }
+
+    #[tokio::test]
+    async fn promotion_swaps_names_and_every_session_hears_of_it() {
+        let (_, c, _) = cluster(&[]).await;
+        let mut master = c
+            .connect(hello_for("a", "db", Naming::Masterful))
+            .await
+            .unwrap();
+        let _slave = c
+            .connect(hello_for("b", "db", Naming::Masterful))
+            .await
+            .unwrap();
+        let names = |c: &Cluster| {
+            c.nodes(&[])
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| (n.id, n.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&c),
+            [
+                ("a".into(), "db-master".into()),
+                ("b".into(), "db-slave-1".into())
+            ]
+        );
+        let seen = *master.hosts_changed.borrow_and_update();
+        c.promote("db-slave-1", "admin").await.unwrap();
+        let mut after = names(&c);
+        after.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            after,
+            [
+                ("a".into(), "db-slave-1".into()),
+                ("b".into(), "db-master".into())
+            ]
+        );
+        assert!(master.hosts_changed.has_changed().unwrap());
+        let changes = c.hosts_since(seen);
+        assert_eq!(changes.upsert.len(), 2, "both lines changed, nothing else");
+        // An iterative node cannot be promoted.
+        c.connect(hello_for("c", "web", Naming::Iterative))
+            .await
+            .unwrap();
+        assert!(
+            c.promote("web-0", "admin")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("not named from a masterful service")
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_a_node_frees_its_name_and_drops_its_line() {
+        let (_, c, _) = cluster(&[]).await;
+        let a = c
+            .connect(hello_for("a", "web", Naming::Iterative))
+            .await
+            .unwrap();
+        c.connect(hello_for("b", "web", Naming::Iterative))
+            .await
+            .unwrap();
+        let err = c
+            .remove_node("web-0", "admin")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is connected"), "{err}");
+        c.disconnect(&a);
+        let (seen, _) = c.hosts();
+        c.remove_node("web-0", "admin").await.unwrap();
+        assert_eq!(c.hosts_since(seen).removed, ["a"]);
+        let again = c
+            .connect(hello_for("z", "web", Naming::Iterative))
+            .await
+            .unwrap();
+        assert_eq!(
+            c.nodes(&[again.node_id.clone()]).unwrap()[0].0.name,
+            "web-0",
+            "the gap is filled"
+        );
+        // Renames are checked and unique.
+        assert!(c.rename("web-0", "not a name", "admin").await.is_err());
+        assert!(matches!(
+            c.rename("web-0", "web-1", "admin").await,
+            Err(ClusterError::NameTaken { .. })
+        ));
+        c.rename("web-0", "edge-1", "admin").await.unwrap();
     }
 }

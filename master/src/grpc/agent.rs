@@ -96,15 +96,59 @@ fn invalid(e: InvalidMessage) -> Status {
 
 type Tx = mpsc::Sender<Result<pb::MasterMessage, Status>>;
 
-fn snapshot(cluster: &Cluster, node_id: &str) -> Option<(u64, pb::MasterMessage)> {
-    let (generation, spec) = cluster.snapshot(node_id)?;
+/// What this session has sent: the generation stamped on its last message,
+/// the node spec generation and the hosts generation it covered.
+struct Sent {
+    generation: u64,
+    spec: u64,
+    hosts: u64,
+}
+
+fn snapshot(cluster: &Cluster, node_id: &str) -> Option<(Sent, pb::MasterMessage)> {
+    let (generation, spec_generation, spec, hosts_generation, hosts) =
+        cluster.session_snapshot(node_id)?;
     let msg = pb::MasterMessage {
         msg: Some(Out::Snapshot(pb::Snapshot {
             generation,
             node: Some(convert::spec_to_pb(&spec)),
+            hosts: hosts.iter().map(convert::host_to_pb).collect(),
         })),
     };
-    Some((generation, msg))
+    let sent = Sent {
+        generation,
+        spec: spec_generation,
+        hosts: hosts_generation,
+    };
+    Some((sent, msg))
+}
+
+/// The delta since `sent`, if anything moved; `Err` when the node is gone.
+fn delta(
+    cluster: &Cluster,
+    node_id: &str,
+    sent: &Sent,
+) -> Result<Option<(Sent, pb::MasterMessage)>, ()> {
+    let (generation, spec, hosts) = cluster
+        .session_delta(node_id, sent.spec, sent.hosts)
+        .ok_or(())?;
+    if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() {
+        return Ok(None); // already in the snapshot or an earlier delta
+    }
+    let msg = pb::MasterMessage {
+        msg: Some(Out::Delta(pb::Delta {
+            generation,
+            prev_generation: sent.generation,
+            node: spec.as_ref().map(|(_, s)| convert::spec_to_pb(s)),
+            hosts_upsert: hosts.upsert.iter().map(convert::host_to_pb).collect(),
+            hosts_removed: hosts.removed,
+        })),
+    };
+    let next = Sent {
+        generation,
+        spec: spec.map_or(sent.spec, |(g, _)| g),
+        hosts: hosts.seen,
+    };
+    Ok(Some((next, msg)))
 }
 
 /// Runs one session until it ends; returns why it ended.
@@ -116,7 +160,7 @@ async fn drive(
     tx: Tx,
     shutdown: CancellationToken,
 ) -> &'static str {
-    let Some((mut last_sent, msg)) = snapshot(cluster, &handle.node_id) else {
+    let Some((mut sent, msg)) = snapshot(cluster, &handle.node_id) else {
         return "node vanished";
     };
     if tx.send(Ok(msg)).await.is_err() {
@@ -130,23 +174,28 @@ async fn drive(
                 if changed.is_err() {
                     return "replaced by a newer session";
                 }
-                let Some((generation, spec)) = cluster.spec(&handle.node_id) else {
-                    return "node vanished";
-                };
-                if generation <= last_sent {
-                    continue; // already in the snapshot or an earlier delta
+                match delta(cluster, &handle.node_id, &sent) {
+                    Err(()) => return "node vanished",
+                    Ok(None) => {}
+                    Ok(Some((next, msg))) => {
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return "agent went away";
+                        }
+                        sent = next;
+                    }
                 }
-                let msg = pb::MasterMessage {
-                    msg: Some(Out::Delta(pb::Delta {
-                        generation,
-                        prev_generation: last_sent,
-                        node: Some(convert::spec_to_pb(&spec)),
-                    })),
-                };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return "agent went away";
+            }
+            _ = handle.hosts_changed.changed() => {
+                match delta(cluster, &handle.node_id, &sent) {
+                    Err(()) => return "node vanished",
+                    Ok(None) => {}
+                    Ok(Some((next, msg))) => {
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return "agent went away";
+                        }
+                        sent = next;
+                    }
                 }
-                last_sent = generation;
             }
             cmd = handle.commands.recv() => {
                 let Some(cmd) = cmd else { return "replaced by a newer session" };
@@ -159,13 +208,13 @@ async fn drive(
                     In::Usage(u) => cluster.report_usage(handle, u.into()),
                     In::Ack(a) => cluster.acknowledge(handle, a.generation, a.health_status),
                     In::Resync(_) => {
-                        let Some((generation, msg)) = snapshot(cluster, &handle.node_id) else {
+                        let Some((next, msg)) = snapshot(cluster, &handle.node_id) else {
                             return "node vanished";
                         };
                         if tx.send(Ok(msg)).await.is_err() {
                             return "agent went away";
                         }
-                        last_sent = generation;
+                        sent = next;
                     }
                     In::Output(o) => {
                         let stream = convert::stream_of(o.stream);

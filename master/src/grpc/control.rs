@@ -65,6 +65,63 @@ impl pb::control_server::Control for ControlSvc {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn promote(
+        &self,
+        request: Request<pb::PromoteRequest>,
+    ) -> Result<Response<pb::RenameResponse>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "promote nodes").await?;
+        let node = request.into_inner().node;
+        let renames = self
+            .cluster
+            .promote(&node, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(renames_to_pb(renames)))
+    }
+
+    async fn rename(
+        &self,
+        request: Request<pb::RenameRequest>,
+    ) -> Result<Response<pb::RenameResponse>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "rename nodes").await?;
+        let req = request.into_inner();
+        let renames = self
+            .cluster
+            .rename(&req.node, &req.new_name, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(renames_to_pb(renames)))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "remove nodes").await?;
+        let node = request.into_inner().node;
+        self.cluster
+            .remove_node(&node, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(pb::RemoveNodeResponse {}))
+    }
+
+    async fn hosts(
+        &self,
+        request: Request<pb::HostsRequest>,
+    ) -> Result<Response<pb::HostsResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "read hosts").await?;
+        let node = request.into_inner().node;
+        // Every node gets the same lines; naming one checks it exists.
+        if !node.is_empty() {
+            self.cluster.nodes(&[node]).map_err(super::status_of)?;
+        }
+        let (_, hosts) = self.cluster.hosts();
+        Ok(Response::new(pb::HostsResponse {
+            hosts: hosts.iter().map(convert::host_to_pb).collect(),
+        }))
+    }
+
     async fn list_jobs(
         &self,
         request: Request<pb::ListJobsRequest>,
@@ -379,6 +436,15 @@ impl pb::control_server::Control for ControlSvc {
             cert_pem,
             ca_pem: self.cluster.ca_pem().to_owned(),
         }))
+    }
+}
+
+fn renames_to_pb(renames: Vec<(String, String)>) -> pb::RenameResponse {
+    pb::RenameResponse {
+        renames: renames
+            .into_iter()
+            .map(|(from, to)| pb::Rename { from, to })
+            .collect(),
     }
 }
 

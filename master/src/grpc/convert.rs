@@ -55,12 +55,31 @@ impl TryFrom<pb::Hello> for Hello {
                 reason: format!("not a JSON object: {e}"),
             })?
         };
+        if !h.service.is_empty() {
+            crate::naming::check_service(&h.service).map_err(|reason| InvalidMessage::Invalid {
+                field: "hello.service",
+                reason,
+            })?;
+        }
+        let naming = h.naming.parse().map_err(|reason| InvalidMessage::Invalid {
+            field: "hello.naming",
+            reason,
+        })?;
+        for a in &h.aliases {
+            crate::naming::check_hostname(a).map_err(|reason| InvalidMessage::Invalid {
+                field: "hello.aliases",
+                reason,
+            })?;
+        }
         Ok(Hello {
             node_id: h.node_id,
             grains,
             roles: h.roles,
             addresses: h.addresses,
             health_url: h.health_url,
+            service: h.service,
+            naming,
+            aliases: h.aliases,
         })
     }
 }
@@ -150,6 +169,17 @@ pub fn node_to_pb(node: &Node, state: NodeState) -> pb::NodeInfo {
         acked_generation: node.applied.generation,
         health_status: node.applied.health_status.clone(),
         labels: node.labels.clone().into_iter().collect(),
+        service: node.service.clone(),
+        naming: node.naming.as_str().to_owned(),
+        aliases: node.aliases.clone(),
+    }
+}
+
+pub fn host_to_pb(h: &crate::model::HostEntry) -> pb::HostEntry {
+    pb::HostEntry {
+        node_id: h.node_id.clone(),
+        address: h.address.clone(),
+        names: h.names.clone(),
     }
 }
 
@@ -277,7 +307,6 @@ pub fn job_event_to_pb(e: JobEvent) -> pb::RunEvent {
             matched,
             not_connected,
         }),
-        JobEvent::NodeStarted(node) => Event::NodeStarted(pb::NodeStarted { node }),
         JobEvent::Output { node, stream, data } => Event::Output(pb::NodeOutput {
             node,
             stream: stream_to_pb(stream),

@@ -4,7 +4,7 @@
 use super::{Command, Done, Event, Jobs, Report, Stream};
 use crate::cluster::{Cluster, ClusterError, TargetSpec};
 use crate::model::{EventKind, JobNodeResult, JobRecord, JobStatus, now_ms};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -170,6 +170,8 @@ async fn drive(
         .map(|(id, name, _)| (id, name))
         .collect();
     let mut running: HashMap<String, Running> = HashMap::new();
+    // The earliest deadline first, without scanning every running node.
+    let mut deadlines: BTreeSet<(Instant, String)> = BTreeSet::new();
     let mut cancelled = false;
     loop {
         while !cancelled && running.len() < window {
@@ -184,18 +186,21 @@ async fn drive(
             };
             if cluster.command(&id, cmd).await {
                 let started = Instant::now();
+                let deadline = spec.timeout.map(|t| started + t + GRACE);
+                if let Some(d) = deadline {
+                    deadlines.insert((d, id.clone()));
+                }
                 running.insert(
                     id,
                     Running {
-                        name: name.clone(),
+                        name,
                         started,
-                        deadline: spec.timeout.map(|t| started + t + GRACE),
+                        deadline,
                         stdout: Vec::new(),
                         stderr: Vec::new(),
                         truncated: false,
                     },
                 );
-                emit(Event::NodeStarted(name)).await;
             } else {
                 let r = unstarted(
                     name,
@@ -209,7 +214,7 @@ async fn drive(
         if running.is_empty() && (queue.is_empty() || cancelled) {
             break;
         }
-        let next_deadline = running.values().filter_map(|r| r.deadline).min();
+        let next_deadline = deadlines.first().map(|(d, _)| *d);
         tokio::select! {
             report = reports.recv() => {
                 let Some((node_id, report)) = report else { break };
@@ -223,6 +228,9 @@ async fn drive(
                     }
                     Report::Done(done) => {
                         if let Some(r) = running.remove(&node_id) {
+                            if let Some(d) = r.deadline {
+                                deadlines.remove(&(d, node_id.clone()));
+                            }
                             let status = status_of(&done);
                             let mut error = done.error.clone();
                             if done.dropped_bytes > 0 {
@@ -236,6 +244,9 @@ async fn drive(
                     }
                     Report::Gone => {
                         if let Some(r) = running.remove(&node_id) {
+                            if let Some(d) = r.deadline {
+                                deadlines.remove(&(d, node_id.clone()));
+                            }
                             let result = r.finish(JobStatus::Lost, -1, "the node's session ended before it answered".into());
                             emit(Event::NodeDone(result.clone())).await;
                             results.insert(result.node.clone(), result);
@@ -245,11 +256,14 @@ async fn drive(
             }
             _ = sleep_until(next_deadline) => {
                 let now = Instant::now();
-                let expired: Vec<String> = running
-                    .iter()
-                    .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let mut expired = Vec::new();
+                while let Some((d, id)) = deadlines.first().cloned() {
+                    if d > now {
+                        break;
+                    }
+                    deadlines.remove(&(d, id.clone()));
+                    expired.push(id);
+                }
                 for id in expired {
                     let r = running.remove(&id).expect("listed above");
                     let (status, why) = if cancelled {
@@ -269,7 +283,11 @@ async fn drive(
                 let until = Instant::now() + GRACE;
                 for (id, r) in running.iter_mut() {
                     let _ = cluster.command(id, Command::Cancel { job_id: job_id.clone() }).await;
-                    r.deadline = Some(r.deadline.map_or(until, |d| d.min(until)));
+                    let d = r.deadline.map_or(until, |d| d.min(until));
+                    if let Some(old) = r.deadline.replace(d) {
+                        deadlines.remove(&(old, id.clone()));
+                    }
+                    deadlines.insert((d, id.clone()));
                 }
             }
         }

@@ -73,7 +73,6 @@ pub enum Event {
         matched: Vec<String>,
         not_connected: Vec<String>,
     },
-    NodeStarted(String),
     Output {
         node: String,
         stream: Stream,

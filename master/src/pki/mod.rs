@@ -68,14 +68,27 @@ pub fn fingerprint(der: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// A fresh random serial number, as hex (what revocation lists hold).
+/// A fresh random serial number: 16 bytes, positive, and without a leading
+/// zero byte (DER drops those, and the serial read back from the
+/// certificate must be the one we keep).
 pub fn new_serial() -> (SerialNumber, String) {
     let mut bytes = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .expect("the system random source works");
     bytes[0] &= 0x7f; // positive
+    if bytes[0] == 0 {
+        bytes[0] = 1;
+    }
     let hex = bytes.iter().map(|b| format!("{b:02x}")).collect();
     (SerialNumber::from_slice(&bytes), hex)
+}
+
+/// The serial of a certificate as [`identity`] reads it (hex, as encoded).
+pub fn serial_of(der: &[u8]) -> Result<String, PkiError> {
+    use x509_parser::prelude::*;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    Ok(cert.tbs_certificate.raw_serial_as_string().replace(':', ""))
 }
 
 fn offset(t: SystemTime) -> time::OffsetDateTime {
@@ -174,6 +187,16 @@ impl Ca {
         subject: &Subject,
         now: SystemTime,
     ) -> Result<(String, String), PkiError> {
+        self.issue_client_with(csr_pem, subject, now, None)
+    }
+
+    fn issue_client_with(
+        &self,
+        csr_pem: &str,
+        subject: &Subject,
+        now: SystemTime,
+        serial: Option<SerialNumber>,
+    ) -> Result<(String, String), PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| PkiError::BadRequest(e.to_string()))?;
         let mut params = CertificateParams::default();
@@ -195,11 +218,13 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let (serial, serial_hex) = new_serial();
-        params.serial_number = Some(serial);
+        params.serial_number = Some(serial.unwrap_or_else(|| new_serial().0));
         validity(&mut params, now, LEAF_VALIDITY);
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
-        Ok((cert.pem(), serial_hex))
+        // Keep the serial exactly as the certificate carries it: that is what
+        // every later call presents.
+        let serial = serial_of(cert.der())?;
+        Ok((cert.pem(), serial))
     }
 }
 
@@ -281,6 +306,23 @@ mod tests {
         let (who, got_serial) = identity(&der).unwrap();
         assert_eq!(who, Subject::Node("web-1".into()));
         assert_eq!(got_serial, serial);
+    }
+
+    #[test]
+    fn the_kept_serial_is_the_one_the_certificate_presents_even_with_leading_zeros() {
+        let (ca, _) = Ca::generate("test", now()).unwrap();
+        let (_, csr) = new_key_and_csr("n").unwrap();
+        // DER encodes integers minimally: a leading zero byte disappears.
+        let serial = SerialNumber::from_slice(&[0, 0x05, 0xaa, 0xbb]);
+        let (pem, kept) = ca
+            .issue_client_with(&csr, &Subject::Node("n".into()), now(), Some(serial))
+            .unwrap();
+        let (_, presented) = identity(&pem_certs(&pem).unwrap()[0]).unwrap();
+        assert_eq!(kept, presented);
+        // And fresh serials never start with a zero byte.
+        for _ in 0..2000 {
+            assert!(!new_serial().1.starts_with("00"));
+        }
     }
 
     #[test]

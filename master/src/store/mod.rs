@@ -33,6 +33,8 @@ pub struct Loaded {
 #[derive(Debug, Default, Clone)]
 pub struct Write {
     pub nodes: Vec<Node>,
+    /// Node ids whose records go.
+    pub nodes_deleted: Vec<String>,
     pub events: Vec<Event>,
     pub generation: Option<u64>,
     pub tokens: Vec<Token>,
@@ -48,6 +50,7 @@ pub struct Write {
 impl Write {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+            && self.nodes_deleted.is_empty()
             && self.events.is_empty()
             && self.generation.is_none()
             && self.tokens.is_empty()

@@ -128,6 +128,9 @@ impl Store for SledStore {
             let v = serde_json::to_vec(node).expect("a node always serialises");
             batch.insert(key(NODE, node.id.as_bytes()), v);
         }
+        for id in &write.nodes_deleted {
+            batch.remove(key(NODE, id.as_bytes()));
+        }
         for event in &write.events {
             let v = serde_json::to_vec(event).expect("an event always serialises");
             batch.insert(key(EVENT, &event.seq.to_be_bytes()), v);
@@ -234,6 +237,9 @@ mod tests {
             applied: Default::default(),
             connected: false,
             labels: Default::default(),
+            service: String::new(),
+            naming: Default::default(),
+            aliases: Vec::new(),
         }
     }
 
