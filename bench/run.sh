@@ -10,6 +10,8 @@
 # enroll — agent start with a join token → listed as connected, 20 fresh agents
 # salt   — the peer: a salt-minion's idle footprint, and the time from
 #          starting a minion to it answering test.ping (auto_accept on)
+# hosts  — render + write of a 10,000-node hosts block; a new agent's line
+#          reaching the hosts files of 3 others
 # run    — `clusterctl run '*' -- true` with 20 agents against Salt's
 #          `salt '*' test.ping` with 20 minions, alternating, same run
 # fanout — `run` fanned out to 1,000 and 10,000 simulated agents (one
@@ -18,11 +20,11 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll salt run fanout}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
-cargo build --release --workspace --bins --quiet
+cargo build --release --workspace --bins --quiet   # every binary: the benches start the real ones
 bin=target/release
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
@@ -54,6 +56,10 @@ fi
 
 if has enroll; then
   "$bin/cluster-bench" enroll --runs 20
+fi
+
+if has hosts; then
+  "$bin/cluster-bench" hosts --runs 20
 fi
 
 if has salt; then

@@ -8,6 +8,9 @@
 //! - `enroll [--runs N]` — time from starting `cluster-agent` with a join
 //!   token (fresh key, fresh data directory) to the node being listed as
 //!   connected by the master.
+//! - `hosts [--runs N]` — render + write of a 10,000-node hosts block; and
+//!   the time from a new agent's start (with a token) until its line is in
+//!   the hosts files of 3 other agents.
 //! - `cluster [--agents N]` — start a cluster, print the master URL and keep
 //!   it running until stdin closes, for timing whole clusterctl commands.
 
@@ -198,6 +201,102 @@ async fn enroll(args: &[String]) {
     summary("  start → listed", times);
 }
 
+async fn hosts(args: &[String]) {
+    use cluster_agent::hosts::{HostEntry, HostsFile};
+    let runs = arg(args, "--runs", 20);
+    // Render + atomic write of a 10,000-line block; each run changes one
+    // line so every write is real.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts");
+    std::fs::write(
+        &path,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n",
+    )
+    .unwrap();
+    let file = HostsFile::new(&path);
+    let mut entries: Vec<HostEntry> = (0..10_000u32)
+        .map(|i| HostEntry {
+            address: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+            names: vec![format!("web-{i}.example.com"), format!("web-{i}")],
+        })
+        .collect();
+    let mut writes = Vec::new();
+    for run in 0..runs {
+        entries[0].names[1] = format!("web-first-{run}");
+        let started = Instant::now();
+        file.apply(&entries).unwrap();
+        writes.push(started.elapsed());
+    }
+    println!(
+        "hosts block of 10,000 nodes, {runs} changes (render + temp file + fsync + rename + fsync dir):"
+    );
+    summary("  render + write", writes);
+
+    // Enrollment → the new node's line in every other agent's file.
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    master.join_token();
+    let others: Vec<AgentProc> = (0..3)
+        .map(|i| {
+            AgentProc::builder(&format!("base-{i}"), &master)
+                .addr(&format!("127.0.0.{}", i + 2))
+                .config("service = \"base\"")
+                .spawn()
+        })
+        .collect();
+    eventually("3 agents connected", Duration::from_secs(30), || async {
+        let out = cluster_tests::ctl(&admin, &["nodes", "-o", "json"]).await;
+        out.code == 0
+            && out
+                .json()
+                .as_array()
+                .is_some_and(|a| a.iter().filter(|n| n["connected"] == true).count() == 3)
+    })
+    .await;
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let id = format!("new-{i}");
+        let started = Instant::now();
+        let mut agent = AgentProc::builder(&id, &master)
+            .addr(&format!("127.0.1.{}", i % 250 + 1))
+            .config("service = \"joiner\"")
+            .spawn();
+        // Its name is joiner-0 each time (the previous one is removed).
+        loop {
+            let everywhere = others.iter().all(|o| {
+                std::fs::read_to_string(o.hosts_file())
+                    .is_ok_and(|t| t.contains("\tjoiner-0\n") || t.contains(" joiner-0\n"))
+            });
+            if everywhere {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{id}'s line never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(started.elapsed());
+        agent.kill();
+        eventually(
+            "the joiner disconnected",
+            Duration::from_secs(30),
+            || async {
+                let out = cluster_tests::ctl(&admin, &["nodes", &id, "-o", "json"]).await;
+                out.code == 0 && out.json()[0]["connected"] == false
+            },
+        )
+        .await;
+        cluster_tests::ctl(&admin, &["nodes", "remove", &id])
+            .await
+            .ok();
+    }
+    println!(
+        "a new agent started with a token → its line in the hosts files of 3 agents, {runs} joins:"
+    );
+    summary("  start → line everywhere", times);
+}
+
 async fn cluster(args: &[String]) {
     let agents = arg(args, "--agents", 3);
     let (master, _procs) = start(agents, Duration::from_secs(5)).await;
@@ -227,10 +326,11 @@ async fn main() {
         Some("drain") => drain(&args).await,
         Some("idle") => idle(&args).await,
         Some("enroll") => enroll(&args).await,
+        Some("hosts") => hosts(&args).await,
         Some("cluster") => cluster(&args).await,
         _ => {
             eprintln!(
-                "usage: cluster-bench drain|idle|enroll|cluster [--cycles N] [--agents N] [--seconds N]"
+                "usage: cluster-bench drain|idle|enroll|hosts|cluster [--cycles N] [--agents N] [--seconds N]"
             );
             std::process::exit(2);
         }
