@@ -133,7 +133,12 @@ async fn names_come_from_the_service_and_every_hosts_file_follows() {
     .await;
     drop(e);
 
-    // Writing again with the same lines leaves the file alone.
+    // Writing again with the same lines leaves the file alone (once the
+    // newcomer's line, gathered for a moment, has arrived).
+    eventually("node-e's line in a's file", PATIENCE, || async {
+        block_names(&a).contains(&b_fqdn)
+    })
+    .await;
     let before = std::fs::metadata(a.hosts_file()).unwrap();
     let _ = ctl(&admin, &["drain", "node-a", "--wait"]).await.ok();
     let after = std::fs::metadata(a.hosts_file()).unwrap();

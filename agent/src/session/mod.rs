@@ -207,6 +207,7 @@ async fn once(
             service: ctx.service.clone(),
             naming: ctx.naming.clone(),
             aliases: ctx.aliases.clone(),
+            wants_hosts: ctx.hosts_file.is_some(),
         })),
     };
     tx.send(hello).await.map_err(|_| SessionError::Closed)?;

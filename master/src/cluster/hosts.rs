@@ -111,6 +111,15 @@ impl Cluster {
         changes
     }
 
+    /// How long a session gathers hosts changes before sending them: a join
+    /// storm becomes a few deltas per agent instead of one per join. Grows
+    /// with the number of sessions (20 ms for a few, 500 ms at 10,000); a
+    /// node's own spec (a drain) never waits for it.
+    pub fn hosts_coalesce(&self) -> std::time::Duration {
+        let sessions = self.state().sessions.len() as u64;
+        std::time::Duration::from_micros((sessions * 50).clamp(20_000, 500_000))
+    }
+
     /// Wakes every session: hosts lines changed at `generation` (the caller
     /// touched the log in the same critical section as the generation).
     pub(super) fn wake_hosts(&self, generation: u64) {

@@ -38,6 +38,8 @@ pub struct Hello {
     pub service: String,
     pub naming: crate::naming::Naming,
     pub aliases: Vec<String>,
+    /// Whether the agent keeps a hosts file (else it is sent no lines).
+    pub wants_hosts: bool,
 }
 
 /// An open session's handle on the cluster.
@@ -51,6 +53,8 @@ pub struct SessionHandle {
     pub commands: tokio::sync::mpsc::Receiver<crate::jobs::Command>,
     /// Fires when any node's hosts line changes.
     pub hosts_changed: watch::Receiver<u64>,
+    /// Whether this agent wants hosts lines at all.
+    pub wants_hosts: bool,
 }
 
 /// Per-node outcome of waiting for agents to apply a change.
@@ -256,6 +260,7 @@ impl Cluster {
     /// Registers or refreshes the node and opens a session for it, replacing
     /// any older session of the same node.
     pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
+        let wants_hosts = hello.wants_hosts;
         let _w = self.writer.lock().await;
         let now = now_ms();
         let (mut node, event) = {
@@ -392,6 +397,7 @@ impl Cluster {
             spec_changed,
             commands,
             hosts_changed: self.hosts_changed.subscribe(),
+            wants_hosts,
         })
     }
 

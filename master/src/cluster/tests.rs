@@ -56,6 +56,7 @@ fn hello(id: &str) -> Hello {
         service: String::new(),
         naming: Default::default(),
         aliases: vec![],
+        wants_hosts: true,
     }
 }
 

@@ -104,9 +104,16 @@ struct Sent {
     hosts: u64,
 }
 
-fn snapshot(cluster: &Cluster, node_id: &str) -> Option<(Sent, pb::MasterMessage)> {
-    let (generation, spec_generation, spec, hosts_generation, hosts) =
+fn snapshot(
+    cluster: &Cluster,
+    node_id: &str,
+    wants_hosts: bool,
+) -> Option<(Sent, pb::MasterMessage)> {
+    let (generation, spec_generation, spec, hosts_generation, mut hosts) =
         cluster.session_snapshot(node_id)?;
+    if !wants_hosts {
+        hosts.clear();
+    }
     let msg = pb::MasterMessage {
         msg: Some(Out::Snapshot(pb::Snapshot {
             generation,
@@ -127,10 +134,15 @@ fn delta(
     cluster: &Cluster,
     node_id: &str,
     sent: &Sent,
+    wants_hosts: bool,
 ) -> Result<Option<(Sent, pb::MasterMessage)>, ()> {
-    let (generation, spec, hosts) = cluster
+    let (generation, spec, mut hosts) = cluster
         .session_delta(node_id, sent.spec, sent.hosts)
         .ok_or(())?;
+    if !wants_hosts {
+        hosts.upsert.clear();
+        hosts.removed.clear();
+    }
     if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() {
         return Ok(None); // already in the snapshot or an earlier delta
     }
@@ -151,6 +163,13 @@ fn delta(
     Ok(Some((next, msg)))
 }
 
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs one session until it ends; returns why it ended.
 async fn drive(
     cluster: &Cluster,
@@ -160,12 +179,14 @@ async fn drive(
     tx: Tx,
     shutdown: CancellationToken,
 ) -> &'static str {
-    let Some((mut sent, msg)) = snapshot(cluster, &handle.node_id) else {
+    let Some((mut sent, msg)) = snapshot(cluster, &handle.node_id, handle.wants_hosts) else {
         return "node vanished";
     };
     if tx.send(Ok(msg)).await.is_err() {
         return "agent went away";
     }
+    // When gathered hosts changes are due to be sent.
+    let mut hosts_due: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return "master shutting down",
@@ -174,7 +195,7 @@ async fn drive(
                 if changed.is_err() {
                     return "replaced by a newer session";
                 }
-                match delta(cluster, &handle.node_id, &sent) {
+                match delta(cluster, &handle.node_id, &sent, handle.wants_hosts) {
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
@@ -185,8 +206,14 @@ async fn drive(
                     }
                 }
             }
-            _ = handle.hosts_changed.changed() => {
-                match delta(cluster, &handle.node_id, &sent) {
+            _ = handle.hosts_changed.changed(), if hosts_due.is_none() && handle.wants_hosts => {
+                // Gather what else changes in the next moments, then send once.
+                hosts_due = Some(tokio::time::Instant::now() + cluster.hosts_coalesce());
+            }
+            _ = sleep_until(hosts_due) => {
+                hosts_due = None;
+                handle.hosts_changed.borrow_and_update();
+                match delta(cluster, &handle.node_id, &sent, handle.wants_hosts) {
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
@@ -208,7 +235,7 @@ async fn drive(
                     In::Usage(u) => cluster.report_usage(handle, u.into()),
                     In::Ack(a) => cluster.acknowledge(handle, a.generation, a.health_status),
                     In::Resync(_) => {
-                        let Some((next, msg)) = snapshot(cluster, &handle.node_id) else {
+                        let Some((next, msg)) = snapshot(cluster, &handle.node_id, handle.wants_hosts) else {
                             return "node vanished";
                         };
                         if tx.send(Ok(msg)).await.is_err() {

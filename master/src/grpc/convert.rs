@@ -80,6 +80,7 @@ impl TryFrom<pb::Hello> for Hello {
             service: h.service,
             naming,
             aliases: h.aliases,
+            wants_hosts: h.wants_hosts,
         })
     }
 }
