@@ -131,15 +131,22 @@ impl Cluster {
     pub fn session_snapshot(
         &self,
         node_id: &str,
+        wants_hosts: bool,
     ) -> Option<(u64, u64, NodeSpec, u64, Vec<HostEntry>)> {
         let st = self.state();
         let n = st.nodes.get(node_id)?;
+        // An agent that keeps no hosts file gets no lines: not even built.
+        let hosts = if wants_hosts {
+            st.host_entries(self.base_domain.as_deref())
+        } else {
+            Vec::new()
+        };
         Some((
             st.generation,
             n.spec_generation,
             n.spec(),
             st.hosts_log.latest(),
-            st.host_entries(self.base_domain.as_deref()),
+            hosts,
         ))
     }
 
@@ -151,6 +158,7 @@ impl Cluster {
         node_id: &str,
         spec_sent: u64,
         hosts_seen: u64,
+        wants_hosts: bool,
     ) -> Option<(u64, Option<(u64, NodeSpec)>, HostsChanges)> {
         let st = self.state();
         let n = st.nodes.get(node_id)?;
@@ -160,7 +168,8 @@ impl Cluster {
             upsert: Vec::new(),
             removed: Vec::new(),
         };
-        for id in st.hosts_log.since(hosts_seen) {
+        let since = wants_hosts.then(|| st.hosts_log.since(hosts_seen));
+        for id in since.into_iter().flatten() {
             match st
                 .nodes
                 .get(id)

@@ -109,11 +109,8 @@ fn snapshot(
     node_id: &str,
     wants_hosts: bool,
 ) -> Option<(Sent, pb::MasterMessage)> {
-    let (generation, spec_generation, spec, hosts_generation, mut hosts) =
-        cluster.session_snapshot(node_id)?;
-    if !wants_hosts {
-        hosts.clear();
-    }
+    let (generation, spec_generation, spec, hosts_generation, hosts) =
+        cluster.session_snapshot(node_id, wants_hosts)?;
     let msg = pb::MasterMessage {
         msg: Some(Out::Snapshot(pb::Snapshot {
             generation,
@@ -136,13 +133,9 @@ fn delta(
     sent: &Sent,
     wants_hosts: bool,
 ) -> Result<Option<(Sent, pb::MasterMessage)>, ()> {
-    let (generation, spec, mut hosts) = cluster
-        .session_delta(node_id, sent.spec, sent.hosts)
+    let (generation, spec, hosts) = cluster
+        .session_delta(node_id, sent.spec, sent.hosts, wants_hosts)
         .ok_or(())?;
-    if !wants_hosts {
-        hosts.upsert.clear();
-        hosts.removed.clear();
-    }
     if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() {
         return Ok(None); // already in the snapshot or an earlier delta
     }
