@@ -329,12 +329,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HowKind {
     Names,
-    Kind(cluster_master::target::Kind),
+    Kind(cluster_master::targets::Kind),
 }
 
 impl TargetFlags {
     pub fn kind(&self) -> HowKind {
-        use cluster_master::target::Kind;
+        use cluster_master::targets::Kind;
         let pairs = [
             (self.pcre, Kind::Regex),
             (self.list, Kind::List),

@@ -308,7 +308,7 @@ async fn label(
 /// `clusterctl target`: evaluates an expression against grains from a
 /// file, without a master.
 fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result<(), Failure> {
-    use cluster_master::target::{Candidate, Kind, Target};
+    use cluster_master::targets::{Candidate, Kind, Target};
     let read =
         |p: &std::path::Path| -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
             let text = std::fs::read_to_string(p)

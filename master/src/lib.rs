@@ -8,7 +8,7 @@
 //! - [`config`] — file → raw → validated configuration.
 //! - [`cluster`] — the in-memory cluster: nodes, generation, sessions,
 //!   acknowledgements; serialised durable writes.
-//! - [`target`] — Salt-style target expressions: parsing and matching, pure.
+//! - [`targets`] — Salt-style target expressions: parsing and matching, pure.
 //! - [`store`] — persistence behind the `Store` trait (sled by default).
 //! - [`naming`] — names from services (iterative, masterful), promotion.
 //! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
@@ -30,7 +30,7 @@ pub mod naming;
 pub mod pki;
 pub mod server;
 pub mod store;
-pub mod target;
+pub mod targets;
 pub mod tls;
 
 pub use config::Config;

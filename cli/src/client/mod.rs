@@ -262,11 +262,11 @@ pub enum Targeting {
     All,
     /// Names, ids or globs; each must match.
     Names(Vec<String>),
-    Expr(cluster_master::target::Kind, String),
+    Expr(cluster_master::targets::Kind, String),
 }
 
 fn target_pb(t: &Targeting) -> pb::Target {
-    use cluster_master::target::Kind;
+    use cluster_master::targets::Kind;
     match t {
         Targeting::All => pb::Target::default(),
         Targeting::Names(n) => pb::Target {

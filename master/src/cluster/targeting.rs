@@ -6,7 +6,7 @@
 use super::{Cluster, ClusterError, State};
 use crate::model::{EventKind, Node};
 use crate::store::Write;
-use crate::target::{Candidate, Kind, Target};
+use crate::targets::{Candidate, Kind, Target};
 use std::collections::BTreeMap;
 
 /// What a request targets.

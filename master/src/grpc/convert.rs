@@ -5,7 +5,7 @@ use crate::cluster::{ApplyStatus, Hello, TargetSpec};
 use crate::jobs::{Command, Done, Event as JobEvent, Stream};
 use crate::model::{self, Event, Grains, Node, NodeSpec, NodeState, OfflineFlag, Usage};
 use crate::model::{JobNodeResult, JobRecord};
-use crate::target::Kind;
+use crate::targets::Kind;
 use cluster_proto as pb;
 
 /// A message from an agent that does not say what it must.

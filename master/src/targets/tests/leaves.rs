@@ -3,8 +3,8 @@
 
 use super::fixture::ALL;
 use super::{check, check_err};
-use crate::target::Kind::*;
-use crate::target::glob::{Case, Glob};
+use crate::targets::Kind::*;
+use crate::targets::glob::{Case, Glob};
 
 #[test]
 fn globs_match_whole_names_case_sensitively() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::target::Candidate;
+use crate::targets::Candidate;
 
 pub(super) struct Node {
     pub(super) name: &'static str,
