@@ -68,6 +68,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         cluster_name: "dev".into(),
         job_output_limit: 64 * 1024,
         base_domain: None,
+        name_expiry: None,
     };
     let pki = dir.path().join("master").join("pki");
     let stop = token.clone();

@@ -28,6 +28,8 @@ pub struct Config {
     pub job_output_limit: usize,
     /// Appended to node names in hosts files (`web-1.example.com`).
     pub base_domain: Option<String>,
+    /// Forget nodes down longer than this, freeing their names; `None`: never.
+    pub name_expiry: Option<Duration>,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -43,6 +45,8 @@ pub struct RawConfig {
     pub cluster_name: Option<String>,
     pub job_output_limit: Option<usize>,
     pub base_domain: Option<String>,
+    /// `"off"` (the default) or a duration such as `"24h"`.
+    pub name_expiry: Option<String>,
 }
 
 impl RawConfig {
@@ -57,6 +61,7 @@ impl RawConfig {
             cluster_name: over.cluster_name.or(self.cluster_name),
             job_output_limit: over.job_output_limit.or(self.job_output_limit),
             base_domain: over.base_domain.or(self.base_domain),
+            name_expiry: over.name_expiry.or(self.name_expiry),
         }
     }
 }
@@ -174,6 +179,10 @@ impl Config {
             }
         }
         let cluster_name = raw.cluster_name.unwrap_or_else(|| "clusterctl".into());
+        let name_expiry = match raw.name_expiry.as_deref() {
+            None | Some("off") | Some("") => None,
+            Some(v) => check(&mut problems, parse_duration("name_expiry", v)),
+        };
         let base_domain = raw.base_domain.filter(|d| !d.is_empty());
         if let Some(d) = &base_domain {
             if let Err(e) = crate::naming::check_hostname(d) {
@@ -191,6 +200,7 @@ impl Config {
                     cluster_name,
                     job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
                     base_domain,
+                    name_expiry,
                 })
             }
             _ => Err(ConfigError::Invalid {

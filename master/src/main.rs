@@ -71,6 +71,7 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
         cluster_name: None,
         job_output_limit: None,
         base_domain: None,
+        name_expiry: None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(

@@ -87,7 +87,7 @@ pub async fn run(
         });
     }
 
-    let liveness = tokio::spawn(liveness(cluster.clone(), token.clone()));
+    let liveness = tokio::spawn(liveness(cluster.clone(), config.name_expiry, token.clone()));
     tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
     let http = listeners.http.map(|l| {
         let app = crate::http::router(cluster.clone());
@@ -129,7 +129,7 @@ pub async fn run(
 }
 
 /// Writes `down` / `up` transitions to the event log.
-async fn liveness(cluster: Arc<Cluster>, token: CancellationToken) {
+async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: CancellationToken) {
     let every = (cluster.down_after() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -142,6 +142,11 @@ async fn liveness(cluster: Arc<Cluster>, token: CancellationToken) {
                         tracing::warn!(node = %e.node, kind = e.kind.as_str(), detail = %e.detail, "liveness");
                     },
                     Err(e) => tracing::error!(error = %e, "cannot record liveness events"),
+                }
+                if let Some(expiry) = name_expiry {
+                    for name in cluster.expire_names(expiry).await {
+                        tracing::warn!(node = %name, "forgot a node down too long; its name is free");
+                    }
                 }
             }
         }

@@ -321,3 +321,49 @@ async fn dry_run_prints_the_change_and_writes_nothing() {
     );
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_down_past_the_expiry_is_forgotten_and_its_name_reused() {
+    let master = MasterProc::builder()
+        .down_after(Duration::from_millis(300))
+        .config("name_expiry = \"1s\"")
+        .spawn();
+    let admin = master.admin();
+    let keep = agent(&master, "node-a", "127.0.0.2", "service = \"web\"");
+    eventually("web-0", PATIENCE, || async {
+        names(&admin).await == ["web-0"]
+    })
+    .await;
+    let mut gone = agent(&master, "node-b", "127.0.0.3", "service = \"web\"");
+    eventually("web-1", PATIENCE, || async {
+        names(&admin).await == ["web-0", "web-1"]
+    })
+    .await;
+    gone.kill();
+    eventually("web-1 forgotten", PATIENCE, || async {
+        names(&admin).await == ["web-0"]
+    })
+    .await;
+    eventually("its line gone from node-a's file", PATIENCE, || async {
+        !block_names(&keep).contains(&"web-1".to_owned())
+    })
+    .await;
+    let events = ctl(&admin, &["events", "-o", "json"]).await.ok().json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "name"
+                && e["by"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("master (down longer than 1s)")),
+        "{events}"
+    );
+    let _c = agent(&master, "node-c", "127.0.0.4", "service = \"web\"");
+    eventually("the name web-1 reused", PATIENCE, || async {
+        names(&admin).await == ["web-0", "web-1"]
+    })
+    .await;
+}

@@ -59,4 +59,31 @@ impl Cluster {
         }
         Ok(write.events)
     }
+
+    /// Forgets nodes not heard from for longer than `expiry` (their names
+    /// are free again); returns the names it removed.
+    pub async fn expire_names(&self, expiry: Duration) -> Vec<String> {
+        let now = now_ms();
+        let expired: Vec<(String, String)> = self
+            .state()
+            .nodes
+            .values()
+            .filter(|n| {
+                !n.connected && now.saturating_sub(n.last_seen_ms) > expiry.as_millis() as u64
+            })
+            .map(|n| (n.id.clone(), n.name.clone()))
+            .collect();
+        let by = format!(
+            "master (down longer than {})",
+            humantime::format_duration(expiry)
+        );
+        let mut removed = Vec::new();
+        for (id, name) in expired {
+            match self.remove_node(&id, &by).await {
+                Ok(()) => removed.push(name),
+                Err(e) => tracing::warn!(node = %name, error = %e, "cannot expire the node's name"),
+            }
+        }
+        removed
+    }
 }
