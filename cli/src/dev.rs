@@ -69,6 +69,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         job_output_limit: 64 * 1024,
         base_domain: None,
         name_expiry: None,
+        role_aliases: Default::default(),
     };
     let pki = dir.path().join("master").join("pki");
     let stop = token.clone();

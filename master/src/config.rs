@@ -30,6 +30,8 @@ pub struct Config {
     pub base_domain: Option<String>,
     /// Forget nodes down longer than this, freeing their names; `None`: never.
     pub name_expiry: Option<Duration>,
+    /// Extra names in hosts files for the nodes of a role (`balancer` → `lb`).
+    pub role_aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -47,6 +49,7 @@ pub struct RawConfig {
     pub base_domain: Option<String>,
     /// `"off"` (the default) or a duration such as `"24h"`.
     pub name_expiry: Option<String>,
+    pub role_aliases: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 impl RawConfig {
@@ -62,6 +65,7 @@ impl RawConfig {
             job_output_limit: over.job_output_limit.or(self.job_output_limit),
             base_domain: over.base_domain.or(self.base_domain),
             name_expiry: over.name_expiry.or(self.name_expiry),
+            role_aliases: over.role_aliases.or(self.role_aliases),
         }
     }
 }
@@ -183,6 +187,14 @@ impl Config {
             None | Some("off") | Some("") => None,
             Some(v) => check(&mut problems, parse_duration("name_expiry", v)),
         };
+        let role_aliases = raw.role_aliases.unwrap_or_default();
+        for (role, names) in &role_aliases {
+            for n in names {
+                if let Err(e) = crate::naming::check_hostname(n) {
+                    problems.push(format!("role_aliases.{role}: {e}"));
+                }
+            }
+        }
         let base_domain = raw.base_domain.filter(|d| !d.is_empty());
         if let Some(d) = &base_domain {
             if let Err(e) = crate::naming::check_hostname(d) {
@@ -201,6 +213,7 @@ impl Config {
                     job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
                     base_domain,
                     name_expiry,
+                    role_aliases,
                 })
             }
             _ => Err(ConfigError::Invalid {

@@ -72,6 +72,7 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
         job_output_limit: None,
         base_domain: None,
         name_expiry: None,
+        role_aliases: None,
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(

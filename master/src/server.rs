@@ -75,8 +75,12 @@ pub async fn run(
         refused_tx,
     )?;
     let cluster = Arc::new(
-        Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after)?
-            .with_base_domain(config.base_domain.clone()),
+        Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after)?.with_hosts_naming(
+            crate::cluster::HostsNaming {
+                base_domain: config.base_domain.clone(),
+                role_aliases: config.role_aliases.clone(),
+            },
+        ),
     );
     let token = CancellationToken::new();
     {

@@ -367,3 +367,38 @@ async fn a_node_down_past_the_expiry_is_forgotten_and_its_name_reused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn role_aliases_name_the_nodes_of_a_role_in_every_hosts_file() {
+    let master = MasterProc::builder()
+        .config("[role_aliases]\nbalancer = [\"lb\", \"www\"]")
+        .spawn();
+    let admin = master.admin();
+    let web = agent(&master, "node-a", "127.0.0.2", "service = \"web\"");
+    let _lb = AgentProc::builder("node-b", &master)
+        .addr("127.0.0.3")
+        .role("balancer")
+        .config("service = \"edge\"")
+        .spawn();
+    eventually("both named", PATIENCE, || async {
+        names(&admin).await == ["edge-0", "web-0"]
+    })
+    .await;
+    eventually(
+        "the balancer's line carries its role aliases",
+        PATIENCE,
+        || async {
+            hosts(&web)
+                .lines()
+                .any(|l| l.starts_with("127.0.0.3") && l.ends_with("edge-0 lb www"))
+        },
+    )
+    .await;
+    assert!(
+        !hosts(&web)
+            .lines()
+            .any(|l| l.starts_with("127.0.0.2") && l.contains(" lb")),
+        "{}",
+        hosts(&web)
+    );
+}

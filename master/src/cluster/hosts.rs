@@ -34,14 +34,30 @@ impl HostsLog {
     }
 }
 
-fn entry(node: &Node, base_domain: Option<&str>) -> Option<HostEntry> {
+/// What shapes every line: the domain, and extra names per role.
+#[derive(Debug, Clone, Default)]
+pub struct HostsNaming {
+    pub base_domain: Option<String>,
+    pub role_aliases: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn entry(node: &Node, naming: &HostsNaming) -> Option<HostEntry> {
     let address = node.addresses.first()?.clone();
     let mut names = Vec::with_capacity(2 + node.aliases.len());
-    if let Some(d) = base_domain {
+    if let Some(d) = &naming.base_domain {
         names.push(format!("{}.{d}", node.name));
     }
     names.push(node.name.clone());
-    names.extend(node.aliases.iter().filter(|a| **a != node.name).cloned());
+    let role_names = node
+        .roles
+        .iter()
+        .filter_map(|r| naming.role_aliases.get(r))
+        .flatten();
+    for alias in node.aliases.iter().chain(role_names) {
+        if !names.contains(alias) {
+            names.push(alias.clone());
+        }
+    }
     Some(HostEntry {
         node_id: node.id.clone(),
         address,
@@ -50,11 +66,11 @@ fn entry(node: &Node, base_domain: Option<&str>) -> Option<HostEntry> {
 }
 
 impl State {
-    fn host_entries(&self, base_domain: Option<&str>) -> Vec<HostEntry> {
+    fn host_entries(&self, naming: &HostsNaming) -> Vec<HostEntry> {
         let mut all: Vec<_> = self
             .nodes
             .values()
-            .filter_map(|n| entry(n, base_domain))
+            .filter_map(|n| entry(n, naming))
             .collect();
         all.sort_by(|a, b| {
             a.names
@@ -75,19 +91,17 @@ pub struct HostsChanges {
 }
 
 impl Cluster {
-    /// Appended to names in hosts files (`web-1.example.com`).
-    pub fn with_base_domain(mut self, base_domain: Option<String>) -> Cluster {
-        self.base_domain = base_domain;
+    /// The domain appended to names in hosts files (`web-1.example.com`)
+    /// and extra names per role.
+    pub fn with_hosts_naming(mut self, naming: HostsNaming) -> Cluster {
+        self.hosts_naming = naming;
         self
     }
 
     /// Every node's line, sorted by name, and the generation it is as of.
     pub fn hosts(&self) -> (u64, Vec<HostEntry>) {
         let st = self.state();
-        (
-            st.hosts_log.latest(),
-            st.host_entries(self.base_domain.as_deref()),
-        )
+        (st.hosts_log.latest(), st.host_entries(&self.hosts_naming))
     }
 
     /// The lines that changed after generation `seen`.
@@ -99,11 +113,7 @@ impl Cluster {
             removed: Vec::new(),
         };
         for id in st.hosts_log.since(seen) {
-            match st
-                .nodes
-                .get(id)
-                .and_then(|n| entry(n, self.base_domain.as_deref()))
-            {
+            match st.nodes.get(id).and_then(|n| entry(n, &self.hosts_naming)) {
                 Some(e) => changes.upsert.push(e),
                 None => changes.removed.push(id.clone()),
             }
@@ -137,7 +147,7 @@ impl Cluster {
         let n = st.nodes.get(node_id)?;
         // An agent that keeps no hosts file gets no lines: not even built.
         let hosts = if wants_hosts {
-            st.host_entries(self.base_domain.as_deref())
+            st.host_entries(&self.hosts_naming)
         } else {
             Vec::new()
         };
@@ -170,11 +180,7 @@ impl Cluster {
         };
         let since = wants_hosts.then(|| st.hosts_log.since(hosts_seen));
         for id in since.into_iter().flatten() {
-            match st
-                .nodes
-                .get(id)
-                .and_then(|n| entry(n, self.base_domain.as_deref()))
-            {
+            match st.nodes.get(id).and_then(|n| entry(n, &self.hosts_naming)) {
                 Some(e) => changes.upsert.push(e),
                 None => changes.removed.push(id.clone()),
             }

@@ -186,8 +186,8 @@ pub struct Cluster {
     acks: watch::Sender<u64>,
     /// The generation of the latest hosts change; every session watches it.
     hosts_changed: watch::Sender<u64>,
-    /// Appended to names in hosts files (`web-1.example.com`).
-    base_domain: Option<String>,
+    /// The domain and role aliases in every hosts line.
+    hosts_naming: hosts::HostsNaming,
     down_after_ms: u64,
 }
 
@@ -231,7 +231,7 @@ impl Cluster {
             writer: tokio::sync::Mutex::new(()),
             acks: watch::Sender::new(0),
             hosts_changed: watch::Sender::new(0),
-            base_domain: None,
+            hosts_naming: hosts::HostsNaming::default(),
             down_after_ms,
         })
     }
@@ -519,6 +519,7 @@ mod naming;
 mod targeting;
 
 pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};
+pub use hosts::HostsNaming;
 pub use targeting::TargetSpec;
 
 #[cfg(test)]
