@@ -1,0 +1,222 @@
+//! Fan-out benchmark: how long a `run` takes to reach N agents and bring all
+//! their results back, and how much memory the master holds while N agent
+//! sessions are open. It prints figures; it judges none of them.
+//!
+//! One process plays every agent: it enrolls `sim-00000`, `sim-00001`, … with
+//! a join token (re-enrolling the few whose certificate the master would
+//! refuse, see [`refused_certificates`]), then opens one real agent session
+//! per node (its own TCP connection, mutual TLS with the node's
+//! certificate), acknowledges snapshots and deltas, reports usage every 5 s
+//! as a real agent does (so the master does not mark the node down), and
+//! answers every `RunJob` at once with exit code 0 (a simulated agent runs
+//! nothing). The figure is the time from the `Control.Run` call for
+//! `sim-*` until the `Finished` event, with every node's result "ok"; the
+//! master's RSS is read from `/proc` after the sessions are open and, every
+//! 10 ms, during the runs. Enrolling and connecting are setup, timed
+//! separately.
+//!
+//! ```text
+//! cargo build --release -p cluster-master -p cluster-tests --bins && target/release/fanout-bench --agents 1000
+//! ```
+//!
+//! Flags: `--agents N` (default 1000), `--runs R` (default 5). Both this
+//! process and the master hold one file descriptor per agent, so the open
+//! files limit (raised to its hard limit here, and inherited by the master)
+//! must exceed N by some headroom; when it does not, the bench says so and
+//! exits with status 2.
+
+use cluster_proto as pb;
+use cluster_tests::MasterProc;
+use pb::agent_message::Msg as Out;
+use pb::master_message::Msg as In;
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// Join calls in flight during enrollment (setup, not measured).
+const JOINS_IN_FLIGHT: usize = 16;
+/// Connections the joins share, multiplexed over HTTP/2.
+const JOIN_CHANNELS: usize = 4;
+/// Session handshakes in flight: well under the master's cap of 64
+/// concurrent TLS handshakes from one source address.
+const HANDSHAKES_IN_FLIGHT: usize = 32;
+/// Rounds of re-enrolling nodes whose certificate the master refuses.
+const REENROLL_ROUNDS: usize = 5;
+/// Attempts to open one session before the bench gives up.
+const OPEN_ATTEMPTS: u32 = 3;
+/// File descriptors either process needs beyond one per agent connection
+/// (listeners, the store's files, the admin and join channels, epoll).
+const FD_HEADROOM: u64 = 256;
+/// How often a simulated agent reports usage: the real agent's default.
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// Per-node timeout sent with each run; far above the expected figures.
+const RUN_TIMEOUT_MS: u64 = 10_000;
+/// Largest response accepted from `Control` (node lists and job records of
+/// 10,000 nodes run to a few MB; tonic's default cap is 4 MB).
+const MAX_RESPONSE: usize = 256 * 1024 * 1024;
+
+type Control = pb::control_client::ControlClient<Channel>;
+
+struct Args {
+    agents: usize,
+    runs: usize,
+}
+
+fn parse_args() -> Args {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| {
+                args.get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v| *v > 0)
+                    .unwrap_or_else(|| usage(&format!("{name} takes a positive number")))
+            })
+            .unwrap_or(default)
+    };
+    let known = ["--agents", "--runs"];
+    if let Some(unknown) = args
+        .iter()
+        .step_by(2)
+        .find(|a| !known.contains(&a.as_str()))
+    {
+        usage(&format!("unknown argument {unknown:?}"));
+    }
+    Args {
+        agents: value("--agents", 1000),
+        runs: value("--runs", 5),
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("fanout-bench: {problem}\nusage: fanout-bench [--agents N] [--runs R]");
+    std::process::exit(2);
+}
+
+mod enroll;
+mod limits;
+mod measure;
+mod sessions;
+
+use enroll::*;
+use limits::*;
+use measure::*;
+use sessions::*;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    cluster_tests::crypto();
+    let args = parse_args();
+    if let Err(e) = ensure_room_for(args.agents) {
+        eprintln!("fanout-bench: {e}");
+        std::process::exit(2);
+    }
+    if let Err(e) = bench(args).await {
+        eprintln!("fanout-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Sets up the master and the sessions, runs, prints the figures. Errors
+/// return (never exit) so the master is dropped, hence killed, on the way.
+async fn bench(Args { agents, runs }: Args) -> Result<(), String> {
+    let master = MasterProc::builder().spawn();
+    let ended = Arc::new(Ended::default());
+    let _closing = Closing(ended.clone());
+    let admin = master.admin();
+    let pid = master_pid(master.data_dir()).ok_or("cannot find the master's process in /proc")?;
+    let (token, _fingerprint) = master.join_token();
+    let ca_pem = std::fs::read_to_string(&admin.ca)
+        .map_err(|e| format!("cannot read {}: {e}", admin.ca.display()))?;
+    let url = master.url();
+    let mut control = pb::control_client::ControlClient::new(admin.channel().await)
+        .max_decoding_message_size(MAX_RESPONSE);
+
+    let started = Instant::now();
+    let (nodes, reenrolled) = enroll(&url, &ca_pem, &token, &mut control, agents)
+        .await
+        .map_err(|e| format!("enrollment failed: {e}"))?;
+    let enrollment = started.elapsed();
+    eprintln!(
+        "enrolled {agents} nodes in {:.1}s ({reenrolled} re-enrolled: their certificate's serial was not the one the master recorded)",
+        enrollment.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    open_sessions(&url, &ca_pem, nodes, ended.clone())
+        .await
+        .map_err(|e| format!("opening the sessions failed: {e}"))?;
+    let patience = Duration::from_secs(60) + Duration::from_millis(10) * agents as u32;
+    wait_connected(&mut control, agents, patience).await?;
+    let sessions_open = started.elapsed();
+    let pid = pid.to_string();
+    let rss_open = status_kib(&pid, "VmRSS").unwrap_or(0);
+    eprintln!(
+        "{agents} sessions open in {:.1}s; master RSS {:.1} MiB",
+        sessions_open.as_secs_f64(),
+        mib(rss_open)
+    );
+
+    let sampler = RssSampler::start(pid.clone());
+    let cpu_before = (cpu_time(&pid), cpu_time("self"));
+    let mut times = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        let t = run_once(&mut control, agents)
+            .await
+            .map_err(|e| format!("run {run}: {e}"))?;
+        eprintln!(
+            "  run {run}: {:.1}ms (job started +{:.1}ms, last result +{:.1}ms, finished +{:.1}ms)",
+            ms(t.finished),
+            ms(t.started),
+            ms(t.last_result),
+            ms(t.finished)
+        );
+        times.push(t.finished);
+    }
+    let rss_peak = sampler.peak();
+    let cpu_per_run = |before: Option<Duration>, now: Option<Duration>| match (before, now) {
+        (Some(b), Some(n)) => ms(n.saturating_sub(b) / runs as u32),
+        _ => f64::NAN,
+    };
+    let master_cpu = cpu_per_run(cpu_before.0, cpu_time(&pid));
+    let own_cpu = cpu_per_run(cpu_before.1, cpu_time("self"));
+    let own_rss = status_kib("self", "VmRSS").unwrap_or(0);
+    let lifetime_peak = status_kib(&pid, "VmHWM").unwrap_or(0);
+
+    times.sort();
+    println!(
+        "fan-out to {agents} simulated agents (mTLS sessions), {runs} runs of `run 'sim-*' -- true`: \
+         p50={:.1}ms max={:.1}ms; master RSS after sessions open: {:.1} MiB, peak during runs: {:.1} MiB; \
+         load generator RSS: {:.1} MiB",
+        ms(percentile(&times, 0.5)),
+        ms(*times.last().expect("at least one run")),
+        mib(rss_open),
+        mib(rss_peak),
+        mib(own_rss)
+    );
+    println!(
+        "setup: enrollment {:.1}s ({JOINS_IN_FLIGHT} joins in flight, {reenrolled} re-enrolled), \
+         sessions open {:.1}s ({HANDSHAKES_IN_FLIGHT} handshakes in flight)",
+        enrollment.as_secs_f64(),
+        sessions_open.as_secs_f64(),
+    );
+    println!(
+        "CPU per run: master {master_cpu:.0}ms, load generator {own_cpu:.0}ms (one machine, {} cores); \
+         master peak RSS over its life (VmHWM): {:.1} MiB",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        mib(lifetime_peak)
+    );
+    match ended.count.load(Ordering::Relaxed) {
+        0 => Ok(()),
+        lost => Err(format!("{lost} sessions ended during the bench")),
+    }
+}
