@@ -1,24 +1,30 @@
 //! The node's health endpoint, what load balancers probe.
 //!
-//! - `GET /health` — `200 {"status":"online","node":…}` in service,
-//!   `503 {"status":"offline","node":…,"reason":…,"since":…}` when drained.
+//! - `GET /health` — `200 {"status":"online","node":…}` in service;
+//!   `503` with `"status":"offline"` (drained) or `"maintenance"`, and the
+//!   reason and since; `503 {"status":"failing","check":…,"reason":…}` when
+//!   a local check fails. A drain wins over a failing check. With checks
+//!   configured, every answer lists them: `"checks":{"app":"passing"}`.
 //! - `GET /health?node=NAME` — the same when NAME is this node (bethel's probe
 //!   URL); 404 naming the node that answered otherwise, so a miswired probe
 //!   is caught instead of trusted.
 //! - `GET /metrics` — Prometheus text.
 //!
-//! Read-only and unauthenticated: it reveals status and reason, nothing
-//! else. A drain flips the answer for the next request; requests in flight
-//! complete normally.
+//! The decision is [`verdict`], pure; [`answer`] is the whole `/health`
+//! answer, cheap and synchronous, so the proxy serves the same on its
+//! traffic port. Read-only and unauthenticated: it reveals status and
+//! reason, nothing else. A drain flips the answer for the next request;
+//! requests in flight complete normally.
 
-use crate::state::Shared;
-use axum::Json;
+use crate::checks::CheckStatus;
+use crate::state::{Desired, Shared};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
@@ -28,47 +34,105 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared)
 }
 
+/// What `/health` answers, before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// 200 online, else 503.
+    pub code: u16,
+    /// [`status_word`].
+    pub status: &'static str,
+    pub body: Value,
+}
+
+/// "online", "offline" (drained), "maintenance" or "failing" (a local
+/// check fails; a drain or maintenance wins over it).
+pub fn status_word(desired: &Desired, checks: &CheckStatus) -> &'static str {
+    match &desired.offline {
+        Some(off) if off.maintenance => "maintenance",
+        Some(_) => "offline",
+        None if checks.failing().is_some() => "failing",
+        None => "online",
+    }
+}
+
+pub fn verdict(desired: &Desired, checks: &CheckStatus) -> Verdict {
+    let status = status_word(desired, checks);
+    let mut body = Map::new();
+    body.insert("status".into(), status.into());
+    body.insert("node".into(), desired.name.clone().into());
+    if let Some(off) = &desired.offline {
+        let since = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(off.since_ms),
+        );
+        body.insert("reason".into(), off.reason.clone().into());
+        body.insert("since".into(), since.to_string().into());
+    } else if let Some(failing) = checks.failing() {
+        body.insert("check".into(), failing.name.clone().into());
+        body.insert("reason".into(), failing.output.clone().into());
+    }
+    if !checks.checks.is_empty() {
+        let states = checks
+            .checks
+            .iter()
+            .map(|c| {
+                let state = match (c.ran, c.passing) {
+                    (false, _) => "pending",
+                    (true, true) => "passing",
+                    (true, false) => "failing",
+                };
+                (c.name.clone(), Value::from(state))
+            })
+            .collect::<Map<_, _>>();
+        body.insert("checks".into(), states.into());
+    }
+    Verdict {
+        code: if status == "online" { 200 } else { 503 },
+        status,
+        body: body.into(),
+    }
+}
+
+/// The `/health` answer, JSON: for `?node=NAME` naming another node, 404
+/// naming the node that answered; else the [`verdict`].
+pub fn answer(shared: &Shared, node_query: Option<&str>) -> (StatusCode, String) {
+    let desired = shared.desired.borrow();
+    if let Some(asked) = node_query.filter(|n| !n.is_empty() && *n != desired.name) {
+        let body = json!({
+            "error": format!("this is node {:?}, not {:?}", desired.name, asked),
+            "node": desired.name,
+        });
+        return (StatusCode::NOT_FOUND, body.to_string());
+    }
+    let v = verdict(&desired, &shared.checks.borrow());
+    let code = StatusCode::from_u16(v.code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (code, v.body.to_string())
+}
+
 #[derive(Deserialize)]
 struct HealthQuery {
     node: Option<String>,
 }
 
 async fn health(State(shared): State<Arc<Shared>>, Query(q): Query<HealthQuery>) -> Response {
-    let d = shared.current();
-    if let Some(asked) = q.node.filter(|n| !n.is_empty()) {
-        if asked != d.name {
-            let body = json!({
-                "error": format!("this is node {:?}, not {:?}", d.name, asked),
-                "node": d.name,
-            });
-            return (StatusCode::NOT_FOUND, Json(body)).into_response();
-        }
-    }
-    match &d.offline {
-        None => (
-            StatusCode::OK,
-            Json(json!({ "status": "online", "node": d.name })),
-        )
-            .into_response(),
-        Some(off) => {
-            let since = humantime::format_rfc3339_millis(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(off.since_ms),
-            )
-            .to_string();
-            let body = json!({
-                "status": "offline",
-                "node": d.name,
-                "reason": off.reason,
-                "since": since,
-            });
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
+    let (code, body) = answer(&shared, q.node.as_deref());
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let d = shared.current();
-    let body = format!(
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_text(&shared),
+    )
+        .into_response()
+}
+
+/// `/metrics`, Prometheus text.
+pub fn metrics_text(shared: &Shared) -> String {
+    let (offline, generation) = {
+        let d = shared.desired.borrow();
+        (d.offline.is_some(), d.generation)
+    };
+    let mut body = format!(
         "# HELP cluster_agent_offline 1 while the node is drained.\n\
          # TYPE cluster_agent_offline gauge\n\
          cluster_agent_offline {}\n\
@@ -78,9 +142,133 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
          # HELP cluster_agent_generation Generation of the desired state applied.\n\
          # TYPE cluster_agent_generation gauge\n\
          cluster_agent_generation {}\n",
-        u8::from(d.offline.is_some()),
+        u8::from(offline),
         u8::from(shared.is_connected()),
-        d.generation,
+        generation,
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let checks = shared.checks.borrow();
+    if !checks.checks.is_empty() {
+        body.push_str(
+            "# HELP cluster_agent_check_passing 1 while a local check passes (and before its first result).\n\
+             # TYPE cluster_agent_check_passing gauge\n",
+        );
+        for c in &checks.checks {
+            let name = c.name.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                body,
+                "cluster_agent_check_passing{{check=\"{name}\"}} {}",
+                u8::from(c.passing)
+            );
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::CheckState;
+    use crate::state::Offline;
+
+    /// `offline`: "", "drained" or "maintenance"; `checks`: one letter per
+    /// check, `+` passing, `-` failing, `?` not run yet.
+    fn check(offline: &str, checks: &str, code: u16, want: Value) {
+        let mut desired = Desired::initial("web-1");
+        desired.offline = (!offline.is_empty()).then(|| Offline {
+            reason: "deploy".into(),
+            since_ms: 1_700_000_000_000,
+            by: "alice".into(),
+            maintenance: offline == "maintenance",
+        });
+        let checks = CheckStatus {
+            checks: checks
+                .chars()
+                .zip(["app", "db", "disk"])
+                .map(|(c, name)| CheckState {
+                    name: name.into(),
+                    kind: "http",
+                    passing: c != '-',
+                    ran: c != '?',
+                    output: format!("{name}: 500"),
+                    since_ms: 0,
+                })
+                .collect(),
+        };
+        let v = verdict(&desired, &checks);
+        let case = format!("{offline:?} {checks:?}");
+        assert_eq!((v.code, &v.body), (code, &want), "{case}");
+        assert_eq!(v.status, want["status"], "{case}");
+        assert_eq!(status_word(&desired, &checks), v.status, "{case}");
+    }
+
+    /// One line per case; rustfmt would spread each over five.
+    #[rustfmt::skip]
+    #[test]
+    fn verdicts() {
+        let d = r#""reason": "deploy", "since": "2023-11-14T22:13:20.000Z""#;
+        for (offline, checks, code, want) in [
+            ("", "", 200, r#"{"status": "online"}"#.to_owned()),
+            ("", "?", 200, r#"{"status": "online", "checks": {"app": "pending"}}"#.to_owned()),
+            ("", "+?", 200, r#"{"status": "online", "checks": {"app": "passing", "db": "pending"}}"#.to_owned()),
+            ("", "+-", 503, r#"{"status": "failing", "check": "db", "reason": "db: 500", "checks": {"app": "passing", "db": "failing"}}"#.to_owned()),
+            ("", "?--", 503, r#"{"status": "failing", "check": "db", "reason": "db: 500", "checks": {"app": "pending", "db": "failing", "disk": "failing"}}"#.to_owned()),
+            ("drained", "", 503, format!(r#"{{"status": "offline", {d}}}"#)),
+            ("drained", "+", 503, format!(r#"{{"status": "offline", {d}, "checks": {{"app": "passing"}}}}"#)),
+            ("drained", "?", 503, format!(r#"{{"status": "offline", {d}, "checks": {{"app": "pending"}}}}"#)),
+            ("drained", "-", 503, format!(r#"{{"status": "offline", {d}, "checks": {{"app": "failing"}}}}"#)),
+            ("maintenance", "", 503, format!(r#"{{"status": "maintenance", {d}}}"#)),
+            ("maintenance", "+", 503, format!(r#"{{"status": "maintenance", {d}, "checks": {{"app": "passing"}}}}"#)),
+            ("maintenance", "-?", 503, format!(r#"{{"status": "maintenance", {d}, "checks": {{"app": "failing", "db": "pending"}}}}"#)),
+        ] {
+            let mut want: Value = serde_json::from_str(&want).unwrap();
+            want["node"] = "web-1".into();
+            check(offline, checks, code, want);
+        }
+    }
+
+    #[test]
+    fn the_answer_names_the_node_that_answered_a_probe_for_another() {
+        let shared = Shared::new(Desired::initial("web-1"));
+        let (code, body) = answer(&shared, Some("web-2"));
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["node"], "web-1");
+        assert_eq!(body["error"], "this is node \"web-1\", not \"web-2\"");
+        for asked in [None, Some(""), Some("web-1")] {
+            let (code, body) = answer(&shared, asked);
+            assert_eq!(
+                (code, body.as_str()),
+                (StatusCode::OK, r#"{"node":"web-1","status":"online"}"#)
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_show_each_check() {
+        let shared = Shared::new(Desired::initial("web-1"));
+        assert!(!metrics_text(&shared).contains("check"));
+        let mut status = CheckStatus::default();
+        for (name, passing) in [("app", true), ("db", false)] {
+            status.checks.push(CheckState {
+                name: name.into(),
+                kind: "tcp",
+                passing,
+                ran: true,
+                output: String::new(),
+                since_ms: 0,
+            });
+        }
+        shared.checks.send_replace(status);
+        let text = metrics_text(&shared);
+        assert!(
+            text.contains("# TYPE cluster_agent_check_passing gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "cluster_agent_check_passing{check=\"app\"} 1\ncluster_agent_check_passing{check=\"db\"} 0\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -15,13 +15,18 @@
 //! - [`hosts_sync`] — the hosts file and hostname following the desired state.
 //! - [`health`] — the HTTP health endpoint load balancers probe.
 
+pub mod agent_check;
+pub mod balancing;
+pub mod checks;
 pub mod config;
 pub mod enroll;
 pub mod facts;
+pub mod haproxy;
 pub mod health;
 pub mod hosts;
 pub mod hosts_sync;
 pub mod jobs;
+pub mod proxy;
 pub mod session;
 pub mod state;
 pub mod usage;
@@ -46,6 +51,12 @@ pub enum RunError {
     Health(#[source] std::io::Error),
     #[error(transparent)]
     Enroll(#[from] enroll::EnrollError),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The address this node is reached on: the configured one, else the health
@@ -110,8 +121,74 @@ pub async fn run(
         IpAddr::V4(a) => format!("http://{a}:{}/health", local.port()),
         IpAddr::V6(a) => format!("http://[{a}]:{}/health", local.port()),
     };
-    let grains = facts::grains(&config.id, &machine, &config.roles, &config.grains);
+    // A node that runs the proxy is a balancer, whatever else it is.
+    let mut roles = config.roles.clone();
+    if config.proxy.is_some() && !roles.iter().any(|r| r == "balancer") {
+        roles.push("balancer".into());
+    }
+    let grains = facts::grains(&config.id, &machine, &roles, &config.grains);
     let token = CancellationToken::new();
+    // Bind everything before anything runs: a busy port is an error now,
+    // not a warning later.
+    let bind = |what: &'static str, addr: std::net::SocketAddr| {
+        let std = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| RunError::Listen { what, addr, source })?;
+        TcpListener::from_std(std).map_err(|source| RunError::Listen { what, addr, source })
+    };
+    let agent_check = match &config.agent_check {
+        Some(a) => Some((bind("HAProxy's agent-check", a.listen)?, a.weight_from_load)),
+        None => None,
+    };
+    let proxy_listeners = match &config.proxy {
+        Some(p) => p
+            .listen
+            .iter()
+            .map(|a| bind("the proxy", *a))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let mut balancers = balancing::Balancers::default();
+    if let Some(p) = &config.proxy {
+        let health = p.health_path.clone().map(|path| {
+            let shared = shared.clone();
+            proxy::HealthEndpoint {
+                path,
+                answer: Arc::new(move |node: Option<&str>| health::answer(&shared, node)),
+            }
+        });
+        let proxy = proxy::Proxy::new(proxy::ProxyConfig::default(), health);
+        balancers.proxy = Some(proxy);
+        // The cached configuration holds until the master says otherwise.
+        balancers.apply(shared.current().proxy.as_ref());
+    }
+    if let Some(socket) = &config.haproxy_stats_socket {
+        let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+        haproxy::watch(
+            socket.clone(),
+            std::time::Duration::from_millis(100),
+            tx,
+            token.clone(),
+        );
+        balancers.haproxy = Some(rx);
+    }
+    if !config.checks.is_empty() {
+        checks::spawn(config.checks.clone(), shared.checks.clone(), token.clone());
+    }
+    if let Some((listener, weight_from_load)) = agent_check {
+        tokio::spawn(agent_check::serve(
+            listener,
+            shared.clone(),
+            weight_from_load,
+            token.clone(),
+        ));
+    }
+    let mut proxies = Vec::new();
+    if let Some(proxy) = &balancers.proxy {
+        for listener in proxy_listeners {
+            proxies.push(tokio::spawn(proxy.clone().serve(listener, token.clone())));
+        }
+    }
     {
         let token = token.clone();
         tokio::spawn(async move {
@@ -123,7 +200,7 @@ pub async fn run(
     let ctx = Arc::new(session::Context {
         master: config.master.clone(),
         node_id: config.id.clone(),
-        roles: config.roles.clone(),
+        roles,
         grains_json: serde_json::Value::Object(grains).to_string(),
         health_url: health_url.clone(),
         addresses: vec![address.to_string()],
@@ -146,6 +223,7 @@ pub async fn run(
         }),
         set_hostname: config.set_hostname,
         dry_run: dry_run.clone(),
+        balancers,
     });
 
     if ctx.shared.current().generation > 0 && dry_run.is_none() {
@@ -162,6 +240,9 @@ pub async fn run(
         .await;
     token.cancel();
     let _ = session.await;
+    for p in proxies {
+        let _ = p.await;
+    }
     served.map_err(RunError::Health)?;
     tracing::info!("agent stopped");
     Ok(())

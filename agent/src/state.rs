@@ -1,11 +1,13 @@
 //! The desired state the agent holds, shared between the session (which
-//! replaces it) and the health server (which reads it), and its on-disk cache.
+//! replaces it) and the health server (which reads it), and its on-disk cache;
+//! beside it in [`Shared`], the local checks' states.
 //!
 //! The cache lets an agent that lost its master — or restarted while the
 //! master was away — keep serving the last state it was given. It is written
 //! atomically (temp file, fsync, rename, fsync of the directory), so a crash
 //! leaves either the old or the new state, never half of one.
 
+use crate::checks::CheckStatus;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,26 @@ pub struct Desired {
     /// Every node's hosts line, by node id.
     #[serde(default)]
     pub hosts: std::collections::BTreeMap<String, HostLine>,
+    /// Routes and upstreams, when this node runs the proxy. Cached with the
+    /// rest, so the proxy routes as last told while the master is away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyDesired>,
+}
+
+/// What the proxy routes with, as the master sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyDesired {
+    pub version: u64,
+    pub upstreams: std::collections::BTreeMap<String, Vec<ProxyServer>>,
+    pub routes: std::collections::BTreeMap<String, cluster_balancer::Domain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyServer {
+    #[serde(flatten)]
+    pub server: cluster_balancer::Server,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +57,10 @@ pub struct Offline {
     pub reason: String,
     pub since_ms: u64,
     pub by: String,
+    /// Maintenance rather than a drain: HAProxy's MAINT (no traffic at
+    /// all) instead of DRAIN (no new traffic).
+    #[serde(default)]
+    pub maintenance: bool,
 }
 
 impl Desired {
@@ -45,6 +71,7 @@ impl Desired {
             name: id.to_owned(),
             offline: None,
             hosts: Default::default(),
+            proxy: None,
         }
     }
 
@@ -130,6 +157,10 @@ impl Cache {
 /// What the session and the health server share.
 pub struct Shared {
     pub desired: watch::Sender<Desired>,
+    /// The local checks' states, published by [`crate::checks::spawn`]:
+    /// a failing check takes the node out of rotation as a drain does.
+    /// Empty until the checks are spawned.
+    pub checks: watch::Sender<CheckStatus>,
     /// Whether a session with the master is open now.
     pub connected: AtomicBool,
 }
@@ -138,6 +169,7 @@ impl Shared {
     pub fn new(desired: Desired) -> Shared {
         Shared {
             desired: watch::Sender::new(desired),
+            checks: watch::Sender::new(CheckStatus::default()),
             connected: AtomicBool::new(false),
         }
     }
@@ -171,8 +203,10 @@ mod tests {
                 reason: "deploy".into(),
                 since_ms: 9,
                 by: "alice".into(),
+                maintenance: false,
             }),
             hosts: Default::default(),
+            proxy: None,
         };
         cache.store(&d).unwrap();
         assert_eq!(cache.load().unwrap(), Some(d));

@@ -106,6 +106,97 @@ pub enum Command {
     User(UserCommand),
     /// Run a master and three agents locally, for trying things out.
     Dev(DevArgs),
+    /// Upstreams the proxies balance over: listed servers or a role's nodes.
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
+    /// Routes: per-domain rule chains (ua, path, header, backend).
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpstreamCommand {
+    /// Every upstream, its source and the servers the proxies use now.
+    List,
+    /// Create or replace an upstream (admin).
+    Set(UpstreamSetArgs),
+    /// Remove an upstream no route uses (admin).
+    Rm { name: String },
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct UpstreamSetArgs {
+    pub name: String,
+    /// Every online node with this role…
+    #[arg(long, conflicts_with = "server", requires = "port")]
+    pub role: Option<String>,
+    /// …at this port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// A listed server: ADDR[,weight=N][,max_fails=N][,fail_timeout=10s][,backup]
+    /// (repeat for more).
+    #[arg(long, required_unless_present = "role")]
+    pub server: Vec<String>,
+    /// Weight of role-derived servers.
+    #[arg(long, default_value_t = 1)]
+    pub weight: u32,
+    /// Failures within --fail-timeout that take a server out (0: never).
+    #[arg(long, default_value_t = 1)]
+    pub max_fails: u32,
+    /// The window failures are counted in, and how long a server stays out.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub fail_timeout: Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RouteCommand {
+    /// Every domain's rule chain (`-o json`: ELB's format).
+    List { domain: Option<String> },
+    /// Set a domain's rule chain from a JSON file ({"init": …, "rules": …}),
+    /// or send the whole domain to one upstream with --backend (admin).
+    Set(RouteSetArgs),
+    /// Remove a domain's routes (admin).
+    Rm { domains: Vec<String> },
+    /// Show which rules a request goes through and the upstream it reaches.
+    Test(RouteTestArgs),
+    /// Import ELB's JSON domain file (and, with --upstreams, its upstream
+    /// file) as one change (admin).
+    Import(RouteImportArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RouteSetArgs {
+    pub domain: String,
+    /// The chain as JSON: {"init": "r1", "rules": {"r1": {"type": …, "args": …}}}.
+    #[arg(conflicts_with = "backend", required_unless_present = "backend")]
+    pub file: Option<std::path::PathBuf>,
+    /// Send every request for the domain to this upstream.
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RouteTestArgs {
+    /// The Host the request is for.
+    pub host: String,
+    /// The path (a query string is ignored).
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// The User-Agent.
+    #[arg(long, default_value = "")]
+    pub ua: String,
+    /// A request header, "Name: value" (repeat for more).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RouteImportArgs {
+    /// ELB's domain JSON: {"example.com": {"init": …, "rules": …}, …}.
+    pub file: std::path::PathBuf,
+    /// ELB's upstream JSON, set in the same change.
+    #[arg(long)]
+    pub upstreams: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +371,13 @@ pub struct DrainArgs {
     /// Why; shown by the health endpoint and kept in the event log.
     #[arg(long, short)]
     pub reason: Option<String>,
+    /// Maintenance: no traffic at all (HAProxy MAINT) instead of a drain
+    /// (no new traffic).
+    #[arg(long)]
+    pub maint: bool,
+    /// With --wait: wait until the nodes are really out of rotation — the
+    /// agent applied it, every proxy dropped them with nothing in flight,
+    /// and HAProxy (when reported) holds no session to them.
     #[command(flatten)]
     pub wait: WaitArgs,
 }

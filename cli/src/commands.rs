@@ -39,6 +39,8 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         }
         Command::Grains(a) => grains(&mut client, a, output, out).await,
         Command::Drain(a) => drain(&mut client, a, env, output, out).await,
+        Command::Upstream(c) => crate::balancing::upstream(&mut client, c, output, out).await,
+        Command::Route(c) => crate::balancing::route(&mut client, c, output, out).await,
         Command::Undrain(a) => undrain(&mut client, a, env, output, out).await,
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;
@@ -389,10 +391,55 @@ async fn drain(
 ) -> Result<(), Failure> {
     let reason = a.reason.unwrap_or_else(|| "drained with clusterctl".into());
     let target = targeting(&a.how, &a.names)?;
+    let started = std::time::Instant::now();
     let results = client
-        .set_offline(&target, true, &reason, &env.user, wait(&a.wait))
+        .set_out(&target, true, a.maint, &reason, &env.user, wait(&a.wait))
         .await?;
-    report("drained", &results, output, out)
+    let verb = if a.maint { "in maintenance" } else { "drained" };
+    report(verb, &results, output, out)?;
+    if !a.wait.wait {
+        return Ok(());
+    }
+    // Acknowledged is not enough: wait until no balancer sends to them.
+    let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
+    let left = a.wait.timeout.saturating_sub(started.elapsed());
+    let table = output == Output::Table;
+    let mut progress_err = None;
+    let last = client
+        .wait_out(&names, left, |p| {
+            if table && !p.pending.is_empty() {
+                let text: String = p
+                    .pending
+                    .iter()
+                    .map(|l| format!("  waiting: {l}\n"))
+                    .collect();
+                if let Err(e) = write_out(out, &text) {
+                    progress_err = Some(e);
+                }
+            }
+        })
+        .await?;
+    if let Some(e) = progress_err {
+        return Err(e);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if last.timed_out {
+        return Err(Failure::partial(format!(
+            "still in rotation after {}: {}",
+            humantime::format_duration(a.wait.timeout),
+            last.pending.join("; ")
+        )));
+    }
+    match output {
+        Output::Json => print_json(
+            out,
+            &serde_json::json!({ "out_of_rotation": names, "seconds": secs }),
+        ),
+        Output::Table => write_out(
+            out,
+            &format!("out of rotation: {} ({secs:.2}s)\n", names.join(", ")),
+        ),
+    }
 }
 
 async fn undrain(

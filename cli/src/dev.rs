@@ -131,6 +131,10 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             hosts_legacy_file: None,
             set_hostname: false,
             dry_run: false,
+            checks: Vec::new(),
+            agent_check: None,
+            haproxy_stats_socket: None,
+            proxy: None,
         };
         nodes.push((id, format!("http://{addr}/health"), role));
         let stop = token.clone();

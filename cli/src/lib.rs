@@ -19,6 +19,7 @@
 //! or a role without the permission.
 
 pub mod args;
+pub mod balancing;
 pub mod client;
 pub mod commands;
 pub mod context;

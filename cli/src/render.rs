@@ -46,6 +46,7 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
         "CPU",
         "MEMORY",
         "LAST SEEN",
+        "CHECKS",
         "REASON",
     ]);
     for n in nodes {
@@ -69,6 +70,7 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
             cpu,
             mem,
             ago(now_ms, n.last_seen_ms),
+            checks_cell(n),
             n.offline
                 .as_ref()
                 .map(|o| o.reason.clone())
@@ -76,6 +78,24 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
         ]);
     }
     trim_lines(&t.to_string())
+}
+
+/// "-" without checks, "ok" when all pass, else the failing ones with why.
+fn checks_cell(n: &NodeView) -> String {
+    if n.checks.is_empty() {
+        return "-".into();
+    }
+    let failing: Vec<String> = n
+        .checks
+        .iter()
+        .filter(|c| !c.passing)
+        .map(|c| format!("{} failing: {}", c.name, c.output))
+        .collect();
+    if failing.is_empty() {
+        format!("ok ({})", n.checks.len())
+    } else {
+        failing.join("; ")
+    }
 }
 
 pub fn events_table(events: &[EventView]) -> String {
@@ -309,10 +329,13 @@ mod tests {
                 reason: "deploy".into(),
                 since: String::new(),
                 by: "alice".into(),
+                maintenance: false,
             }),
             usage: None,
             labels: Default::default(),
             grains: json!({}),
+            health: state.into(),
+            checks: Vec::new(),
         }
     }
 

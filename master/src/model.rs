@@ -50,6 +50,9 @@ pub struct Node {
     /// Extra names in every hosts file.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Volatile: the agent's local health checks.
+    #[serde(skip)]
+    pub checks: Vec<CheckResult>,
 }
 
 /// A node's line in every hosts file.
@@ -66,6 +69,38 @@ pub struct OfflineFlag {
     pub reason: String,
     pub since_ms: u64,
     pub by: String,
+    /// Maintenance (HAProxy MAINT: no traffic at all) rather than a drain.
+    #[serde(default)]
+    pub maintenance: bool,
+}
+
+/// A local health check's state, as the agent last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: String,
+    pub passing: bool,
+    pub output: String,
+    pub since_ms: u64,
+}
+
+/// What a load balancer on a node reported about the nodes behind it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LbReport {
+    /// The proxy configuration version applied (0: no proxy).
+    pub proxy_version: u64,
+    pub backends: Vec<LbBackend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbBackend {
+    /// "proxy" or "haproxy".
+    pub source: String,
+    pub name: String,
+    pub addr: String,
+    pub in_rotation: bool,
+    pub inflight: u64,
+    pub status: String,
 }
 
 /// The last acknowledgement from the agent.
@@ -163,6 +198,10 @@ pub enum EventKind {
     Job,
     /// A node's name changed (assigned, renamed, promoted) or it was removed.
     Name,
+    /// An upstream or a route was set or removed.
+    Balancing,
+    /// A node's local health check changed state.
+    Check,
 }
 
 impl EventKind {
@@ -181,6 +220,8 @@ impl EventKind {
             EventKind::Group => "group",
             EventKind::Job => "job",
             EventKind::Name => "name",
+            EventKind::Balancing => "balancing",
+            EventKind::Check => "check",
         }
     }
 }

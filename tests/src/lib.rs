@@ -6,9 +6,11 @@
 //! - [`procs`] — [`MasterProc`] and [`AgentProc`] builders; kill, stop, restart.
 //! - [`ctl`] — run clusterctl and capture its exit code and output.
 //! - [`http`] — a plain HTTP GET for health endpoints.
+//! - [`lb`] — backend apps, steady client load, real HAProxy/Varnish/nginx.
 
 pub mod ctl;
 pub mod http;
+pub mod lb;
 pub mod procs;
 
 pub use ctl::{Admin, Ctl, ctl};

@@ -2,13 +2,13 @@
 //! parent) that names `cluster_proto` types.
 
 use crate::jobs::{Job, JobEvent, Stream};
-use crate::state::{Desired, HostLine, Offline};
+use crate::state::{Desired, HostLine, Offline, ProxyDesired, ProxyServer};
 use crate::usage::Usage;
 use cluster_proto as pb;
 use pb::agent_message::Msg;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid message from the master: missing field `{0}`")]
+#[error("invalid message from the master: field `{0}` is missing or unreadable")]
 pub struct Missing(pub &'static str);
 
 fn host_line(h: pb::HostEntry) -> (String, HostLine) {
@@ -26,6 +26,7 @@ fn offline(o: Option<pb::OfflineFlag>) -> Option<Offline> {
         reason: o.reason,
         since_ms: o.since_ms,
         by: o.by,
+        maintenance: o.maintenance,
     })
 }
 
@@ -37,12 +38,54 @@ pub fn snapshot(s: pb::Snapshot) -> Result<Desired, Missing> {
         name: node.name,
         offline: offline(node.offline),
         hosts: s.hosts.into_iter().map(host_line).collect(),
+        proxy: s.proxy.map(proxy).transpose()?,
+    })
+}
+
+/// The proxy's configuration. A route the agent cannot read is refused
+/// here (the master validated it; this guards against a mismatch of
+/// versions) and the last good configuration stays.
+fn proxy(p: pb::ProxyConfig) -> Result<ProxyDesired, Missing> {
+    let upstreams = p
+        .upstreams
+        .into_iter()
+        .map(|u| {
+            let servers = u
+                .servers
+                .into_iter()
+                .map(|s| ProxyServer {
+                    server: cluster_balancer::Server {
+                        addr: s.addr,
+                        weight: s.weight,
+                        max_fails: s.max_fails,
+                        fail_timeout_ms: s.fail_timeout_ms,
+                        backup: s.backup,
+                    },
+                    node: (!s.node.is_empty()).then_some(s.node),
+                })
+                .collect();
+            (u.name, servers)
+        })
+        .collect();
+    let mut routes = std::collections::BTreeMap::new();
+    for r in p.routes {
+        let chain =
+            serde_json::from_str(&r.chain_json).map_err(|_| Missing("proxy.routes.chain_json"))?;
+        routes.insert(r.domain, chain);
+    }
+    Ok(ProxyDesired {
+        version: p.version,
+        upstreams,
+        routes,
     })
 }
 
 /// `current` with a delta's changes.
-pub fn patch(current: &Desired, d: pb::Delta) -> Desired {
+pub fn patch(current: &Desired, d: pb::Delta) -> Result<Desired, Missing> {
     let mut next = current.clone();
+    if let Some(p) = d.proxy {
+        next.proxy = Some(proxy(p)?);
+    }
     next.generation = d.generation;
     if let Some(node) = d.node {
         next.name = node.name;
@@ -52,7 +95,7 @@ pub fn patch(current: &Desired, d: pb::Delta) -> Desired {
         next.hosts.remove(&id);
     }
     next.hosts.extend(d.hosts_upsert.into_iter().map(host_line));
-    next
+    Ok(next)
 }
 
 pub fn usage(u: Usage) -> pb::Usage {
@@ -113,4 +156,39 @@ pub fn job_event(ev: JobEvent) -> Msg {
             output_dropped_bytes: o.dropped_bytes,
         }),
     }
+}
+
+pub fn checks(status: &crate::checks::CheckStatus) -> Msg {
+    Msg::Checks(pb::Checks {
+        checks: status
+            .checks
+            .iter()
+            .filter(|c| c.ran)
+            .map(|c| pb::CheckResult {
+                name: c.name.clone(),
+                kind: c.kind.into(),
+                passing: c.passing,
+                output: c.output.clone(),
+                since_ms: c.since_ms,
+            })
+            .collect(),
+    })
+}
+
+pub fn lb_report(r: &crate::balancing::Report) -> Msg {
+    Msg::Lb(pb::LbReport {
+        proxy_version: r.proxy_version,
+        backends: r
+            .backends
+            .iter()
+            .map(|b| pb::LbBackend {
+                source: b.source.into(),
+                name: b.name.clone(),
+                addr: b.addr.clone(),
+                in_rotation: b.in_rotation,
+                inflight: b.inflight,
+                status: b.status.clone(),
+            })
+            .collect(),
+    })
 }

@@ -43,6 +43,8 @@ pub struct Context {
     pub set_hostname: bool,
     /// Print what the hosts file would become, then stop.
     pub dry_run: Option<CancellationToken>,
+    /// The proxy and HAProxy's stats, when this node has them.
+    pub balancers: crate::balancing::Balancers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +210,7 @@ async fn once(
             naming: ctx.naming.clone(),
             aliases: ctx.aliases.clone(),
             wants_hosts: ctx.hosts_file.is_some(),
+            wants_proxy: ctx.balancers.proxy.is_some(),
         })),
     };
     tx.send(hello).await.map_err(|_| SessionError::Closed)?;
@@ -226,9 +229,46 @@ async fn once(
     let mut report = tokio::time::interval(ctx.report_interval);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     report.tick().await; // the first tick is immediate; CPU needs time between samples
+    // Checks and balancer reports: sent once the first state is applied,
+    // then whenever they change.
+    let mut checks_rx = ctx.shared.checks.subscribe();
+    let mut proxy_rx = ctx.balancers.proxy.as_ref().map(|p| p.changes());
+    let mut haproxy_rx = ctx.balancers.haproxy.clone();
+    let mut lb_sent: Option<crate::balancing::Report> = None;
+    let mut announced = false;
     loop {
+        let mut outgoing = Vec::new();
+        if *got_state && !announced {
+            announced = true;
+            checks_rx.borrow_and_update();
+            if !ctx.shared.checks.borrow().checks.is_empty() {
+                outgoing.push(convert::checks(&ctx.shared.checks.borrow()));
+            }
+        }
+        if announced && ctx.balancers.any() {
+            let now = ctx.balancers.report();
+            if lb_sent.as_ref() != Some(&now) {
+                outgoing.push(convert::lb_report(&now));
+                lb_sent = Some(now);
+            }
+        }
+        for msg in outgoing {
+            if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
+                return Err(SessionError::Closed);
+            }
+        }
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
+            changed = checks_rx.changed(), if announced => {
+                if changed.is_ok() {
+                    let msg = convert::checks(&checks_rx.borrow_and_update());
+                    if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
+                        return Err(SessionError::Closed);
+                    }
+                }
+            }
+            _ = changed_or_pending(&mut proxy_rx) => {}
+            _ = changed_or_pending(&mut haproxy_rx) => {}
             Some(ev) = job_rx.recv() => {
                 if tx.send(pb::AgentMessage { msg: Some(convert::job_event(ev)) }).await.is_err() {
                     return Err(SessionError::Closed);
@@ -269,7 +309,7 @@ async fn once(
                             tracing::warn!(have, prev = d.prev_generation, "gap in deltas; asking for a snapshot");
                             Some(Out::Resync(pb::ResyncRequest { have_generation: have }))
                         } else {
-                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)))
+                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)?))
                         }
                     }
                     None => None,
@@ -281,6 +321,18 @@ async fn once(
                 }
             }
         }
+    }
+}
+
+/// Resolves when the watch moves; never when there is none (or it closed).
+async fn changed_or_pending<T>(rx: &mut Option<tokio::sync::watch::Receiver<T>>) {
+    match rx {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                *rx = None;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -296,7 +348,8 @@ impl Drop for CancelOnDrop {
 /// caches it on disk, then returns the acknowledgement to send.
 fn apply(ctx: &Context, desired: Desired) -> Out {
     let generation = desired.generation;
-    let status = desired.health_status();
+    ctx.balancers.apply(desired.proxy.as_ref());
+    let status = crate::health::status_word(&desired, &ctx.shared.checks.borrow());
     let mut before = None;
     let changed = ctx.shared.desired.send_if_modified(|cur| {
         if *cur == desired {
@@ -308,7 +361,7 @@ fn apply(ctx: &Context, desired: Desired) -> Out {
     });
     if changed {
         crate::hosts_sync::sync(ctx, &desired);
-        if before != Some(status) {
+        if before != Some(desired.health_status()) {
             match &desired.offline {
                 Some(o) => {
                     tracing::info!(generation, reason = %o.reason, by = %o.by, "drained: health now answers 503")

@@ -2,8 +2,10 @@
 //! answers into the CLI's own view types. The only CLI module that names
 //! `cluster_proto` types.
 
+mod balancing;
 mod views;
 
+pub use balancing::*;
 pub use views::*;
 
 use crate::Failure;
@@ -98,7 +100,22 @@ impl Client {
         by: &str,
         wait: Option<Duration>,
     ) -> Result<Vec<NodeResult>, Failure> {
+        self.set_out(target, offline, false, reason, by, wait).await
+    }
+
+    /// As `set_offline`; `maintenance` takes nodes out entirely (HAProxy
+    /// MAINT) rather than draining them.
+    pub async fn set_out(
+        &mut self,
+        target: &Targeting,
+        offline: bool,
+        maintenance: bool,
+        reason: &str,
+        by: &str,
+        wait: Option<Duration>,
+    ) -> Result<Vec<NodeResult>, Failure> {
         let req = pb::SetOfflineRequest {
+            maintenance,
             names: Vec::new(),
             target: Some(target_pb(target)),
             offline,

@@ -115,6 +115,21 @@ pub struct NodeView {
     pub usage: Option<UsageView>,
     pub labels: std::collections::BTreeMap<String, String>,
     pub grains: serde_json::Value,
+    /// What the agent's health endpoint answered at its last
+    /// acknowledgement: online, offline, maintenance, failing.
+    pub health: String,
+    /// The agent's local health checks.
+    pub checks: Vec<CheckView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub name: String,
+    pub kind: String,
+    pub passing: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    pub since: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +137,7 @@ pub struct OfflineView {
     pub reason: String,
     pub since: String,
     pub by: String,
+    pub maintenance: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,7 +181,20 @@ impl From<pb::NodeInfo> for NodeView {
                 reason: o.reason,
                 since: rfc3339(o.since_ms),
                 by: o.by,
+                maintenance: o.maintenance,
             }),
+            health: n.health_status,
+            checks: n
+                .checks
+                .into_iter()
+                .map(|c| CheckView {
+                    name: c.name,
+                    kind: c.kind,
+                    passing: c.passing,
+                    output: c.output,
+                    since: rfc3339(c.since_ms),
+                })
+                .collect(),
             usage: n.usage.map(|u| UsageView {
                 cpu_percent: u.cpu_percent,
                 load: [u.load1, u.load5, u.load15],

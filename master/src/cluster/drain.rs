@@ -15,6 +15,30 @@ impl Cluster {
         reason: Option<String>,
         by: &str,
     ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        self.set_out(spec, reason, false, by).await
+    }
+
+    /// As [`Cluster::set_offline`]; `maintenance` takes nodes out entirely
+    /// (HAProxy MAINT) rather than draining them.
+    pub async fn set_out(
+        &self,
+        spec: &TargetSpec,
+        reason: Option<String>,
+        maintenance: bool,
+        by: &str,
+    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        let result = self.set_out_inner(spec, reason, maintenance, by).await;
+        self.refresh_proxy();
+        result
+    }
+
+    async fn set_out_inner(
+        &self,
+        spec: &TargetSpec,
+        reason: Option<String>,
+        maintenance: bool,
+        by: &str,
+    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
         let _w = self.writer.lock().await;
         let now = now_ms();
         let (write, changes) = {
@@ -29,10 +53,13 @@ impl Cluster {
                     reason: r.clone(),
                     since_ms: now,
                     by: by.to_owned(),
+                    maintenance,
                 });
                 let changed = match (&node.offline, &wanted) {
                     (None, None) => false,
-                    (Some(old), Some(new)) => old.reason != new.reason,
+                    (Some(old), Some(new)) => {
+                        old.reason != new.reason || old.maintenance != new.maintenance
+                    }
                     _ => true,
                 };
                 let mut change = NodeChange {
@@ -47,6 +74,7 @@ impl Cluster {
                     node.spec_generation = generation;
                     change.spec_generation = generation;
                     let (kind, detail) = match &reason {
+                        Some(r) if maintenance => (EventKind::Drain, format!("maintenance: {r}")),
                         Some(r) => (EventKind::Drain, r.clone()),
                         None => (EventKind::Undrain, String::new()),
                     };

@@ -57,6 +57,8 @@ impl Cluster {
         for (id, _) in came_up {
             st.down.remove(&id);
         }
+        drop(st);
+        self.refresh_proxy();
         Ok(write.events)
     }
 

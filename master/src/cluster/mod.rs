@@ -40,6 +40,8 @@ pub struct Hello {
     pub aliases: Vec<String>,
     /// Whether the agent keeps a hosts file (else it is sent no lines).
     pub wants_hosts: bool,
+    /// Whether the agent runs the proxy (and is sent routes and upstreams).
+    pub wants_proxy: bool,
 }
 
 /// An open session's handle on the cluster.
@@ -55,6 +57,9 @@ pub struct SessionHandle {
     pub hosts_changed: watch::Receiver<u64>,
     /// Whether this agent wants hosts lines at all.
     pub wants_hosts: bool,
+    /// Fires when the proxies' view changes (for agents that run one).
+    pub proxy_changed: watch::Receiver<u64>,
+    pub wants_proxy: bool,
 }
 
 /// Per-node outcome of waiting for agents to apply a change.
@@ -102,6 +107,7 @@ struct Session {
     spec_tx: watch::Sender<u64>,
     /// Jobs to run or cancel on the node.
     commands: tokio::sync::mpsc::Sender<crate::jobs::Command>,
+    wants_proxy: bool,
 }
 
 #[derive(Default)]
@@ -125,6 +131,8 @@ struct State {
     groups: std::collections::BTreeMap<String, String>,
     /// Hosts lines that changed, by the generation that changed them.
     hosts_log: hosts::HostsLog,
+    /// Upstreams, routes, what proxies are sent and what balancers report.
+    balancing: balancing::Balancing,
 }
 
 impl State {
@@ -189,6 +197,11 @@ pub struct Cluster {
     /// The domain and role aliases in every hosts line.
     hosts_naming: hosts::HostsNaming,
     down_after_ms: u64,
+    /// The version of what the proxies are sent; their sessions watch it.
+    proxy_changed: watch::Sender<u64>,
+    /// When this master started: liveness for the proxies' upstreams
+    /// counts from here at the earliest.
+    started_ms: u64,
 }
 
 impl Cluster {
@@ -217,6 +230,8 @@ impl Cluster {
             groups: loaded.groups.into_iter().collect(),
             ..State::default()
         };
+        state.balancing.upstreams = loaded.upstreams.into_iter().collect();
+        state.balancing.routes = loaded.routes.into_iter().collect();
         for node in loaded.nodes {
             if node.state(now, down_after_ms) == NodeState::Down {
                 state.down.insert(node.id.clone());
@@ -224,7 +239,13 @@ impl Cluster {
             state.names.insert(node.name.clone(), node.id.clone());
             state.nodes.insert(node.id.clone(), node);
         }
-        Ok(Cluster {
+        // Versions continue from the stored generation, so they only grow
+        // across restarts too.
+        state.balancing.view = std::sync::Arc::new(balancing::ProxyView {
+            version: loaded.generation,
+            ..Default::default()
+        });
+        let cluster = Cluster {
             store,
             ca,
             state: Mutex::new(state),
@@ -233,7 +254,11 @@ impl Cluster {
             hosts_changed: watch::Sender::new(0),
             hosts_naming: hosts::HostsNaming::default(),
             down_after_ms,
-        })
+            proxy_changed: watch::Sender::new(0),
+            started_ms: now,
+        };
+        cluster.refresh_proxy();
+        Ok(cluster)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -261,6 +286,7 @@ impl Cluster {
     /// any older session of the same node.
     pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
         let wants_hosts = hello.wants_hosts;
+        let wants_proxy = hello.wants_proxy;
         let _w = self.writer.lock().await;
         let now = now_ms();
         let (mut node, event) = {
@@ -318,6 +344,7 @@ impl Cluster {
                         service: hello.service.clone(),
                         naming: hello.naming,
                         aliases: hello.aliases,
+                        checks: Vec::new(),
                     };
                     let detail = match node.service.as_str() {
                         "" => String::new(),
@@ -378,8 +405,10 @@ impl Cluster {
                 id: session_id,
                 spec_tx,
                 commands: commands_tx,
+                wants_proxy,
             },
         );
+        st.balancing.reports.remove(&node.id);
         let node_id = node.id.clone();
         st.nodes.insert(node.id.clone(), node);
         if let Some(g) = hosts_generation {
@@ -391,6 +420,7 @@ impl Cluster {
             self.hosts_changed.send_replace(g);
         }
         self.acks.send_modify(|n| *n += 1);
+        self.refresh_proxy();
         Ok(SessionHandle {
             node_id,
             session_id,
@@ -398,6 +428,8 @@ impl Cluster {
             commands,
             hosts_changed: self.hosts_changed.subscribe(),
             wants_hosts,
+            proxy_changed: self.proxy_changed.subscribe(),
+            wants_proxy,
         })
     }
 
@@ -465,11 +497,15 @@ impl Cluster {
             return; // already replaced by a newer session
         }
         st.sessions.remove(&h.node_id);
+        st.balancing.reports.remove(&h.node_id);
         if let Some(node) = st.nodes.get_mut(&h.node_id) {
             node.connected = false;
+            // Checks are the agent's word; without it they are unknown.
+            node.checks.clear();
         }
         drop(st);
         self.acks.send_modify(|n| *n += 1);
+        self.refresh_proxy();
     }
 
     /// Nodes by name or id (every node when `names` is empty), sorted by
@@ -511,6 +547,7 @@ impl Cluster {
 }
 
 mod access;
+mod balancing;
 mod drain;
 mod history;
 mod hosts;
@@ -519,6 +556,7 @@ mod naming;
 mod targeting;
 
 pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};
+pub use balancing::{BalancingState, ProxyView, ResolvedServer, check_upstream};
 pub use hosts::HostsNaming;
 pub use targeting::TargetSpec;
 

@@ -54,6 +54,7 @@ impl Cluster {
         }
         drop(st);
         self.wake_hosts(generation);
+        self.refresh_proxy();
         Ok(renames)
     }
 
@@ -156,6 +157,7 @@ impl Cluster {
         st.hosts_log.touch(&id, generation);
         drop(st);
         self.wake_hosts(generation);
+        self.refresh_proxy();
         Ok(())
     }
 }

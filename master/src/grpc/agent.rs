@@ -7,6 +7,7 @@
 //! spec generation moves past what this session last sent.
 
 use super::convert::{self, InvalidMessage};
+use super::convert_lb;
 use crate::cluster::{Cluster, Hello, SessionHandle};
 use crate::jobs::{self, Jobs};
 use cluster_proto as pb;
@@ -102,26 +103,27 @@ struct Sent {
     generation: u64,
     spec: u64,
     hosts: u64,
+    /// The proxy configuration version sent (0: none, or not wanted).
+    proxy: u64,
 }
 
-fn snapshot(
-    cluster: &Cluster,
-    node_id: &str,
-    wants_hosts: bool,
-) -> Option<(Sent, pb::MasterMessage)> {
+fn snapshot(cluster: &Cluster, handle: &SessionHandle) -> Option<(Sent, pb::MasterMessage)> {
     let (generation, spec_generation, spec, hosts_generation, hosts) =
-        cluster.session_snapshot(node_id, wants_hosts)?;
+        cluster.session_snapshot(&handle.node_id, handle.wants_hosts)?;
+    let view = handle.wants_proxy.then(|| cluster.proxy_view());
     let msg = pb::MasterMessage {
         msg: Some(Out::Snapshot(pb::Snapshot {
             generation,
             node: Some(convert::spec_to_pb(&spec)),
             hosts: hosts.iter().map(convert::host_to_pb).collect(),
+            proxy: view.as_deref().map(convert_lb::view_to_pb),
         })),
     };
     let sent = Sent {
         generation,
         spec: spec_generation,
         hosts: hosts_generation,
+        proxy: view.map_or(0, |v| v.version),
     };
     Some((sent, msg))
 }
@@ -129,14 +131,17 @@ fn snapshot(
 /// The delta since `sent`, if anything moved; `Err` when the node is gone.
 fn delta(
     cluster: &Cluster,
-    node_id: &str,
+    handle: &SessionHandle,
     sent: &Sent,
-    wants_hosts: bool,
 ) -> Result<Option<(Sent, pb::MasterMessage)>, ()> {
     let (generation, spec, hosts) = cluster
-        .session_delta(node_id, sent.spec, sent.hosts, wants_hosts)
+        .session_delta(&handle.node_id, sent.spec, sent.hosts, handle.wants_hosts)
         .ok_or(())?;
-    if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() {
+    let view = handle
+        .wants_proxy
+        .then(|| cluster.proxy_view())
+        .filter(|v| v.version != sent.proxy);
+    if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() && view.is_none() {
         return Ok(None); // already in the snapshot or an earlier delta
     }
     let msg = pb::MasterMessage {
@@ -146,12 +151,14 @@ fn delta(
             node: spec.as_ref().map(|(_, s)| convert::spec_to_pb(s)),
             hosts_upsert: hosts.upsert.iter().map(convert::host_to_pb).collect(),
             hosts_removed: hosts.removed,
+            proxy: view.as_deref().map(convert_lb::view_to_pb),
         })),
     };
     let next = Sent {
         generation,
         spec: spec.map_or(sent.spec, |(g, _)| g),
         hosts: hosts.seen,
+        proxy: view.map_or(sent.proxy, |v| v.version),
     };
     Ok(Some((next, msg)))
 }
@@ -172,7 +179,7 @@ async fn drive(
     tx: Tx,
     shutdown: CancellationToken,
 ) -> &'static str {
-    let Some((mut sent, msg)) = snapshot(cluster, &handle.node_id, handle.wants_hosts) else {
+    let Some((mut sent, msg)) = snapshot(cluster, handle) else {
         return "node vanished";
     };
     if tx.send(Ok(msg)).await.is_err() {
@@ -188,7 +195,19 @@ async fn drive(
                 if changed.is_err() {
                     return "replaced by a newer session";
                 }
-                match delta(cluster, &handle.node_id, &sent, handle.wants_hosts) {
+                match delta(cluster, handle, &sent) {
+                    Err(()) => return "node vanished",
+                    Ok(None) => {}
+                    Ok(Some((next, msg))) => {
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return "agent went away";
+                        }
+                        sent = next;
+                    }
+                }
+            }
+            _ = handle.proxy_changed.changed(), if handle.wants_proxy => {
+                match delta(cluster, handle, &sent) {
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
@@ -206,7 +225,7 @@ async fn drive(
             _ = sleep_until(hosts_due) => {
                 hosts_due = None;
                 handle.hosts_changed.borrow_and_update();
-                match delta(cluster, &handle.node_id, &sent, handle.wants_hosts) {
+                match delta(cluster, handle, &sent) {
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
@@ -227,8 +246,10 @@ async fn drive(
                 Ok(Some(pb::AgentMessage { msg: Some(m) })) => match m {
                     In::Usage(u) => cluster.report_usage(handle, u.into()),
                     In::Ack(a) => cluster.acknowledge(handle, a.generation, a.health_status),
+                    In::Checks(c) => cluster.report_checks(handle, convert_lb::checks_of(c)).await,
+                    In::Lb(r) => cluster.report_lb(handle, convert_lb::report_of(r)),
                     In::Resync(_) => {
-                        let Some((next, msg)) = snapshot(cluster, &handle.node_id, handle.wants_hosts) else {
+                        let Some((next, msg)) = snapshot(cluster, handle) else {
                             return "node vanished";
                         };
                         if tx.send(Ok(msg)).await.is_err() {

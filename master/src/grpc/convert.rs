@@ -81,6 +81,7 @@ impl TryFrom<pb::Hello> for Hello {
             naming,
             aliases: h.aliases,
             wants_hosts: h.wants_hosts,
+            wants_proxy: h.wants_proxy,
         })
     }
 }
@@ -140,6 +141,7 @@ fn flag_to_pb(f: &OfflineFlag) -> pb::OfflineFlag {
         reason: f.reason.clone(),
         since_ms: f.since_ms,
         by: f.by.clone(),
+        maintenance: f.maintenance,
     }
 }
 
@@ -173,6 +175,11 @@ pub fn node_to_pb(node: &Node, state: NodeState) -> pb::NodeInfo {
         service: node.service.clone(),
         naming: node.naming.as_str().to_owned(),
         aliases: node.aliases.clone(),
+        checks: node
+            .checks
+            .iter()
+            .map(super::convert_lb::check_to_pb)
+            .collect(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! - `control` — `Control`: what clusterctl calls.
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
 //! - `convert` — wire types ⇄ the master's own types, with precise errors.
+//! - `convert_lb` — the same for upstreams, routes, checks and balancers.
 //!
 //! See `LIFECYCLE.md` beside this file for the life of an agent session.
 
@@ -12,6 +13,7 @@ pub mod agent;
 pub mod auth;
 pub mod control;
 pub mod convert;
+pub mod convert_lb;
 pub mod enroll;
 
 use crate::cluster::{Cluster, ClusterError};

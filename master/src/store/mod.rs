@@ -12,6 +12,7 @@ mod sled;
 pub use self::sled::SledStore;
 
 use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
+use cluster_balancer::{Domain, UpstreamSource};
 use std::path::PathBuf;
 
 /// Everything the master reloads on start.
@@ -24,6 +25,8 @@ pub struct Loaded {
     pub revoked: Vec<String>,
     /// Node groups: name → compound expression.
     pub groups: Vec<(String, String)>,
+    pub upstreams: Vec<(String, UpstreamSource)>,
+    pub routes: Vec<(String, Domain)>,
     pub generation: u64,
     /// The sequence number the next event gets.
     pub next_event_seq: u64,
@@ -45,6 +48,10 @@ pub struct Write {
     /// Node groups to set (an empty expression removes the group).
     pub groups: Vec<(String, String)>,
     pub jobs: Vec<JobRecord>,
+    /// Upstreams to set (`None` removes).
+    pub upstreams: Vec<(String, Option<UpstreamSource>)>,
+    /// Domains' route chains to set (`None` removes).
+    pub routes: Vec<(String, Option<Domain>)>,
 }
 
 impl Write {
@@ -59,6 +66,8 @@ impl Write {
             && self.revoked.is_empty()
             && self.groups.is_empty()
             && self.jobs.is_empty()
+            && self.upstreams.is_empty()
+            && self.routes.is_empty()
     }
 }
 

@@ -5,7 +5,8 @@
 //! JSON [`Event`]; `meta/generation` → 8 big-endian bytes; `token/<id>` →
 //! JSON [`Token`]; `key/<node id>` → JSON [`KeyRecord`]; `revoked/<serial>`
 //! → empty; `group/<name>` → the expression; `job/<id>` → JSON
-//! [`JobRecord`] (ids sort by time).
+//! [`JobRecord`] (ids sort by time); `upstream/<name>` → JSON
+//! `UpstreamSource`; `route/<domain>` → JSON `Domain`.
 
 use super::{EventQuery, Loaded, Store, StoreError, Write};
 use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
@@ -19,6 +20,8 @@ const KEY: &[u8] = b"key/";
 const REVOKED: &[u8] = b"revoked/";
 const GROUP: &[u8] = b"group/";
 const JOB: &[u8] = b"job/";
+const UPSTREAM: &[u8] = b"upstream/";
+const ROUTE: &[u8] = b"route/";
 
 pub struct SledStore {
     db: sled::Db,
@@ -106,6 +109,16 @@ impl Store for SledStore {
                 String::from_utf8_lossy(&v).into_owned(),
             ));
         }
+        for item in self.db.scan_prefix(UPSTREAM) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            let name = String::from_utf8_lossy(&k[UPSTREAM.len()..]).into_owned();
+            loaded.upstreams.push((name, decode(&k, &v)?));
+        }
+        for item in self.db.scan_prefix(ROUTE) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            let domain = String::from_utf8_lossy(&k[ROUTE.len()..]).into_owned();
+            loaded.routes.push((domain, decode(&k, &v)?));
+        }
         if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
             loaded.generation = u64_of(GENERATION, &v)?;
         }
@@ -158,6 +171,24 @@ impl Store for SledStore {
         for job in &write.jobs {
             let v = serde_json::to_vec(job).expect("a job always serialises");
             batch.insert(key(JOB, job.id.as_bytes()), v);
+        }
+        for (name, source) in &write.upstreams {
+            match source {
+                Some(s) => batch.insert(
+                    key(UPSTREAM, name.as_bytes()),
+                    serde_json::to_vec(s).expect("an upstream always serialises"),
+                ),
+                None => batch.remove(key(UPSTREAM, name.as_bytes())),
+            }
+        }
+        for (domain, chain) in &write.routes {
+            match chain {
+                Some(c) => batch.insert(
+                    key(ROUTE, domain.as_bytes()),
+                    serde_json::to_vec(c).expect("a route always serialises"),
+                ),
+                None => batch.remove(key(ROUTE, domain.as_bytes())),
+            }
         }
         for serial in &write.revoked {
             batch.insert(key(REVOKED, serial.as_bytes()), &[][..]);
@@ -240,6 +271,7 @@ mod tests {
             service: String::new(),
             naming: Default::default(),
             aliases: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -264,6 +296,7 @@ mod tests {
                 reason: "deploy".into(),
                 since_ms: 5,
                 by: "alice".into(),
+                maintenance: false,
             });
             store
                 .write(&Write {

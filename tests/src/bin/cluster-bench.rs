@@ -103,6 +103,7 @@ async fn drain(args: &[String]) {
                     wait: false,
                     timeout_ms: 0,
                     target: None,
+                    maintenance: false,
                 })
                 .await
                 .unwrap();

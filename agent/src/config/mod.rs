@@ -9,6 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod balancing;
+
+pub use balancing::{
+    AgentCheckConfig, CheckKind, CheckSpec, ProxyConfig, RawAgentCheck, RawCheck, RawProxy,
+};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The node's stable id (until enrollment assigns one from a certificate).
@@ -49,6 +55,14 @@ pub struct Config {
     pub set_hostname: bool,
     /// Print what the hosts file would become, and stop (`--dry-run`).
     pub dry_run: bool,
+    /// Local health checks; a failing one takes the node out of rotation.
+    pub checks: Vec<CheckSpec>,
+    /// HAProxy's agent-check responder.
+    pub agent_check: Option<AgentCheckConfig>,
+    /// HAProxy's stats socket, read to tell when a drained server is idle.
+    pub haproxy_stats_socket: Option<PathBuf>,
+    /// The reverse proxy (nodes with the `balancer` role).
+    pub proxy: Option<ProxyConfig>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -75,6 +89,11 @@ pub struct RawConfig {
     pub hosts_file: Option<PathBuf>,
     pub hosts_legacy_file: Option<PathBuf>,
     pub set_hostname: Option<bool>,
+    #[serde(rename = "check")]
+    pub checks: Option<Vec<RawCheck>>,
+    pub agent_check: Option<RawAgentCheck>,
+    pub haproxy_stats_socket: Option<PathBuf>,
+    pub proxy: Option<RawProxy>,
 }
 
 impl RawConfig {
@@ -102,6 +121,10 @@ impl RawConfig {
             hosts_file: over.hosts_file.or(self.hosts_file),
             hosts_legacy_file: over.hosts_legacy_file.or(self.hosts_legacy_file),
             set_hostname: over.set_hostname.or(self.set_hostname),
+            checks: over.checks.or(self.checks),
+            agent_check: over.agent_check.or(self.agent_check),
+            haproxy_stats_socket: over.haproxy_stats_socket.or(self.haproxy_stats_socket),
+            proxy: over.proxy.or(self.proxy),
         }
     }
 }
@@ -312,6 +335,10 @@ impl Config {
                 p.0.push(format!("alias {a:?} is not a hostname"));
             }
         }
+        let checks = balancing::checks(raw.checks.unwrap_or_default(), &mut p);
+        let agent_check = balancing::agent_check(raw.agent_check, &mut p);
+        let proxy = balancing::proxy(raw.proxy, &mut p);
+        let haproxy_stats_socket = balancing::stats_socket(raw.haproxy_stats_socket);
         match (health_listen, report_interval, reconnect_min, reconnect_max) {
             (
                 Some(health_listen),
@@ -341,6 +368,10 @@ impl Config {
                 hosts_legacy_file: raw.hosts_legacy_file,
                 set_hostname: raw.set_hostname.unwrap_or(false),
                 dry_run: false,
+                checks,
+                agent_check,
+                haproxy_stats_socket,
+                proxy,
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.map(Path::to_owned),
@@ -393,6 +424,74 @@ ca_fingerprint = "abc""#,
             "role \"bad role\"",
             "reconnect_min (10s) must be above zero and at most reconnect_max (1s)",
             "ca_fingerprint = \"abc\": expected \"sha256:\" and 64 hex digits",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn checks_agent_check_and_proxy_are_read_and_checked() {
+        let c = validate(
+            r#"
+[[check]]
+name = "app"
+http = "http://127.0.0.1:8080/ping"
+interval = "500ms"
+timeout = "200ms"
+[[check]]
+name = "db"
+tcp = "127.0.0.1:5432"
+[[check]]
+name = "disk"
+command = ["test", "-w", "/var"]
+expect_code = 0
+rise = 1
+fall = 1
+[agent_check]
+listen = "127.0.0.2:7443"
+[proxy]
+listen = ["127.0.0.2:8080"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.checks.len(), 3);
+        assert_eq!(c.checks[0].interval, Duration::from_millis(500));
+        assert_eq!((c.checks[1].rise, c.checks[1].fall), (2, 3));
+        assert!(matches!(c.checks[2].kind, CheckKind::Command { .. }));
+        assert_eq!(c.agent_check.unwrap().listen.port(), 7443);
+        let proxy = c.proxy.unwrap();
+        assert_eq!(proxy.health_path.as_deref(), Some("/health"));
+
+        let err = validate(
+            r#"
+[[check]]
+name = "both"
+http = "http://a/"
+tcp = "a:1"
+[[check]]
+name = "web"
+http = "https://a/"
+[[check]]
+tcp = "nohost"
+interval = "1s"
+timeout = "2s"
+[agent_check]
+listen = "x"
+[proxy]
+listen = []
+health_path = "health"
+"#,
+        )
+        .unwrap_err();
+        for want in [
+            "check \"both\": give only one of http, tcp or command",
+            "check \"web\": http = \"https://a/\": expected a URL",
+            "check #3: name must be",
+            "check #3: tcp = \"nohost\": expected host:port",
+            "check #3: interval (1s) must be at least 10ms and timeout (2s)",
+            "agent_check.listen = \"x\": not an address:port",
+            "proxy.listen: give at least one address:port",
+            "proxy.health_path = \"health\": must start with '/'",
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }

@@ -1,0 +1,299 @@
+//! The reverse proxy a `balancer` node runs: HTTP/1.1 in, routed by `Host`
+//! through the master's route chains ([`cluster_balancer::RouteTable`]) to
+//! an upstream, balanced over its servers the way nginx does it.
+//!
+//! The agent owns a [`Proxy`] for the node's life: it feeds it each
+//! configuration the master sends ([`Proxy::update`], atomic, never failing
+//! a request in flight), serves it on its listeners ([`Proxy::serve`]), and
+//! watches [`Proxy::changes`] / [`Proxy::draining`] to tell the master when
+//! a removed server has really stopped receiving traffic.
+//!
+//! # Layout
+//!
+//! - [`balance`] — pure: smooth weighted round robin, passive ejection.
+//! - `upstream` — an upstream at run time: the balancer behind a lock,
+//!   kept across configurations.
+//! - `backend` — one server: counters, keep-alive connections, the lease a
+//!   request holds on it until its response body ends.
+//! - `forward` — one request: health path, routing, tries, answers.
+//! - `headers` — hop-by-hop stripping, `X-Forwarded-*`.
+//! - `body` — request and response bodies.
+//! - `listen` — the accept loop and graceful shutdown.
+//!
+//! See `LIFECYCLE.md` beside this file for what happens to a request across
+//! a configuration change.
+
+mod backend;
+pub mod balance;
+mod body;
+mod forward;
+mod headers;
+mod listen;
+mod upstream;
+
+pub use body::ProxyBody;
+pub use forward::MAX_REPLAY_BODY;
+
+use backend::ServerState;
+use cluster_balancer::RouteTable;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use upstream::Upstream;
+
+/// Kept-alive connections per server, at most; more are closed when their
+/// response ends.
+pub const MAX_IDLE_PER_SERVER: usize = 512;
+
+/// What the proxy routes with; built by the agent from the master's state.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    pub generation: u64,
+    /// Compiled routes by domain.
+    pub routes: Arc<RouteTable>,
+    /// Upstream name → its servers, in order.
+    pub upstreams: BTreeMap<String, Vec<UpstreamServer>>,
+}
+
+/// One server of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamServer {
+    pub server: cluster_balancer::Server,
+    /// The node's name when the server comes from a role.
+    pub node: Option<String>,
+}
+
+/// Answers `GET <path>[?node=NAME]`; the argument is `node`'s value. A body
+/// starting with `{` or `[` is sent as `application/json`, any other as
+/// `text/plain`.
+pub type HealthFn = Arc<dyn Fn(Option<&str>) -> (http::StatusCode, String) + Send + Sync>;
+
+/// The node's health, answered on the traffic port so a load balancer in
+/// front of the proxy sees a drain.
+#[derive(Clone)]
+pub struct HealthEndpoint {
+    /// Starts with `/`; matched exactly against the request's path.
+    pub path: String,
+    pub answer: HealthFn,
+}
+
+/// The proxy's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect to a backend; a timeout counts as a failure (nginx's
+    /// `proxy_connect_timeout`).
+    pub connect: Duration,
+    /// From handing the request to a backend connection to its response
+    /// head (a streamed upload is included); then 504 (nginx's
+    /// `proxy_read_timeout`, for the head only: bodies stream untimed).
+    pub response_head: Duration,
+    /// An unused keep-alive connection to a backend is closed after this.
+    pub idle: Duration,
+    /// On shutdown, how long client connections get to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            response_head: Duration::from_secs(60),
+            idle: Duration::from_secs(90),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One upstream's servers, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamStats {
+    pub name: String,
+    pub servers: Vec<ServerStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStats {
+    pub addr: String,
+    pub node: Option<String>,
+    pub weight: u32,
+    pub backup: bool,
+    /// Requests sent to it (tries, retries included) since it joined the
+    /// upstream.
+    pub requests: u64,
+    /// Picked and not yet finished (response body included).
+    pub in_flight: u64,
+    /// Failures counted towards `max_fails`.
+    pub failures: u64,
+    /// How much longer it is out, when ejected.
+    pub ejected_for: Option<Duration>,
+}
+
+/// The configuration in force: swapped whole by `update`.
+struct Snapshot {
+    generation: u64,
+    routes: Arc<RouteTable>,
+    upstreams: HashMap<String, Arc<Upstream>>,
+    /// Every configured server address, to tell a draining one.
+    addrs: HashSet<String>,
+}
+
+pub struct Proxy {
+    current: RwLock<Arc<Snapshot>>,
+    /// Serialises `update`s (reads never take it).
+    updating: Mutex<()>,
+    /// Servers configurations dropped, while anything still refers to them:
+    /// what `draining` looks at.
+    retired: Mutex<Vec<Weak<ServerState>>>,
+    changes: watch::Sender<u64>,
+    health: Option<HealthEndpoint>,
+    timeouts: Timeouts,
+    http: hyper::server::conn::http1::Builder,
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig, health: Option<HealthEndpoint>) -> Arc<Proxy> {
+        Proxy::with_timeouts(config, health, Timeouts::default())
+    }
+
+    pub fn with_timeouts(
+        config: ProxyConfig,
+        health: Option<HealthEndpoint>,
+        timeouts: Timeouts,
+    ) -> Arc<Proxy> {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive(true);
+        let proxy = Proxy {
+            current: RwLock::new(Arc::new(Snapshot {
+                generation: 0,
+                routes: Arc::default(),
+                upstreams: HashMap::new(),
+                addrs: HashSet::new(),
+            })),
+            updating: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
+            changes: watch::Sender::new(0),
+            health,
+            timeouts,
+            http,
+        };
+        proxy.update(config);
+        Arc::new(proxy)
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().expect("proxy config").clone()
+    }
+
+    /// Applies a configuration. Servers that stay in an upstream (same
+    /// address) keep their state; requests already sent finish where they
+    /// are; once this returns, no new try goes to a removed server.
+    pub fn update(&self, config: ProxyConfig) {
+        let _serial = self.updating.lock().expect("proxy update");
+        let old = self.snapshot();
+        let mut upstreams = HashMap::with_capacity(config.upstreams.len());
+        let mut gone = Vec::new();
+        for (name, servers) in &config.upstreams {
+            let up = old
+                .upstreams
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Upstream::new(name)));
+            gone.extend(up.set_servers(servers, &self.changes));
+            upstreams.insert(name.clone(), up);
+        }
+        for (name, up) in &old.upstreams {
+            if !config.upstreams.contains_key(name) {
+                // Requests routed with the old routes may still pick
+                // these; they are counted as draining meanwhile.
+                gone.extend(up.servers());
+            }
+        }
+        let addrs = config
+            .upstreams
+            .values()
+            .flatten()
+            .map(|s| s.server.addr.clone())
+            .collect();
+        {
+            let mut retired = self.retired.lock().expect("retired servers");
+            retired.retain(|w| w.strong_count() > 0);
+            for s in &gone {
+                s.retire();
+                retired.push(Arc::downgrade(s));
+            }
+        }
+        let next = Arc::new(Snapshot {
+            generation: config.generation,
+            routes: config.routes,
+            upstreams,
+            addrs,
+        });
+        *self.current.write().expect("proxy config") = next;
+        drop(old);
+        drop(gone);
+        self.changes.send_modify(|n| *n += 1);
+        tracing::debug!(
+            generation = config.generation,
+            "proxy configuration applied"
+        );
+    }
+
+    /// The generation of the configuration in force.
+    pub fn generation(&self) -> u64 {
+        self.snapshot().generation
+    }
+
+    /// Serves `listener` until `shutdown`; then stops accepting and lets
+    /// requests in flight finish, for at most `Timeouts::shutdown_grace`.
+    /// Call once per listener.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        listen::serve(self, listener, shutdown).await
+    }
+
+    /// Backend addresses no longer configured that still have requests in
+    /// flight, with their count, sorted by address.
+    pub fn draining(&self) -> Vec<(String, u64)> {
+        let snapshot = self.snapshot();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        let mut retired = self.retired.lock().expect("retired servers");
+        retired.retain(|w| {
+            let Some(s) = w.upgrade() else { return false };
+            let n = s.in_flight.load(std::sync::atomic::Ordering::Acquire);
+            if n > 0 && !snapshot.addrs.contains(&*s.addr) {
+                *out.entry(s.addr.to_string()).or_default() += n;
+            }
+            true
+        });
+        out.into_iter().collect()
+    }
+
+    /// Bumped when a configuration is applied and whenever a server no
+    /// longer configured finishes its last request in flight. The value is
+    /// a counter, not a generation: look at `draining()` when it moves.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Every configured upstream and its servers, sorted by name.
+    pub fn stats(&self) -> Vec<UpstreamStats> {
+        let snapshot = self.snapshot();
+        let now = tokio::time::Instant::now().into_std();
+        let mut out: Vec<UpstreamStats> =
+            snapshot.upstreams.values().map(|u| u.stats(now)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn close_idle(&self) {
+        let now = Instant::now();
+        for up in self.snapshot().upstreams.values() {
+            for s in up.servers() {
+                s.close_idle(now, self.timeouts.idle);
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The agent's own reverse proxy, end to end: a balancer node routes to
+//! three web nodes' apps through the master's routes and upstreams, under
+//! steady client load; drains, route and upstream changes and a dead
+//! backend fail no client request.
+
+use cluster_tests::lb::{App, Load, free_port, listening};
+use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+const WEB: [(&str, &str); 3] = [
+    ("web-1", "127.0.0.2"),
+    ("web-2", "127.0.0.3"),
+    ("web-3", "127.0.0.4"),
+];
+
+struct Setup {
+    master: MasterProc,
+    admin: Admin,
+    _web: Vec<AgentProc>,
+    _lb: AgentProc,
+    apps: Vec<App>,
+    app_port: u16,
+    proxy: String,
+}
+
+async fn setup() -> Setup {
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let app_port = free_port("127.0.0.2");
+    let mut apps = Vec::new();
+    let mut web = Vec::new();
+    for (name, ip) in WEB {
+        apps.push(App::start_on(name, ip, app_port).await);
+        web.push(
+            AgentProc::builder(name, &master)
+                .addr(ip)
+                .role("web")
+                .spawn(),
+        );
+    }
+    let proxy_port = free_port("127.0.0.5");
+    let proxy = format!("127.0.0.5:{proxy_port}");
+    let lb = AgentProc::builder("lb-1", &master)
+        .addr("127.0.0.5")
+        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
+        .spawn();
+    eventually("4 agents connected", PATIENCE, || async {
+        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
+        out.code == 0
+            && out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["connected"] == true)
+                .count()
+                == 4
+    })
+    .await;
+    ctl(
+        &admin,
+        &[
+            "upstream",
+            "set",
+            "app",
+            "--role",
+            "web",
+            "--port",
+            &app_port.to_string(),
+        ],
+    )
+    .await
+    .ok();
+    ctl(&admin, &["route", "set", "example.com", "--backend", "app"])
+        .await
+        .ok();
+    listening(&proxy).await;
+    let url = format!("http://{proxy}/");
+    eventually(
+        "the proxy routes example.com to the apps",
+        PATIENCE,
+        || async {
+            let load = Load::start(&url, "example.com", 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            load.stop().await.ok > 0
+        },
+    )
+    .await;
+    Setup {
+        master,
+        admin,
+        _web: web,
+        _lb: lb,
+        apps,
+        app_port,
+        proxy: url,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_under_load_moves_traffic_and_fails_no_request() {
+    let s = setup().await;
+    let load = Load::start(&s.proxy, "example.com", 8);
+    load.advance(300).await;
+    let seen = load.snapshot();
+    assert!(
+        WEB.iter()
+            .all(|(n, _)| seen.by_backend.get(*n).copied().unwrap_or(0) > 0),
+        "{seen:?}"
+    );
+
+    // --wait returns once the proxy dropped web-2 with nothing in flight.
+    let out = ctl(&s.admin, &["drain", "web-2", "--wait", "--timeout", "10s"])
+        .await
+        .ok();
+    assert!(
+        out.stdout.contains("out of rotation: web-2"),
+        "{}",
+        out.stdout
+    );
+    let hits = s.apps[1].hits();
+    load.advance(500).await;
+    assert_eq!(
+        s.apps[1].hits(),
+        hits,
+        "web-2 got requests after the drain returned"
+    );
+
+    ctl(&s.admin, &["undrain", "web-2"]).await.ok();
+    eventually("web-2 back in rotation", PATIENCE, || async {
+        s.apps[1].hits() > hits
+    })
+    .await;
+    let report = load.stop().await;
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+    let _ = &s.master;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_route_and_upstream_changes_under_load_fail_no_request() {
+    let s = setup().await;
+    let listed: Vec<String> = WEB
+        .iter()
+        .flat_map(|(_, ip)| {
+            [
+                "--server".to_owned(),
+                format!("{ip}:{},weight=2", s.app_port),
+            ]
+        })
+        .collect();
+    let mut args = vec!["upstream", "set", "listed"];
+    args.extend(listed.iter().map(String::as_str));
+    ctl(&s.admin, &args).await.ok();
+    let load = Load::start(&s.proxy, "example.com", 8);
+    load.advance(100).await;
+    for i in 0..100 {
+        if i % 2 == 0 {
+            let to = if i % 4 == 0 { "listed" } else { "app" };
+            ctl(&s.admin, &["route", "set", "example.com", "--backend", to])
+                .await
+                .ok();
+        } else {
+            // Shrink and grow the listed upstream.
+            let keep = 1 + i % 3;
+            let mut args = vec!["upstream".to_owned(), "set".into(), "listed".into()];
+            for (_, ip) in &WEB[..keep] {
+                args.push("--server".into());
+                args.push(format!("{ip}:{}", s.app_port));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctl(&s.admin, &args).await.ok();
+        }
+    }
+    load.advance(200).await;
+    let report = load.stop().await;
+    assert!(report.ok > 300, "{report:?}");
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_backend_is_ejected_by_max_fails_and_used_again_after_fail_timeout() {
+    let mut s = setup().await;
+    let servers: Vec<String> = WEB
+        .iter()
+        .map(|(_, ip)| format!("{ip}:{},max_fails=1,fail_timeout=1s", s.app_port))
+        .collect();
+    let mut args = vec!["upstream", "set", "listed"];
+    for sv in &servers {
+        args.push("--server");
+        args.push(sv);
+    }
+    ctl(&s.admin, &args).await.ok();
+    ctl(
+        &s.admin,
+        &["route", "set", "example.com", "--backend", "listed"],
+    )
+    .await
+    .ok();
+    let load = Load::start(&s.proxy, "example.com", 4);
+    load.advance(100).await;
+    // web-3's app goes away: connects fail, requests retry elsewhere.
+    s.apps[2].kill();
+    s.apps.pop();
+    load.advance(300).await;
+    let back = App::start_on("web-3", "127.0.0.4", s.app_port).await;
+    eventually("web-3 used again after fail_timeout", PATIENCE, || async {
+        back.hits() > 0
+    })
+    .await;
+    let report = load.stop().await;
+    assert!(
+        report.failures.is_empty(),
+        "failed requests: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_routes_are_refused_with_their_place_and_the_proxy_keeps_routing() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"init": "r1", "rules": {
+            "r1": {"type": "ua", "args": {"pattern": "(", "succ": "r2", "fail": "r3"}},
+            "r2": {"type": "backend", "args": {"servername": "nope"}},
+            "r3": {"type": "path", "args": {"pattern": "/a", "succ": "r1"}}}}"#,
+    )
+    .unwrap();
+    let out = ctl(
+        &s.admin,
+        &["route", "set", "example.com", bad.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    for want in [
+        "domain \"example.com\", rule \"r1\", field \"pattern\": invalid regex",
+        "rule \"r2\", field \"servername\": unknown upstream \"nope\"",
+        "cycle: r1 → r3 → r1",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stderr
+        );
+    }
+    let out = ctl(&s.admin, &["upstream", "set", "x", "--server", "10.0.0.1"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("has no port"), "{}", out.stderr);
+    // Nothing changed: the proxy still routes as before.
+    let listed = ctl(&s.admin, &["route", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        listed["example.com"]["rules"]["backend"]["args"]["servername"],
+        "app"
+    );
+    let load = Load::start(&s.proxy, "example.com", 2);
+    load.advance(50).await;
+    assert!(load.stop().await.failures.is_empty());
+    // route test shows the decision.
+    let out = ctl(&s.admin, &["route", "test", "example.com", "/x"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("backend app"), "{}", out.stdout);
+    let out = ctl(&s.admin, &["route", "test", "unknown.org", "/"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("404"), "{}", out.stdout);
+}
