@@ -3,7 +3,8 @@
 //! nothing else.
 //!
 //! - `GET /health?node=NAME` — one place to probe every node (bethel's
-//!   shape): 200 online, 503 drained or down, 404 unknown node.
+//!   shape): 200 online, 503 drained, in maintenance, down or failing a
+//!   local check, 404 unknown node.
 //! - `GET /api/v1/nodes` — `{name: {"status": "online"|"offline"|"down", …}}`
 //!   (bethel's `nodestatus`).
 //! - `GET /metrics` — Prometheus text.
@@ -37,8 +38,18 @@ fn status_body(node: &crate::model::Node, state: NodeState) -> Value {
     let mut body = json!({ "node": node.name });
     match state {
         NodeState::Online => body["status"] = "online".into(),
+        NodeState::Drained if node.offline.as_ref().is_some_and(|f| f.maintenance) => {
+            body["status"] = "maintenance".into()
+        }
         NodeState::Drained => body["status"] = "offline".into(),
         NodeState::Down => body["status"] = "down".into(),
+    }
+    if let Some(failing) = node.checks.iter().find(|c| !c.passing) {
+        if state == NodeState::Online {
+            body["status"] = "failing".into();
+        }
+        body["check"] = failing.name.clone().into();
+        body["check_output"] = failing.output.clone().into();
     }
     if let Some(flag) = &node.offline {
         body["reason"] = flag.reason.clone().into();
@@ -59,7 +70,8 @@ async fn health(State(cluster): State<Arc<Cluster>>, Query(q): Query<HealthQuery
     match cluster.nodes(std::slice::from_ref(&name)) {
         Ok(found) => {
             let (node, state) = &found[0];
-            let code = if *state == NodeState::Online {
+            let failing = node.checks.iter().any(|c| !c.passing);
+            let code = if *state == NodeState::Online && !failing {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE

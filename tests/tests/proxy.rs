@@ -279,3 +279,72 @@ async fn bad_routes_are_refused_with_their_place_and_the_proxy_keeps_routing() {
         .ok();
     assert!(out.stdout.contains("404"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_local_check_takes_a_node_out_of_its_upstreams_and_shows_in_nodes() {
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let port = free_port("127.0.0.2");
+    let app = App::start_on("web-1", "127.0.0.2", port).await;
+    let agent = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.2")
+        .role("web")
+        .config(&format!(
+            "[[check]]\nname = \"app\"\nhttp = \"http://127.0.0.2:{port}/ping\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n"
+        ))
+        .spawn();
+    ctl(
+        &admin,
+        &[
+            "upstream",
+            "set",
+            "app",
+            "--role",
+            "web",
+            "--port",
+            &port.to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let servers = || async {
+        let out = ctl(&admin, &["upstream", "list", "-o", "json"]).await.ok();
+        out.json()["resolved"]["app"].as_array().map_or(0, Vec::len)
+    };
+    let check = || async {
+        let out = ctl(&admin, &["nodes", "web-1", "-o", "json"]).await;
+        (out.code == 0).then(|| out.json()[0]["checks"][0]["passing"].as_bool())?
+    };
+    eventually("web-1 serving with its check passing", PATIENCE, || async {
+        check().await == Some(true) && servers().await == 1
+    })
+    .await;
+    app.kill();
+    eventually(
+        "the failing check reported and web-1 out of app",
+        PATIENCE,
+        || async { check().await == Some(false) && servers().await == 0 },
+    )
+    .await;
+    let (code, body) = agent.health().await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("\"status\":\"failing\"") && body.contains("\"check\":\"app\""),
+        "{body}"
+    );
+    // The master's central endpoint says the same.
+    let (code, body) =
+        cluster_tests::get(&format!("{}/health?node=web-1", master.http_url())).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"status\":\"failing\""), "{body}");
+    let table = ctl(&admin, &["nodes"]).await.ok().stdout;
+    assert!(table.contains("app failing:"), "{table}");
+    let events = ctl(&admin, &["events"]).await.ok().stdout;
+    assert!(events.contains("check app failing"), "{events}");
+    let _back = App::start_on("web-1", "127.0.0.2", port).await;
+    eventually("web-1 back once its check passes", PATIENCE, || async {
+        check().await == Some(true) && servers().await == 1
+    })
+    .await;
+    assert_eq!(agent.health().await.0, 200);
+}
