@@ -34,6 +34,8 @@ pub struct Job {
     pub argv: Vec<String>,
     pub timeout: Option<Duration>,
     pub output_limit: u64,
+    /// Set in the command's environment (`CLUSTERCTL_NODE`, `CLUSTERCTL_JOB`).
+    pub env: Vec<(String, String)>,
 }
 
 /// What a job reports back, in order: output chunks, then one `Done`.
@@ -167,6 +169,7 @@ async fn run(job: Job, events: &mpsc::Sender<JobEvent>, token: CancellationToken
     };
     let mut child = match tokio::process::Command::new(program)
         .args(args)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -285,6 +288,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             timeout: None,
             output_limit: 1 << 20,
+            env: Vec::new(),
         }
     }
 

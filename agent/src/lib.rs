@@ -14,6 +14,11 @@
 //! - [`hosts`] — the managed block of the hosts file: render, write safely.
 //! - [`hosts_sync`] — the hosts file and hostname following the desired state.
 //! - [`health`] — the HTTP health endpoint load balancers probe.
+//! - [`checks`] — local health checks with rise/fall.
+//! - [`agent_check`] — HAProxy's agent-check responder.
+//! - [`haproxy`] — HAProxy's stats socket.
+//! - [`proxy`] — the reverse proxy of `balancer` nodes.
+//! - [`balancing`] — the proxy following the master; what balancers report.
 
 pub mod agent_check;
 pub mod balancing;

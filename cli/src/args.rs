@@ -112,6 +112,68 @@ pub enum Command {
     /// Routes: per-domain rule chains (ua, path, header, backend).
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Rolling deploy, run by the master: per batch, drain (until really out
+    /// of rotation) → run the command → healthy for a while → undrain → back
+    /// in rotation. `rollout status|resume|abort|list` for the rest (admin).
+    Rollout(RolloutArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub action: Option<RolloutAction>,
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Which nodes: names, globs, or one expression with a target flag.
+    #[arg(required = true)]
+    pub target: Option<String>,
+    /// The command and its arguments (no shell; use `sh -c '…'` for one).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Nodes out of rotation at once: a number or a percentage.
+    #[arg(long, short = 'b', default_value = "1")]
+    pub batch: String,
+    /// Failed nodes tolerated before halting (they stay drained).
+    #[arg(long, default_value_t = 0)]
+    pub max_failures: u32,
+    /// How long a batch may take to be really out of rotation.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub drain_timeout: Duration,
+    /// How long a node's checks must pass before it goes back in.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub healthy_for: Duration,
+    /// How long a node may take to become healthy, and to be back in rotation.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub health_timeout: Duration,
+    /// The command's timeout per node (default: none).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Start even if a batch would take every online node of a role out.
+    #[arg(long)]
+    pub allow_last: bool,
+    /// Start it and return; `clusterctl rollout status ID` follows it.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutAction {
+    /// Where a rollout is (`--follow` to watch it until it stops).
+    Status {
+        id: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Go on with a failed, aborted or interrupted rollout (failed nodes first).
+    Resume { id: String },
+    /// Stop a rollout after its current step; drained nodes stay drained.
+    Abort { id: String },
+    /// Recent rollouts.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -41,6 +41,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         Command::Drain(a) => drain(&mut client, a, env, output, out).await,
         Command::Upstream(c) => crate::balancing::upstream(&mut client, c, output, out).await,
         Command::Route(c) => crate::balancing::route(&mut client, c, output, out).await,
+        Command::Rollout(a) => crate::rollout::rollout(&mut client, a, env, output, out).await,
         Command::Undrain(a) => undrain(&mut client, a, env, output, out).await,
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;

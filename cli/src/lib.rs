@@ -25,6 +25,7 @@ pub mod commands;
 pub mod context;
 pub mod dev;
 pub mod render;
+pub mod rollout;
 pub mod run;
 
 use clap::Parser;
@@ -50,6 +51,8 @@ pub struct Env {
     pub key: Option<PathBuf>,
     /// Who is asking, recorded in the event log: `user@host`.
     pub user: String,
+    /// Whether stdout is a terminal (progress bars) or not (plain lines).
+    pub terminal: bool,
 }
 
 impl Env {
@@ -75,6 +78,7 @@ impl Env {
             cert: var("CLUSTERCTL_CERT").map(PathBuf::from),
             key: var("CLUSTERCTL_KEY").map(PathBuf::from),
             user: format!("{user}@{host}"),
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         }
     }
 
@@ -89,6 +93,7 @@ impl Env {
             cert: None,
             key: None,
             user: "test@localhost".into(),
+            terminal: false,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod model;
 pub mod naming;
 pub mod pki;
+pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod targets;

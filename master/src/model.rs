@@ -202,6 +202,8 @@ pub enum EventKind {
     Balancing,
     /// A node's local health check changed state.
     Check,
+    /// A rolling deploy started, was resumed, ended.
+    Rollout,
 }
 
 impl EventKind {
@@ -222,6 +224,7 @@ impl EventKind {
             EventKind::Name => "name",
             EventKind::Balancing => "balancing",
             EventKind::Check => "check",
+            EventKind::Rollout => "rollout",
         }
     }
 }

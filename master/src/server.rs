@@ -113,7 +113,8 @@ pub async fn run(
         // bounded time per unary call.
         .max_concurrent_streams(Some(128))
         .concurrency_limit_per_connection(256);
-    let served = crate::grpc::services(server, cluster.clone(), jobs, token.clone())
+    let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone()).await;
+    let served = crate::grpc::services(server, cluster.clone(), jobs, rollouts, token.clone())
         .serve_with_incoming_shutdown(incoming, {
             let token = token.clone();
             async move { token.cancelled().await }

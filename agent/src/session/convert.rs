@@ -123,8 +123,14 @@ pub fn usage(u: Usage) -> pb::Usage {
     }
 }
 
-pub fn job(r: pb::RunJob) -> Job {
+/// A job to run; `node` is this node's name, given to the command as
+/// `CLUSTERCTL_NODE` (with the job id as `CLUSTERCTL_JOB`).
+pub fn job(r: pb::RunJob, node: &str) -> Job {
     Job {
+        env: vec![
+            ("CLUSTERCTL_NODE".into(), node.to_owned()),
+            ("CLUSTERCTL_JOB".into(), r.job_id.clone()),
+        ],
         id: r.job_id,
         argv: r.argv,
         timeout: (r.timeout_ms > 0).then(|| std::time::Duration::from_millis(r.timeout_ms)),

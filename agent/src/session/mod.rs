@@ -295,7 +295,7 @@ async fn once(
                     }
                     Some(In::Run(r)) => {
                         tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
-                        ctx.runner.start(convert::job(r), job_tx.clone());
+                        ctx.runner.start(convert::job(r, &ctx.shared.current().name), job_tx.clone());
                         None
                     }
                     Some(In::Cancel(c)) => {

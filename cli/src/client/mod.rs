@@ -3,9 +3,11 @@
 //! `cluster_proto` types.
 
 mod balancing;
+mod rollout;
 mod views;
 
 pub use balancing::*;
+pub use rollout::*;
 pub use views::*;
 
 use crate::Failure;
@@ -282,7 +284,7 @@ pub enum Targeting {
     Expr(cluster_master::targets::Kind, String),
 }
 
-fn target_pb(t: &Targeting) -> pb::Target {
+pub(crate) fn target_pb(t: &Targeting) -> pb::Target {
     use cluster_master::targets::Kind;
     match t {
         Targeting::All => pb::Target::default(),

@@ -274,6 +274,12 @@ impl Cluster {
             .expect("store writes do not panic")
     }
 
+    /// Moves on every acknowledgement, report, connect and disconnect:
+    /// what waiters re-check their condition on.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.acks.subscribe()
+    }
+
     pub fn down_after(&self) -> Duration {
         Duration::from_millis(self.down_after_ms)
     }

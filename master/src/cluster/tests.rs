@@ -35,6 +35,12 @@ impl Store for Arc<MemStore> {
     fn job(&self, _: &str) -> Result<Option<crate::model::JobRecord>, StoreError> {
         Ok(None)
     }
+    fn rollouts(&self, _: usize) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn rollout(&self, _: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError> {
+        Ok(None)
+    }
     fn events(&self, _: &EventQuery) -> Result<Vec<Event>, StoreError> {
         Ok(self
             .writes

@@ -29,6 +29,13 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub struct ControlSvc {
     pub cluster: Arc<Cluster>,
     pub jobs: Arc<Jobs>,
+    pub rollouts: Arc<crate::rollout::Rollouts>,
+}
+
+fn rollout_info(r: &crate::rollout::RolloutRecord) -> pb::RolloutInfo {
+    pb::RolloutInfo {
+        record_json: serde_json::to_string(r).expect("a rollout always serialises"),
+    }
 }
 
 fn invalid(e: convert::InvalidMessage) -> Status {
@@ -37,11 +44,150 @@ fn invalid(e: convert::InvalidMessage) -> Status {
 
 type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 type WaitOutStream = Pin<Box<dyn Stream<Item = Result<pb::WaitOutEvent, Status>> + Send>>;
+type WatchRolloutStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutInfo, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::control_server::Control for ControlSvc {
     type RunStream = RunStream;
     type WaitOutStream = WaitOutStream;
+    type WatchRolloutStream = WatchRolloutStream;
+
+    async fn start_rollout(
+        &self,
+        request: Request<pb::StartRolloutRequest>,
+    ) -> Result<Response<pb::RolloutInfo>, Status> {
+        let caller =
+            authorize(&self.cluster, &request, Permission::Admin, "start rollouts").await?;
+        let req = request.into_inner();
+        let target = convert::target_of(req.target, Vec::new())
+            .map_err(invalid)?
+            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let ms = |v: u64, default: u64| if v == 0 { default } else { v };
+        let params = crate::rollout::RolloutParams {
+            batch: if req.batch.is_empty() {
+                "1".into()
+            } else {
+                req.batch
+            },
+            max_failures: req.max_failures,
+            drain_timeout_ms: ms(req.drain_timeout_ms, 60_000),
+            healthy_for_ms: req.healthy_for_ms,
+            health_timeout_ms: ms(req.health_timeout_ms, 60_000),
+            command_timeout_ms: req.command_timeout_ms,
+            allow_last: req.allow_last,
+        };
+        let spec = crate::rollout::RolloutSpec {
+            target,
+            argv: req.argv,
+            params,
+        };
+        let rec = self
+            .rollouts
+            .start(spec, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(rollout_info(&rec)))
+    }
+
+    async fn watch_rollout(
+        &self,
+        request: Request<pb::RolloutRequest>,
+    ) -> Result<Response<WatchRolloutStream>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
+        let id = request.into_inner().id;
+        let first = self.rollouts.get(&id).map_err(super::status_of)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let watch = self.rollouts.watch(&id);
+        let rollouts = self.rollouts.clone();
+        tokio::spawn(async move {
+            if tx.send(Ok(rollout_info(&first))).await.is_err() {
+                return;
+            }
+            let Some(mut watch) = watch else { return };
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    changed = watch.changed() => {
+                        let rec = match changed {
+                            Ok(()) => watch.borrow_and_update().clone(),
+                            // Stopped running: the stored record is final.
+                            Err(_) => match rollouts.get(&id) {
+                                Ok(r) => r,
+                                Err(_) => return,
+                            },
+                        };
+                        let last = changed.is_err();
+                        if tx.send(Ok(rollout_info(&rec))).await.is_err() || last {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get_rollout(
+        &self,
+        request: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutInfo>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "read rollouts").await?;
+        let rec = self
+            .rollouts
+            .get(&request.into_inner().id)
+            .map_err(super::status_of)?;
+        Ok(Response::new(rollout_info(&rec)))
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<pb::ListRolloutsRequest>,
+    ) -> Result<Response<pb::ListRolloutsResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "read rollouts").await?;
+        let limit = match request.get_ref().limit {
+            0 => 20,
+            n => n as usize,
+        };
+        let list = self.rollouts.list(limit).map_err(super::status_of)?;
+        Ok(Response::new(pb::ListRolloutsResponse {
+            rollouts: list.iter().map(rollout_info).collect(),
+        }))
+    }
+
+    async fn resume_rollout(
+        &self,
+        request: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutInfo>, Status> {
+        let caller = authorize(
+            &self.cluster,
+            &request,
+            Permission::Admin,
+            "resume rollouts",
+        )
+        .await?;
+        let rec = self
+            .rollouts
+            .resume(&request.into_inner().id, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(rollout_info(&rec)))
+    }
+
+    async fn abort_rollout(
+        &self,
+        request: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutInfo>, Status> {
+        let caller =
+            authorize(&self.cluster, &request, Permission::Admin, "abort rollouts").await?;
+        let rec = self
+            .rollouts
+            .abort(&request.into_inner().id, &caller.label())
+            .await
+            .map_err(super::status_of)?;
+        Ok(Response::new(rollout_info(&rec)))
+    }
 
     async fn list_balancing(
         &self,

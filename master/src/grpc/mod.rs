@@ -32,6 +32,7 @@ pub fn services(
     mut server: Server,
     cluster: Arc<Cluster>,
     jobs: Arc<Jobs>,
+    rollouts: Arc<crate::rollout::Rollouts>,
     shutdown: CancellationToken,
 ) -> Router {
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
@@ -43,6 +44,7 @@ pub fn services(
     let control = pb::control_server::ControlServer::new(control::ControlSvc {
         cluster: cluster.clone(),
         jobs,
+        rollouts,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     // Enrollment is open to callers without a certificate: small messages only.

@@ -52,6 +52,7 @@ pub struct Write {
     pub upstreams: Vec<(String, Option<UpstreamSource>)>,
     /// Domains' route chains to set (`None` removes).
     pub routes: Vec<(String, Option<Domain>)>,
+    pub rollouts: Vec<crate::rollout::RolloutRecord>,
 }
 
 impl Write {
@@ -68,6 +69,7 @@ impl Write {
             && self.jobs.is_empty()
             && self.upstreams.is_empty()
             && self.routes.is_empty()
+            && self.rollouts.is_empty()
     }
 }
 
@@ -88,6 +90,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` jobs, newest first.
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// The newest `limit` rollouts, newest first.
+    fn rollouts(&self, limit: usize) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
+    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

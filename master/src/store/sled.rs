@@ -6,7 +6,8 @@
 //! JSON [`Token`]; `key/<node id>` → JSON [`KeyRecord`]; `revoked/<serial>`
 //! → empty; `group/<name>` → the expression; `job/<id>` → JSON
 //! [`JobRecord`] (ids sort by time); `upstream/<name>` → JSON
-//! `UpstreamSource`; `route/<domain>` → JSON `Domain`.
+//! `UpstreamSource`; `route/<domain>` → JSON `Domain`; `rollout/<id>` → JSON
+//! `RolloutRecord` (ids sort by time).
 
 use super::{EventQuery, Loaded, Store, StoreError, Write};
 use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
@@ -22,6 +23,7 @@ const GROUP: &[u8] = b"group/";
 const JOB: &[u8] = b"job/";
 const UPSTREAM: &[u8] = b"upstream/";
 const ROUTE: &[u8] = b"route/";
+const ROLLOUT: &[u8] = b"rollout/";
 
 pub struct SledStore {
     db: sled::Db,
@@ -190,6 +192,10 @@ impl Store for SledStore {
                 None => batch.remove(key(ROUTE, domain.as_bytes())),
             }
         }
+        for r in &write.rollouts {
+            let v = serde_json::to_vec(r).expect("a rollout always serialises");
+            batch.insert(key(ROLLOUT, r.id.as_bytes()), v);
+        }
         for serial in &write.revoked {
             batch.insert(key(REVOKED, serial.as_bytes()), &[][..]);
         }
@@ -200,6 +206,23 @@ impl Store for SledStore {
 
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.decode_jobs(limit)
+    }
+
+    fn rollouts(&self, limit: usize) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(ROLLOUT).rev().take(limit) {
+            let (k, v) = item.map_err(StoreError::Read)?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError> {
+        let k = key(ROLLOUT, id.as_bytes());
+        match self.db.get(&k).map_err(StoreError::Read)? {
+            Some(v) => Ok(Some(decode(&k, &v)?)),
+            None => Ok(None),
+        }
     }
 
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {

@@ -1,0 +1,296 @@
+//! Rolling deploys, run by the master: for each batch, drain (until really
+//! out of rotation) → run the command → wait until healthy for a while →
+//! undrain → wait until back in rotation. The rollout's state is stored
+//! after every step, so a clusterctl that goes away changes nothing, and a
+//! master that restarts holds the rollout where it was (`interrupted`)
+//! until someone resumes it.
+//!
+//! - [`Rollouts`] — the running drivers: start, resume, abort, watch.
+//! - `driver` — one task per running rollout.
+//! - `record` — what is stored: [`RolloutRecord`].
+//!
+//! See `LIFECYCLE.md` beside this file.
+
+mod driver;
+mod record;
+
+pub use record::{LogLine, NodePhase, RolloutParams, RolloutRecord, RolloutState};
+
+use crate::cluster::{Cluster, ClusterError, TargetSpec};
+use crate::jobs::Jobs;
+use crate::model::{EventKind, NodeState, now_ms};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// A rollout as asked for.
+#[derive(Debug, Clone)]
+pub struct RolloutSpec {
+    pub target: TargetSpec,
+    pub argv: Vec<String>,
+    pub params: RolloutParams,
+}
+
+struct Running {
+    record: watch::Sender<RolloutRecord>,
+    stop: CancellationToken,
+}
+
+/// Every rollout this master drives now, and the watches on them.
+pub struct Rollouts {
+    cluster: Arc<Cluster>,
+    jobs: Arc<Jobs>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Rollouts {
+    /// Rollouts the store says were running are held as `interrupted`:
+    /// nodes stay as they were until someone resumes or aborts.
+    pub async fn open(cluster: Arc<Cluster>, jobs: Arc<Jobs>) -> Arc<Rollouts> {
+        let r = Arc::new(Rollouts {
+            cluster: cluster.clone(),
+            jobs,
+            running: Mutex::new(HashMap::new()),
+        });
+        let stored = cluster.rollouts(100).unwrap_or_default();
+        for mut rec in stored {
+            if rec.state == RolloutState::Running {
+                rec.state = RolloutState::Interrupted;
+                rec.log(
+                    "",
+                    "the master restarted; the rollout holds here (`clusterctl rollout resume` goes on)",
+                );
+                if let Err(e) = cluster.record_rollout(&rec, None).await {
+                    tracing::error!(rollout = %rec.id, error = %e, "cannot store the rollout");
+                }
+            }
+        }
+        r
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks the request, plans the order and starts the driver.
+    pub async fn start(
+        self: &Arc<Self>,
+        spec: RolloutSpec,
+        by: &str,
+    ) -> Result<RolloutRecord, ClusterError> {
+        if spec.argv.first().is_none_or(|a| a.is_empty()) {
+            return Err(ClusterError::Invalid(
+                "no command given (clusterctl rollout TARGET -- CMD ARGS…)".into(),
+            ));
+        }
+        let nodes = self.cluster.nodes_matching(Some(&spec.target))?;
+        if nodes.is_empty() {
+            return Err(ClusterError::NoMatch(spec.target.to_string()));
+        }
+        let batch = crate::jobs::batch::window(&spec.params.batch, nodes.len())
+            .map_err(ClusterError::Invalid)?;
+        let mut problems = Vec::new();
+        for (n, state) in &nodes {
+            if !n.connected {
+                problems.push(format!("{} is not connected", n.name));
+            } else if *state == NodeState::Down {
+                problems.push(format!("{} is down", n.name));
+            }
+        }
+        if !spec.params.allow_last {
+            problems.extend(self.last_of_role(&nodes, batch));
+        }
+        if let Some(busy) = self.busy_with(&nodes) {
+            problems.push(busy);
+        }
+        if !problems.is_empty() {
+            return Err(ClusterError::Invalid(problems.join("\n")));
+        }
+        let id = self.jobs.next_id();
+        let mut rec = RolloutRecord {
+            id: id.clone(),
+            target: spec.target.to_string(),
+            argv: spec.argv,
+            by: by.to_owned(),
+            started_ms: now_ms(),
+            finished_ms: 0,
+            params: spec.params,
+            batch_size: batch,
+            state: RolloutState::Running,
+            nodes: nodes
+                .iter()
+                .map(|(n, _)| (n.name.clone(), NodePhase::Pending))
+                .collect(),
+            order: nodes.iter().map(|(n, _)| n.name.clone()).collect(),
+            details: BTreeMap::new(),
+            max_out: 0,
+            log: Vec::new(),
+        };
+        rec.log(
+            "",
+            &format!(
+                "rollout of {} node(s), {} at a time: {}",
+                rec.order.len(),
+                batch,
+                rec.argv.join(" ")
+            ),
+        );
+        let detail = format!(
+            "rollout {id} started on {}: {}",
+            rec.target,
+            rec.argv.join(" ")
+        );
+        self.cluster
+            .record_rollout(&rec, Some((EventKind::Rollout, detail)))
+            .await?;
+        self.spawn(rec.clone());
+        Ok(rec)
+    }
+
+    /// Nodes another running rollout is working on.
+    fn busy_with(&self, nodes: &[(crate::model::Node, NodeState)]) -> Option<String> {
+        let running = self.running();
+        for r in running.values() {
+            let rec = r.record.borrow();
+            if let Some((n, _)) = nodes.iter().find(|(n, _)| rec.nodes.contains_key(&n.name)) {
+                return Some(format!(
+                    "{} is part of rollout {}, still running (clusterctl rollout status {})",
+                    n.name, rec.id, rec.id
+                ));
+            }
+        }
+        None
+    }
+
+    /// Roles a batch of `batch` targeted nodes could leave with no online
+    /// node, one line each.
+    fn last_of_role(&self, nodes: &[(crate::model::Node, NodeState)], batch: usize) -> Vec<String> {
+        let all = self.cluster.nodes(&[]).unwrap_or_default();
+        let mut roles: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (n, _) in nodes {
+            for r in &n.roles {
+                roles.entry(r.as_str()).or_default().0 += 1;
+            }
+        }
+        let mut out = Vec::new();
+        for (role, (targeted, _)) in &roles {
+            let online = all
+                .iter()
+                .filter(|(n, s)| *s == NodeState::Online && n.roles.iter().any(|r| r == role))
+                .count();
+            let out_at_once = batch.min(*targeted);
+            if online <= out_at_once {
+                out.push(format!(
+                    "a batch of {out_at_once} would take out every online node with role {role} ({online} online); use a smaller --batch, or --allow-last to do it anyway"
+                ));
+            }
+        }
+        out
+    }
+
+    fn spawn(self: &Arc<Self>, rec: RolloutRecord) {
+        let (tx, _) = watch::channel(rec.clone());
+        let stop = CancellationToken::new();
+        self.running().insert(
+            rec.id.clone(),
+            Running {
+                record: tx.clone(),
+                stop: stop.clone(),
+            },
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = rec.id.clone();
+            driver::drive(&this.cluster, &this.jobs, rec, &tx, stop).await;
+            this.running().remove(&id);
+        });
+    }
+
+    /// The rollout as it is now (running or stored).
+    pub fn get(&self, id: &str) -> Result<RolloutRecord, ClusterError> {
+        if let Some(r) = self.running().get(id) {
+            return Ok(r.record.borrow().clone());
+        }
+        self.cluster
+            .rollout(id)?
+            .ok_or_else(|| ClusterError::Invalid(format!("no rollout {id:?}")))
+    }
+
+    /// The newest `limit` rollouts, newest first.
+    pub fn list(&self, limit: usize) -> Result<Vec<RolloutRecord>, ClusterError> {
+        let mut out = self.cluster.rollouts(limit)?;
+        let running = self.running();
+        for rec in &mut out {
+            if let Some(r) = running.get(&rec.id) {
+                *rec = r.record.borrow().clone();
+            }
+        }
+        Ok(out)
+    }
+
+    /// A watch on a running rollout; `None` when it is not running (its
+    /// stored record is final until resumed).
+    pub fn watch(&self, id: &str) -> Option<watch::Receiver<RolloutRecord>> {
+        self.running().get(id).map(|r| r.record.subscribe())
+    }
+
+    /// Goes on with a rollout that failed, was aborted or interrupted:
+    /// failed nodes are tried again first.
+    pub async fn resume(
+        self: &Arc<Self>,
+        id: &str,
+        by: &str,
+    ) -> Result<RolloutRecord, ClusterError> {
+        if self.running().contains_key(id) {
+            return Err(ClusterError::Invalid(format!("rollout {id} is running")));
+        }
+        let mut rec = self.get(id)?;
+        if rec.state == RolloutState::Succeeded {
+            return Err(ClusterError::Invalid(format!(
+                "rollout {id} already succeeded"
+            )));
+        }
+        for phase in rec.nodes.values_mut() {
+            if !matches!(phase, NodePhase::Done) {
+                *phase = NodePhase::Pending;
+            }
+        }
+        rec.state = RolloutState::Running;
+        rec.finished_ms = 0;
+        rec.log("", &format!("resumed by {by}"));
+        let detail = format!("rollout {id} resumed");
+        self.cluster
+            .record_rollout(&rec, Some((EventKind::Rollout, detail)))
+            .await?;
+        self.spawn(rec.clone());
+        Ok(rec)
+    }
+
+    /// Stops a running rollout after its current step; nodes it drained
+    /// stay drained (named in the record) for someone to look at.
+    pub async fn abort(&self, id: &str, by: &str) -> Result<RolloutRecord, ClusterError> {
+        let found = self
+            .running()
+            .get(id)
+            .map(|r| (r.stop.clone(), r.record.subscribe()));
+        let Some((stop, mut rx)) = found else {
+            let mut rec = self.get(id)?;
+            if matches!(rec.state, RolloutState::Succeeded | RolloutState::Aborted) {
+                return Ok(rec);
+            }
+            rec.state = RolloutState::Aborted;
+            rec.finished_ms = now_ms();
+            rec.log("", &format!("aborted by {by}"));
+            let event = format!("rollout {id} aborted");
+            self.cluster
+                .record_rollout(&rec, Some((EventKind::Rollout, event)))
+                .await?;
+            return Ok(rec);
+        };
+        stop.cancel();
+        // The driver stores the final state and closes the watch.
+        while rx.changed().await.is_ok() {}
+        self.get(id)
+    }
+}

@@ -1,0 +1,306 @@
+//! Load-balancing benchmarks that print figures (never assertions): run
+//! from `bench/run.sh` in a release build, results in `bench/RESULTS.md`.
+//!
+//! - `proxy [--rounds N] [--seconds S]` — wrk through the agent's proxy and
+//!   through nginx as a reverse proxy (keep-alive upstream), in front of the
+//!   same nginx backend, alternating rounds; and wrk straight to the backend
+//!   for the latency the proxies add. Prints requests/s, p99 and the ratio.
+//! - `drain [--cycles N]` — time from the drain request to the last request
+//!   reaching the drained node under steady load: through the agent's proxy,
+//!   and through HAProxy with agent-check (agent-inter 500ms).
+
+use cluster_proto as pb;
+use cluster_tests::lb::{App, Daemon, Load, free_port, listening};
+use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
+/// One wrk run: (requests/s, p99 latency in ms).
+fn wrk(url: &str, seconds: u64) -> (f64, f64) {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c50", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run wrk (apt-get install -y wrk): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| ms(v.trim()))
+        .unwrap_or_else(|| panic!("no 99% line in wrk's output:\n{text}"));
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    if let Some(e) = errors {
+        eprintln!("wrk {url}: {}", e.trim());
+    }
+    (rps, p99)
+}
+
+/// wrk's "1.23ms" / "450.00us" / "1.02s" in ms.
+fn ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+async fn connected(master: &MasterProc, n: usize) {
+    let admin = master.admin();
+    eventually("agents connected", Duration::from_secs(30), || async {
+        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
+        out.code == 0
+            && out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["connected"] == true)
+                .count()
+                == n
+    })
+    .await;
+}
+
+async fn proxy(args: &[String]) {
+    let rounds = arg(args, "--rounds", 5);
+    let seconds = arg(args, "--seconds", 10);
+    let backend_port = free_port("127.0.0.2");
+    let backend = format!("127.0.0.2:{backend_port}");
+    let _backend = Daemon::nginx(&format!(
+        "server {{ listen {backend}; keepalive_requests 100000; location / {{ return 200 \"ok\\n\"; }} }}"
+    ));
+    let nginx_port = free_port("127.0.0.1");
+    let _nginx = Daemon::nginx(&format!(
+        "upstream app {{ server {backend}; keepalive 64; }}\n\
+         server {{ listen 127.0.0.1:{nginx_port}; keepalive_requests 100000;\n\
+           location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+             proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}"
+    ));
+    let master = MasterProc::builder().spawn();
+    let proxy_port = free_port("127.0.0.1");
+    let _lb = AgentProc::builder("lb-1", &master)
+        .addr("127.0.0.1")
+        .config(&format!("[proxy]\nlisten = [\"127.0.0.1:{proxy_port}\"]\n"))
+        .spawn();
+    connected(&master, 1).await;
+    let admin = master.admin();
+    ctl(&admin, &["upstream", "set", "app", "--server", &backend])
+        .await
+        .ok();
+    ctl(&admin, &["route", "set", "*", "--backend", "app"])
+        .await
+        .ok();
+    for addr in [
+        backend.clone(),
+        format!("127.0.0.1:{nginx_port}"),
+        format!("127.0.0.1:{proxy_port}"),
+    ] {
+        listening(&addr).await;
+    }
+    let own_url = format!("http://127.0.0.1:{proxy_port}/");
+    eventually("the proxy routes", Duration::from_secs(10), || async {
+        cluster_tests::get(&own_url).await.0 == 200
+    })
+    .await;
+    let nginx_url = format!("http://127.0.0.1:{nginx_port}/");
+    let direct_url = format!("http://{backend}/");
+    // Warm both up.
+    wrk(&own_url, 2);
+    wrk(&nginx_url, 2);
+    let (mut own, mut ngx, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        own.push(wrk(&own_url, seconds));
+        ngx.push(wrk(&nginx_url, seconds));
+        direct.push(wrk(&direct_url, seconds));
+    }
+    let rps = |v: &[(f64, f64)]| median(v.iter().map(|x| x.0).collect());
+    let p99 = |v: &[(f64, f64)]| median(v.iter().map(|x| x.1).collect());
+    println!(
+        "wrk -t2 -c50, {rounds} alternating rounds of {seconds}s, medians (same backend: nginx returning 3 bytes)"
+    );
+    println!(
+        "  agent proxy: {:.0} req/s, p99 {:.2} ms",
+        rps(&own),
+        p99(&own)
+    );
+    println!(
+        "  nginx proxy: {:.0} req/s, p99 {:.2} ms",
+        rps(&ngx),
+        p99(&ngx)
+    );
+    println!(
+        "  backend direct: {:.0} req/s, p99 {:.2} ms",
+        rps(&direct),
+        p99(&direct)
+    );
+    println!(
+        "  ratio agent/nginx: {:.2}x requests/s; p99 added over direct: agent {:.2} ms, nginx {:.2} ms",
+        rps(&own) / rps(&ngx),
+        p99(&own) - p99(&direct),
+        p99(&ngx) - p99(&direct),
+    );
+}
+
+async fn drain(args: &[String]) {
+    let cycles = arg(args, "--cycles", 20);
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let app_port = free_port("127.0.0.2");
+    let mut apps = Vec::new();
+    let mut agents = Vec::new();
+    let mut servers = String::new();
+    for (name, ip) in [("web-1", "127.0.0.2"), ("web-2", "127.0.0.3")] {
+        apps.push(App::start_on(name, ip, app_port).await);
+        let port = free_port(ip);
+        agents.push(
+            AgentProc::builder(name, &master)
+                .addr(ip)
+                .role("web")
+                .config(&format!("[agent_check]\nlisten = \"{ip}:{port}\"\n"))
+                .spawn(),
+        );
+        servers.push_str(&format!(
+            "  server {name} {ip}:{app_port} weight 100 check inter 500ms agent-check agent-addr {ip} agent-port {port} agent-inter 500ms\n"
+        ));
+    }
+    let proxy_port = free_port("127.0.0.5");
+    let _lb = AgentProc::builder("lb-1", &master)
+        .addr("127.0.0.5")
+        .config(&format!("[proxy]\nlisten = [\"127.0.0.5:{proxy_port}\"]\n"))
+        .spawn();
+    connected(&master, 3).await;
+    ctl(
+        &admin,
+        &[
+            "upstream",
+            "set",
+            "app",
+            "--role",
+            "web",
+            "--port",
+            &app_port.to_string(),
+        ],
+    )
+    .await
+    .ok();
+    ctl(&admin, &["route", "set", "*", "--backend", "app"])
+        .await
+        .ok();
+    let frontend = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let _haproxy = Daemon::haproxy(&format!(
+        "global\n  stats socket {{dir}}/admin.sock mode 600 level admin\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+         frontend www\n  bind {frontend}\n  default_backend app\n\
+         backend app\n  balance roundrobin\n{servers}"
+    ));
+    listening(&frontend).await;
+    listening(&format!("127.0.0.5:{proxy_port}")).await;
+    let mut control = pb::control_client::ControlClient::new(admin.channel().await);
+    for (what, url) in [
+        ("agent proxy", format!("http://127.0.0.5:{proxy_port}/")),
+        (
+            "HAProxy agent-check (agent-inter 500ms)",
+            format!("http://{frontend}/"),
+        ),
+    ] {
+        let load = Load::start(&url, "example.com", 8);
+        let mut gaps = Vec::new();
+        let n = if what.starts_with("HAProxy") {
+            cycles.min(10)
+        } else {
+            cycles
+        };
+        for _ in 0..n {
+            load.advance(200).await;
+            let t0 = Instant::now();
+            control
+                .set_offline(pb::SetOfflineRequest {
+                    names: vec!["web-1".into()],
+                    offline: true,
+                    reason: "bench".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            // Quiet: no request reached web-1 for a whole second.
+            eventually("web-1 quiet", Duration::from_secs(20), || async {
+                apps[0]
+                    .last_hit
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|t| t.elapsed() > Duration::from_secs(1))
+            })
+            .await;
+            let last = apps[0].last_hit.lock().unwrap().unwrap();
+            gaps.push(last.saturating_duration_since(t0).as_secs_f64() * 1000.0);
+            control
+                .set_offline(pb::SetOfflineRequest {
+                    names: vec!["web-1".into()],
+                    offline: false,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let before = apps[0].hits();
+            eventually("web-1 back", Duration::from_secs(20), || async {
+                apps[0].hits() > before
+            })
+            .await;
+        }
+        let report = load.stop().await;
+        gaps.sort_by(f64::total_cmp);
+        println!(
+            "drain → last request to the drained node, {what}: n={} p50={:.1}ms p99={:.1}ms max={:.1}ms; failed client requests: {}",
+            gaps.len(),
+            percentile(&gaps, 0.5),
+            percentile(&gaps, 0.99),
+            gaps.last().unwrap(),
+            report.failures.len()
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    cluster_tests::crypto();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("proxy") => proxy(&args).await,
+        Some("drain") => drain(&args).await,
+        _ => {
+            eprintln!("usage: lb-bench proxy [--rounds N] [--seconds S] | drain [--cycles N]");
+            std::process::exit(2);
+        }
+    }
+}
