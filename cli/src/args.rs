@@ -116,6 +116,15 @@ pub enum Command {
     /// of rotation) → run the command → healthy for a while → undrain → back
     /// in rotation. `rollout status|resume|abort|list` for the rest (admin).
     Rollout(RolloutArgs),
+    /// Compare a cluster file with the cluster: what `apply` would change.
+    Plan { file: std::path::PathBuf },
+    /// Make the cluster match a cluster file, all or nothing (admin).
+    Apply { file: std::path::PathBuf },
+    /// Write the cluster as a cluster file (to stdout, or --file).
+    Export {
+        #[arg(long, short = 'f')]
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(ClapArgs, Debug)]

@@ -42,6 +42,13 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         Command::Upstream(c) => crate::balancing::upstream(&mut client, c, output, out).await,
         Command::Route(c) => crate::balancing::route(&mut client, c, output, out).await,
         Command::Rollout(a) => crate::rollout::rollout(&mut client, a, env, output, out).await,
+        Command::Plan { file } => crate::declare::plan(&mut client, &file, env, output, out).await,
+        Command::Apply { file } => {
+            crate::declare::apply(&mut client, &file, env, output, out).await
+        }
+        Command::Export { file } => {
+            crate::declare::export(&mut client, file.as_deref(), output, out).await
+        }
         Command::Undrain(a) => undrain(&mut client, a, env, output, out).await,
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;

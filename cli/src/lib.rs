@@ -23,6 +23,7 @@ pub mod balancing;
 pub mod client;
 pub mod commands;
 pub mod context;
+pub mod declare;
 pub mod dev;
 pub mod render;
 pub mod rollout;

@@ -20,6 +20,7 @@
 //! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
 
 pub mod cluster;
+pub mod clusterfile;
 pub mod config;
 pub mod grpc;
 pub mod http;

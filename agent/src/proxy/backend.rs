@@ -2,6 +2,14 @@
 //! connections, and the [`Lease`] a request holds on it from the moment the
 //! server is picked until the response body has been sent or dropped.
 //!
+//! A backend connection ([`Conn`]) has no task of its own: whoever uses it
+//! drives its I/O — the request's task while the request is sent and the
+//! head awaited, then the response body as the client connection pulls it.
+//! That keeps a proxied request on one task (no cross-task wake-ups per
+//! request) and makes back-pressure plain: a client that stops reading stops
+//! the backend read too. An idle connection in the pool is driven by no one;
+//! whoever takes it next, or the periodic sweep, notices that it closed.
+//!
 //! A [`ServerState`] belongs to one server of one upstream and outlives
 //! configurations that keep it (see [`super::upstream`]); when a
 //! configuration drops it, it is *retired*: its idle connections are closed
@@ -10,17 +18,72 @@
 
 use super::MAX_IDLE_PER_SERVER;
 use super::body::UpBody;
-use hyper::client::conn::http1;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1};
 use hyper_util::rt::TokioIo;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-pub(super) type Conn = http1::SendRequest<UpBody>;
+type Driver = http1::Connection<TokioIo<TcpStream>, UpBody>;
+
+/// A connection to a backend: the handle requests are sent with, and the
+/// connection's I/O, driven by whoever holds it.
+pub(super) struct Conn {
+    sender: http1::SendRequest<UpBody>,
+    /// `None` once the connection has ended.
+    driver: Option<Pin<Box<Driver>>>,
+}
+
+impl Conn {
+    /// Moves the connection's I/O along; `false` once it has ended.
+    pub fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(d) = &mut self.driver {
+            match d.as_mut().poll(cx) {
+                Poll::Pending => return true,
+                Poll::Ready(Err(e)) => tracing::debug!(error = %e, "upstream connection ended"),
+                Poll::Ready(Ok(())) => {}
+            }
+            self.driver = None;
+        }
+        false
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+
+    /// Waits until the connection can take a request; `false` if it closed.
+    async fn ready(&mut self) -> bool {
+        poll_fn(|cx| {
+            self.drive(cx);
+            self.sender.poll_ready(cx).map(|r| r.is_ok())
+        })
+        .await
+    }
+
+    /// Sends `req` and waits for the response head. On error, the request
+    /// comes back inside the error when it was never written.
+    pub async fn send(
+        &mut self,
+        req: Request<UpBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<UpBody>>> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(req));
+        poll_fn(|cx| {
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
+}
 
 /// Why a connection could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +114,24 @@ pub(super) struct ServerState {
     pub suspect: AtomicBool,
     /// Set when a configuration dropped this server.
     retired: AtomicBool,
-    /// Keep-alive connections, the most recently used last.
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    /// Keep-alive connections, the most recently used last, each with the
+    /// idle sweep's round it was put back in.
+    idle: Mutex<Vec<(Conn, u64)>>,
+    hub: Arc<Hub>,
+}
+
+/// What every server of a proxy shares with it.
+pub(super) struct Hub {
     /// The proxy's change counter, bumped when a retired server's last
     /// request ends.
-    changes: watch::Sender<u64>,
+    pub changes: watch::Sender<u64>,
+    /// Advanced by each idle sweep; a connection put back two rounds ago
+    /// has been idle long enough to close.
+    pub idle_round: AtomicU64,
 }
 
 impl ServerState {
-    pub fn new(addr: &str, changes: watch::Sender<u64>) -> ServerState {
+    pub fn new(addr: &str, hub: Arc<Hub>) -> ServerState {
         ServerState {
             addr: addr.into(),
             socket: addr.parse().ok(),
@@ -69,7 +141,7 @@ impl ServerState {
             suspect: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
-            changes,
+            hub,
         }
     }
 
@@ -93,17 +165,11 @@ impl ServerState {
         self.retired.load(Ordering::Acquire)
     }
 
-    /// A kept-alive connection that is still open and was idle at most
-    /// `idle_timeout`, if any.
-    pub async fn reuse(&self, idle_timeout: Duration) -> Option<Conn> {
+    /// A kept-alive connection that is still open, if any.
+    pub async fn reuse(&self) -> Option<Conn> {
         loop {
-            let (mut conn, since) = self.idle.lock().expect("idle pool").pop()?;
-            if conn.is_closed() || since.elapsed() > idle_timeout {
-                continue;
-            }
-            // Put back right after its response ended, the connection may
-            // not have told its sender it is free yet: it will, or close.
-            if conn.is_ready() || conn.ready().await.is_ok() {
+            let (mut conn, _) = self.idle.lock().expect("idle pool").pop()?;
+            if conn.ready().await {
                 return Some(conn);
             }
         }
@@ -132,44 +198,46 @@ impl ServerState {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
+        let (sender, driver) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake {
                 addr: addr(),
                 source,
             })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            driver: Some(Box::pin(driver)),
+        })
     }
 
     fn put_back(&self, conn: Conn) {
-        if conn.is_closed() {
+        if !conn.is_open() {
             return;
         }
+        let round = self.hub.idle_round.load(Ordering::Relaxed);
         let mut idle = self.idle.lock().expect("idle pool");
         // Checked under the lock `retire` takes, so nothing is put back
         // after the pool was emptied for good.
         if !self.is_retired() && idle.len() < MAX_IDLE_PER_SERVER {
-            idle.push((conn, Instant::now()));
+            idle.push((conn, round));
         }
     }
 
-    /// Closes connections idle longer than `idle_timeout`.
-    pub fn close_idle(&self, now: Instant, idle_timeout: Duration) {
+    /// Closes the connections put back before round `before`, and those the
+    /// backend closed meanwhile (their end is read here, with no task to
+    /// wake: the next user drives the connection with its own).
+    pub fn close_idle(&self, before: u64) {
+        let mut cx = Context::from_waker(Waker::noop());
         self.idle
             .lock()
             .expect("idle pool")
-            .retain(|(c, since)| !c.is_closed() && now.duration_since(*since) <= idle_timeout);
+            .retain_mut(|(c, round)| *round >= before && c.drive(&mut cx) && c.is_open());
     }
 
     fn end_request(&self) {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 && self.is_retired() {
-            self.changes.send_modify(|n| *n += 1);
+            self.hub.changes.send_modify(|n| *n += 1);
         }
     }
 }

@@ -81,6 +81,11 @@ impl<K> Member<K> {
         (self.is_out_at(now)).then_some(until)
     }
 
+    /// `now` is `None` when no server of the pool has failures on record.
+    fn is_out(&self, now: Option<Instant>) -> bool {
+        now.is_some_and(|now| self.is_out_at(now))
+    }
+
     fn is_out_at(&self, now: Instant) -> bool {
         self.params.max_fails > 0
             && self.fails >= self.params.max_fails
@@ -148,14 +153,22 @@ impl<K> Pool<K> {
     /// robin, else an eligible backup. When no server of the whole pool is
     /// eligible, every failure counter is reset and the pick is made as if
     /// all were in; `None` only when every server has been tried.
-    pub fn pick(&mut self, now: Instant, skip: impl Fn(&K) -> bool) -> Option<usize> {
+    ///
+    /// `now` is asked only when some server has failures on record: with
+    /// none, time plays no part.
+    pub fn pick(
+        &mut self,
+        now: impl FnOnce() -> Instant,
+        skip: impl Fn(&K) -> bool,
+    ) -> Option<usize> {
+        let now = self.members.iter().any(|m| m.fails > 0).then(now);
         if let Some(i) = self.pick_among(now, &skip, false) {
             return Some(i);
         }
         if let Some(i) = self.pick_among(now, &skip, true) {
             return Some(i);
         }
-        if self.members.iter().any(|m| !m.is_out_at(now)) {
+        if self.members.iter().any(|m| !m.is_out(now)) {
             // Some server is in but this request has tried it already.
             return None;
         }
@@ -168,14 +181,14 @@ impl<K> Pool<K> {
 
     fn pick_among(
         &mut self,
-        now: Instant,
+        now: Option<Instant>,
         skip: &impl Fn(&K) -> bool,
         backup: bool,
     ) -> Option<usize> {
         let mut best: Option<(usize, i64)> = None;
         let mut total = 0i64;
         for (i, m) in self.members.iter_mut().enumerate() {
-            if m.params.backup != backup || skip(&m.key) || m.is_out_at(now) {
+            if m.params.backup != backup || skip(&m.key) || m.is_out(now) {
                 continue;
             }
             m.current += m.effective;
@@ -190,11 +203,14 @@ impl<K> Pool<K> {
         let (i, _) = best?;
         let chosen = &mut self.members[i];
         chosen.current -= total;
-        if chosen
-            .checked
-            .is_none_or(|c| now.saturating_duration_since(c) > chosen.params.fail_timeout)
-        {
-            chosen.checked = Some(now);
+        // Without failures on record `checked` is never read.
+        if let Some(now) = now.filter(|_| chosen.fails > 0) {
+            if chosen
+                .checked
+                .is_none_or(|c| now.saturating_duration_since(c) > chosen.params.fail_timeout)
+            {
+                chosen.checked = Some(now);
+            }
         }
         Some(i)
     }
@@ -261,7 +277,10 @@ mod tests {
     /// `n` picks at `now`, none skipped, as a string of keys.
     fn picks(p: &mut Pool<&'static str>, now: Instant, n: usize) -> String {
         (0..n)
-            .map(|_| p.pick(now, |_| false).map_or("-", |i| p.members()[i].key))
+            .map(|_| {
+                p.pick(|| now, |_| false)
+                    .map_or("-", |i| p.members()[i].key)
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -324,11 +343,11 @@ mod tests {
         // After fail_timeout one request probes "a"; the others avoid it
         // until the probe answers.
         let t1 = out_until + Duration::from_millis(1);
-        let probe = p.pick(t1, |_| false).unwrap();
+        let probe = p.pick(|| t1, |_| false).unwrap();
         let probe = if p.members()[probe].key == "a" {
             probe
         } else {
-            p.pick(t1, |_| false).unwrap()
+            p.pick(|| t1, |_| false).unwrap()
         };
         assert_eq!(p.members()[probe].key, "a");
         assert_eq!(picks(&mut p, t1, 3), "b b b");
@@ -344,7 +363,7 @@ mod tests {
         let t0 = Instant::now();
         p.failed(0, t0);
         let t1 = t0 + Duration::from_secs(11);
-        let probe = (0..2).find_map(|_| p.pick(t1, |_| false).filter(|&i| i == 0));
+        let probe = (0..2).find_map(|_| p.pick(|| t1, |_| false).filter(|&i| i == 0));
         assert_eq!(probe, Some(0));
         p.failed(0, t1);
         assert_eq!(picks(&mut p, t1 + Duration::from_secs(9), 3), "b b b");
@@ -397,13 +416,13 @@ mod tests {
         let mut p = pool(&[("a", params(1)), ("b", params(1))]);
         let t0 = Instant::now();
         assert_eq!(
-            p.pick(t0, |k| *k == "a").map(|i| p.members()[i].key),
+            p.pick(|| t0, |k| *k == "a").map(|i| p.members()[i].key),
             Some("b")
         );
-        assert_eq!(p.pick(t0, |_| true), None);
+        assert_eq!(p.pick(|| t0, |_| true), None);
         // "a" failed and is out, "b" is in but tried: nothing left.
         p.failed(0, t0);
-        assert_eq!(p.pick(t0, |k| *k == "b"), None);
+        assert_eq!(p.pick(|| t0, |k| *k == "b"), None);
     }
 
     #[test]
@@ -442,7 +461,7 @@ mod tests {
         let t0 = Instant::now();
         p.failed(0, t0);
         assert_eq!(p.members()[0].effective, 4);
-        p.pick(t0, |_| false);
+        p.pick(|| t0, |_| false);
         assert_eq!(p.members()[0].effective, 5);
     }
 }

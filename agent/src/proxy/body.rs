@@ -99,6 +99,11 @@ impl Body for ProxyBody {
         match &mut self.get_mut().0 {
             Kind::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream { body, lease } => {
+                // The backend connection's I/O runs here, as the client
+                // connection pulls the body.
+                if let Some(conn) = lease.as_mut().and_then(|l| l.conn.as_mut()) {
+                    conn.drive(cx);
+                }
                 let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
                 match &frame {
                     None => {

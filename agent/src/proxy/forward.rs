@@ -211,7 +211,7 @@ async fn dispatch(
     let mut pending = Some(req);
     for _ in 0..MAX_TRIES {
         let Some(req) = pending.take() else { break };
-        let Some(mut lease) = upstream.pick(now(), &tried) else {
+        let Some(mut lease) = upstream.pick(now, &tried) else {
             break;
         };
         match try_server(&lease.server, t, req, replayable).await {
@@ -261,7 +261,7 @@ async fn try_server(
     mut req: Request<UpBody>,
     replayable: bool,
 ) -> Try {
-    let mut pooled = server.reuse(t.idle).await;
+    let mut pooled = server.reuse().await;
     loop {
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {
@@ -273,7 +273,7 @@ async fn try_server(
         };
         let spare = if replayable { replay(&req) } else { None };
         let addr = || server.addr.clone();
-        match tokio::time::timeout(t.response_head, conn.try_send_request(req)).await {
+        match tokio::time::timeout(t.response_head, conn.send(req)).await {
             Ok(Ok(resp)) => return Try::Answered(resp, conn),
             Ok(Err(mut e)) => match e.take_message() {
                 Some(back) if reused => req = back,

@@ -1,27 +1,31 @@
 //! The accept loop: HTTP/1.1 with keep-alive, one task per client
-//! connection, and a graceful stop — on shutdown the listener closes at
-//! once, every connection finishes the request it is serving (its response
-//! body included) and closes, and whatever is still running after
-//! [`Timeouts::shutdown_grace`](super::Timeouts) is cut.
+//! connection, an idle check per connection, and a graceful stop — on
+//! shutdown the listener closes at once, every connection finishes the
+//! request it is serving (its response body included) and closes, and
+//! whatever is still running after [`Timeouts::shutdown_grace`] is cut.
 
-use super::{Proxy, forward, headers};
+use super::{Proxy, Timeouts, forward, headers};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How often idle upstream connections past their timeout are closed.
-const IDLE_SWEEP: Duration = Duration::from_secs(10);
-
 pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: CancellationToken) {
     let mut connections = JoinSet::new();
-    let mut sweep = tokio::time::interval(IDLE_SWEEP);
+    let sweep_every = (proxy.timeouts.idle / 2).max(Duration::from_millis(10));
+    let mut sweep =
+        tokio::time::interval_at(tokio::time::Instant::now() + sweep_every, sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -30,7 +34,8 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(proxy.clone(), stream, peer, shutdown.clone()));
+                    let stop = shutdown.child_token();
+                    connections.spawn(connection(proxy.clone(), stream, peer, stop));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: breathe, retry.
@@ -60,30 +65,163 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
     }
 }
 
+/// One client connection. `stop` is this connection's own child of the
+/// shutdown token: it is polled on every wake-up, and a child's lock is
+/// not shared with the other connections.
 async fn connection(
     proxy: Arc<Proxy>,
     stream: TcpStream,
     peer: SocketAddr,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let client_ip = headers::client_ip_value(peer.ip());
-    let http = proxy.http.clone();
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let proxy = proxy.clone();
-        let client_ip = client_ip.clone();
-        async move { Ok::<_, Infallible>(forward::handle(proxy, req, client_ip).await) }
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Watched {
+        io: stream,
+        activity: activity.clone(),
     });
-    let conn = http.serve_connection(TokioIo::new(stream), service);
+    let client_ip = headers::client_ip_value(peer.ip());
+    let Timeouts { client_idle, .. } = proxy.timeouts;
+    let http = proxy.http.clone();
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |req: hyper::Request<Incoming>| {
+            let proxy = proxy.clone();
+            let client_ip = client_ip.clone();
+            let busy = Busy::start(&activity);
+            async move {
+                let response = forward::handle(proxy, req, client_ip).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let conn = http.serve_connection(io, service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + client_idle, client_idle);
+    let mut seen = activity.progress();
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = conn.as_mut() => break r,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            _ = check.tick() => {
+                let now = activity.progress();
+                if now == seen && activity.busy() == 0 {
+                    tracing::debug!(%peer, "proxy: closing an idle client connection");
+                    return;
+                }
+                seen = now;
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "proxy: client connection ended with an error");
+    }
+}
+
+/// What a client connection has been doing, for its idle check. Written
+/// only from the connection's own task, so plain loads and stores suffice.
+#[derive(Default)]
+struct Activity {
+    /// Bumped on every read or write that moved bytes, and every request.
+    progress: AtomicU64,
+    /// Requests between their head and their response head.
+    busy: AtomicU64,
+}
+
+impl Activity {
+    fn bump(&self) {
+        let n = self.progress.load(Ordering::Relaxed);
+        self.progress.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    fn busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+}
+
+/// A request waiting for its response head: the connection is not idle.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(a: &Arc<Activity>) -> Busy {
+        a.bump();
+        a.busy.store(a.busy() + 1, Ordering::Relaxed);
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.busy.store(a.busy().saturating_sub(1), Ordering::Relaxed);
+    }
+}
+
+/// The client socket, noting in `activity` when bytes move.
+struct Watched {
+    io: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bump();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.bump();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.bump();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -34,11 +34,12 @@ mod upstream;
 pub use body::ProxyBody;
 pub use forward::MAX_REPLAY_BODY;
 
-use backend::ServerState;
+use backend::{Hub, ServerState};
 use cluster_balancer::RouteTable;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -90,8 +91,14 @@ pub struct Timeouts {
     /// head (a streamed upload is included); then 504 (nginx's
     /// `proxy_read_timeout`, for the head only: bodies stream untimed).
     pub response_head: Duration,
-    /// An unused keep-alive connection to a backend is closed after this.
+    /// An unused keep-alive connection to a backend is closed after at
+    /// most this (and at least half of it).
     pub idle: Duration,
+    /// A client connection that neither starts a request nor has one in
+    /// flight for this long is closed (checked every `client_idle`, so
+    /// after up to twice as long); this also bounds a request head that
+    /// never completes.
+    pub client_idle: Duration,
     /// On shutdown, how long client connections get to finish.
     pub shutdown_grace: Duration,
 }
@@ -102,6 +109,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(2),
             response_head: Duration::from_secs(60),
             idle: Duration::from_secs(90),
+            client_idle: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -147,7 +155,7 @@ pub struct Proxy {
     /// Servers configurations dropped, while anything still refers to them:
     /// what `draining` looks at.
     retired: Mutex<Vec<Weak<ServerState>>>,
-    changes: watch::Sender<u64>,
+    hub: Arc<Hub>,
     health: Option<HealthEndpoint>,
     timeouts: Timeouts,
     http: hyper::server::conn::http1::Builder,
@@ -164,8 +172,10 @@ impl Proxy {
         timeouts: Timeouts,
     ) -> Arc<Proxy> {
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive(true);
+        // hyper's header-read timer costs a timer per request; the
+        // connection's idle check (`Timeouts::client_idle`) bounds slow
+        // heads instead, at one timer per connection.
+        http.keep_alive(true).header_read_timeout(None);
         let proxy = Proxy {
             current: RwLock::new(Arc::new(Snapshot {
                 generation: 0,
@@ -175,7 +185,10 @@ impl Proxy {
             })),
             updating: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
-            changes: watch::Sender::new(0),
+            hub: Arc::new(Hub {
+                changes: watch::Sender::new(0),
+                idle_round: AtomicU64::new(0),
+            }),
             health,
             timeouts,
             http,
@@ -202,7 +215,7 @@ impl Proxy {
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| Arc::new(Upstream::new(name)));
-            gone.extend(up.set_servers(servers, &self.changes));
+            gone.extend(up.set_servers(servers, &self.hub));
             upstreams.insert(name.clone(), up);
         }
         for (name, up) in &old.upstreams {
@@ -235,7 +248,7 @@ impl Proxy {
         *self.current.write().expect("proxy config") = next;
         drop(old);
         drop(gone);
-        self.changes.send_modify(|n| *n += 1);
+        self.hub.changes.send_modify(|n| *n += 1);
         tracing::debug!(
             generation = config.generation,
             "proxy configuration applied"
@@ -262,7 +275,7 @@ impl Proxy {
         let mut retired = self.retired.lock().expect("retired servers");
         retired.retain(|w| {
             let Some(s) = w.upgrade() else { return false };
-            let n = s.in_flight.load(std::sync::atomic::Ordering::Acquire);
+            let n = s.in_flight.load(Ordering::Acquire);
             if n > 0 && !snapshot.addrs.contains(&*s.addr) {
                 *out.entry(s.addr.to_string()).or_default() += n;
             }
@@ -275,7 +288,7 @@ impl Proxy {
     /// longer configured finishes its last request in flight. The value is
     /// a counter, not a generation: look at `draining()` when it moves.
     pub fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.hub.changes.subscribe()
     }
 
     /// Every configured upstream and its servers, sorted by name.
@@ -288,11 +301,14 @@ impl Proxy {
         out
     }
 
+    /// Starts a new idle round and closes the backend connections put back
+    /// two rounds ago or earlier; run every `Timeouts::idle / 2`, so an
+    /// unused connection lives between half and all of `idle`.
     fn close_idle(&self) {
-        let now = Instant::now();
+        let round = self.hub.idle_round.fetch_add(1, Ordering::Relaxed) + 1;
         for up in self.snapshot().upstreams.values() {
             for s in up.servers() {
-                s.close_idle(now, self.timeouts.idle);
+                s.close_idle(round.saturating_sub(1));
             }
         }
     }

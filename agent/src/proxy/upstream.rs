@@ -7,13 +7,12 @@
 //! servers configured *now*, and a server that stays keeps its weights,
 //! failure counters, connections and in-flight count.
 
-use super::backend::{Lease, ServerState};
+use super::backend::{Hub, Lease, ServerState};
 use super::balance::{Params, Pool};
 use super::{ServerStats, UpstreamServer, UpstreamStats};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::watch;
 
 /// A server as the pool knows it.
 pub(super) struct Backend {
@@ -39,11 +38,7 @@ impl Upstream {
     }
 
     /// Sets the server list; returns the servers that left it.
-    pub fn set_servers(
-        &self,
-        servers: &[UpstreamServer],
-        changes: &watch::Sender<u64>,
-    ) -> Vec<Arc<ServerState>> {
+    pub fn set_servers(&self, servers: &[UpstreamServer], hub: &Arc<Hub>) -> Vec<Arc<ServerState>> {
         let mut pool = self.pool();
         let existing: Vec<Arc<ServerState>> =
             pool.members().iter().map(|m| m.key.state.clone()).collect();
@@ -52,7 +47,7 @@ impl Upstream {
                 .iter()
                 .find(|e| *e.addr == *s.server.addr)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(ServerState::new(&s.server.addr, changes.clone())));
+                .unwrap_or_else(|| Arc::new(ServerState::new(&s.server.addr, hub.clone())));
             let backend = Backend {
                 state,
                 node: s.node.clone(),
@@ -73,7 +68,7 @@ impl Upstream {
 
     /// Picks a server this request has not `tried` and counts the request
     /// in flight on it.
-    pub fn pick(&self, now: Instant, tried: &[Arc<ServerState>]) -> Option<Lease> {
+    pub fn pick(&self, now: impl FnOnce() -> Instant, tried: &[Arc<ServerState>]) -> Option<Lease> {
         let mut pool = self.pool();
         let i = pool.pick(now, |b| tried.iter().any(|t| Arc::ptr_eq(t, &b.state)))?;
         Some(pool.members()[i].key.state.lease())

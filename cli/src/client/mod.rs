@@ -3,6 +3,7 @@
 //! `cluster_proto` types.
 
 mod balancing;
+mod declare;
 mod rollout;
 mod views;
 

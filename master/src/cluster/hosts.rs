@@ -93,15 +93,22 @@ pub struct HostsChanges {
 impl Cluster {
     /// The domain appended to names in hosts files (`web-1.example.com`)
     /// and extra names per role.
-    pub fn with_hosts_naming(mut self, naming: HostsNaming) -> Cluster {
-        self.hosts_naming = naming;
+    /// From the master's configuration; settings applied from a cluster
+    /// file (stored) win.
+    pub fn with_hosts_naming(self, naming: HostsNaming) -> Cluster {
+        {
+            let mut st = self.state();
+            if st.settings.is_none() {
+                st.hosts_naming = naming;
+            }
+        }
         self
     }
 
     /// Every node's line, sorted by name, and the generation it is as of.
     pub fn hosts(&self) -> (u64, Vec<HostEntry>) {
         let st = self.state();
-        (st.hosts_log.latest(), st.host_entries(&self.hosts_naming))
+        (st.hosts_log.latest(), st.host_entries(&st.hosts_naming))
     }
 
     /// The lines that changed after generation `seen`.
@@ -113,7 +120,7 @@ impl Cluster {
             removed: Vec::new(),
         };
         for id in st.hosts_log.since(seen) {
-            match st.nodes.get(id).and_then(|n| entry(n, &self.hosts_naming)) {
+            match st.nodes.get(id).and_then(|n| entry(n, &st.hosts_naming)) {
                 Some(e) => changes.upsert.push(e),
                 None => changes.removed.push(id.clone()),
             }
@@ -147,7 +154,7 @@ impl Cluster {
         let n = st.nodes.get(node_id)?;
         // An agent that keeps no hosts file gets no lines: not even built.
         let hosts = if wants_hosts {
-            st.host_entries(&self.hosts_naming)
+            st.host_entries(&st.hosts_naming)
         } else {
             Vec::new()
         };
@@ -180,7 +187,7 @@ impl Cluster {
         };
         let since = wants_hosts.then(|| st.hosts_log.since(hosts_seen));
         for id in since.into_iter().flatten() {
-            match st.nodes.get(id).and_then(|n| entry(n, &self.hosts_naming)) {
+            match st.nodes.get(id).and_then(|n| entry(n, &st.hosts_naming)) {
                 Some(e) => changes.upsert.push(e),
                 None => changes.removed.push(id.clone()),
             }

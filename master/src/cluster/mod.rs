@@ -133,6 +133,11 @@ struct State {
     hosts_log: hosts::HostsLog,
     /// Upstreams, routes, what proxies are sent and what balancers report.
     balancing: balancing::Balancing,
+    /// The domain and role aliases in every hosts line.
+    hosts_naming: hosts::HostsNaming,
+    /// Settings applied from a cluster file (`None`: never applied; the
+    /// master's configuration holds).
+    settings: Option<crate::clusterfile::Settings>,
 }
 
 impl State {
@@ -194,8 +199,6 @@ pub struct Cluster {
     acks: watch::Sender<u64>,
     /// The generation of the latest hosts change; every session watches it.
     hosts_changed: watch::Sender<u64>,
-    /// The domain and role aliases in every hosts line.
-    hosts_naming: hosts::HostsNaming,
     down_after_ms: u64,
     /// The version of what the proxies are sent; their sessions watch it.
     proxy_changed: watch::Sender<u64>,
@@ -231,6 +234,13 @@ impl Cluster {
             ..State::default()
         };
         state.balancing.upstreams = loaded.upstreams.into_iter().collect();
+        if let Some(settings) = loaded.settings {
+            state.hosts_naming = hosts::HostsNaming {
+                base_domain: settings.base_domain.clone(),
+                role_aliases: settings.role_aliases(),
+            };
+            state.settings = Some(settings);
+        }
         state.balancing.routes = loaded.routes.into_iter().collect();
         for node in loaded.nodes {
             if node.state(now, down_after_ms) == NodeState::Down {
@@ -252,7 +262,6 @@ impl Cluster {
             writer: tokio::sync::Mutex::new(()),
             acks: watch::Sender::new(0),
             hosts_changed: watch::Sender::new(0),
-            hosts_naming: hosts::HostsNaming::default(),
             down_after_ms,
             proxy_changed: watch::Sender::new(0),
             started_ms: now,
@@ -295,6 +304,15 @@ impl Cluster {
         let wants_proxy = hello.wants_proxy;
         let _w = self.writer.lock().await;
         let now = now_ms();
+        // A node that names no service takes its role's, if the cluster
+        // file gives one.
+        let mut hello = hello;
+        if hello.service.is_empty() {
+            if let Some((service, naming)) = self.role_service(&hello.roles) {
+                hello.service = service;
+                hello.naming = naming;
+            }
+        }
         let (mut node, event) = {
             let mut st = self.state();
             match st.nodes.get(&hello.node_id) {
@@ -554,6 +572,7 @@ impl Cluster {
 
 mod access;
 mod balancing;
+mod declare;
 mod drain;
 mod history;
 mod hosts;
@@ -565,6 +584,7 @@ pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};
 pub use balancing::{BalancingState, ProxyView, ResolvedServer, check_upstream};
 pub use hosts::HostsNaming;
 pub use targeting::TargetSpec;
+pub(crate) use targeting::check_label_key;
 
 #[cfg(test)]
 mod tests;

@@ -114,7 +114,7 @@ impl State {
     }
 }
 
-fn check_label_key(k: &str) -> Result<(), ClusterError> {
+pub(crate) fn check_label_key(k: &str) -> Result<(), ClusterError> {
     let ok = !k.is_empty()
         && k.len() <= 63
         && k.chars()

@@ -52,6 +52,67 @@ impl pb::control_server::Control for ControlSvc {
     type WaitOutStream = WaitOutStream;
     type WatchRolloutStream = WatchRolloutStream;
 
+    async fn export_cluster(
+        &self,
+        request: Request<pb::ExportClusterRequest>,
+    ) -> Result<Response<pb::ClusterDescription>, Status> {
+        authorize(
+            &self.cluster,
+            &request,
+            Permission::Read,
+            "export the cluster",
+        )
+        .await?;
+        let desired = self.cluster.desired();
+        Ok(Response::new(pb::ClusterDescription {
+            desired_json: serde_json::to_string(&desired).expect("always serialises"),
+        }))
+    }
+
+    async fn apply_cluster(
+        &self,
+        request: Request<pb::ApplyClusterRequest>,
+    ) -> Result<Response<pb::ApplyClusterResponse>, Status> {
+        let dry_run = request.get_ref().dry_run;
+        let (need, action) = if dry_run {
+            (Permission::Read, "plan the cluster")
+        } else {
+            (Permission::Admin, "apply a cluster file")
+        };
+        let caller = authorize(&self.cluster, &request, need, action).await?;
+        let req = request.into_inner();
+        let wanted: crate::clusterfile::DesiredCluster = serde_json::from_str(&req.desired_json)
+            .map_err(|e| Status::invalid_argument(format!("field `desired_json`: {e}")))?;
+        let changes = if dry_run {
+            let problems = crate::clusterfile::check(&wanted);
+            if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                return Err(Status::invalid_argument(text.join("\n")));
+            }
+            self.cluster.plan(&wanted)
+        } else {
+            self.cluster
+                .apply(wanted, &caller.label())
+                .await
+                .map_err(super::status_of)?
+        };
+        Ok(Response::new(pb::ApplyClusterResponse {
+            changes: changes
+                .iter()
+                .map(|c| pb::ClusterChange {
+                    kind: match c.kind {
+                        crate::clusterfile::ChangeKind::Add => "add",
+                        crate::clusterfile::ChangeKind::Change => "change",
+                        crate::clusterfile::ChangeKind::Remove => "remove",
+                    }
+                    .into(),
+                    what: c.what.clone(),
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn start_rollout(
         &self,
         request: Request<pb::StartRolloutRequest>,

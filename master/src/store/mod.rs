@@ -27,6 +27,8 @@ pub struct Loaded {
     pub groups: Vec<(String, String)>,
     pub upstreams: Vec<(String, UpstreamSource)>,
     pub routes: Vec<(String, Domain)>,
+    /// Settings applied from a cluster file.
+    pub settings: Option<crate::clusterfile::Settings>,
     pub generation: u64,
     /// The sequence number the next event gets.
     pub next_event_seq: u64,
@@ -53,6 +55,7 @@ pub struct Write {
     /// Domains' route chains to set (`None` removes).
     pub routes: Vec<(String, Option<Domain>)>,
     pub rollouts: Vec<crate::rollout::RolloutRecord>,
+    pub settings: Option<crate::clusterfile::Settings>,
 }
 
 impl Write {
@@ -70,6 +73,7 @@ impl Write {
             && self.upstreams.is_empty()
             && self.routes.is_empty()
             && self.rollouts.is_empty()
+            && self.settings.is_none()
     }
 }
 

@@ -7,7 +7,8 @@
 //! → empty; `group/<name>` → the expression; `job/<id>` → JSON
 //! [`JobRecord`] (ids sort by time); `upstream/<name>` → JSON
 //! `UpstreamSource`; `route/<domain>` → JSON `Domain`; `rollout/<id>` → JSON
-//! `RolloutRecord` (ids sort by time).
+//! `RolloutRecord` (ids sort by time); `meta/settings` → JSON `Settings`
+//! (from a cluster file).
 
 use super::{EventQuery, Loaded, Store, StoreError, Write};
 use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
@@ -24,6 +25,7 @@ const JOB: &[u8] = b"job/";
 const UPSTREAM: &[u8] = b"upstream/";
 const ROUTE: &[u8] = b"route/";
 const ROLLOUT: &[u8] = b"rollout/";
+const SETTINGS: &[u8] = b"meta/settings";
 
 pub struct SledStore {
     db: sled::Db,
@@ -121,6 +123,9 @@ impl Store for SledStore {
             let domain = String::from_utf8_lossy(&k[ROUTE.len()..]).into_owned();
             loaded.routes.push((domain, decode(&k, &v)?));
         }
+        if let Some(v) = self.db.get(SETTINGS).map_err(StoreError::Read)? {
+            loaded.settings = Some(decode(SETTINGS, &v)?);
+        }
         if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
             loaded.generation = u64_of(GENERATION, &v)?;
         }
@@ -191,6 +196,10 @@ impl Store for SledStore {
                 ),
                 None => batch.remove(key(ROUTE, domain.as_bytes())),
             }
+        }
+        if let Some(s) = &write.settings {
+            let v = serde_json::to_vec(s).expect("settings always serialise");
+            batch.insert(SETTINGS, v);
         }
         for r in &write.rollouts {
             let v = serde_json::to_vec(r).expect("a rollout always serialises");

@@ -1,0 +1,203 @@
+//! The whole cluster in one file, end to end: plan, apply (twice), export
+//! and apply the export, and a bad file refused with every line.
+
+use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+const FILE: &str = r#"[cluster]
+name = "shop"
+base_domain = "shop.internal"
+
+[roles.web]
+service = "web"
+ports = { http = 8080 }
+aliases = ["www"]
+
+[upstreams.app]
+role = "web"
+port = "http"
+
+[upstreams.legacy]
+servers = [{ addr = "10.0.0.9:80", weight = 5 }]
+
+[routes."example.com"]
+init = "r1"
+rules.r1 = { type = "path", pattern = "/old/", succ = "r3", fail = "r2" }
+rules.r2 = { type = "backend", upstream = "app" }
+rules.r3 = { type = "backend", upstream = "legacy" }
+
+[nodegroups]
+front = "G@roles:web"
+
+[labels.web-0]
+tier = "gold"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_apply_export_round_trip_and_a_bad_file_changes_nothing() {
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, FILE).unwrap();
+    let f = file.to_str().unwrap();
+
+    // Plan on an empty cluster: everything is an addition; nothing changes.
+    let plan = ctl(&admin, &["plan", f]).await.ok().stdout;
+    for want in [
+        "+ cluster base_domain: (none) → shop.internal",
+        "+ role web: service web (iterative), ports http=8080, aliases www",
+        "+ upstream app: role web port 8080",
+        "+ upstream legacy: servers 10.0.0.9:80 weight 5",
+        "+ route example.com: 3 rules from r1",
+        "+ nodegroup front: G@roles:web",
+    ] {
+        assert!(plan.contains(want), "missing {want:?} in:\n{plan}");
+    }
+    let before = ctl(&admin, &["upstream", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(before["upstreams"], serde_json::json!({}));
+
+    // The labels name web-0, which a node with role web becomes: the role's
+    // service names it.
+    let web = AgentProc::builder("node-a", &master)
+        .addr("127.0.0.2")
+        .role("web")
+        .spawn();
+    eventually("node-a connected", PATIENCE, || async {
+        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
+        out.code == 0 && out.json().as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    // Named before the file said anything: by its id.
+    let out = ctl(&admin, &["apply", f]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("{f}:26: labels.web-0: no node named \"web-0\"")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was applied"), "{}", out.stderr);
+    let still = ctl(&admin, &["upstream", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(still["upstreams"], serde_json::json!({}));
+
+    // Without the labels it applies; a new web node is then named web-0.
+    let no_labels = FILE.split("[labels.web-0]").next().unwrap().to_owned();
+    std::fs::write(&file, &no_labels).unwrap();
+    let out = ctl(&admin, &["apply", f]).await.ok().stdout;
+    assert!(out.contains("7 added, 0 changed, 0 removed"), "{out}");
+    let again = ctl(&admin, &["apply", f]).await.ok().stdout;
+    assert_eq!(again, "no changes: the cluster matches the file\n");
+    let web0 = AgentProc::builder("node-b", &master)
+        .addr("127.0.0.3")
+        .role("web")
+        .spawn();
+    eventually(
+        "node-b named web-0 from its role's service",
+        PATIENCE,
+        || async {
+            let out = ctl(&admin, &["nodes", "web-0", "-o", "json"]).await;
+            out.code == 0 && out.json()[0]["id"] == "node-b"
+        },
+    )
+    .await;
+    // Hosts files follow the domain and the role's alias.
+    eventually(
+        "hosts lines with the domain and the alias",
+        PATIENCE,
+        || async {
+            let hosts = std::fs::read_to_string(web0.hosts_file()).unwrap_or_default();
+            hosts.contains("web-0.shop.internal web-0 www")
+                && hosts.contains("node-a.shop.internal node-a www")
+        },
+    )
+    .await;
+    std::fs::write(&file, FILE).unwrap();
+    let out = ctl(&admin, &["apply", f]).await.ok().stdout;
+    assert!(out.contains("+ labels of web-0: tier=gold"), "{out}");
+    let upstreams = ctl(&admin, &["upstream", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        upstreams["resolved"]["app"].as_array().unwrap().len(),
+        2,
+        "{upstreams}"
+    );
+
+    // Export → apply: nothing to do; and the export reads as the same file.
+    let exported = dir.path().join("exported.toml");
+    ctl(&admin, &["export", "-f", exported.to_str().unwrap()])
+        .await
+        .ok();
+    let out = ctl(&admin, &["plan", exported.to_str().unwrap()])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(
+        out,
+        "no changes: the cluster matches the file\n",
+        "{}",
+        std::fs::read_to_string(&exported).unwrap()
+    );
+    let out = ctl(&admin, &["apply", exported.to_str().unwrap()])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(out, "no changes: the cluster matches the file\n");
+
+    // A removal shows in the plan and applies.
+    let fewer = FILE
+        .replace(
+            "[upstreams.legacy]\nservers = [{ addr = \"10.0.0.9:80\", weight = 5 }]\n",
+            "",
+        )
+        .replace("succ = \"r3\"", "succ = \"r2\"")
+        .replace(
+            "rules.r3 = { type = \"backend\", upstream = \"legacy\" }\n",
+            "",
+        );
+    std::fs::write(&file, &fewer).unwrap();
+    let plan = ctl(&admin, &["plan", f]).await.ok().stdout;
+    assert!(plan.contains("- upstream legacy"), "{plan}");
+    assert!(
+        plan.contains("~ route example.com: 3 rules from r1 → 2 rules from r1"),
+        "{plan}"
+    );
+    ctl(&admin, &["apply", f]).await.ok();
+
+    // A bad file: every problem with its line, nothing applied.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[roles.web]\n\n[upstreams.app]\nrole = \"wbe\"\nport = 80\n\n[upstreams.x]\nservers = [{ addr = \"10.0.0.1\" }]\n\n[routes.\"a.com\"]\ninit = \"r1\"\nrules.r1 = { type = \"path\", pattern = \"/\", succ = \"r1\" }\n",
+    )
+    .unwrap();
+    let out = ctl(&admin, &["apply", bad.to_str().unwrap()]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    let b = bad.to_str().unwrap();
+    for want in [
+        format!("{b}:3: unknown role \"wbe\""),
+        format!("{b}:7: upstream \"x\", server 1"),
+        format!("{b}:12: domain \"a.com\", rule \"r1\": cycle: r1 → r1"),
+        "nothing was applied".to_owned(),
+    ] {
+        assert!(
+            out.stderr.contains(&want),
+            "missing {want:?} in:\n{}",
+            out.stderr
+        );
+    }
+    let after = ctl(&admin, &["export", "-o", "json"]).await.ok().json();
+    assert!(after["upstreams"].get("x").is_none(), "{after}");
+    assert!(after["upstreams"].get("app").is_some(), "{after}");
+    drop(web);
+}
