@@ -2,7 +2,7 @@
 # Prints the benchmark figures recorded in bench/RESULTS.md.
 #
 #   bench/run.sh                 # everything
-#   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout
+#   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -16,11 +16,18 @@
 #          `salt '*' test.ping` with 20 minions, alternating, same run
 # fanout — `run` fanned out to 1,000 and 10,000 simulated agents (one
 #          load-generating process, a real mTLS session each)
+# proxy  — wrk through the agent's proxy and through nginx (keep-alive
+#          upstream) in front of the same nginx backend, alternating rounds
+# lbdrain — drain → last request reaching the drained node under load,
+#          through the agent's proxy and through HAProxy (agent-check)
+# rollout — a rollout over 10 nodes with a no-op command: time per batch
+#          beyond the load balancer's waits
 #
+# Needs wrk, nginx and HAProxy for proxy and lbdrain (tests/run installs them).
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -105,4 +112,16 @@ fi
 if has fanout; then
   "$bin/fanout-bench" --agents 1000 --runs 5
   "$bin/fanout-bench" --agents 10000 --runs 3
+fi
+
+if has proxy; then
+  "$bin/lb-bench" proxy --rounds "${PROXY_ROUNDS:-5}" --seconds "${PROXY_SECONDS:-10}"
+fi
+
+if has lbdrain; then
+  "$bin/lb-bench" drain --cycles "${LBDRAIN_CYCLES:-30}"
+fi
+
+if has rollout; then
+  "$bin/lb-bench" rollout --nodes 10
 fi

@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! cargo run --release -p cluster-agent --example proxy_bench -- \
-//!     --listen 127.0.0.1:18080 --upstream 127.0.0.1:18081 [--upstream …] [--threads 2]
+//!     --listen 127.0.0.1:18080 --upstream 127.0.0.1:18081 [--upstream …] [--workers 2]
 //! ```
 //!
-//! `--backend 127.0.0.1:18081` instead runs a minimal hyper backend there
-//! (200, `hello\n`), for a Rust-only setup.
+//! `--workers` defaults to one per CPU, as in the agent. `--backend
+//! 127.0.0.1:18081` instead runs a minimal hyper backend there (200,
+//! `hello\n`, on `--workers` threads), for a Rust-only setup.
 
 use bytes::Bytes;
-use cluster_agent::proxy::{Proxy, ProxyConfig, UpstreamServer};
+use cluster_agent::proxy::{Options, Proxy, ProxyConfig, UpstreamServer};
 use cluster_balancer::{Domain, RouteTable, Server};
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -25,7 +26,7 @@ struct Args {
     listen: SocketAddr,
     upstreams: Vec<String>,
     backend: Option<SocketAddr>,
-    threads: Option<usize>,
+    workers: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -33,7 +34,7 @@ fn args() -> Result<Args, String> {
         listen: "127.0.0.1:18080".parse().expect("literal"),
         upstreams: Vec::new(),
         backend: None,
-        threads: None,
+        workers: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,9 +45,7 @@ fn args() -> Result<Args, String> {
             "--backend" => {
                 a.backend = Some(value()?.parse().map_err(|e| format!("--backend: {e}"))?)
             }
-            "--threads" => {
-                a.threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?)
-            }
+            "--workers" => a.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -59,19 +58,19 @@ fn args() -> Result<Args, String> {
 fn main() -> Result<(), String> {
     let args = args()?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        rt.worker_threads(n);
+    if args.workers > 0 && args.backend.is_some() {
+        rt.worker_threads(args.workers);
     }
     let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         match args.backend {
             Some(addr) => backend(addr).await,
-            None => proxy(args.listen, args.upstreams).await,
+            None => proxy(args.listen, args.upstreams, args.workers).await,
         }
     })
 }
 
-async fn proxy(listen: SocketAddr, upstreams: Vec<String>) -> Result<(), String> {
+async fn proxy(listen: SocketAddr, upstreams: Vec<String>, workers: usize) -> Result<(), String> {
     let domains: BTreeMap<String, Domain> = serde_json::from_value(serde_json::json!({
         "*": {"init": "to", "rules": {"to": {"type": "backend", "args": {"servername": "bench"}}}}
     }))
@@ -89,7 +88,11 @@ async fn proxy(listen: SocketAddr, upstreams: Vec<String>) -> Result<(), String>
         routes: Arc::new(routes),
         upstreams: BTreeMap::from([("bench".to_owned(), servers)]),
     };
-    let proxy = Proxy::new(config, None);
+    let options = Options {
+        workers,
+        ..Options::default()
+    };
+    let proxy = Proxy::with_options(config, None, options);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("bind {listen}: {e}"))?;

@@ -3,7 +3,7 @@
 //! Every wait is on a condition with a bounded patience.
 
 use bytes::Bytes;
-use cluster_agent::proxy::{HealthEndpoint, Proxy, ProxyConfig, Timeouts, UpstreamServer};
+use cluster_agent::proxy::{HealthEndpoint, Options, Proxy, ProxyConfig, Timeouts, UpstreamServer};
 use cluster_balancer::{Domain, RouteTable, Server};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -278,7 +278,15 @@ struct Running {
 }
 
 async fn start(config: ProxyConfig, health: Option<HealthEndpoint>, timeouts: Timeouts) -> Running {
-    let proxy = Proxy::with_timeouts(config, health, timeouts);
+    // Two workers whatever the machine: connections spread over threads.
+    let proxy = Proxy::with_options(
+        config,
+        health,
+        Options {
+            timeouts,
+            workers: 2,
+        },
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();

@@ -114,9 +114,10 @@ pub(super) struct ServerState {
     pub suspect: AtomicBool,
     /// Set when a configuration dropped this server.
     retired: AtomicBool,
-    /// Keep-alive connections, the most recently used last, each with the
-    /// idle sweep's round it was put back in.
-    idle: Mutex<Vec<(Conn, u64)>>,
+    /// Keep-alive connections, one pool per worker (see
+    /// [`super::workers::current`]), the most recently used last, each with
+    /// the idle sweep's round it was put back in.
+    idle: Box<[Mutex<Vec<(Conn, u64)>>]>,
     hub: Arc<Hub>,
 }
 
@@ -128,6 +129,9 @@ pub(super) struct Hub {
     /// Advanced by each idle sweep; a connection put back two rounds ago
     /// has been idle long enough to close.
     pub idle_round: AtomicU64,
+    /// Keep-alive pools per server: one per worker, and one for any other
+    /// thread.
+    pub pools: usize,
 }
 
 impl ServerState {
@@ -140,7 +144,7 @@ impl ServerState {
             failures: AtomicU64::new(0),
             suspect: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            idle: Mutex::new(Vec::new()),
+            idle: (0..hub.pools).map(|_| Mutex::new(Vec::new())).collect(),
             hub,
         }
     }
@@ -156,9 +160,15 @@ impl ServerState {
     }
 
     pub fn retire(&self) {
-        let mut idle = self.idle.lock().expect("idle pool");
         self.retired.store(true, Ordering::Release);
-        idle.clear();
+        for pool in &self.idle {
+            pool.lock().expect("idle pool").clear();
+        }
+    }
+
+    /// This thread's keep-alive pool.
+    fn pool(&self) -> &Mutex<Vec<(Conn, u64)>> {
+        &self.idle[super::workers::current().min(self.idle.len() - 1)]
     }
 
     pub fn is_retired(&self) -> bool {
@@ -168,7 +178,7 @@ impl ServerState {
     /// A kept-alive connection that is still open, if any.
     pub async fn reuse(&self) -> Option<Conn> {
         loop {
-            let (mut conn, _) = self.idle.lock().expect("idle pool").pop()?;
+            let (mut conn, _) = self.pool().lock().expect("idle pool").pop()?;
             if conn.ready().await {
                 return Some(conn);
             }
@@ -216,9 +226,9 @@ impl ServerState {
             return;
         }
         let round = self.hub.idle_round.load(Ordering::Relaxed);
-        let mut idle = self.idle.lock().expect("idle pool");
-        // Checked under the lock `retire` takes, so nothing is put back
-        // after the pool was emptied for good.
+        let mut idle = self.pool().lock().expect("idle pool");
+        // Checked under the lock `retire` takes after setting the flag, so
+        // nothing is put back after the pool was emptied for good.
         if !self.is_retired() && idle.len() < MAX_IDLE_PER_SERVER {
             idle.push((conn, round));
         }
@@ -229,10 +239,11 @@ impl ServerState {
     /// wake: the next user drives the connection with its own).
     pub fn close_idle(&self, before: u64) {
         let mut cx = Context::from_waker(Waker::noop());
-        self.idle
-            .lock()
-            .expect("idle pool")
-            .retain_mut(|(c, round)| *round >= before && c.drive(&mut cx) && c.is_open());
+        for pool in &self.idle {
+            pool.lock()
+                .expect("idle pool")
+                .retain_mut(|(c, round)| *round >= before && c.drive(&mut cx) && c.is_open());
+        }
     }
 
     fn end_request(&self) {

@@ -36,17 +36,28 @@ pub const MAX_REPLAY_BODY: u64 = 64 * 1024;
 /// A hard bound on tries, whatever happens to the configuration meanwhile.
 const MAX_TRIES: usize = 32;
 
-pub(super) async fn handle(
-    proxy: Arc<Proxy>,
-    req: Request<Incoming>,
-    client_ip: HeaderValue,
-) -> Response<ProxyBody> {
+/// A request routed: answered here, or to be forwarded.
+pub(super) enum Routed {
+    Answer(Response<ProxyBody>),
+    Forward(Box<Forward>),
+}
+
+pub(super) struct Forward {
+    upstream: Arc<Upstream>,
+    parts: http::request::Parts,
+    body: Incoming,
+    idempotent: bool,
+    timeouts: Timeouts,
+}
+
+/// Everything about a request that needs no waiting: the health path,
+/// routing, the upstream, the request to send.
+pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderValue) -> Routed {
     if let Some(h) = &proxy.health {
         if req.uri().path() == h.path {
-            return health(h, &req);
+            return Routed::Answer(health(h, &req));
         }
     }
-    let snapshot = proxy.snapshot();
     let host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
             .authority()
@@ -58,72 +69,99 @@ pub(super) async fn handle(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let decision = snapshot.routes.route(
-        host_str,
-        &cluster_balancer::Request {
-            path: req.uri().path(),
-            user_agent,
-            headers: req.headers(),
-        },
-    );
-    let (name, rewrite) = match decision.map(|d| d.outcome) {
-        None => {
-            return local(
+    let routed = proxy.with_snapshot(|snapshot| {
+        let decision = snapshot.routes.route(
+            host_str,
+            &cluster_balancer::Request {
+                path: req.uri().path(),
+                user_agent,
+                headers: req.headers(),
+            },
+        );
+        match decision.map(|d| d.outcome) {
+            None => Err(local(
                 StatusCode::NOT_FOUND,
                 format!("no route for host {host_str:?}\n"),
-            );
-        }
-        Some(Outcome::Forbidden { rule }) => {
-            return local(
+            )),
+            Some(Outcome::Forbidden { rule }) => Err(local(
                 StatusCode::FORBIDDEN,
                 format!("forbidden by rule {rule:?} of host {host_str:?}\n"),
-            );
+            )),
+            Some(Outcome::Backend { upstream, path }) => match snapshot.upstreams.get(&upstream) {
+                Some(u) => Ok((u.clone(), path)),
+                None => Err(local(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream {upstream:?} is not configured\n"),
+                )),
+            },
         }
-        Some(Outcome::Backend { upstream, path }) => (upstream, path),
+    });
+    let (upstream, rewrite) = match routed {
+        Ok(r) => r,
+        Err(answer) => return Routed::Answer(answer),
     };
-    let Some(upstream) = snapshot.upstreams.get(name.as_str()).cloned() else {
-        return local(
-            StatusCode::BAD_GATEWAY,
-            format!("upstream {name:?} is not configured\n"),
-        );
-    };
-    drop(snapshot);
 
     let (mut parts, body) = req.into_parts();
     parts.uri = match upstream_uri(parts.uri, rewrite.as_deref()) {
         Ok(uri) => uri,
-        Err(e) => return local(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e) => return Routed::Answer(local(StatusCode::BAD_REQUEST, format!("{e}\n"))),
     };
     parts.version = Version::HTTP_11;
     parts.extensions = Default::default();
-    headers::forward_request(&mut parts.headers, &client_ip, host);
+    headers::forward_request(&mut parts.headers, client_ip, host);
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    let body = if body.is_end_stream() {
-        UpBody::Empty
-    } else if idempotent && content_length(&parts.headers).is_some_and(|n| n <= MAX_REPLAY_BODY) {
-        match body.collect().await {
-            Ok(b) => UpBody::Full(Some(b.to_bytes())),
-            Err(e) => {
-                return local(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the request body: {e}\n"),
-                );
+    Routed::Forward(Box::new(Forward {
+        upstream,
+        parts,
+        body,
+        idempotent,
+        timeouts: proxy.timeouts,
+    }))
+}
+
+impl Routed {
+    /// The response: the one routing made, or the upstream's.
+    pub(super) async fn finish(self) -> Response<ProxyBody> {
+        let f = match self {
+            Routed::Answer(a) => return a,
+            Routed::Forward(f) => *f,
+        };
+        let Forward {
+            upstream,
+            parts,
+            body,
+            idempotent,
+            timeouts,
+        } = f;
+        let body = if body.is_end_stream() {
+            UpBody::Empty
+        } else if idempotent
+            && content_length(&parts.headers).is_some_and(|n| n <= MAX_REPLAY_BODY)
+        {
+            match body.collect().await {
+                Ok(b) => UpBody::Full(Some(b.to_bytes())),
+                Err(e) => {
+                    return local(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request body: {e}\n"),
+                    );
+                }
             }
-        }
-    } else {
-        UpBody::Stream(body)
-    };
-    let replayable = idempotent && !matches!(body, UpBody::Stream(_));
-    dispatch(
-        &proxy.timeouts,
-        &upstream,
-        Request::from_parts(parts, body),
-        replayable,
-    )
-    .await
+        } else {
+            UpBody::Stream(body)
+        };
+        let replayable = idempotent && !matches!(body, UpBody::Stream(_));
+        dispatch(
+            &timeouts,
+            &upstream,
+            Request::from_parts(parts, body),
+            replayable,
+        )
+        .await
+    }
 }
 
 /// The path and query sent upstream: origin-form, with the path replaced

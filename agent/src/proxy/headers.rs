@@ -12,32 +12,9 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
-}
-
-/// Removes hop-by-hop headers; allocates only when there are some.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
+/// The hop-by-hop headers, always dropped.
+fn hop_by_hop() -> [&'static HeaderName; 7] {
+    [
         &header::CONNECTION,
         &header::TE,
         &header::TRAILER,
@@ -45,8 +22,48 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         &header::UPGRADE,
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
-    ] {
-        headers.remove(name);
+    ]
+}
+
+/// Removes hop-by-hop headers. The common cases — none, or `Connection:
+/// keep-alive` / `close` — cost a scan of the names and no allocation.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let names = hop_by_hop();
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = names.iter().position(|h| *h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    let tokens = |h: &HeaderMap| -> Vec<HeaderName> {
+        h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect()
+    };
+    // `Connection` naming other headers is rare: only then allocate.
+    let named_more = headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes().split(|b| *b == b',').any(|t| {
+            let t = t.trim_ascii();
+            !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive")
+        })
+    });
+    if named_more {
+        for name in tokens(headers) {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! The accept loop: HTTP/1.1 with keep-alive, one task per client
-//! connection, an idle check per connection, and a graceful stop — on
-//! shutdown the listener closes at once, every connection finishes the
-//! request it is serving (its response body included) and closes, and
-//! whatever is still running after [`Timeouts::shutdown_grace`] is cut.
+//! connection on the least busy worker ([`super::workers`]), an idle check
+//! per connection, and a graceful stop — on shutdown the listener closes at
+//! once, every connection finishes the request it is serving (its response
+//! body included) and closes, and whatever is still running after
+//! [`Timeouts::shutdown_grace`] is cut.
 
+use super::workers::Open;
 use super::{Proxy, Timeouts, forward, headers};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -22,6 +24,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: CancellationToken) {
+    let workers = match proxy.workers() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "proxy: cannot start its worker threads; not serving");
+            return;
+        }
+    };
     let mut connections = JoinSet::new();
     let sweep_every = (proxy.timeouts.idle / 2).max(Duration::from_millis(10));
     let mut sweep =
@@ -34,8 +43,27 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let stop = shutdown.child_token();
-                    connections.spawn(connection(proxy.clone(), stream, peer, stop));
+                    // Registered again with the worker's own reactor there.
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "proxy: dropping a connection");
+                            continue;
+                        }
+                    };
+                    let worker = workers.least_busy();
+                    let open = Open::new(&worker.connections);
+                    let (proxy, stop) = (proxy.clone(), shutdown.child_token());
+                    connections.spawn_on(
+                        async move {
+                            let _open = open;
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => connection(proxy, stream, peer, stop).await,
+                                Err(e) => tracing::debug!(%peer, error = %e, "proxy: dropping a connection"),
+                            }
+                        },
+                        &worker.handle,
+                    );
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: breathe, retry.
@@ -86,11 +114,11 @@ async fn connection(
     let service = {
         let activity = activity.clone();
         service_fn(move |req: hyper::Request<Incoming>| {
-            let proxy = proxy.clone();
-            let client_ip = client_ip.clone();
             let busy = Busy::start(&activity);
+            // Routing is synchronous; only forwarding awaits.
+            let routed = forward::route(&proxy, req, &client_ip);
             async move {
-                let response = forward::handle(proxy, req, client_ip).await;
+                let response = routed.finish().await;
                 drop(busy);
                 Ok::<_, Infallible>(response)
             }

@@ -19,6 +19,7 @@
 //! - `headers` — hop-by-hop stripping, `X-Forwarded-*`.
 //! - `body` — request and response bodies.
 //! - `listen` — the accept loop and graceful shutdown.
+//! - `workers` — the threads connections run on, one tokio runtime each.
 //!
 //! See `LIFECYCLE.md` beside this file for what happens to a request across
 //! a configuration change.
@@ -30,6 +31,7 @@ mod forward;
 mod headers;
 mod listen;
 mod upstream;
+mod workers;
 
 pub use body::ProxyBody;
 pub use forward::MAX_REPLAY_BODY;
@@ -38,12 +40,14 @@ use backend::{Hub, ServerState};
 use cluster_balancer::RouteTable;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use upstream::Upstream;
+use workers::Workers;
 
 /// Kept-alive connections per server, at most; more are closed when their
 /// response ends.
@@ -149,7 +153,12 @@ struct Snapshot {
 }
 
 pub struct Proxy {
+    /// Tells proxies apart in the workers' snapshot caches.
+    id: u64,
     current: RwLock<Arc<Snapshot>>,
+    /// Bumped after `current` changes: a worker whose cached snapshot is of
+    /// an older version reads `current` again.
+    version: AtomicU64,
     /// Serialises `update`s (reads never take it).
     updating: Mutex<()>,
     /// Servers configurations dropped, while anything still refers to them:
@@ -159,24 +168,42 @@ pub struct Proxy {
     health: Option<HealthEndpoint>,
     timeouts: Timeouts,
     http: hyper::server::conn::http1::Builder,
+    worker_count: usize,
+    /// Started by the first `serve`.
+    workers: OnceLock<Workers>,
+}
+
+/// How a proxy runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    pub timeouts: Timeouts,
+    /// Threads serving client connections; 0: one per CPU.
+    pub workers: usize,
 }
 
 impl Proxy {
     pub fn new(config: ProxyConfig, health: Option<HealthEndpoint>) -> Arc<Proxy> {
-        Proxy::with_timeouts(config, health, Timeouts::default())
+        Proxy::with_options(config, health, Options::default())
     }
 
-    pub fn with_timeouts(
+    pub fn with_options(
         config: ProxyConfig,
         health: Option<HealthEndpoint>,
-        timeouts: Timeouts,
+        options: Options,
     ) -> Arc<Proxy> {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        let worker_count = match options.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let mut http = hyper::server::conn::http1::Builder::new();
         // hyper's header-read timer costs a timer per request; the
         // connection's idle check (`Timeouts::client_idle`) bounds slow
         // heads instead, at one timer per connection.
         http.keep_alive(true).header_read_timeout(None);
         let proxy = Proxy {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
             current: RwLock::new(Arc::new(Snapshot {
                 generation: 0,
                 routes: Arc::default(),
@@ -188,10 +215,13 @@ impl Proxy {
             hub: Arc::new(Hub {
                 changes: watch::Sender::new(0),
                 idle_round: AtomicU64::new(0),
+                pools: worker_count + 1,
             }),
             health,
-            timeouts,
+            timeouts: options.timeouts,
             http,
+            worker_count,
+            workers: OnceLock::new(),
         };
         proxy.update(config);
         Arc::new(proxy)
@@ -199,6 +229,34 @@ impl Proxy {
 
     fn snapshot(&self) -> Arc<Snapshot> {
         self.current.read().expect("proxy config").clone()
+    }
+
+    /// Runs `f` on the configuration in force, as cached by this thread:
+    /// on the request path that costs one atomic load, not a lock.
+    fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        thread_local! {
+            static CACHE: RefCell<Option<(u64, u64, Arc<Snapshot>)>> = const { RefCell::new(None) };
+        }
+        let version = self.version.load(Ordering::Acquire);
+        CACHE.with(|cache| {
+            let fresh = matches!(&*cache.borrow(), Some((id, v, _)) if *id == self.id && *v == version);
+            if !fresh {
+                *cache.borrow_mut() = Some((self.id, version, self.snapshot()));
+            }
+            let cache = cache.borrow();
+            let (_, _, snapshot) = cache.as_ref().expect("just filled");
+            f(snapshot)
+        })
+    }
+
+    fn workers(&self) -> std::io::Result<&Workers> {
+        if let Some(w) = self.workers.get() {
+            return Ok(w);
+        }
+        let started = Workers::start(self.worker_count)?;
+        // Two first `serve`s at once: the loser's threads stop as it drops.
+        let _ = self.workers.set(started);
+        Ok(self.workers.get().expect("just set"))
     }
 
     /// Applies a configuration. Servers that stay in an upstream (same
@@ -246,6 +304,7 @@ impl Proxy {
             addrs,
         });
         *self.current.write().expect("proxy config") = next;
+        self.version.fetch_add(1, Ordering::AcqRel);
         drop(old);
         drop(gone);
         self.hub.changes.send_modify(|n| *n += 1);

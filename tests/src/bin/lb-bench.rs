@@ -8,6 +8,10 @@
 //! - `drain [--cycles N]` — time from the drain request to the last request
 //!   reaching the drained node under steady load: through the agent's proxy,
 //!   and through HAProxy with agent-check (agent-inter 500ms).
+//! - `rollout [--nodes N]` — a rollout over N nodes behind the agent's
+//!   proxy with a no-op command and `--healthy-for 0`, one node per batch:
+//!   each batch's time beyond the waits the load balancer needs (out of
+//!   rotation, back in rotation).
 
 use cluster_proto as pb;
 use cluster_tests::lb::{App, Daemon, Load, free_port, listening};
@@ -291,6 +295,116 @@ async fn drain(args: &[String]) {
     }
 }
 
+async fn rollout(args: &[String]) {
+    let nodes = arg(args, "--nodes", 10);
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let app_port = free_port("127.0.0.2");
+    let mut apps = Vec::new();
+    let mut agents = Vec::new();
+    for i in 0..nodes {
+        let ip = format!("127.0.0.{}", i + 2);
+        let name = format!("web-{i}");
+        apps.push(App::start_on(&name, &ip, app_port).await);
+        agents.push(
+            AgentProc::builder(&name, &master)
+                .addr(&ip)
+                .role("web")
+                .spawn(),
+        );
+    }
+    let proxy = format!("127.0.1.1:{}", free_port("127.0.1.1"));
+    let _lb = AgentProc::builder("lb-1", &master)
+        .addr("127.0.1.1")
+        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
+        .spawn();
+    connected(&master, nodes as usize + 1).await;
+    ctl(
+        &admin,
+        &[
+            "upstream",
+            "set",
+            "app",
+            "--role",
+            "web",
+            "--port",
+            &app_port.to_string(),
+        ],
+    )
+    .await
+    .ok();
+    ctl(&admin, &["route", "set", "*", "--backend", "app"])
+        .await
+        .ok();
+    listening(&proxy).await;
+    let load = Load::start(&format!("http://{proxy}/"), "example.com", 4);
+    load.advance(200).await;
+    let started = Instant::now();
+    let out = ctl(
+        &admin,
+        &[
+            "rollout", "-R", "web", "--detach", "-o", "json", "--", "true",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let id = out["id"].as_str().unwrap().to_owned();
+    eventually("the rollout finished", Duration::from_secs(120), || async {
+        let out = ctl(&admin, &["rollout", "status", &id, "-o", "json"]).await;
+        out.json()["state"] != "running"
+    })
+    .await;
+    let rec = ctl(&admin, &["rollout", "status", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let total = started.elapsed();
+    let report = load.stop().await;
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    // Per node (one per batch): from "draining" to "back in rotation",
+    // minus the two load-balancer waits the log records.
+    let mut overheads = Vec::new();
+    let mut waits = Vec::new();
+    let log = rec["log"].as_array().unwrap();
+    for i in 0..nodes {
+        let name = format!("web-{i}");
+        let lines: Vec<&serde_json::Value> =
+            log.iter().filter(|l| l["node"] == name.as_str()).collect();
+        let at = |prefix: &str| {
+            lines
+                .iter()
+                .find(|l| l["message"].as_str().unwrap().starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} line for {name}"))
+        };
+        let ms_in = |l: &serde_json::Value| -> f64 {
+            let m = l["message"].as_str().unwrap();
+            m.rsplit('(')
+                .next()
+                .unwrap()
+                .trim_end_matches(" ms)")
+                .parse()
+                .unwrap()
+        };
+        let start = at("draining")["time_ms"].as_u64().unwrap();
+        let back = at("back in rotation");
+        let end = back["time_ms"].as_u64().unwrap();
+        let wait = ms_in(at("out of rotation")) + ms_in(back);
+        waits.push(wait);
+        overheads.push((end - start) as f64 - wait);
+    }
+    overheads.sort_by(f64::total_cmp);
+    waits.sort_by(f64::total_cmp);
+    println!(
+        "rollout of {nodes} nodes, batch 1, no-op command, --healthy-for 0, behind the agent's proxy under load: total {:.2}s; per batch beyond the LB waits: p50 {:.1} ms, max {:.1} ms (LB waits p50 {:.1} ms); failed client requests: {}",
+        total.as_secs_f64(),
+        percentile(&overheads, 0.5),
+        overheads.last().unwrap(),
+        percentile(&waits, 0.5),
+        report.failures.len()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     cluster_tests::crypto();
@@ -298,8 +412,11 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("proxy") => proxy(&args).await,
         Some("drain") => drain(&args).await,
+        Some("rollout") => rollout(&args).await,
         _ => {
-            eprintln!("usage: lb-bench proxy [--rounds N] [--seconds S] | drain [--cycles N]");
+            eprintln!(
+                "usage: lb-bench proxy [--rounds N] [--seconds S] | drain [--cycles N] | rollout [--nodes N]"
+            );
             std::process::exit(2);
         }
     }
