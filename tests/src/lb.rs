@@ -346,3 +346,18 @@ pub async fn listening(addr: &str) {
     )
     .await;
 }
+
+/// Balances `domain` (`*`: every host) over the online nodes with `role`
+/// at `port`, through an upstream named `app`.
+pub async fn balance_role(admin: &crate::Admin, role: &str, port: u16, domain: &str) {
+    let port = port.to_string();
+    crate::ctl(
+        admin,
+        &["upstream", "set", "app", "--role", role, "--port", &port],
+    )
+    .await
+    .ok();
+    crate::ctl(admin, &["route", "set", domain, "--backend", "app"])
+        .await
+        .ok();
+}

@@ -44,6 +44,23 @@ where
     }
 }
 
+/// Waits until the master lists `n` connected agents.
+pub async fn connected(admin: &Admin, n: usize) {
+    eventually(
+        &format!("{n} agents connected"),
+        Duration::from_secs(30),
+        || async {
+            let out = ctl(admin, &["nodes", "-o", "json"]).await;
+            out.code == 0
+                && out
+                    .json()
+                    .as_array()
+                    .is_some_and(|a| a.iter().filter(|node| node["connected"] == true).count() == n)
+        },
+    )
+    .await;
+}
+
 /// Directory of the workspace's built binaries (next to the test binary's
 /// `deps/`), e.g. `target/debug`.
 pub fn bin_dir() -> std::path::PathBuf {

@@ -13,22 +13,6 @@ use std::time::Duration;
 const PATIENCE: Duration = Duration::from_secs(20);
 const WEB: [(&str, &str); 2] = [("web-1", "127.0.0.2"), ("web-2", "127.0.0.3")];
 
-async fn connected(admin: &Admin, n: usize) {
-    eventually(&format!("{n} agents connected"), PATIENCE, || async {
-        let out = ctl(admin, &["nodes", "-o", "json"]).await;
-        out.code == 0
-            && out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["connected"] == true)
-                .count()
-                == n
-    })
-    .await;
-}
-
 /// HAProxy's view of one server: (status, current sessions).
 async fn server_state(socket: &Path, server: &str) -> Option<(String, u64)> {
     haproxy::servers(socket)
@@ -131,7 +115,7 @@ async fn haproxy_agent_check_takes_a_drained_node_out_and_back_with_no_failed_re
         .addr("127.0.0.5")
         .config(&format!("haproxy_stats_socket = {:?}\n", socket))
         .spawn();
-    connected(&admin, 3).await;
+    cluster_tests::connected(&admin, 3).await;
     for (name, _) in WEB {
         wait_status(&socket, name, "UP").await;
     }
@@ -200,7 +184,7 @@ async fn haproxy_httpchk_on_health_takes_a_drained_node_out_with_no_failed_reque
     ));
     listening(&frontend).await;
     let socket = lb.haproxy_socket();
-    connected(&admin, 2).await;
+    cluster_tests::connected(&admin, 2).await;
     for (name, _) in WEB {
         wait_status(&socket, name, "UP").await;
     }
@@ -237,24 +221,8 @@ async fn varnish_probing_the_proxy_port_sees_a_drained_node_sick_with_no_failed_
             "backend web{i} {{\n  .host = \"{ip}\";\n  .port = \"{proxy_port}\";\n  .probe = health;\n}}\n"
         ));
     }
-    connected(&admin, 2).await;
-    ctl(
-        &admin,
-        &[
-            "upstream",
-            "set",
-            "app",
-            "--role",
-            "web",
-            "--port",
-            &app_port.to_string(),
-        ],
-    )
-    .await
-    .ok();
-    ctl(&admin, &["route", "set", "*", "--backend", "app"])
-        .await
-        .ok();
+    cluster_tests::connected(&admin, 2).await;
+    cluster_tests::lb::balance_role(&admin, "web", app_port, "*").await;
     let vcl = format!(
         "vcl 4.1;\nimport directors;\n\
          probe health {{\n  .url = \"/health\";\n  .interval = 200ms;\n  .timeout = 150ms;\n  .window = 2;\n  .threshold = 2;\n}}\n\

@@ -45,36 +45,8 @@ async fn setup() -> Setup {
         .addr("127.0.0.5")
         .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
         .spawn();
-    eventually("4 agents connected", PATIENCE, || async {
-        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
-        out.code == 0
-            && out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|n| n["connected"] == true)
-                .count()
-                == 4
-    })
-    .await;
-    ctl(
-        &admin,
-        &[
-            "upstream",
-            "set",
-            "app",
-            "--role",
-            "web",
-            "--port",
-            &app_port.to_string(),
-        ],
-    )
-    .await
-    .ok();
-    ctl(&admin, &["route", "set", "example.com", "--backend", "app"])
-        .await
-        .ok();
+    cluster_tests::connected(&admin, 4).await;
+    cluster_tests::lb::balance_role(&admin, "web", app_port, "example.com").await;
     listening(&proxy).await;
     let url = format!("http://{proxy}/");
     eventually(

@@ -47,36 +47,8 @@ async fn setup() -> Setup {
         .addr("127.0.0.6")
         .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
         .spawn();
-    eventually("5 agents connected", PATIENCE, || async {
-        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
-        out.code == 0
-            && out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|n| n["connected"] == true)
-                .count()
-                == 5
-    })
-    .await;
-    ctl(
-        &admin,
-        &[
-            "upstream",
-            "set",
-            "app",
-            "--role",
-            "web",
-            "--port",
-            &app_port.to_string(),
-        ],
-    )
-    .await
-    .ok();
-    ctl(&admin, &["route", "set", "*", "--backend", "app"])
-        .await
-        .ok();
+    cluster_tests::connected(&admin, 5).await;
+    cluster_tests::lb::balance_role(&admin, "web", app_port, "*").await;
     listening(&proxy).await;
     let url = format!("http://{proxy}/");
     eventually("the proxy routes", PATIENCE, || async {

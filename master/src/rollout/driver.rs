@@ -265,7 +265,15 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
             }
             Some(Event::NodeDone(r)) => {
                 if r.status == JobStatus::Ok {
-                    rec.log(&r.node, &format!("command done in {} ms", r.duration_ms));
+                    let said = String::from_utf8_lossy(&r.stdout)
+                        .lines()
+                        .last()
+                        .map(|l| format!(": {}", l.chars().take(200).collect::<String>()))
+                        .unwrap_or_default();
+                    rec.log(
+                        &r.node,
+                        &format!("command done in {} ms{said}", r.duration_ms),
+                    );
                 } else {
                     let last = String::from_utf8_lossy(if r.stderr.is_empty() {
                         &r.stdout

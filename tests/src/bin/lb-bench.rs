@@ -79,23 +79,6 @@ fn ms(v: &str) -> f64 {
     }
 }
 
-async fn connected(master: &MasterProc, n: usize) {
-    let admin = master.admin();
-    eventually("agents connected", Duration::from_secs(30), || async {
-        let out = ctl(&admin, &["nodes", "-o", "json"]).await;
-        out.code == 0
-            && out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["connected"] == true)
-                .count()
-                == n
-    })
-    .await;
-}
-
 async fn proxy(args: &[String]) {
     let rounds = arg(args, "--rounds", 5);
     let seconds = arg(args, "--seconds", 10);
@@ -117,7 +100,7 @@ async fn proxy(args: &[String]) {
         .addr("127.0.0.1")
         .config(&format!("[proxy]\nlisten = [\"127.0.0.1:{proxy_port}\"]\n"))
         .spawn();
-    connected(&master, 1).await;
+    cluster_tests::connected(&master.admin(), 1).await;
     let admin = master.admin();
     ctl(&admin, &["upstream", "set", "app", "--server", &backend])
         .await
@@ -203,24 +186,8 @@ async fn drain(args: &[String]) {
         .addr("127.0.0.5")
         .config(&format!("[proxy]\nlisten = [\"127.0.0.5:{proxy_port}\"]\n"))
         .spawn();
-    connected(&master, 3).await;
-    ctl(
-        &admin,
-        &[
-            "upstream",
-            "set",
-            "app",
-            "--role",
-            "web",
-            "--port",
-            &app_port.to_string(),
-        ],
-    )
-    .await
-    .ok();
-    ctl(&admin, &["route", "set", "*", "--backend", "app"])
-        .await
-        .ok();
+    cluster_tests::connected(&master.admin(), 3).await;
+    cluster_tests::lb::balance_role(&admin, "web", app_port, "*").await;
     let frontend = format!("127.0.0.1:{}", free_port("127.0.0.1"));
     let _haproxy = Daemon::haproxy(&format!(
         "global\n  stats socket {{dir}}/admin.sock mode 600 level admin\n\
@@ -318,24 +285,8 @@ async fn rollout(args: &[String]) {
         .addr("127.0.1.1")
         .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
         .spawn();
-    connected(&master, nodes as usize + 1).await;
-    ctl(
-        &admin,
-        &[
-            "upstream",
-            "set",
-            "app",
-            "--role",
-            "web",
-            "--port",
-            &app_port.to_string(),
-        ],
-    )
-    .await
-    .ok();
-    ctl(&admin, &["route", "set", "*", "--backend", "app"])
-        .await
-        .ok();
+    cluster_tests::connected(&master.admin(), nodes as usize + 1).await;
+    cluster_tests::lb::balance_role(&admin, "web", app_port, "*").await;
     listening(&proxy).await;
     let load = Load::start(&format!("http://{proxy}/"), "example.com", 4);
     load.advance(200).await;
