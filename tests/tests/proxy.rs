@@ -320,3 +320,112 @@ async fn a_failing_local_check_takes_a_node_out_of_its_upstreams_and_shows_in_no
     .await;
     assert_eq!(agent.health().await.0, 200);
 }
+
+/// A GET through the proxy with a User-Agent: (status, body).
+async fn get_as(url: &str, host: &str, ua: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    let client: hyper_util::client::legacy::Client<_, Empty<hyper::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = hyper::Request::get(url)
+        .header("host", host)
+        .header("user-agent", ua)
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elbs_json_imports_and_routes_as_its_readme_says() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (WEB[0].1, WEB[1].1);
+    let upstreams = dir.path().join("upstreams.json");
+    std::fs::write(
+        &upstreams,
+        format!(
+            r#"{{"up1": {{"{a}:{p}": ""}}, "up2": {{"{b}:{p}": "max_fails=2 weight=10"}}}}"#,
+            p = s.app_port
+        ),
+    )
+    .unwrap();
+    // ELB's README example, as is.
+    let domains = dir.path().join("elb.json");
+    std::fs::write(
+        &domains,
+        r#"{"example.com": {
+            "init": "r1",
+            "rules": {
+                "r1": {"type": "ua", "args": {"fail": "r3", "pattern": "httpie(\\S+)$", "succ": "r4"}},
+                "r2": {"type": "backend", "args": {"servername": "up1"}},
+                "r3": {"type": "backend", "args": {"servername": "up2"}},
+                "r4": {"type": "path", "args": {"regex": true, "pattern": "^\\/blog\\/(\\S+)$", "succ": "r2", "fail": "r3", "rewrite": false}}
+            }}}"#,
+    )
+    .unwrap();
+    let out = ctl(
+        &s.admin,
+        &[
+            "route",
+            "import",
+            domains.to_str().unwrap(),
+            "--upstreams",
+            upstreams.to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        out.stdout.contains("imported 1 domain and 2 upstreams"),
+        "{}",
+        out.stdout
+    );
+    let test = ctl(
+        &s.admin,
+        &[
+            "route",
+            "test",
+            "example.com",
+            "/blog/x",
+            "--ua",
+            "HTTPie/0.9.9",
+        ],
+    )
+    .await
+    .ok()
+    .stdout;
+    assert!(
+        test.contains("r1 (ua: match) → r4 (path: match) → r2 → backend up1"),
+        "{test}"
+    );
+    assert!(
+        test.contains(&format!("upstream up1: {a}:{}", s.app_port)),
+        "{test}"
+    );
+    // The running proxy routes the same way.
+    eventually(
+        "the proxy routes httpie /blog/ to up1 (web-1)",
+        PATIENCE,
+        || async {
+            get_as(&s.proxy, "example.com", "HTTPie/0.9.9")
+                .await
+                .1
+                .starts_with("web-2")
+                && get_as(&format!("{}blog/x", s.proxy), "example.com", "HTTPie/0.9.9")
+                    .await
+                    .1
+                    == "web-1 /blog/x"
+        },
+    )
+    .await;
+    assert!(
+        get_as(&format!("{}blog/x", s.proxy), "example.com", "curl/8")
+            .await
+            .1
+            .starts_with("web-2")
+    );
+    assert_eq!(get_as(&s.proxy, "unknown.org", "curl/8").await.0, 404);
+}
