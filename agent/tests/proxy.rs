@@ -52,11 +52,17 @@ type Body = BoxBody<Bytes, Infallible>;
 #[derive(Default)]
 struct Seen {
     hits: AtomicU64,
+    /// Connections accepted.
+    conns: AtomicU64,
+    /// Connections the proxy closed.
+    closed: AtomicU64,
     /// Bodies of POST requests.
     posts: Mutex<Vec<String>>,
     /// `/hold` responses waiting for `release`.
-    holds: Mutex<Vec<mpsc::Sender<Result<Frame<Bytes>, Infallible>>>>,
+    holds: Mutex<Vec<Hold>>,
 }
+
+type Hold = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 
 /// A tiny HTTP backend answering with its name. `/hold` sends its head at
 /// once and its body when the test calls `release`.
@@ -91,16 +97,22 @@ impl Backend {
                     _ = stop.cancelled() => return,
                     a = listener.accept() => a.unwrap(),
                 };
+                seen.conns.fetch_add(1, Ordering::SeqCst);
                 let (seen, stop) = (seen.clone(), stop.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(name, seen.clone(), req));
+                    let svc = {
+                        let seen = seen.clone();
+                        service_fn(move |req| answer(name, seen.clone(), req))
+                    };
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc);
                     // Cancelled: the connection is dropped, as if the
                     // process died.
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = conn => {}
+                        _ = conn => {
+                            seen.closed.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 });
             }
@@ -358,8 +370,11 @@ async fn get(c: &HttpClient, proxy: SocketAddr, host: &str, path: &str) -> Answe
 struct Load {
     stop: CancellationToken,
     ok: Arc<AtomicU64>,
-    tasks: Vec<JoinHandle<(BTreeMap<String, u64>, Vec<String>)>>,
+    tasks: Vec<JoinHandle<Tally>>,
 }
+
+/// Answers by backend, and every failure.
+type Tally = (BTreeMap<String, u64>, Vec<String>);
 
 impl Load {
     fn start(proxy: SocketAddr, host: &'static str, clients: usize) -> Load {
@@ -532,6 +547,97 @@ async fn distribution_follows_weights() {
     );
     let count = |n: &str| seq.iter().filter(|s| *s == n).count();
     assert_eq!((count("a"), count("b"), count("c")), (50, 10, 10));
+    for backend in [&a, &b, &cc] {
+        let conns = backend.seen.conns.load(Ordering::SeqCst);
+        assert!(
+            conns <= 2,
+            "{}: {conns} connections for sequential requests; kept-alive ones are reused (one pool per worker, two workers)",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_backend_connections_are_closed() {
+    let web = Backend::spawn("web", "127.0.0.2").await;
+    let timeouts = Timeouts {
+        idle: Duration::from_millis(200),
+        ..Timeouts::default()
+    };
+    let p = start(
+        config(
+            1,
+            straight(&[("shop.test", "web")]),
+            vec![("web", vec![web.server()])],
+        ),
+        None,
+        timeouts,
+    )
+    .await;
+    let c = client();
+    assert_eq!(get(&c, p.addr, "shop.test", "/").await.body, "web");
+    eventually!(
+        web.seen.closed.load(Ordering::SeqCst) == 1,
+        "the idle backend connection is still open"
+    );
+    assert_eq!(get(&c, p.addr, "shop.test", "/").await.body, "web");
+    assert_eq!(web.seen.conns.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_client_connections_are_closed_waiting_ones_are_not() {
+    let web = Backend::spawn("web", "127.0.0.2").await;
+    let silent = Broken::spawn("127.0.0.3", true).await;
+    let timeouts = Timeouts {
+        client_idle: Duration::from_millis(200),
+        response_head: Duration::from_millis(1000),
+        ..Timeouts::default()
+    };
+    let p = start(
+        config(
+            1,
+            straight(&[("shop.test", "web"), ("silent.test", "silent")]),
+            vec![
+                ("web", vec![web.server()]),
+                ("silent", vec![upstream_server(silent.addr)]),
+            ],
+        ),
+        None,
+        timeouts,
+    )
+    .await;
+
+    // Silent, and then half a request head: closed either way.
+    for sent in [&b""[..], b"GET / HTTP/1.1\r\nHost: shop"] {
+        let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, sent)
+            .await
+            .unwrap();
+        let mut buf = [0; 64];
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+            .await
+            .expect("an idle connection is closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without an answer");
+    }
+
+    // Waiting for a response head longer than client_idle is not idling.
+    let a = get(&client(), p.addr, "silent.test", "/").await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.body);
+
+    // A response body that stalls for client_idle is cut, as nginx's
+    // proxy_read_timeout / send_timeout would.
+    let req = Request::builder()
+        .uri(format!("http://{}/hold", p.addr))
+        .header("host", "shop.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let held = client().request(req).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let cut = tokio::time::timeout(PATIENCE, held.into_body().collect())
+        .await
+        .expect("a stalled body is cut");
+    assert!(cut.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,9 +750,13 @@ async fn a_hundred_config_changes_under_load_fail_nothing() {
                 b[(first + 1) % 3].server(),
             ]
         };
-        let target = if (i / 2) % 2 == 0 { "web" } else { "alt" };
+        let target = if (i / 2).is_multiple_of(2) {
+            "web"
+        } else {
+            "alt"
+        };
         let mut upstreams = vec![("web", members(i)), ("alt", members(i + 2))];
-        if (i / 4) % 2 == 0 {
+        if (i / 4).is_multiple_of(2) {
             upstreams.push(("spare", vec![b[2].server()]));
         }
         config(i, straight(&[("shop.test", target)]), upstreams)

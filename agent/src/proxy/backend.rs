@@ -99,6 +99,9 @@ pub(super) enum ConnectError {
     Handshake { addr: String, source: hyper::Error },
 }
 
+/// Idle connections, each with the sweep round it was put back in.
+type IdlePool = Mutex<Vec<(Conn, u64)>>;
+
 pub(super) struct ServerState {
     pub addr: Box<str>,
     /// The parsed address when `addr` is an `ip:port`; a name is resolved
@@ -117,7 +120,7 @@ pub(super) struct ServerState {
     /// Keep-alive connections, one pool per worker (see
     /// [`super::workers::current`]), the most recently used last, each with
     /// the idle sweep's round it was put back in.
-    idle: Box<[Mutex<Vec<(Conn, u64)>>]>,
+    idle: Box<[IdlePool]>,
     hub: Arc<Hub>,
 }
 
@@ -167,7 +170,7 @@ impl ServerState {
     }
 
     /// This thread's keep-alive pool.
-    fn pool(&self) -> &Mutex<Vec<(Conn, u64)>> {
+    fn pool(&self) -> &IdlePool {
         &self.idle[super::workers::current().min(self.idle.len() - 1)]
     }
 

@@ -122,10 +122,6 @@ impl<K> Pool<K> {
         &self.members
     }
 
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
     /// Replaces the server list. A server that stays (same `same(old, new)`)
     /// keeps its weights and failure counters; the ones that go are returned.
     pub fn replace(
@@ -204,13 +200,12 @@ impl<K> Pool<K> {
         let chosen = &mut self.members[i];
         chosen.current -= total;
         // Without failures on record `checked` is never read.
-        if let Some(now) = now.filter(|_| chosen.fails > 0) {
-            if chosen
+        if let Some(now) = now.filter(|_| chosen.fails > 0)
+            && chosen
                 .checked
                 .is_none_or(|c| now.saturating_duration_since(c) > chosen.params.fail_timeout)
-            {
-                chosen.checked = Some(now);
-            }
+        {
+            chosen.checked = Some(now);
         }
         Some(i)
     }
@@ -232,8 +227,8 @@ impl<K> Pool<K> {
         m.fails = m.fails.saturating_add(1);
         m.accessed = Some(now);
         m.checked = Some(now);
-        if m.params.max_fails > 0 {
-            m.effective -= i64::from(m.params.weight / m.params.max_fails);
+        if let Some(step) = m.params.weight.checked_div(m.params.max_fails) {
+            m.effective -= i64::from(step);
         }
         m.effective = m.effective.max(0);
     }
@@ -241,10 +236,10 @@ impl<K> Pool<K> {
     /// The request to `members()[i]` got a response head: a probe that
     /// succeeded puts the server back in.
     pub fn succeeded(&mut self, i: usize) {
-        if let Some(m) = self.members.get_mut(i) {
-            if m.accessed < m.checked {
-                m.fails = 0;
-            }
+        if let Some(m) = self.members.get_mut(i)
+            && m.accessed < m.checked
+        {
+            m.fails = 0;
         }
     }
 

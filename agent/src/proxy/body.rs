@@ -63,7 +63,7 @@ impl Body for UpBody {
 }
 
 /// A response body sent to the client.
-pub struct ProxyBody(Kind);
+pub(super) struct ProxyBody(Kind);
 
 enum Kind {
     Local(Option<Bytes>),
@@ -144,12 +144,11 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // The server may stop polling as soon as `is_end_stream` says so
         // (an empty or exactly-sized body): the connection is still good.
-        if let Kind::Upstream { body, lease } = &mut self.0 {
-            if body.is_end_stream() {
-                if let Some(l) = lease.take() {
-                    l.finish();
-                }
-            }
+        if let Kind::Upstream { body, lease } = &mut self.0
+            && body.is_end_stream()
+            && let Some(l) = lease.take()
+        {
+            l.finish();
         }
     }
 }

@@ -37,9 +37,10 @@ pub const MAX_REPLAY_BODY: u64 = 64 * 1024;
 const MAX_TRIES: usize = 32;
 
 /// A request routed: answered here, or to be forwarded.
+#[allow(clippy::large_enum_variant)] // moved once or twice; a box would cost an allocation
 pub(super) enum Routed {
     Answer(Response<ProxyBody>),
-    Forward(Box<Forward>),
+    Forward(Forward),
 }
 
 pub(super) struct Forward {
@@ -53,10 +54,10 @@ pub(super) struct Forward {
 /// Everything about a request that needs no waiting: the health path,
 /// routing, the upstream, the request to send.
 pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderValue) -> Routed {
-    if let Some(h) = &proxy.health {
-        if req.uri().path() == h.path {
-            return Routed::Answer(health(h, &req));
-        }
+    if let Some(h) = &proxy.health
+        && req.uri().path() == h.path
+    {
+        return Routed::Answer(health(h, &req));
     }
     let host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
@@ -79,17 +80,17 @@ pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderVal
             },
         );
         match decision.map(|d| d.outcome) {
-            None => Err(local(
+            None => Err((
                 StatusCode::NOT_FOUND,
                 format!("no route for host {host_str:?}\n"),
             )),
-            Some(Outcome::Forbidden { rule }) => Err(local(
+            Some(Outcome::Forbidden { rule }) => Err((
                 StatusCode::FORBIDDEN,
                 format!("forbidden by rule {rule:?} of host {host_str:?}\n"),
             )),
             Some(Outcome::Backend { upstream, path }) => match snapshot.upstreams.get(&upstream) {
                 Some(u) => Ok((u.clone(), path)),
-                None => Err(local(
+                None => Err((
                     StatusCode::BAD_GATEWAY,
                     format!("upstream {upstream:?} is not configured\n"),
                 )),
@@ -98,7 +99,7 @@ pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderVal
     });
     let (upstream, rewrite) = match routed {
         Ok(r) => r,
-        Err(answer) => return Routed::Answer(answer),
+        Err((status, text)) => return Routed::Answer(local(status, text)),
     };
 
     let (mut parts, body) = req.into_parts();
@@ -113,13 +114,13 @@ pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderVal
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    Routed::Forward(Box::new(Forward {
+    Routed::Forward(Forward {
         upstream,
         parts,
         body,
         idempotent,
         timeouts: proxy.timeouts,
-    }))
+    })
 }
 
 impl Routed {
@@ -127,7 +128,7 @@ impl Routed {
     pub(super) async fn finish(self) -> Response<ProxyBody> {
         let f = match self {
             Routed::Answer(a) => return a,
-            Routed::Forward(f) => *f,
+            Routed::Forward(f) => f,
         };
         let Forward {
             upstream,
@@ -138,10 +139,9 @@ impl Routed {
         } = f;
         let body = if body.is_end_stream() {
             UpBody::Empty
-        } else if idempotent
-            && content_length(&parts.headers).is_some_and(|n| n <= MAX_REPLAY_BODY)
+        } else if idempotent && content_length(&parts.headers).is_some_and(|n| n <= MAX_REPLAY_BODY)
         {
-            match body.collect().await {
+            match Box::pin(body.collect()).await {
                 Ok(b) => UpBody::Full(Some(b.to_bytes())),
                 Err(e) => {
                     return local(
@@ -154,12 +154,14 @@ impl Routed {
             UpBody::Stream(body)
         };
         let replayable = idempotent && !matches!(body, UpBody::Stream(_));
-        dispatch(
+        // Boxed: hyper moves the service future around by value, and this
+        // part is most of its size.
+        Box::pin(dispatch(
             &timeouts,
             &upstream,
             Request::from_parts(parts, body),
             replayable,
-        )
+        ))
         .await
     }
 }
@@ -304,7 +306,7 @@ async fn try_server(
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {
             Some(c) => c,
-            None => match server.connect(t.connect).await {
+            None => match Box::pin(server.connect(t.connect)).await {
                 Ok(c) => c,
                 Err(e) => return Try::NotSent(req, Failure::Connect(e)),
             },

@@ -11,12 +11,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +33,8 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
         }
     };
     let mut connections = JoinSet::new();
+    // One `serve` sweeps the idle backend connections, however many run.
+    let sweeper = Sweeper::claim(&proxy);
     let sweep_every = (proxy.timeouts.idle / 2).max(Duration::from_millis(10));
     let mut sweep =
         tokio::time::interval_at(tokio::time::Instant::now() + sweep_every, sweep_every);
@@ -74,7 +77,7 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
                     }
                 }
             },
-            _ = sweep.tick() => proxy.close_idle(),
+            _ = sweep.tick(), if sweeper.is_some() => proxy.close_idle(),
         }
     }
     drop(listener);
@@ -93,9 +96,25 @@ pub(super) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: Ca
     }
 }
 
-/// One client connection. `stop` is this connection's own child of the
-/// shutdown token: it is polled on every wake-up, and a child's lock is
-/// not shared with the other connections.
+/// The right to sweep idle backend connections, given back when the
+/// `serve` holding it returns.
+struct Sweeper(Arc<Proxy>);
+
+impl Sweeper {
+    fn claim(proxy: &Arc<Proxy>) -> Option<Sweeper> {
+        (!proxy.sweeping.swap(true, Ordering::AcqRel)).then(|| Sweeper(proxy.clone()))
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.sweeping.store(false, Ordering::Release);
+    }
+}
+
+/// One client connection. `stop` (this connection's child of the shutdown
+/// token) and the idle check are watched through [`Aside`], so the
+/// requests' wake-ups do not poll them.
 async fn connection(
     proxy: Arc<Proxy>,
     stream: TcpStream,
@@ -126,29 +145,114 @@ async fn connection(
     };
     let conn = http.serve_connection(io, service);
     tokio::pin!(conn);
+    let stopped = stop.cancelled_owned();
+    tokio::pin!(stopped);
     let mut check =
         tokio::time::interval_at(tokio::time::Instant::now() + client_idle, client_idle);
+    let aside = Aside::new();
     let mut seen = activity.progress();
     let result = loop {
-        tokio::select! {
-            biased;
-            r = conn.as_mut() => break r,
-            _ = stop.cancelled() => {
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(r));
+            }
+            aside.poll(cx, |cx| {
+                if stopped.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Event::Stop)
+                } else {
+                    check.poll_tick(cx).map(|_| Event::Check)
+                }
+            })
+        })
+        .await;
+        match event {
+            Event::Ended(r) => break r,
+            Event::Stop => {
                 conn.as_mut().graceful_shutdown();
                 break conn.await;
             }
-            _ = check.tick() => {
+            Event::Check => {
                 let now = activity.progress();
                 if now == seen && activity.busy() == 0 {
                     tracing::debug!(%peer, "proxy: closing an idle client connection");
                     return;
                 }
                 seen = now;
+                // The next tick must be polled to be armed.
+                aside.rewake();
             }
         }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "proxy: client connection ended with an error");
+    }
+}
+
+enum Event {
+    Ended(hyper::Result<()>),
+    Stop,
+    Check,
+}
+
+/// Futures polled only when they woke the task themselves: they get a
+/// waker of their own that flags them and then wakes the task.
+struct Aside {
+    inner: Arc<AsideWaker>,
+    waker: Waker,
+}
+
+struct AsideWaker {
+    woken: AtomicBool,
+    /// The task's waker (a tokio task's is the same for its whole life).
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for AsideWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(w) = self.task.lock().expect("aside waker").as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl Aside {
+    fn new() -> Aside {
+        let inner = Arc::new(AsideWaker {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        Aside {
+            waker: Waker::from(inner.clone()),
+            inner,
+        }
+    }
+
+    /// Runs `f` with the aside waker if one of its futures woke the task
+    /// (or on the first poll).
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        if !self.inner.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        {
+            let mut task = self.inner.task.lock().expect("aside waker");
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        f(&mut Context::from_waker(&self.waker))
+    }
+
+    fn rewake(&self) {
+        self.inner.woken.store(true, Ordering::Release);
     }
 }
 

@@ -8,9 +8,15 @@
 //! watches [`Proxy::changes`] / [`Proxy::draining`] to tell the master when
 //! a removed server has really stopped receiving traffic.
 //!
+//! Client connections are served on the proxy's own threads, one
+//! single-threaded tokio runtime each (one per CPU unless
+//! [`Options::workers`] says otherwise), started by the first `serve` and
+//! stopped when the `Proxy` is dropped: like nginx's workers, a connection
+//! and everything its requests touch stay on one thread.
+//!
 //! # Layout
 //!
-//! - [`balance`] — pure: smooth weighted round robin, passive ejection.
+//! - `balance` — pure: smooth weighted round robin, passive ejection.
 //! - `upstream` — an upstream at run time: the balancer behind a lock,
 //!   kept across configurations.
 //! - `backend` — one server: counters, keep-alive connections, the lease a
@@ -25,7 +31,7 @@
 //! a configuration change.
 
 mod backend;
-pub mod balance;
+mod balance;
 mod body;
 mod forward;
 mod headers;
@@ -33,14 +39,13 @@ mod listen;
 mod upstream;
 mod workers;
 
-pub use body::ProxyBody;
 pub use forward::MAX_REPLAY_BODY;
 
 use backend::{Hub, ServerState};
 use cluster_balancer::RouteTable;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -93,15 +98,19 @@ pub struct Timeouts {
     pub connect: Duration,
     /// From handing the request to a backend connection to its response
     /// head (a streamed upload is included); then 504 (nginx's
-    /// `proxy_read_timeout`, for the head only: bodies stream untimed).
+    /// `proxy_read_timeout` for the head; a body that stalls is bounded by
+    /// `client_idle`).
     pub response_head: Duration,
     /// An unused keep-alive connection to a backend is closed after at
     /// most this (and at least half of it).
     pub idle: Duration,
-    /// A client connection that neither starts a request nor has one in
-    /// flight for this long is closed (checked every `client_idle`, so
-    /// after up to twice as long); this also bounds a request head that
-    /// never completes.
+    /// A client connection on which no byte moves for this long, with no
+    /// request waiting for its response head, is closed — checked every
+    /// `client_idle`, so after up to twice as long. That bounds an idle
+    /// keep-alive connection, a request head that never completes, and a
+    /// response body that stalls (nginx's `keepalive_timeout`,
+    /// `client_header_timeout`, `send_timeout` and body
+    /// `proxy_read_timeout` in one).
     pub client_idle: Duration,
     /// On shutdown, how long client connections get to finish.
     pub shutdown_grace: Duration,
@@ -171,6 +180,8 @@ pub struct Proxy {
     worker_count: usize,
     /// Started by the first `serve`.
     workers: OnceLock<Workers>,
+    /// Whether a `serve` is sweeping idle backend connections.
+    sweeping: AtomicBool,
 }
 
 /// How a proxy runs.
@@ -222,6 +233,7 @@ impl Proxy {
             http,
             worker_count,
             workers: OnceLock::new(),
+            sweeping: AtomicBool::new(false),
         };
         proxy.update(config);
         Arc::new(proxy)
@@ -239,7 +251,8 @@ impl Proxy {
         }
         let version = self.version.load(Ordering::Acquire);
         CACHE.with(|cache| {
-            let fresh = matches!(&*cache.borrow(), Some((id, v, _)) if *id == self.id && *v == version);
+            let fresh =
+                matches!(&*cache.borrow(), Some((id, v, _)) if *id == self.id && *v == version);
             if !fresh {
                 *cache.borrow_mut() = Some((self.id, version, self.snapshot()));
             }
