@@ -26,6 +26,8 @@ use compile::Chain;
 pub(crate) use compile::Problems;
 use host::Hosts;
 
+pub use eval::Pick;
+
 /// One domain's rule chain, in ELB's JSON shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
@@ -239,6 +241,13 @@ impl RouteTable {
     pub fn route(&self, host: &str, request: &Request<'_>) -> Option<Decision> {
         let chain = self.hosts.find(host)?;
         Some(self.chains[chain].evaluate(request))
+    }
+
+    /// As [`RouteTable::route`], only where the request goes: what the
+    /// proxy calls per request (no trace, nothing allocated for it).
+    pub fn pick(&self, host: &str, request: &Request<'_>) -> Option<Pick<'_>> {
+        let chain = self.hosts.find(host)?;
+        Some(self.chains[chain].pick(request))
     }
 
     /// The domain that serves `host`: its exact name, else the longest

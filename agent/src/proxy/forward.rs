@@ -20,7 +20,7 @@ use super::body::{ProxyBody, UpBody};
 use super::upstream::Upstream;
 use super::{HealthEndpoint, Proxy, Timeouts, headers};
 use bytes::Bytes;
-use cluster_balancer::Outcome;
+use cluster_balancer::Pick;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -71,7 +71,7 @@ pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderVal
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let routed = proxy.with_snapshot(|snapshot| {
-        let decision = snapshot.routes.route(
+        let decision = snapshot.routes.pick(
             host_str,
             &cluster_balancer::Request {
                 path: req.uri().path(),
@@ -79,16 +79,16 @@ pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderVal
                 headers: req.headers(),
             },
         );
-        match decision.map(|d| d.outcome) {
+        match decision {
             None => Err((
                 StatusCode::NOT_FOUND,
                 format!("no route for host {host_str:?}\n"),
             )),
-            Some(Outcome::Forbidden { rule }) => Err((
+            Some(Pick::Forbidden { rule }) => Err((
                 StatusCode::FORBIDDEN,
                 format!("forbidden by rule {rule:?} of host {host_str:?}\n"),
             )),
-            Some(Outcome::Backend { upstream, path }) => match snapshot.upstreams.get(&upstream) {
+            Some(Pick::Backend { upstream, path }) => match snapshot.upstreams.get(upstream) {
                 Some(u) => Ok((u.clone(), path)),
                 None => Err((
                     StatusCode::BAD_GATEWAY,

@@ -9,12 +9,25 @@ use std::fmt;
 use super::compile::{Chain, Test};
 use super::{Decision, Outcome, Request, Step};
 
+/// Where a walk ended, borrowing the chain's names: what the proxy needs
+/// per request, without the trace `route test` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick<'a> {
+    Backend {
+        upstream: &'a str,
+        /// Set when a rule rewrote the path.
+        path: Option<String>,
+    },
+    Forbidden {
+        rule: &'a str,
+    },
+}
+
 impl Chain {
     /// Walks from `init` until a backend, or a filter rule without the next
-    /// rule this request needs. Ends: a chain is acyclic.
-    pub(super) fn evaluate(&self, request: &Request<'_>) -> Decision {
-        let mut trace = Vec::new();
-        let mut steps = Vec::new();
+    /// rule this request needs, telling `visit` each rule and what it did.
+    /// Ends: a chain is acyclic.
+    fn walk<'a>(&'a self, request: &Request<'_>, mut visit: impl FnMut(&'a str, Step)) -> Pick<'a> {
         let mut path = Cow::Borrowed(request.path);
         let mut rewritten = false;
         // ASCII lower-casing, as ELB's `string.lower`.
@@ -22,18 +35,12 @@ impl Chain {
         let mut at = self.init;
         loop {
             let rule = &self.rules[at];
-            trace.push(rule.name.clone());
             let (matched, next, step) = match &rule.test {
                 Test::Backend { upstream } => {
-                    steps.push(Step::Backend);
-                    let outcome = Outcome::Backend {
-                        upstream: upstream.clone(),
+                    visit(&rule.name, Step::Backend);
+                    return Pick::Backend {
+                        upstream,
                         path: rewritten.then(|| path.into_owned()),
-                    };
-                    return Decision {
-                        trace,
-                        steps,
-                        outcome,
                     };
                 }
                 Test::Ua { regex, next } => {
@@ -96,21 +103,42 @@ impl Chain {
                     (matched, next, Step::Header { matched })
                 }
             };
-            steps.push(step);
+            visit(&rule.name, step);
             match next.after(matched) {
                 Some(next) => at = next,
-                None => {
-                    let outcome = Outcome::Forbidden {
-                        rule: rule.name.clone(),
-                    };
-                    return Decision {
-                        trace,
-                        steps,
-                        outcome,
-                    };
-                }
+                None => return Pick::Forbidden { rule: &rule.name },
             }
         }
+    }
+
+    /// The walk, with every rule visited and what it did.
+    pub(super) fn evaluate(&self, request: &Request<'_>) -> Decision {
+        let mut trace = Vec::new();
+        let mut steps = Vec::new();
+        let pick = self.walk(request, |name, step| {
+            trace.push(name.to_owned());
+            steps.push(step);
+        });
+        let outcome = match pick {
+            Pick::Backend { upstream, path } => Outcome::Backend {
+                upstream: upstream.to_owned(),
+                path,
+            },
+            Pick::Forbidden { rule } => Outcome::Forbidden {
+                rule: rule.to_owned(),
+            },
+        };
+        Decision {
+            trace,
+            steps,
+            outcome,
+        }
+    }
+
+    /// The walk's end only: no allocation unless the User-Agent or the
+    /// path need it.
+    pub(super) fn pick<'a>(&'a self, request: &Request<'_>) -> Pick<'a> {
+        self.walk(request, |_, _| {})
     }
 }
 

@@ -70,13 +70,29 @@ impl Req {
     }
 }
 
+/// The decision, after checking that the proxy's `pick` ends the same way.
 fn route(table: &RouteTable, host: &str, req: &Req) -> Option<Decision> {
     let request = Request {
         path: req.path,
         user_agent: req.user_agent,
         headers: &req.headers,
     };
-    table.route(host, &request)
+    let decision = table.route(host, &request);
+    let picked = table.pick(host, &request).map(|p| match p {
+        super::Pick::Backend { upstream, path } => Outcome::Backend {
+            upstream: upstream.to_owned(),
+            path,
+        },
+        super::Pick::Forbidden { rule } => Outcome::Forbidden {
+            rule: rule.to_owned(),
+        },
+    });
+    assert_eq!(
+        picked,
+        decision.as_ref().map(|d| d.outcome.clone()),
+        "pick and route disagree"
+    );
+    decision
 }
 
 /// The request to `host` is decided as `expected` reads (`404`: no domain).
