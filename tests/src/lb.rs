@@ -215,7 +215,20 @@ pub struct Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM, so a master process takes its workers with it (nginx's
+    /// outlive a SIGKILLed master); SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -40,10 +40,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     percentile(&v, 0.5)
 }
 
-/// One wrk run: (requests/s, p99 latency in ms).
-fn wrk(url: &str, seconds: u64) -> (f64, f64) {
+/// One wrk run with `connections` over 2 threads (1 when fewer than 2):
+/// (requests/s, p99 latency in ms).
+fn wrk(url: &str, seconds: u64, connections: u32) -> (f64, f64) {
+    let threads = connections.clamp(1, 2);
     let out = Command::new("wrk")
-        .args(["-t2", "-c50", &format!("-d{seconds}s"), "--latency", url])
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
         .output()
         .unwrap_or_else(|e| panic!("cannot run wrk (apt-get install -y wrk): {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -123,39 +131,37 @@ async fn proxy(args: &[String]) {
     let nginx_url = format!("http://127.0.0.1:{nginx_port}/");
     let direct_url = format!("http://{backend}/");
     // Warm both up.
-    wrk(&own_url, 2);
-    wrk(&nginx_url, 2);
-    let (mut own, mut ngx, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+    wrk(&own_url, 2, 50);
+    wrk(&nginx_url, 2, 50);
+    // Throughput with the machine saturated (-c50), and latency under a
+    // light load (-c4) where queueing does not hide what a proxy adds.
+    let (mut own, mut ngx) = (Vec::new(), Vec::new());
+    let (mut own_lat, mut ngx_lat, mut direct_lat) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        own.push(wrk(&own_url, seconds));
-        ngx.push(wrk(&nginx_url, seconds));
-        direct.push(wrk(&direct_url, seconds));
+        own.push(wrk(&own_url, seconds, 50));
+        ngx.push(wrk(&nginx_url, seconds, 50));
+        own_lat.push(wrk(&own_url, seconds, 4));
+        ngx_lat.push(wrk(&nginx_url, seconds, 4));
+        direct_lat.push(wrk(&direct_url, seconds, 4));
     }
     let rps = |v: &[(f64, f64)]| median(v.iter().map(|x| x.0).collect());
     let p99 = |v: &[(f64, f64)]| median(v.iter().map(|x| x.1).collect());
     println!(
-        "wrk -t2 -c50, {rounds} alternating rounds of {seconds}s, medians (same backend: nginx returning 3 bytes)"
+        "wrk, {rounds} alternating rounds of {seconds}s each, medians; the same backend (nginx returning 3 bytes)"
     );
     println!(
-        "  agent proxy: {:.0} req/s, p99 {:.2} ms",
+        "  -c50 (saturated): agent proxy {:.0} req/s, nginx proxy {:.0} req/s; ratio agent/nginx {:.2}x",
         rps(&own),
-        p99(&own)
-    );
-    println!(
-        "  nginx proxy: {:.0} req/s, p99 {:.2} ms",
         rps(&ngx),
-        p99(&ngx)
+        rps(&own) / rps(&ngx)
     );
     println!(
-        "  backend direct: {:.0} req/s, p99 {:.2} ms",
-        rps(&direct),
-        p99(&direct)
-    );
-    println!(
-        "  ratio agent/nginx: {:.2}x requests/s; p99 added over direct: agent {:.2} ms, nginx {:.2} ms",
-        rps(&own) / rps(&ngx),
-        p99(&own) - p99(&direct),
-        p99(&ngx) - p99(&direct),
+        "  -c4 p99: backend direct {:.3} ms, agent proxy {:.3} ms (+{:.3} ms), nginx proxy {:.3} ms (+{:.3} ms)",
+        p99(&direct_lat),
+        p99(&own_lat),
+        p99(&own_lat) - p99(&direct_lat),
+        p99(&ngx_lat),
+        p99(&ngx_lat) - p99(&direct_lat),
     );
 }
 
