@@ -35,8 +35,8 @@ pub fn collect() -> Machine {
     sys.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
     let mut addresses: Vec<IpAddr> = Networks::new_with_refreshed_list()
         .map(|n| {
-            n.iter()
-                .flat_map(|(_, data)| data.ip_networks().iter().map(|ip| ip.addr))
+            n.values()
+                .flat_map(|data| data.ip_networks().iter().map(|ip| ip.addr))
                 .collect()
         })
         .unwrap_or_default();

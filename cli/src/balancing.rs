@@ -90,10 +90,10 @@ pub async fn route(
                 .iter()
                 .filter(|(d, _)| domain.as_ref().is_none_or(|want| want == *d))
                 .collect();
-            if let Some(d) = &domain {
-                if routes.is_empty() {
-                    return Err(Failure::bad_input(format!("no routes for domain {d:?}")));
-                }
+            if let Some(d) = &domain
+                && routes.is_empty()
+            {
+                return Err(Failure::bad_input(format!("no routes for domain {d:?}")));
             }
             match output {
                 Output::Json => print_json(out, &routes),

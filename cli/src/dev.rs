@@ -206,10 +206,10 @@ async fn connect_when_ready(admin: &Target) -> Result<Client, Failure> {
 async fn wait_until_registered(client: &mut Client, want: usize) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(nodes) = client.nodes(&crate::client::Targeting::All).await {
-            if nodes.iter().filter(|n| n.connected).count() >= want {
-                return Ok(());
-            }
+        if let Ok(nodes) = client.nodes(&crate::client::Targeting::All).await
+            && nodes.iter().filter(|n| n.connected).count() >= want
+        {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Failure::partial(

@@ -292,9 +292,8 @@ pub fn grain_at<'v>(grains: &'v Value, key: &str) -> Option<&'v Value> {
     if let Some(v) = grains.get(key) {
         return Some(v);
     }
-    let mut parts = key.splitn(2, ':');
-    let head = parts.next()?;
-    let rest = parts.next()?;
+    let (head, rest) = key.split_once(':')?;
+
     grain_at(grains.get(head)?, rest)
 }
 

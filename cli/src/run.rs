@@ -38,14 +38,14 @@ impl Lines {
     fn flush(&mut self, node: &str) -> String {
         let mut out = String::new();
         for stderr in [false, true] {
-            if let Some(buf) = self.partial.remove(&(node.to_owned(), stderr)) {
-                if !buf.is_empty() {
-                    out.push_str(&format!(
-                        "{}{}\n",
-                        prefix(node, stderr),
-                        String::from_utf8_lossy(&buf)
-                    ));
-                }
+            if let Some(buf) = self.partial.remove(&(node.to_owned(), stderr))
+                && !buf.is_empty()
+            {
+                out.push_str(&format!(
+                    "{}{}\n",
+                    prefix(node, stderr),
+                    String::from_utf8_lossy(&buf)
+                ));
             }
         }
         out

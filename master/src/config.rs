@@ -196,10 +196,10 @@ impl Config {
             }
         }
         let base_domain = raw.base_domain.filter(|d| !d.is_empty());
-        if let Some(d) = &base_domain {
-            if let Err(e) = crate::naming::check_hostname(d) {
-                problems.push(format!("base_domain: {e}"));
-            }
+        if let Some(d) = &base_domain
+            && let Err(e) = crate::naming::check_hostname(d)
+        {
+            problems.push(format!("base_domain: {e}"));
         }
         match (listen, http_listen, down_after) {
             (Some(listen), Some(http_listen), Some(down_after)) if problems.is_empty() => {

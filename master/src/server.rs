@@ -122,11 +122,10 @@ pub async fn run(
         .await;
     token.cancel();
     let _ = liveness.await;
-    if let Some(http) = http {
-        match http.await {
-            Ok(Err(e)) => return Err(RunError::Http(e)),
-            Ok(Ok(())) | Err(_) => {}
-        }
+    if let Some(http) = http
+        && let Ok(Err(e)) = http.await
+    {
+        return Err(RunError::Http(e));
     }
     served?;
     tracing::info!("master stopped");

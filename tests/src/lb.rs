@@ -202,8 +202,8 @@ impl Load {
         for t in self.tasks {
             let _ = t.await;
         }
-        let r = self.report.lock().unwrap().clone();
-        r
+
+        self.report.lock().unwrap().clone()
     }
 }
 

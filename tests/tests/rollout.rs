@@ -146,7 +146,7 @@ async fn a_rollout_updates_every_node_with_no_failed_request_and_never_more_than
         out.stdout
     );
     assert!(
-        max_drained >= 1 && max_drained <= 2,
+        (1..=2).contains(&max_drained),
         "{max_drained} nodes drained at once"
     );
     load.advance(100).await;

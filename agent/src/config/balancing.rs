@@ -165,12 +165,12 @@ pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
             &format!("{place}: timeout"),
             c.timeout.as_deref().unwrap_or("1s"),
         );
-        if let (Some(i), Some(t)) = (interval, timeout) {
-            if i < Duration::from_millis(10) || t.is_zero() || t > i {
-                p.0.push(format!(
+        if let (Some(i), Some(t)) = (interval, timeout)
+            && (i < Duration::from_millis(10) || t.is_zero() || t > i)
+        {
+            p.0.push(format!(
                     "{place}: interval ({i:?}) must be at least 10ms and timeout ({t:?}) above zero and at most the interval"
                 ));
-            }
         }
         let (rise, fall) = (c.rise.unwrap_or(2), c.fall.unwrap_or(3));
         if rise == 0 || fall == 0 {

@@ -286,12 +286,12 @@ impl Config {
             "reconnect_max",
             raw.reconnect_max.as_deref().unwrap_or(d.reconnect_max),
         );
-        if let (Some(lo), Some(hi)) = (reconnect_min, reconnect_max) {
-            if lo > hi || lo.is_zero() {
-                p.0.push(format!(
-                    "reconnect_min ({lo:?}) must be above zero and at most reconnect_max ({hi:?})"
-                ));
-            }
+        if let (Some(lo), Some(hi)) = (reconnect_min, reconnect_max)
+            && (lo > hi || lo.is_zero())
+        {
+            p.0.push(format!(
+                "reconnect_min ({lo:?}) must be above zero and at most reconnect_max ({hi:?})"
+            ));
         }
         let roles = raw.roles.unwrap_or_default();
         for r in &roles {

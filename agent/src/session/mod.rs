@@ -314,11 +314,10 @@ async fn once(
                     }
                     None => None,
                 };
-                if let Some(reply) = reply {
-                    if tx.send(pb::AgentMessage { msg: Some(reply) }).await.is_err() {
+                if let Some(reply) = reply
+                    && tx.send(pb::AgentMessage { msg: Some(reply) }).await.is_err() {
                         return Err(SessionError::Closed);
                     }
-                }
             }
         }
     }

@@ -165,10 +165,8 @@ impl Cluster {
                 }
             }
         }
-        if naming_changed {
-            if let Some(g) = generation {
-                self.wake_hosts(g);
-            }
+        if naming_changed && let Some(g) = generation {
+            self.wake_hosts(g);
         }
         self.refresh_proxy();
         Ok(changes)

@@ -307,11 +307,11 @@ impl Cluster {
         // A node that names no service takes its role's, if the cluster
         // file gives one.
         let mut hello = hello;
-        if hello.service.is_empty() {
-            if let Some((service, naming)) = self.role_service(&hello.roles) {
-                hello.service = service;
-                hello.naming = naming;
-            }
+        if hello.service.is_empty()
+            && let Some((service, naming)) = self.role_service(&hello.roles)
+        {
+            hello.service = service;
+            hello.naming = naming;
         }
         let (mut node, event) = {
             let mut st = self.state();

@@ -93,10 +93,10 @@ impl std::fmt::Display for FileError {
 /// (`upstreams.app`, `routes."example.com".rules.r1`, …).
 pub fn check(d: &DesiredCluster) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Some(domain) = &d.settings.base_domain {
-        if let Err(e) = crate::naming::check_hostname(domain) {
-            out.push(("cluster".into(), format!("base_domain {domain:?}: {e}")));
-        }
+    if let Some(domain) = &d.settings.base_domain
+        && let Err(e) = crate::naming::check_hostname(domain)
+    {
+        out.push(("cluster".into(), format!("base_domain {domain:?}: {e}")));
     }
     for (name, role) in &d.settings.roles {
         let place = format!("roles.{name}");
@@ -106,10 +106,10 @@ pub fn check(d: &DesiredCluster) -> Vec<(String, String)> {
                 format!("role name {name:?}: letters, digits, '-', '_' and '.' only"),
             ));
         }
-        if let Some(svc) = &role.service {
-            if let Err(e) = crate::naming::check_service(svc) {
-                out.push((place.clone(), format!("service {svc:?}: {e}")));
-            }
+        if let Some(svc) = &role.service
+            && let Err(e) = crate::naming::check_service(svc)
+        {
+            out.push((place.clone(), format!("service {svc:?}: {e}")));
         }
         for a in &role.aliases {
             if let Err(e) = crate::naming::check_hostname(a) {
@@ -127,13 +127,13 @@ pub fn check(d: &DesiredCluster) -> Vec<(String, String)> {
         for p in crate::cluster::check_upstream(name, source) {
             out.push((place.clone(), p));
         }
-        if let UpstreamSource::Role { role, .. } = source {
-            if !d.settings.roles.contains_key(role) {
-                out.push((
-                    place.clone(),
-                    format!("unknown role {role:?} (define it under [roles.{role}])"),
-                ));
-            }
+        if let UpstreamSource::Role { role, .. } = source
+            && !d.settings.roles.contains_key(role)
+        {
+            out.push((
+                place.clone(),
+                format!("unknown role {role:?} (define it under [roles.{role}])"),
+            ));
         }
     }
     if let Err(errors) = RouteTable::compile(&d.routes, &|u| d.upstreams.contains_key(u)) {
