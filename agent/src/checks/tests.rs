@@ -1,3 +1,6 @@
+//! Rise/fall, each kind of check against real listeners and processes,
+//! and the status watch moving only on changes.
+
 use super::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

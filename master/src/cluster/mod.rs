@@ -578,6 +578,7 @@ mod history;
 mod hosts;
 mod liveness;
 mod naming;
+mod rotation;
 mod targeting;
 
 pub use access::{Caller, JoinOutcome, KeyDecision, TokenGrant};

@@ -2,7 +2,6 @@
 
 use super::auth::{Permission, authorize};
 use super::convert;
-use super::convert_lb;
 use crate::cluster::{ApplyStatus, Cluster, KeyDecision};
 use crate::jobs::{self, Jobs};
 use crate::model::{KeyRecord, KeyState};
@@ -18,9 +17,9 @@ use tonic::{Request, Response, Status};
 
 /// How long `SetOffline` waits for acknowledgements when asked to and the
 /// request names no timeout.
-const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The longest wait a client may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(3600);
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Events returned when the request names no limit.
 const DEFAULT_EVENTS: usize = 100;
 /// How long a join token lives when the request names no ttl.
@@ -32,19 +31,15 @@ pub struct ControlSvc {
     pub rollouts: Arc<crate::rollout::Rollouts>,
 }
 
-fn rollout_info(r: &crate::rollout::RolloutRecord) -> pb::RolloutInfo {
-    pb::RolloutInfo {
-        record_json: serde_json::to_string(r).expect("a rollout always serialises"),
-    }
-}
-
-fn invalid(e: convert::InvalidMessage) -> Status {
+pub(super) fn invalid(e: convert::InvalidMessage) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
 type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
-type WaitOutStream = Pin<Box<dyn Stream<Item = Result<pb::WaitOutEvent, Status>> + Send>>;
-type WatchRolloutStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutInfo, Status>> + Send>>;
+pub(super) type WaitOutStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WaitOutEvent, Status>> + Send>>;
+pub(super) type WatchRolloutStream =
+    Pin<Box<dyn Stream<Item = Result<pb::RolloutInfo, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::control_server::Control for ControlSvc {
@@ -56,338 +51,91 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::ExportClusterRequest>,
     ) -> Result<Response<pb::ClusterDescription>, Status> {
-        authorize(
-            &self.cluster,
-            &request,
-            Permission::Read,
-            "export the cluster",
-        )
-        .await?;
-        let desired = self.cluster.desired();
-        Ok(Response::new(pb::ClusterDescription {
-            desired_json: serde_json::to_string(&desired).expect("always serialises"),
-        }))
+        self.handle_export_cluster(request).await
     }
 
     async fn apply_cluster(
         &self,
         request: Request<pb::ApplyClusterRequest>,
     ) -> Result<Response<pb::ApplyClusterResponse>, Status> {
-        let dry_run = request.get_ref().dry_run;
-        let (need, action) = if dry_run {
-            (Permission::Read, "plan the cluster")
-        } else {
-            (Permission::Admin, "apply a cluster file")
-        };
-        let caller = authorize(&self.cluster, &request, need, action).await?;
-        let req = request.into_inner();
-        let wanted: crate::clusterfile::DesiredCluster = serde_json::from_str(&req.desired_json)
-            .map_err(|e| Status::invalid_argument(format!("field `desired_json`: {e}")))?;
-        let changes = if dry_run {
-            let problems = crate::clusterfile::check(&wanted);
-            if !problems.is_empty() {
-                let text: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
-                return Err(Status::invalid_argument(text.join("\n")));
-            }
-            self.cluster.plan(&wanted)
-        } else {
-            self.cluster
-                .apply(wanted, &caller.label())
-                .await
-                .map_err(super::status_of)?
-        };
-        Ok(Response::new(pb::ApplyClusterResponse {
-            changes: changes
-                .iter()
-                .map(|c| pb::ClusterChange {
-                    kind: match c.kind {
-                        crate::clusterfile::ChangeKind::Add => "add",
-                        crate::clusterfile::ChangeKind::Change => "change",
-                        crate::clusterfile::ChangeKind::Remove => "remove",
-                    }
-                    .into(),
-                    what: c.what.clone(),
-                    detail: c.detail.clone(),
-                })
-                .collect(),
-        }))
+        self.handle_apply_cluster(request).await
     }
 
     async fn start_rollout(
         &self,
         request: Request<pb::StartRolloutRequest>,
     ) -> Result<Response<pb::RolloutInfo>, Status> {
-        let caller =
-            authorize(&self.cluster, &request, Permission::Admin, "start rollouts").await?;
-        let req = request.into_inner();
-        let target = convert::target_of(req.target, Vec::new())
-            .map_err(invalid)?
-            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
-        let ms = |v: u64, default: u64| if v == 0 { default } else { v };
-        let params = crate::rollout::RolloutParams {
-            batch: if req.batch.is_empty() {
-                "1".into()
-            } else {
-                req.batch
-            },
-            max_failures: req.max_failures,
-            drain_timeout_ms: ms(req.drain_timeout_ms, 60_000),
-            healthy_for_ms: req.healthy_for_ms,
-            health_timeout_ms: ms(req.health_timeout_ms, 60_000),
-            command_timeout_ms: req.command_timeout_ms,
-            allow_last: req.allow_last,
-        };
-        let spec = crate::rollout::RolloutSpec {
-            target,
-            argv: req.argv,
-            params,
-        };
-        let rec = self
-            .rollouts
-            .start(spec, &caller.label())
-            .await
-            .map_err(super::status_of)?;
-        Ok(Response::new(rollout_info(&rec)))
+        self.handle_start_rollout(request).await
     }
 
     async fn watch_rollout(
         &self,
         request: Request<pb::RolloutRequest>,
     ) -> Result<Response<WatchRolloutStream>, Status> {
-        authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
-        let id = request.into_inner().id;
-        let first = self.rollouts.get(&id).map_err(super::status_of)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let watch = self.rollouts.watch(&id);
-        let rollouts = self.rollouts.clone();
-        tokio::spawn(async move {
-            if tx.send(Ok(rollout_info(&first))).await.is_err() {
-                return;
-            }
-            let Some(mut watch) = watch else { return };
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    changed = watch.changed() => {
-                        let rec = match changed {
-                            Ok(()) => watch.borrow_and_update().clone(),
-                            // Stopped running: the stored record is final.
-                            Err(_) => match rollouts.get(&id) {
-                                Ok(r) => r,
-                                Err(_) => return,
-                            },
-                        };
-                        let last = changed.is_err();
-                        if tx.send(Ok(rollout_info(&rec))).await.is_err() || last {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        self.handle_watch_rollout(request).await
     }
 
     async fn get_rollout(
         &self,
         request: Request<pb::RolloutRequest>,
     ) -> Result<Response<pb::RolloutInfo>, Status> {
-        authorize(&self.cluster, &request, Permission::Read, "read rollouts").await?;
-        let rec = self
-            .rollouts
-            .get(&request.into_inner().id)
-            .map_err(super::status_of)?;
-        Ok(Response::new(rollout_info(&rec)))
+        self.handle_get_rollout(request).await
     }
 
     async fn list_rollouts(
         &self,
         request: Request<pb::ListRolloutsRequest>,
     ) -> Result<Response<pb::ListRolloutsResponse>, Status> {
-        authorize(&self.cluster, &request, Permission::Read, "read rollouts").await?;
-        let limit = match request.get_ref().limit {
-            0 => 20,
-            n => n as usize,
-        };
-        let list = self.rollouts.list(limit).map_err(super::status_of)?;
-        Ok(Response::new(pb::ListRolloutsResponse {
-            rollouts: list.iter().map(rollout_info).collect(),
-        }))
+        self.handle_list_rollouts(request).await
     }
 
     async fn resume_rollout(
         &self,
         request: Request<pb::RolloutRequest>,
     ) -> Result<Response<pb::RolloutInfo>, Status> {
-        let caller = authorize(
-            &self.cluster,
-            &request,
-            Permission::Admin,
-            "resume rollouts",
-        )
-        .await?;
-        let rec = self
-            .rollouts
-            .resume(&request.into_inner().id, &caller.label())
-            .await
-            .map_err(super::status_of)?;
-        Ok(Response::new(rollout_info(&rec)))
+        self.handle_resume_rollout(request).await
     }
 
     async fn abort_rollout(
         &self,
         request: Request<pb::RolloutRequest>,
     ) -> Result<Response<pb::RolloutInfo>, Status> {
-        let caller =
-            authorize(&self.cluster, &request, Permission::Admin, "abort rollouts").await?;
-        let rec = self
-            .rollouts
-            .abort(&request.into_inner().id, &caller.label())
-            .await
-            .map_err(super::status_of)?;
-        Ok(Response::new(rollout_info(&rec)))
+        self.handle_abort_rollout(request).await
     }
 
     async fn list_balancing(
         &self,
         request: Request<pb::ListBalancingRequest>,
     ) -> Result<Response<pb::ListBalancingResponse>, Status> {
-        authorize(&self.cluster, &request, Permission::Read, "read routes").await?;
-        Ok(Response::new(convert_lb::balancing_to_pb(
-            &self.cluster.balancing(),
-        )))
+        self.handle_list_balancing(request).await
     }
 
     async fn set_upstream(
         &self,
         request: Request<pb::SetUpstreamRequest>,
     ) -> Result<Response<pb::SetUpstreamResponse>, Status> {
-        let caller = authorize(&self.cluster, &request, Permission::Admin, "set upstreams").await?;
-        let def = request
-            .into_inner()
-            .upstream
-            .ok_or_else(|| Status::invalid_argument("missing field `upstream`"))?;
-        let (name, source) = convert_lb::upstream_of(def).map_err(invalid)?;
-        self.cluster
-            .set_balancing(
-                vec![(name.clone(), source)],
-                Vec::new(),
-                Vec::new(),
-                &caller.label(),
-            )
-            .await
-            .map_err(super::status_of)?;
-        let view = self.cluster.proxy_view();
-        let servers = view.upstreams.get(&name).cloned().unwrap_or_default();
-        Ok(Response::new(pb::SetUpstreamResponse {
-            resolved: Some(pb::ResolvedUpstream {
-                name,
-                servers: servers
-                    .iter()
-                    .map(|s| convert_lb::server_to_pb(&s.server, s.node.as_deref()))
-                    .collect(),
-            }),
-        }))
+        self.handle_set_upstream(request).await
     }
 
     async fn remove_upstream(
         &self,
         request: Request<pb::RemoveUpstreamRequest>,
     ) -> Result<Response<pb::RemoveUpstreamResponse>, Status> {
-        let caller = authorize(
-            &self.cluster,
-            &request,
-            Permission::Admin,
-            "remove upstreams",
-        )
-        .await?;
-        let name = request.into_inner().name;
-        self.cluster
-            .remove_upstream(&name, &caller.label())
-            .await
-            .map_err(super::status_of)?;
-        Ok(Response::new(pb::RemoveUpstreamResponse {}))
+        self.handle_remove_upstream(request).await
     }
 
     async fn set_routes(
         &self,
         request: Request<pb::SetRoutesRequest>,
     ) -> Result<Response<pb::SetRoutesResponse>, Status> {
-        let caller = authorize(&self.cluster, &request, Permission::Admin, "set routes").await?;
-        let req = request.into_inner();
-        let routes = req
-            .set
-            .into_iter()
-            .map(convert_lb::route_of)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid)?;
-        let upstreams = req
-            .upstreams
-            .into_iter()
-            .map(convert_lb::upstream_of)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid)?;
-        let version = self
-            .cluster
-            .set_balancing(upstreams, routes, req.remove, &caller.label())
-            .await
-            .map_err(super::status_of)?;
-        Ok(Response::new(pb::SetRoutesResponse { version }))
+        self.handle_set_routes(request).await
     }
 
     async fn wait_out(
         &self,
         request: Request<pb::WaitOutRequest>,
     ) -> Result<Response<WaitOutStream>, Status> {
-        authorize(
-            &self.cluster,
-            &request,
-            Permission::Drain,
-            "wait for drains",
-        )
-        .await?;
-        let req = request.into_inner();
-        if req.names.is_empty() {
-            return Err(Status::invalid_argument("no node names given"));
-        }
-        let targets: Vec<(String, u64)> = self
-            .cluster
-            .nodes(&req.names)
-            .map_err(super::status_of)?
-            .into_iter()
-            .map(|(n, _)| (n.id, n.spec_generation))
-            .collect();
-        let timeout = match req.timeout_ms {
-            0 => DEFAULT_WAIT,
-            ms => Duration::from_millis(ms).min(MAX_WAIT),
-        };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let cluster = self.cluster.clone();
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let elapsed = || started.elapsed().as_millis() as u64;
-            let left = cluster
-                .wait_out(&targets, timeout, |pending| {
-                    let _ = tx.send(Ok(pb::WaitOutEvent {
-                        pending: pending.to_vec(),
-                        done: false,
-                        timed_out: false,
-                        elapsed_ms: elapsed(),
-                    }));
-                })
-                .await;
-            let _ = tx.send(Ok(pb::WaitOutEvent {
-                timed_out: !left.is_empty(),
-                pending: left,
-                done: true,
-                elapsed_ms: elapsed(),
-            }));
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
-        )))
+        self.handle_wait_out(request).await
     }
 
     async fn run(&self, request: Request<pb::RunRequest>) -> Result<Response<RunStream>, Status> {

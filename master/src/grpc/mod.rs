@@ -2,7 +2,9 @@
 //!
 //! - `agent` — `AgentService`: one long-lived session per agent.
 //! - `auth` — who may call what, from the verified client certificate.
-//! - `control` — `Control`: what clusterctl calls.
+//! - `control` — `Control`: what clusterctl calls (`control_lb` and
+//!   `control_rollout` hold the load-balancing, rollout and cluster-file
+//!   calls).
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
 //! - `convert` — wire types ⇄ the master's own types, with precise errors.
 //! - `convert_lb` — the same for upstreams, routes, checks and balancers.
@@ -12,6 +14,8 @@
 pub mod agent;
 pub mod auth;
 pub mod control;
+mod control_lb;
+mod control_rollout;
 pub mod convert;
 pub mod convert_lb;
 pub mod enroll;
