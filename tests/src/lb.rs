@@ -119,6 +119,20 @@ pub struct LoadReport {
     pub by_backend: HashMap<String, u64>,
 }
 
+impl LoadReport {
+    /// Panics, showing the first failures and `context` (a load
+    /// balancer's log), when any request failed.
+    #[track_caller]
+    pub fn assert_no_failures(&self, context: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{} failed requests, the first: {:?}\n{context}",
+            self.failures.len(),
+            &self.failures[..self.failures.len().min(5)]
+        );
+    }
+}
+
 /// Clients sending GETs to `url` (with `Host: host`) in a loop until stopped.
 pub struct Load {
     stop: Arc<AtomicBool>,

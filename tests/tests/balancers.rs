@@ -142,12 +142,7 @@ async fn haproxy_agent_check_takes_a_drained_node_out_and_back_with_no_failed_re
     ctl(&admin, &["undrain", "web-1"]).await.ok();
     wait_status(&socket, "web-1", "UP").await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        &report.failures[..report.failures.len().min(5)],
-        lb.log()
-    );
+    report.assert_no_failures(&lb.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -191,12 +186,7 @@ async fn haproxy_httpchk_on_health_takes_a_drained_node_out_with_no_failed_reque
     let load = Load::start(&format!("http://{frontend}/"), "example.com", 8);
     drain_cycle(&admin, &apps, &load, &socket, "DOWN").await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        &report.failures[..report.failures.len().min(5)],
-        lb.log()
-    );
+    report.assert_no_failures(&lb.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,10 +257,5 @@ async fn varnish_probing_the_proxy_port_sees_a_drained_node_sick_with_no_failed_
     })
     .await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}\n{}",
-        &report.failures[..report.failures.len().min(5)],
-        varnish.log()
-    );
+    report.assert_no_failures(&varnish.log());
 }

@@ -105,11 +105,7 @@ async fn a_drain_under_load_moves_traffic_and_fails_no_request() {
     })
     .await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures("");
     let _ = &s.master;
 }
 
@@ -151,11 +147,7 @@ async fn a_hundred_route_and_upstream_changes_under_load_fail_no_request() {
     load.advance(200).await;
     let report = load.stop().await;
     assert!(report.ok > 300, "{report:?}");
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures("");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,11 +181,7 @@ async fn a_dead_backend_is_ejected_by_max_fails_and_used_again_after_fail_timeou
     })
     .await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures("");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -240,7 +228,7 @@ async fn bad_routes_are_refused_with_their_place_and_the_proxy_keeps_routing() {
     );
     let load = Load::start(&s.proxy, "example.com", 2);
     load.advance(50).await;
-    assert!(load.stop().await.failures.is_empty());
+    load.stop().await.assert_no_failures("");
     // route test shows the decision.
     let out = ctl(&s.admin, &["route", "test", "example.com", "/x"])
         .await

@@ -151,11 +151,7 @@ async fn a_rollout_updates_every_node_with_no_failed_request_and_never_more_than
     );
     load.advance(100).await;
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures("");
     // Every node is back in service.
     let nodes = ctl(&s.admin, &["nodes", "-o", "json"]).await.ok().json();
     assert!(

@@ -175,17 +175,13 @@ pub fn check_upstream(name: &str, source: &UpstreamSource) -> Vec<String> {
                 ));
             }
         }
-        UpstreamSource::Role {
-            role, port, weight, ..
-        } => {
+        UpstreamSource::Role { role, .. } => {
             if role.is_empty() {
                 problems.push(format!("upstream {name:?}: the role is empty"));
             }
-            if *port == 0 {
-                problems.push(format!("upstream {name:?}: port must be 1-65535"));
-            }
-            if *weight == 0 {
-                problems.push(format!("upstream {name:?}: weight must be at least 1"));
+            // Port, weight and fail_timeout, as the balancer checks them.
+            if let Err(e) = source.validate() {
+                problems.push(format!("upstream {name:?}: {e}"));
             }
         }
     }
