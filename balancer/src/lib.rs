@@ -13,5 +13,7 @@ pub mod elb;
 pub mod routes;
 pub mod upstream;
 
-pub use routes::{Decision, Domain, Outcome, Pick, Request, RouteError, RouteTable, Rule, Step};
+pub use routes::{
+    Decision, Domain, Headers, Outcome, Pick, Request, RouteError, RouteTable, Rule, Step,
+};
 pub use upstream::{Server, ServerError, UpstreamSource};

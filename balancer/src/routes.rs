@@ -145,7 +145,20 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// As sent; rules see it lower-cased.
     pub user_agent: &'a str,
-    pub headers: &'a http::HeaderMap,
+    pub headers: &'a dyn Headers,
+}
+
+/// A request's headers as routing reads them: whatever the caller parsed
+/// them into.
+pub trait Headers {
+    /// Whether any value of the header `name` (lower case) satisfies `f`.
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool;
+}
+
+impl Headers for http::HeaderMap {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name).iter().any(|v| f(v.as_bytes()))
+    }
 }
 
 /// Where a request goes, and the rules it went through (for `route test`).

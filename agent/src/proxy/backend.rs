@@ -2,13 +2,12 @@
 //! connections, and the [`Lease`] a request holds on it from the moment the
 //! server is picked until the response body has been sent or dropped.
 //!
-//! A backend connection ([`Conn`]) has no task of its own: whoever uses it
-//! drives its I/O — the request's task while the request is sent and the
-//! head awaited, then the response body as the client connection pulls it.
-//! That keeps a proxied request on one task (no cross-task wake-ups per
-//! request) and makes back-pressure plain: a client that stops reading stops
-//! the backend read too. An idle connection in the pool is driven by no one;
-//! whoever takes it next, or the periodic sweep, notices that it closed.
+//! A backend connection ([`Conn`]) is a socket and its read buffer, used
+//! by one request at a time from the request's own task: no task of its
+//! own, no channel, no wake-up between tasks. Back-pressure is plain: a
+//! client that stops reading stops the backend read too. An idle
+//! connection in the pool is driven by no one; whoever takes it next, or
+//! the periodic sweep, looks whether it closed.
 //!
 //! A [`ServerState`] belongs to one server of one upstream and outlives
 //! configurations that keep it (see [`super::upstream`]); when a
@@ -17,14 +16,8 @@
 //! until the last one ends (which bumps the change counter).
 
 use super::MAX_IDLE_PER_SERVER;
-use super::body::UpBody;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1};
-use hyper_util::rt::TokioIo;
-use std::future::{Future, poll_fn};
+use bytes::BytesMut;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,55 +26,33 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-type Driver = http1::Connection<TokioIo<TcpStream>, UpBody>;
+/// Read buffer of a backend connection, to start with.
+const READ_BUFFER: usize = 8 * 1024;
 
-/// A connection to a backend: the handle requests are sent with, and the
-/// connection's I/O, driven by whoever holds it.
+/// A connection to a backend.
 pub(super) struct Conn {
-    sender: http1::SendRequest<UpBody>,
-    /// `None` once the connection has ended.
-    driver: Option<Pin<Box<Driver>>>,
+    pub stream: TcpStream,
+    /// Read from the backend and not yet used.
+    pub buf: BytesMut,
 }
 
 impl Conn {
-    /// Moves the connection's I/O along; `false` once it has ended.
-    pub fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(d) = &mut self.driver {
-            match d.as_mut().poll(cx) {
-                Poll::Pending => return true,
-                Poll::Ready(Err(e)) => tracing::debug!(error = %e, "upstream connection ended"),
-                Poll::Ready(Ok(())) => {}
-            }
-            self.driver = None;
-        }
-        false
-    }
-
+    /// Whether an idle connection is still usable: the backend has neither
+    /// closed it nor sent anything unasked. Costs no system call unless
+    /// the socket became readable.
     pub fn is_open(&self) -> bool {
-        self.driver.is_some() && !self.sender.is_closed()
-    }
-
-    /// Waits until the connection can take a request; `false` if it closed.
-    async fn ready(&mut self) -> bool {
-        poll_fn(|cx| {
-            self.drive(cx);
-            self.sender.poll_ready(cx).map(|r| r.is_ok())
-        })
-        .await
-    }
-
-    /// Sends `req` and waits for the response head. On error, the request
-    /// comes back inside the error when it was never written.
-    pub async fn send(
-        &mut self,
-        req: Request<UpBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<UpBody>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(req));
-        poll_fn(|cx| {
-            self.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
     }
 }
 
@@ -95,8 +66,6 @@ pub(super) enum ConnectError {
     },
     #[error("connect to {addr}: timed out after {after:?}")]
     Timeout { addr: String, after: Duration },
-    #[error("connect to {addr}: {source}")]
-    Handshake { addr: String, source: hyper::Error },
 }
 
 /// Idle connections, each with the sweep round it was put back in.
@@ -179,13 +148,14 @@ impl ServerState {
     }
 
     /// A kept-alive connection that is still open, if any.
-    pub async fn reuse(&self) -> Option<Conn> {
-        loop {
-            let (mut conn, _) = self.pool().lock().expect("idle pool").pop()?;
-            if conn.ready().await {
+    pub fn reuse(&self) -> Option<Conn> {
+        let mut pool = self.pool().lock().expect("idle pool");
+        while let Some((conn, _)) = pool.pop() {
+            if conn.is_open() {
                 return Some(conn);
             }
         }
+        None
     }
 
     /// A new connection, with TCP_NODELAY.
@@ -211,23 +181,13 @@ impl ServerState {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, driver) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Handshake {
-                addr: addr(),
-                source,
-            })?;
         Ok(Conn {
-            sender,
-            driver: Some(Box::pin(driver)),
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER),
         })
     }
 
     fn put_back(&self, conn: Conn) {
-        if !conn.is_open() {
-            return;
-        }
         let round = self.hub.idle_round.load(Ordering::Relaxed);
         let mut idle = self.pool().lock().expect("idle pool");
         // Checked under the lock `retire` takes after setting the flag, so
@@ -238,14 +198,12 @@ impl ServerState {
     }
 
     /// Closes the connections put back before round `before`, and those the
-    /// backend closed meanwhile (their end is read here, with no task to
-    /// wake: the next user drives the connection with its own).
+    /// backend closed meanwhile.
     pub fn close_idle(&self, before: u64) {
-        let mut cx = Context::from_waker(Waker::noop());
         for pool in &self.idle {
             pool.lock()
                 .expect("idle pool")
-                .retain_mut(|(c, round)| *round >= before && c.drive(&mut cx) && c.is_open());
+                .retain(|(c, round)| *round >= before && c.is_open());
         }
     }
 

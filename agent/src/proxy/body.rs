@@ -1,154 +1,155 @@
-//! The two bodies the proxy moves: [`UpBody`], a request body on its way
-//! to a backend (empty, held in memory so it can be sent again, or
-//! streamed once), and [`ProxyBody`], a response on its way to the client
-//! (the proxy's own short answers, or a backend's body streamed through
-//! with the request's [`Lease`] riding along until it ends).
+//! Moving a message body from one socket to another, as its framing says:
+//! a known length passes through as it is, the chunked coding is read and
+//! written again (or written plain to an HTTP/1.0 client), and a body
+//! delimited by the backend's close is chunked for an HTTP/1.1 client.
+//!
+//! Whatever is already waiting to be sent (a response head) goes out in
+//! the same write as the first piece of the body: a small response costs
+//! one write.
 
-use super::backend::Lease;
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use super::h1::{CHUNKED_END, Chunk, ChunkedDecoder, Framing, chunk_start};
+use bytes::{Buf, BytesMut};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A request body sent upstream.
-pub(super) enum UpBody {
-    Empty,
-    /// Read whole before sending, so a retry can send it again.
-    Full(Option<Bytes>),
-    /// Streamed from the client: can be sent once.
-    Stream(Incoming),
+/// Read size for bodies.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Bytes gathered in `out` are written once they reach this.
+const WRITE_AT: usize = 16 * 1024;
+
+/// Why a body stopped moving.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// The sending side closed early, failed, or broke the framing.
+    Source(String),
+    /// The receiving side failed.
+    Sink(io::Error),
 }
 
-impl UpBody {
-    /// Another copy to send, when the body is held.
-    pub fn replay(&self) -> Option<UpBody> {
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UpBody::Empty => Some(UpBody::Empty),
-            UpBody::Full(b) => Some(UpBody::Full(b.clone())),
-            UpBody::Stream(_) => None,
+            BodyError::Source(why) => f.write_str(why),
+            BodyError::Sink(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl Body for UpBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
+/// Where a body goes, and how it is written there.
+pub(super) struct Sink<'a, W> {
+    pub io: &'a mut W,
+    /// Written before the body (and with its first piece); emptied.
+    pub out: &'a mut Vec<u8>,
+    /// Write the body in the chunked coding.
+    pub chunked: bool,
+}
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpBody::Empty => Poll::Ready(None),
-            UpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            UpBody::Stream(s) => Pin::new(s).poll_frame(cx),
+impl<W: AsyncWrite + Unpin> Sink<'_, W> {
+    fn put(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.chunked {
+            chunk_start(self.out, data.len());
+            self.out.extend_from_slice(data);
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out.extend_from_slice(data);
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpBody::Empty => true,
-            UpBody::Full(b) => b.is_none(),
-            UpBody::Stream(s) => s.is_end_stream(),
+    async fn flush(&mut self) -> Result<(), BodyError> {
+        if !self.out.is_empty() {
+            self.io.write_all(self.out).await.map_err(BodyError::Sink)?;
+            self.out.clear();
         }
+        Ok(())
     }
 
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpBody::Empty => SizeHint::with_exact(0),
-            UpBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            UpBody::Stream(s) => s.size_hint(),
+    async fn end(&mut self) -> Result<(), BodyError> {
+        if self.chunked {
+            self.out.extend_from_slice(CHUNKED_END);
         }
+        self.flush().await
     }
 }
 
-/// A response body sent to the client.
-pub(super) struct ProxyBody(Kind);
-
-enum Kind {
-    Local(Option<Bytes>),
-    /// `lease` is `None` once the body has ended.
-    Upstream {
-        body: Incoming,
-        lease: Option<Lease>,
-    },
-}
-
-impl ProxyBody {
-    pub(super) fn local(text: impl Into<Bytes>) -> ProxyBody {
-        let b: Bytes = text.into();
-        ProxyBody(Kind::Local((!b.is_empty()).then_some(b)))
-    }
-
-    pub(super) fn upstream(body: Incoming, lease: Lease) -> ProxyBody {
-        ProxyBody(Kind::Upstream {
-            body,
-            lease: Some(lease),
-        })
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut self.get_mut().0 {
-            Kind::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream { body, lease } => {
-                // The backend connection's I/O runs here, as the client
-                // connection pulls the body.
-                if let Some(conn) = lease.as_mut().and_then(|l| l.conn.as_mut()) {
-                    conn.drive(cx);
-                }
-                let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
-                match &frame {
-                    None => {
-                        if let Some(l) = lease.take() {
-                            l.finish();
-                        }
-                    }
-                    Some(Ok(_)) if body.is_end_stream() => {
-                        if let Some(l) = lease.take() {
-                            l.finish();
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    // Cut short: the lease's drop closes the connection.
-                    Some(Err(_)) => *lease = None,
-                }
-                Poll::Ready(frame)
+/// Moves a body of `framing` from `src` (what is already in `buf` first)
+/// to `sink`. On success, `buf` holds what followed the body.
+pub(super) async fn relay<R, W>(
+    src: &mut R,
+    buf: &mut BytesMut,
+    framing: Framing,
+    mut sink: Sink<'_, W>,
+) -> Result<(), BodyError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut chunks = ChunkedDecoder::default();
+    loop {
+        let ended = match framing {
+            Framing::Empty => true,
+            Framing::Length(_) => {
+                let n = (buf.len() as u64).min(left) as usize;
+                sink.put(&buf[..n]);
+                buf.advance(n);
+                left -= n as u64;
+                left == 0
             }
+            Framing::Chunked => loop {
+                match chunks.step(buf).map_err(BodyError::Source)? {
+                    Chunk::Data(n) => {
+                        sink.put(&buf[..n]);
+                        buf.advance(n);
+                    }
+                    Chunk::Need => break false,
+                    Chunk::End => break true,
+                }
+            },
+            Framing::Close => {
+                sink.put(buf);
+                buf.clear();
+                false
+            }
+        };
+        if ended {
+            return sink.end().await;
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.0 {
-            Kind::Local(b) => b.is_none(),
-            Kind::Upstream { body, .. } => body.is_end_stream(),
+        if sink.out.len() >= WRITE_AT || buf.is_empty() {
+            sink.flush().await?;
         }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            Kind::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Upstream { body, .. } => body.size_hint(),
+        if buf.capacity() - buf.len() < READ_SIZE / 4 {
+            buf.reserve(READ_SIZE);
+        }
+        match src.read_buf(buf).await {
+            Ok(0) if framing == Framing::Close => return sink.end().await,
+            Ok(0) => return Err(BodyError::Source("closed before the body's end".into())),
+            Ok(_) => {}
+            Err(e) => return Err(BodyError::Source(e.to_string())),
         }
     }
 }
 
-impl Drop for ProxyBody {
-    fn drop(&mut self) {
-        // The server may stop polling as soon as `is_end_stream` says so
-        // (an empty or exactly-sized body): the connection is still good.
-        if let Kind::Upstream { body, lease } = &mut self.0
-            && body.is_end_stream()
-            && let Some(l) = lease.take()
-        {
-            l.finish();
+/// Reads a body of exactly `len` bytes into memory (what is in `buf`
+/// first).
+pub(super) async fn read_whole<R: AsyncRead + Unpin>(
+    src: &mut R,
+    buf: &mut BytesMut,
+    len: usize,
+) -> Result<bytes::Bytes, BodyError> {
+    while buf.len() < len {
+        buf.reserve(len - buf.len());
+        match src.read_buf(buf).await {
+            Ok(0) => return Err(BodyError::Source("closed before the body's end".into())),
+            Ok(_) => {}
+            Err(e) => return Err(BodyError::Source(e.to_string())),
         }
     }
+    Ok(buf.split_to(len).freeze())
 }

@@ -15,19 +15,18 @@
 //!   without counting a failure;
 //! - a response, whatever its status, ends the tries.
 
-use super::backend::{Conn, ConnectError, ServerState};
-use super::body::{ProxyBody, UpBody};
+use super::backend::{Conn, ConnectError, Lease, ServerState};
+use super::body::{self, BodyError, Sink};
+use super::h1::{self, Forwarded, Framing, Outgoing, RequestHead, ResponseHead};
+use super::listen::{Activity, Busy};
 use super::upstream::Upstream;
-use super::{HealthEndpoint, Proxy, Timeouts, headers};
-use bytes::Bytes;
+use super::{HealthEndpoint, Proxy, Timeouts};
+use bytes::{Bytes, BytesMut};
 use cluster_balancer::Pick;
-use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt as _;
-use hyper::body::{Body as _, Incoming};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Request bodies up to this size (by `Content-Length`) of idempotent
 /// requests are read before sending, so a failed try can be retried.
@@ -36,372 +35,627 @@ pub const MAX_REPLAY_BODY: u64 = 64 * 1024;
 /// A hard bound on tries, whatever happens to the configuration meanwhile.
 const MAX_TRIES: usize = 32;
 
-/// A request routed: answered here, or to be forwarded.
-#[allow(clippy::large_enum_variant)] // moved once or twice; a box would cost an allocation
-pub(super) enum Routed {
-    Answer(Response<ProxyBody>),
-    Forward(Forward),
+/// Response head read size.
+const READ_SIZE: usize = 8 * 1024;
+
+/// The client side of a connection, as its requests use it.
+pub(super) struct Client<IO> {
+    pub io: IO,
+    /// Read from the client and not yet used (a pipelined request
+    /// included).
+    pub buf: BytesMut,
+    /// Being put together to be written to the client.
+    pub out: Vec<u8>,
+    /// For `X-Forwarded-For`.
+    pub ip: Box<str>,
 }
 
-pub(super) struct Forward {
-    upstream: Arc<Upstream>,
-    parts: http::request::Parts,
-    body: Incoming,
-    idempotent: bool,
-    timeouts: Timeouts,
-}
-
-/// Everything about a request that needs no waiting: the health path,
-/// routing, the upstream, the request to send.
-pub(super) fn route(proxy: &Proxy, req: Request<Incoming>, client_ip: &HeaderValue) -> Routed {
-    if let Some(h) = &proxy.health
-        && req.uri().path() == h.path
-    {
-        return Routed::Answer(health(h, &req));
+/// Serves one request whose head was read: the health path, routing, the
+/// tries, the response. The connection counts as busy (not idle) while it
+/// waits for a backend's response head. Returns whether the client
+/// connection can take another request.
+pub(super) async fn handle<IO>(
+    proxy: &Proxy,
+    client: &mut Client<IO>,
+    req: RequestHead,
+    activity: &Arc<Activity>,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let stopping = || activity.stopping();
+    if req.method() == "CONNECT" {
+        return local(client, &req, 405, "CONNECT is not proxied\n", true).await;
     }
-    let host = req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let host_str = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+    if let Some(h) = &proxy.health
+        && req.path() == h.path
+    {
+        return health(h, client, &req, stopping()).await;
+    }
+    let host = req
+        .host()
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or("");
     let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .fields
+        .get(b"user-agent")
+        .and_then(|v| std::str::from_utf8(v).ok())
         .unwrap_or("");
     let routed = proxy.with_snapshot(|snapshot| {
         let decision = snapshot.routes.pick(
-            host_str,
+            host,
             &cluster_balancer::Request {
-                path: req.uri().path(),
+                path: req.path(),
                 user_agent,
-                headers: req.headers(),
+                headers: &req.fields,
             },
         );
         match decision {
-            None => Err((
-                StatusCode::NOT_FOUND,
-                format!("no route for host {host_str:?}\n"),
-            )),
+            None => Err((404, format!("no route for host {host:?}\n"))),
             Some(Pick::Forbidden { rule }) => Err((
-                StatusCode::FORBIDDEN,
-                format!("forbidden by rule {rule:?} of host {host_str:?}\n"),
+                403,
+                format!("forbidden by rule {rule:?} of host {host:?}\n"),
             )),
             Some(Pick::Backend { upstream, path }) => match snapshot.upstreams.get(upstream) {
                 Some(u) => Ok((u.clone(), path)),
-                None => Err((
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream {upstream:?} is not configured\n"),
-                )),
+                None => Err((502, format!("upstream {upstream:?} is not configured\n"))),
             },
         }
     });
     let (upstream, rewrite) = match routed {
         Ok(r) => r,
-        Err((status, text)) => return Routed::Answer(local(status, text)),
+        Err((status, text)) => return local(client, &req, status, &text, stopping()).await,
+    };
+    let path_and_query = match upstream_target(&req, rewrite.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return local(client, &req, 400, &format!("{e}\n"), stopping()).await,
     };
 
-    let (mut parts, body) = req.into_parts();
-    parts.uri = match upstream_uri(parts.uri, rewrite.as_deref()) {
-        Ok(uri) => uri,
-        Err(e) => return Routed::Answer(local(StatusCode::BAD_REQUEST, format!("{e}\n"))),
-    };
-    parts.version = Version::HTTP_11;
-    parts.extensions = Default::default();
-    headers::forward_request(&mut parts.headers, client_ip, host);
-    let idempotent = matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-    );
-    Routed::Forward(Forward {
-        upstream,
-        parts,
-        body,
-        idempotent,
-        timeouts: proxy.timeouts,
-    })
-}
-
-impl Routed {
-    /// The response: the one routing made, or the upstream's.
-    pub(super) async fn finish(self) -> Response<ProxyBody> {
-        let f = match self {
-            Routed::Answer(a) => return a,
-            Routed::Forward(f) => f,
-        };
-        let Forward {
-            upstream,
-            parts,
-            body,
-            idempotent,
-            timeouts,
-        } = f;
-        let body = if body.is_end_stream() {
-            UpBody::Empty
-        } else if idempotent && content_length(&parts.headers).is_some_and(|n| n <= MAX_REPLAY_BODY)
-        {
-            match Box::pin(body.collect()).await {
-                Ok(b) => UpBody::Full(Some(b.to_bytes())),
+    let mut body = match req.framing {
+        Framing::Empty => ReqBody::Empty,
+        Framing::Length(n) if req.idempotent() && n <= MAX_REPLAY_BODY => {
+            if continue_if_expected(client, &req).await.is_err() {
+                return false;
+            }
+            match body::read_whole(&mut client.io, &mut client.buf, n as usize).await {
+                Ok(b) => ReqBody::Held(b),
                 Err(e) => {
-                    return local(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read the request body: {e}\n"),
-                    );
+                    tracing::debug!(error = %e, "proxy: the client's request body ended early");
+                    return false;
                 }
             }
-        } else {
-            UpBody::Stream(body)
-        };
-        let replayable = idempotent && !matches!(body, UpBody::Stream(_));
-        // Boxed: hyper moves the service future around by value, and this
-        // part is most of its size.
-        Box::pin(dispatch(
-            &timeouts,
-            &upstream,
-            Request::from_parts(parts, body),
-            replayable,
-        ))
-        .await
+        }
+        f => ReqBody::Stream(f),
+    };
+    let mut head = Vec::with_capacity(512);
+    h1::write_request_head(
+        &mut head,
+        &req,
+        &Forwarded {
+            path_and_query: &path_and_query,
+            client_ip: &client.ip,
+            framing: body.framing(),
+        },
+    );
+    drop(path_and_query);
+    let busy = Busy::start(activity);
+    let sent = Box::pin(dispatch(
+        &proxy.timeouts,
+        &upstream,
+        &head,
+        &mut body,
+        client,
+        &req,
+    ))
+    .await;
+    let (resp, conn, lease) = match sent {
+        Ok(r) => r,
+        Err(Failure::Client(why)) => {
+            tracing::debug!(why = %why, "proxy: the client went away mid-request");
+            return false;
+        }
+        Err(f) => {
+            let status = f.status();
+            let text = match f {
+                Failure::NoServer => {
+                    format!("no server available in upstream {:?}\n", upstream.name)
+                }
+                f => format!("upstream {:?}: {}\n", upstream.name, f.describe()),
+            };
+            // A request body only partly read leaves the connection
+            // unusable.
+            let clean = !matches!(body, ReqBody::Sent);
+            return local(client, &req, status, &text, stopping() || !clean).await && clean;
+        }
+    };
+    respond(client, &req, resp, conn, lease, busy, stopping()).await
+}
+
+/// Sends the backend's response on: the head, then the body as it comes.
+async fn respond<IO>(
+    client: &mut Client<IO>,
+    req: &RequestHead,
+    resp: ResponseHead,
+    mut conn: Conn,
+    mut lease: Lease,
+    busy: Busy,
+    stopping: bool,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let framing = match resp.framing {
+        Framing::Empty => Framing::Empty,
+        Framing::Length(n) => Framing::Length(n),
+        Framing::Chunked | Framing::Close if req.minor == 1 => Framing::Chunked,
+        Framing::Chunked | Framing::Close => Framing::Close,
+    };
+    let how = Outgoing {
+        framing,
+        keep_alive: req.keep_alive && !stopping && framing != Framing::Close,
+        http10: req.minor == 0,
+    };
+    client.out.clear();
+    h1::write_response_head(&mut client.out, &resp, how);
+    drop(busy);
+    let relayed = body::relay(
+        &mut conn.stream,
+        &mut conn.buf,
+        resp.framing,
+        Sink {
+            io: &mut client.io,
+            out: &mut client.out,
+            chunked: framing == Framing::Chunked,
+        },
+    )
+    .await;
+    client.out.clear();
+    match relayed {
+        Ok(()) => {
+            if resp.keep_alive && conn.buf.is_empty() {
+                lease.conn = Some(conn);
+            }
+            lease.finish();
+            how.keep_alive
+        }
+        Err(BodyError::Source(why)) => {
+            tracing::debug!(server = %lease.server.addr, why = %why, "proxy: a response body was cut short");
+            false
+        }
+        Err(BodyError::Sink(e)) => {
+            tracing::debug!(error = %e, "proxy: the client went away during a response");
+            false
+        }
     }
+}
+
+/// A request body on its way upstream.
+enum ReqBody {
+    Empty,
+    /// Read whole before sending, so a retry can send it again.
+    Held(Bytes),
+    /// Still at the client, to be streamed once.
+    Stream(Framing),
+    /// Streamed (in part, maybe): cannot be sent again.
+    Sent,
+}
+
+impl ReqBody {
+    fn framing(&self) -> Framing {
+        match self {
+            ReqBody::Empty | ReqBody::Sent => Framing::Empty,
+            ReqBody::Held(b) => Framing::Length(b.len() as u64),
+            ReqBody::Stream(f) => *f,
+        }
+    }
+
+    /// Whether the request can be sent again as it was.
+    fn held(&self) -> bool {
+        matches!(self, ReqBody::Empty | ReqBody::Held(_))
+    }
+}
+
+/// Answers `Expect: 100-continue` before the body is read, unless the
+/// client has started sending it anyway.
+async fn continue_if_expected<IO: AsyncWrite + Unpin>(
+    client: &mut Client<IO>,
+    req: &RequestHead,
+) -> std::io::Result<()> {
+    if req.expects_continue && client.buf.is_empty() {
+        client
+            .io
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await?;
+    }
+    Ok(())
 }
 
 /// The path and query sent upstream: origin-form, with the path replaced
 /// by `rewrite` when a rule rewrote it (the query string is kept).
-fn upstream_uri(uri: Uri, rewrite: Option<&str>) -> Result<Uri, String> {
+fn upstream_target<'a>(
+    req: &'a RequestHead,
+    rewrite: Option<&str>,
+) -> Result<Cow<'a, str>, String> {
     let Some(path) = rewrite else {
-        if uri.scheme().is_none() && uri.authority().is_none() {
-            return Ok(uri);
-        }
-        let pq = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        return Ok(Uri::from(pq));
+        return Ok(Cow::Borrowed(req.path_and_query()));
     };
-    let pq = match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_owned(),
-    };
-    PathAndQuery::from_maybe_shared(Bytes::from(pq))
-        .map(Uri::from)
-        .map_err(|e| format!("the rewritten path {path:?} is not valid: {e}"))
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("the rewritten path {path:?} is not valid"));
+    }
+    Ok(match req.query() {
+        Some(q) => Cow::Owned(format!("{path}?{q}")),
+        None => Cow::Owned(path.to_owned()),
+    })
 }
 
-fn content_length(h: &http::HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
-/// What went wrong with one try.
+/// What went wrong with a request.
 enum Failure {
     Connect(ConnectError),
-    /// Connected, but the connection closed before the request was written.
-    Closed {
-        addr: Box<str>,
-        error: hyper::Error,
-    },
-    /// Sent, and no response head came back.
+    /// Sent (maybe in part), and no usable response head came back.
     Response {
         addr: Box<str>,
-        error: hyper::Error,
+        error: String,
     },
     Timeout {
         addr: Box<str>,
         after: Duration,
     },
+    /// The client failed while its body was streamed.
+    Client(String),
+    /// Every server was out, or tried.
+    NoServer,
 }
 
 impl Failure {
-    fn status(&self) -> StatusCode {
+    fn status(&self) -> u16 {
         match self {
-            Failure::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::BAD_GATEWAY,
+            Failure::Timeout { .. } => 504,
+            _ => 502,
         }
     }
 
     fn describe(&self) -> String {
         match self {
             Failure::Connect(e) => e.to_string(),
-            Failure::Closed { addr, error } => format!("{addr}: connection closed: {error}"),
             Failure::Response { addr, error } => format!("{addr}: no response: {error}"),
             Failure::Timeout { addr, after } => {
                 format!("{addr}: no response head within {after:?}")
             }
+            Failure::Client(why) => format!("the client: {why}"),
+            Failure::NoServer => "no server available".into(),
         }
     }
 }
 
-/// How one try on one server ended.
-enum Try {
-    Answered(Response<Incoming>, Conn),
-    /// Never written: the request comes back whole.
-    NotSent(Request<UpBody>, Failure),
-    /// Written, maybe in part: only the copy made beforehand (if any) is left.
-    Sent(Failure, Option<Request<UpBody>>),
-}
-
-async fn dispatch(
+async fn dispatch<IO>(
     t: &Timeouts,
     upstream: &Upstream,
-    req: Request<UpBody>,
-    replayable: bool,
-) -> Response<ProxyBody> {
+    head: &[u8],
+    body: &mut ReqBody,
+    client: &mut Client<IO>,
+    req: &RequestHead,
+) -> Result<(ResponseHead, Conn, Lease), Failure>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let mut tried: Vec<Arc<ServerState>> = Vec::new();
     let mut last: Option<Failure> = None;
-    let mut pending = Some(req);
     for _ in 0..MAX_TRIES {
-        let Some(req) = pending.take() else { break };
-        let Some(mut lease) = upstream.pick(now, &tried) else {
+        let Some(lease) = upstream.pick(now, &tried) else {
             break;
         };
-        match try_server(&lease.server, t, req, replayable).await {
-            Try::Answered(resp, conn) => {
+        let failure = match try_server(&lease.server, t, head, body, client, req).await {
+            Ok((resp, conn)) => {
                 upstream.succeeded(&lease.server);
-                lease.conn = Some(conn);
-                let (mut parts, body) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut parts.headers);
-                return Response::from_parts(parts, ProxyBody::upstream(body, lease));
+                return Ok((resp, conn, lease));
             }
-            Try::NotSent(req, failure) => {
-                pending = Some(req);
-                last = Some(failure);
-            }
-            Try::Sent(failure, spare) => {
-                pending = spare;
-                last = Some(failure);
-            }
-        }
+            Err(f @ Failure::Client(_)) => return Err(f),
+            Err(f) => f,
+        };
+        // A connect failure never sent anything; otherwise only a request
+        // that can be sent again as it was goes to the next server.
+        let next = matches!(failure, Failure::Connect(_)) || (req.idempotent() && body.held());
         upstream.failed(&lease.server, now());
         tracing::debug!(
             upstream = %upstream.name,
-            why = %last.as_ref().map(Failure::describe).unwrap_or_default(),
-            retry = pending.is_some(),
+            why = %failure.describe(),
+            retry = next,
             "upstream try failed"
         );
+        last = Some(failure);
         tried.push(lease.server.clone());
+        if !next {
+            break;
+        }
     }
-    match last {
-        Some(f) => local(
-            f.status(),
-            format!("upstream {:?}: {}\n", upstream.name, f.describe()),
-        ),
-        None => local(
-            StatusCode::BAD_GATEWAY,
-            format!("no server available in upstream {:?}\n", upstream.name),
-        ),
-    }
+    Err(last.unwrap_or(Failure::NoServer))
+}
+
+/// How an exchange on one connection failed.
+enum Exchange {
+    Backend {
+        error: String,
+        /// No byte of a response arrived.
+        silent: bool,
+    },
+    Client(String),
 }
 
 /// One server: a kept-alive connection if there is one, else a new one;
-/// a kept-alive connection that turns out closed is replaced by a new one
-/// once, without it counting as the server's failure.
-async fn try_server(
+/// a kept-alive connection that turns out closed without a word is
+/// replaced by a new one, without it counting as the server's failure.
+async fn try_server<IO>(
     server: &ServerState,
     t: &Timeouts,
-    mut req: Request<UpBody>,
-    replayable: bool,
-) -> Try {
-    let mut pooled = server.reuse().await;
+    head: &[u8],
+    body: &mut ReqBody,
+    client: &mut Client<IO>,
+    req: &RequestHead,
+) -> Result<(ResponseHead, Conn), Failure>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut pooled = server.reuse();
     loop {
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {
             Some(c) => c,
-            None => match Box::pin(server.connect(t.connect)).await {
-                Ok(c) => c,
-                Err(e) => return Try::NotSent(req, Failure::Connect(e)),
-            },
+            None => Box::pin(server.connect(t.connect))
+                .await
+                .map_err(Failure::Connect)?,
         };
-        let spare = if replayable { replay(&req) } else { None };
-        let addr = || server.addr.clone();
-        match tokio::time::timeout(t.response_head, conn.send(req)).await {
-            Ok(Ok(resp)) => return Try::Answered(resp, conn),
-            Ok(Err(mut e)) => match e.take_message() {
-                Some(back) if reused => req = back,
-                Some(back) => {
-                    let error = e.into_error();
-                    return Try::NotSent(
-                        back,
-                        Failure::Closed {
-                            addr: addr(),
-                            error,
-                        },
-                    );
-                }
-                None => {
-                    let error = e.into_error();
-                    match spare {
-                        Some(copy) if reused && error.is_incomplete_message() => req = copy,
-                        spare => {
-                            return Try::Sent(
-                                Failure::Response {
-                                    addr: addr(),
-                                    error,
-                                },
-                                spare,
-                            );
-                        }
-                    }
-                }
-            },
+        let exchanged = tokio::time::timeout(
+            t.response_head,
+            exchange(&mut conn, head, body, client, req),
+        )
+        .await;
+        match exchanged {
+            Ok(Ok(resp)) => return Ok((resp, conn)),
+            Ok(Err(Exchange::Client(why))) => return Err(Failure::Client(why)),
+            Ok(Err(Exchange::Backend { silent: true, .. }))
+                if reused && !matches!(body, ReqBody::Sent) => {}
+            Ok(Err(Exchange::Backend { error, .. })) => {
+                return Err(Failure::Response {
+                    addr: server.addr.clone(),
+                    error,
+                });
+            }
             Err(_) => {
-                return Try::Sent(
-                    Failure::Timeout {
-                        addr: addr(),
-                        after: t.response_head,
-                    },
-                    spare,
-                );
+                return Err(Failure::Timeout {
+                    addr: server.addr.clone(),
+                    after: t.response_head,
+                });
             }
         }
     }
 }
 
-/// A copy of a request whose body is held; `None` for a streamed body.
-fn replay(req: &Request<UpBody>) -> Option<Request<UpBody>> {
-    let mut copy = Request::new(req.body().replay()?);
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    Some(copy)
+/// Sends the request on `conn` and reads the final response head (1xx
+/// responses are passed over).
+async fn exchange<IO>(
+    conn: &mut Conn,
+    head: &[u8],
+    body: &mut ReqBody,
+    client: &mut Client<IO>,
+    req: &RequestHead,
+) -> Result<ResponseHead, Exchange>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let backend = |e: std::io::Error| Exchange::Backend {
+        error: e.to_string(),
+        silent: true,
+    };
+    match body {
+        ReqBody::Empty => conn.stream.write_all(head).await.map_err(backend)?,
+        ReqBody::Held(b) => {
+            let mut all = Vec::with_capacity(head.len() + b.len());
+            all.extend_from_slice(head);
+            all.extend_from_slice(b);
+            conn.stream.write_all(&all).await.map_err(backend)?;
+        }
+        ReqBody::Stream(framing) => {
+            let framing = *framing;
+            conn.stream.write_all(head).await.map_err(backend)?;
+            *body = ReqBody::Sent;
+            continue_if_expected(client, req)
+                .await
+                .map_err(|e| Exchange::Client(e.to_string()))?;
+            let mut out = Vec::new();
+            body::relay(
+                &mut client.io,
+                &mut client.buf,
+                framing,
+                Sink {
+                    io: &mut conn.stream,
+                    out: &mut out,
+                    chunked: framing == Framing::Chunked,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                BodyError::Source(why) => Exchange::Client(why),
+                BodyError::Sink(e) => backend(e),
+            })?;
+        }
+        ReqBody::Sent => {
+            return Err(Exchange::Backend {
+                error: "the request body was already sent".into(),
+                silent: false,
+            });
+        }
+    }
+    let mut heard = false;
+    loop {
+        if !conn.buf.is_empty() {
+            heard = true;
+            match h1::parse_response(&mut conn.buf, req.is_head()) {
+                Ok(Some(resp)) if resp.status == 101 => {
+                    return Err(Exchange::Backend {
+                        error: "it switched protocols unasked".into(),
+                        silent: false,
+                    });
+                }
+                Ok(Some(resp)) if resp.is_informational() => continue,
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Exchange::Backend {
+                        error: e.why,
+                        silent: false,
+                    });
+                }
+            }
+        }
+        if conn.buf.capacity() - conn.buf.len() < READ_SIZE / 4 {
+            conn.buf.reserve(READ_SIZE);
+        }
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) => {
+                return Err(Exchange::Backend {
+                    error: "connection closed before a response".into(),
+                    silent: !heard,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Exchange::Backend {
+                    error: e.to_string(),
+                    silent: !heard,
+                });
+            }
+        }
+    }
 }
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-pub(super) fn local(status: StatusCode, text: String) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::local(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+/// Answers with the proxy's own short text. The connection stays open
+/// only if the request had no body (it is left unread).
+async fn local<IO>(
+    client: &mut Client<IO>,
+    req: &RequestHead,
+    status: u16,
+    text: &str,
+    stopping: bool,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    answer(
+        client,
+        req,
+        status,
+        "text/plain; charset=utf-8",
+        &[],
+        text,
+        stopping,
+    )
+    .await
+}
+
+async fn answer<IO>(
+    client: &mut Client<IO>,
+    req: &RequestHead,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    text: &str,
+    stopping: bool,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let how = Outgoing {
+        framing: Framing::Length(text.len() as u64),
+        keep_alive: req.keep_alive && req.framing == Framing::Empty && !stopping,
+        http10: req.minor == 0,
+    };
+    client.out.clear();
+    h1::write_local(
+        &mut client.out,
+        status,
+        content_type,
+        extra,
+        text.len(),
+        how,
     );
-    resp
+    if !req.is_head() {
+        client.out.extend_from_slice(text.as_bytes());
+    }
+    let written = client.io.write_all(&client.out).await.is_ok();
+    client.out.clear();
+    written && how.keep_alive
+}
+
+/// Answers a request the proxy cannot read (its head), and closes.
+pub(super) async fn refuse<IO>(client: &mut Client<IO>, status: u16, why: &str)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let text = format!("{why}\n");
+    let how = Outgoing {
+        framing: Framing::Length(text.len() as u64),
+        keep_alive: false,
+        http10: false,
+    };
+    client.out.clear();
+    h1::write_local(
+        &mut client.out,
+        status,
+        "text/plain; charset=utf-8",
+        &[],
+        text.len(),
+        how,
+    );
+    client.out.extend_from_slice(text.as_bytes());
+    let _ = client.io.write_all(&client.out).await;
+    client.out.clear();
 }
 
 /// `GET <health_path>[?node=NAME]`, answered by the agent.
-fn health(h: &HealthEndpoint, req: &Request<Incoming>) -> Response<ProxyBody> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = local(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} answers GET and HEAD\n", h.path),
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return resp;
+async fn health<IO>(
+    h: &HealthEndpoint,
+    client: &mut Client<IO>,
+    req: &RequestHead,
+    stopping: bool,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    if !matches!(req.method(), "GET" | "HEAD") {
+        let text = format!("{} answers GET and HEAD\n", h.path);
+        return answer(
+            client,
+            req,
+            405,
+            "text/plain; charset=utf-8",
+            &[("allow", "GET, HEAD")],
+            &text,
+            stopping,
+        )
+        .await;
     }
-    let node = req.uri().query().and_then(|q| query_value(q, "node"));
+    let node = req.query().and_then(|q| query_value(q, "node"));
     let (status, text) = (h.answer)(node.as_deref());
     let json = text.starts_with('{') || text.starts_with('[');
-    let mut resp = local(status, text);
-    if json {
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    resp
+    let content_type = if json {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    answer(
+        client,
+        req,
+        status.as_u16(),
+        content_type,
+        &[],
+        &text,
+        stopping,
+    )
+    .await
 }
 
 /// The first value of `key` in a query string, percent-decoded.
@@ -453,11 +707,17 @@ mod tests {
         }
     }
 
+    fn head(raw: &str) -> RequestHead {
+        let mut buf = BytesMut::from(raw);
+        h1::parse_request(&mut buf).unwrap().unwrap()
+    }
+
     #[test]
-    fn the_upstream_uri_is_origin_form_and_a_rewrite_keeps_the_query() {
-        for (uri, rewrite, want) in [
+    fn the_upstream_target_is_origin_form_and_a_rewrite_keeps_the_query() {
+        for (target, rewrite, want) in [
             ("/a/b?x=1", None, "/a/b?x=1"),
             ("http://shop.example/a?x=1", None, "/a?x=1"),
+            ("http://shop.example", None, "/"),
             (
                 "/api/v1/items?page=2",
                 Some("/v1/items"),
@@ -465,8 +725,11 @@ mod tests {
             ),
             ("/api", Some("/"), "/"),
         ] {
-            let got = upstream_uri(uri.parse().unwrap(), rewrite).unwrap();
-            assert_eq!(got.to_string(), want, "{uri} {rewrite:?}");
+            let req = head(&format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n"));
+            let got = upstream_target(&req, rewrite).unwrap();
+            assert_eq!(got, want, "{target} {rewrite:?}");
         }
+        let req = head("GET /a HTTP/1.1\r\n\r\n");
+        assert!(upstream_target(&req, Some("/a b")).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The accept loop: HTTP/1.1 with keep-alive, one task per client
+//! The accept loop: HTTP/1.1 with keep-alive (and pipelining), one task per client
 //! connection on the least busy worker ([`super::workers`]), an idle check
 //! per connection, and a graceful stop — on shutdown the listener closes at
 //! once, every connection finishes the request it is serving (its response
@@ -6,11 +6,8 @@
 //! [`Timeouts::shutdown_grace`] is cut.
 
 use super::workers::Open;
-use super::{Proxy, Timeouts, forward, headers};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
+use super::{Proxy, Timeouts, forward, h1};
+use bytes::BytesMut;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -123,27 +120,17 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::default());
-    let io = TokioIo::new(Watched {
-        io: stream,
-        activity: activity.clone(),
-    });
-    let client_ip = headers::client_ip_value(peer.ip());
-    let Timeouts { client_idle, .. } = proxy.timeouts;
-    let http = proxy.http.clone();
-    let service = {
-        let activity = activity.clone();
-        service_fn(move |req: hyper::Request<Incoming>| {
-            let busy = Busy::start(&activity);
-            // Routing is synchronous; only forwarding awaits.
-            let routed = forward::route(&proxy, req, &client_ip);
-            async move {
-                let response = routed.finish().await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
-            }
-        })
+    let client = forward::Client {
+        io: Watched {
+            io: stream,
+            activity: activity.clone(),
+        },
+        buf: BytesMut::with_capacity(READ_SIZE),
+        out: Vec::with_capacity(1024),
+        ip: peer.ip().to_string().into(),
     };
-    let conn = http.serve_connection(io, service);
+    let Timeouts { client_idle, .. } = proxy.timeouts;
+    let conn = serve_client(&proxy, client, &activity);
     tokio::pin!(conn);
     let stopped = stop.cancelled_owned();
     tokio::pin!(stopped);
@@ -151,10 +138,10 @@ async fn connection(
         tokio::time::interval_at(tokio::time::Instant::now() + client_idle, client_idle);
     let aside = Aside::new();
     let mut seen = activity.progress();
-    let result = loop {
+    loop {
         let event = poll_fn(|cx| {
-            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                return Poll::Ready(Event::Ended(r));
+            if conn.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Ended);
             }
             aside.poll(cx, |cx| {
                 if stopped.as_mut().poll(cx).is_ready() {
@@ -166,10 +153,16 @@ async fn connection(
         })
         .await;
         match event {
-            Event::Ended(r) => break r,
+            Event::Ended => return,
             Event::Stop => {
-                conn.as_mut().graceful_shutdown();
-                break conn.await;
+                // Between requests: close now. Within one: it finishes,
+                // says `Connection: close`, and the connection ends.
+                activity.stopping.store(true, Ordering::Relaxed);
+                if !activity.in_request.load(Ordering::Relaxed) {
+                    return;
+                }
+                conn.await;
+                return;
             }
             Event::Check => {
                 let now = activity.progress();
@@ -182,14 +175,54 @@ async fn connection(
                 aside.rewake();
             }
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "proxy: client connection ended with an error");
+    }
+}
+
+/// Client read buffer, to start with.
+const READ_SIZE: usize = 8 * 1024;
+
+/// Reads request heads and serves them, one after the other, until either
+/// side closes.
+async fn serve_client(
+    proxy: &Proxy,
+    mut client: forward::Client<Watched>,
+    activity: &Arc<Activity>,
+) {
+    loop {
+        let head = loop {
+            if !client.buf.is_empty() {
+                match h1::parse_request(&mut client.buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(status = e.status, why = %e.why, "proxy: refusing a request");
+                        forward::refuse(&mut client, e.status, &e.why).await;
+                        let _ = client.io.shutdown().await;
+                        return;
+                    }
+                }
+            }
+            if client.buf.capacity() - client.buf.len() < READ_SIZE / 4 {
+                client.buf.reserve(READ_SIZE);
+            }
+            match client.io.read_buf(&mut client.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        activity.in_request.store(true, Ordering::Relaxed);
+        activity.bump();
+        let again = forward::handle(proxy, &mut client, head, activity).await;
+        activity.in_request.store(false, Ordering::Relaxed);
+        if !again || activity.stopping() {
+            let _ = client.io.shutdown().await;
+            return;
+        }
     }
 }
 
 enum Event {
-    Ended(hyper::Result<()>),
+    Ended,
     Stop,
     Check,
 }
@@ -259,11 +292,15 @@ impl Aside {
 /// What a client connection has been doing, for its idle check. Written
 /// only from the connection's own task, so plain loads and stores suffice.
 #[derive(Default)]
-struct Activity {
+pub(super) struct Activity {
     /// Bumped on every read or write that moved bytes, and every request.
     progress: AtomicU64,
-    /// Requests between their head and their response head.
+    /// Requests waiting for a backend's response head.
     busy: AtomicU64,
+    /// A request is being served (its response included).
+    in_request: AtomicBool,
+    /// The proxy is shutting down: no request after the current one.
+    stopping: AtomicBool,
 }
 
 impl Activity {
@@ -279,13 +316,18 @@ impl Activity {
     fn busy(&self) -> u64 {
         self.busy.load(Ordering::Relaxed)
     }
+
+    /// The proxy is shutting down: the current request is the last.
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
 }
 
 /// A request waiting for its response head: the connection is not idle.
-struct Busy(Arc<Activity>);
+pub(super) struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn start(a: &Arc<Activity>) -> Busy {
+    pub(super) fn start(a: &Arc<Activity>) -> Busy {
         a.bump();
         a.busy.store(a.busy() + 1, Ordering::Relaxed);
         Busy(a.clone())

@@ -34,7 +34,7 @@ mod backend;
 mod balance;
 mod body;
 mod forward;
-mod headers;
+mod h1;
 mod listen;
 mod upstream;
 mod workers;
@@ -176,7 +176,6 @@ pub struct Proxy {
     hub: Arc<Hub>,
     health: Option<HealthEndpoint>,
     timeouts: Timeouts,
-    http: hyper::server::conn::http1::Builder,
     worker_count: usize,
     /// Started by the first `serve`.
     workers: OnceLock<Workers>,
@@ -207,11 +206,6 @@ impl Proxy {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let mut http = hyper::server::conn::http1::Builder::new();
-        // hyper's header-read timer costs a timer per request; the
-        // connection's idle check (`Timeouts::client_idle`) bounds slow
-        // heads instead, at one timer per connection.
-        http.keep_alive(true).header_read_timeout(None);
         let proxy = Proxy {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             version: AtomicU64::new(0),
@@ -230,7 +224,6 @@ impl Proxy {
             }),
             health,
             timeouts: options.timeouts,
-            http,
             worker_count,
             workers: OnceLock::new(),
             sweeping: AtomicBool::new(false),

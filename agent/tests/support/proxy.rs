@@ -55,7 +55,7 @@ struct Seen {
     conns: AtomicU64,
     /// Connections the proxy closed.
     closed: AtomicU64,
-    /// Bodies of POST requests.
+    /// Bodies of POST and PUT requests.
     posts: Mutex<Vec<String>>,
     /// `/hold` responses waiting for `release`.
     holds: Mutex<Vec<Hold>>,
@@ -170,7 +170,7 @@ async fn answer(
         let (tx, rx) = mpsc::channel(1);
         seen.holds.lock().unwrap().push(tx);
         StreamBody::new(ReceiverStream::new(rx)).boxed()
-    } else if req.method() == http::Method::POST {
+    } else if req.method() == http::Method::POST || req.method() == http::Method::PUT {
         let text = req.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&text).into_owned();
         seen.posts.lock().unwrap().push(text.clone());

@@ -97,8 +97,8 @@ impl Chain {
                 Test::Header { name, regex, next } => {
                     // Any of the header's values; one that is not UTF-8
                     // does not match.
-                    let matched = request.headers.get_all(name).iter().any(|value| {
-                        std::str::from_utf8(value.as_bytes()).is_ok_and(|v| regex.is_match(v))
+                    let matched = request.headers.any_value(name.as_str(), &mut |value| {
+                        std::str::from_utf8(value).is_ok_and(|v| regex.is_match(v))
                     });
                     (matched, next, Step::Header { matched })
                 }
