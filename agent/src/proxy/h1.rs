@@ -14,6 +14,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// A request or response head larger than this is refused.
@@ -199,7 +200,11 @@ fn parse_length(s: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     method: Range<u32>,
-    target: Range<u32>,
+    /// The target's parts, found once: the authority of an absolute
+    /// target, the path, and the query (after `?`).
+    authority: Option<Range<u32>>,
+    path: Range<u32>,
+    query: Option<Range<u32>>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
     pub fields: Fields,
@@ -211,54 +216,45 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    pub fn method(&self) -> &str {
-        // httparse checked it is a token: ASCII.
-        std::str::from_utf8(
-            &self.fields.bytes[self.method.start as usize..self.method.end as usize],
-        )
-        .unwrap_or("")
+    fn str(&self, r: &Range<u32>) -> &str {
+        // httparse checked the method and target are ASCII.
+        std::str::from_utf8(&self.fields.bytes[r.start as usize..r.end as usize]).unwrap_or("")
     }
 
-    /// The request target as sent: origin-form, absolute-form or `*`.
-    pub fn target(&self) -> &str {
-        std::str::from_utf8(
-            &self.fields.bytes[self.target.start as usize..self.target.end as usize],
-        )
-        .unwrap_or("")
+    pub fn method(&self) -> &str {
+        self.str(&self.method)
+    }
+
+    fn method_is(&self, m: &[u8]) -> bool {
+        &self.fields.bytes[self.method.start as usize..self.method.end as usize] == m
     }
 
     /// The target's authority when it is in absolute form
     /// (`http://host:port/path`).
     pub fn authority(&self) -> Option<&str> {
-        let t = self.target();
-        let rest = t
-            .strip_prefix("http://")
-            .or_else(|| t.strip_prefix("https://"))?;
-        Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
+        self.authority.as_ref().map(|r| self.str(r))
     }
 
-    /// Path and query: the target in origin-form.
+    /// Path and query: the target in origin-form (`/` for an absolute
+    /// target with no path).
     pub fn path_and_query(&self) -> &str {
-        let t = self.target();
-        match self.authority() {
-            Some(a) => {
-                let scheme = if t.starts_with("https://") { 8 } else { 7 };
-                let pq = &t[scheme + a.len()..];
-                if pq.is_empty() { "/" } else { pq }
-            }
-            None => t,
+        let end = self.query.as_ref().map_or(self.path.end, |q| q.end);
+        match self.str(&(self.path.start..end)) {
+            "" => "/",
+            pq => pq,
         }
     }
 
     /// The path alone (no query).
     pub fn path(&self) -> &str {
-        let pq = self.path_and_query();
-        &pq[..pq.find('?').unwrap_or(pq.len())]
+        match self.str(&self.path) {
+            "" => "/",
+            p => p,
+        }
     }
 
     pub fn query(&self) -> Option<&str> {
-        let pq = self.path_and_query();
-        pq.find('?').map(|i| &pq[i + 1..])
+        self.query.as_ref().map(|r| self.str(r))
     }
 
     /// `Host`, else the authority of an absolute target.
@@ -270,20 +266,53 @@ impl RequestHead {
 
     /// Whether the method is one whose request may be sent twice.
     pub fn idempotent(&self) -> bool {
-        matches!(self.method(), "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+        [&b"GET"[..], b"HEAD", b"OPTIONS", b"PUT", b"DELETE"]
+            .iter()
+            .any(|m| self.method_is(m))
     }
 
     pub fn is_head(&self) -> bool {
-        self.method() == "HEAD"
+        self.method_is(b"HEAD")
     }
+}
+
+/// The parts of a request target at `start` (offsets into the head):
+/// authority (absolute form), path, query.
+#[allow(clippy::type_complexity)]
+fn split_target(target: &str, start: u32) -> (Option<Range<u32>>, Range<u32>, Option<Range<u32>>) {
+    let at = |from: usize, to: usize| start + from as u32..start + to as u32;
+    let scheme = if target.starts_with("http://") {
+        7
+    } else if target.starts_with("https://") {
+        8
+    } else {
+        0
+    };
+    let rest = &target[scheme..];
+    let authority_len = if scheme > 0 {
+        rest.find(['/', '?']).unwrap_or(rest.len())
+    } else {
+        0
+    };
+    let authority = (scheme > 0).then(|| at(scheme, scheme + authority_len));
+    let path_start = scheme + authority_len;
+    let (path_end, query) = match target[path_start..].find('?') {
+        Some(i) => (path_start + i, Some(at(path_start + i + 1, target.len()))),
+        None => (target.len(), None),
+    };
+    (authority, at(path_start, path_end), query)
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete.
 /// On success the head's bytes are split off `buf`.
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HEAD {
@@ -307,13 +336,14 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
         let start = (s.as_ptr() as usize - base) as u32;
         start..start + s.len() as u32
     };
-    let (method, target) = (range(method.as_bytes()), range(target.as_bytes()));
-    let count = req.headers.len();
-    // The ranges stay valid: the split keeps the bytes where they are.
-    let parsed: Vec<(Range<u32>, Range<u32>)> = req.headers[..count]
+    let method = range(method.as_bytes());
+    let (authority, path, query) = split_target(target, range(target.as_bytes()).start);
+    let parsed: Vec<(Range<u32>, Range<u32>)> = req
+        .headers
         .iter()
         .map(|h| (range(h.name.as_bytes()), range(h.value)))
         .collect();
+    // The ranges stay valid: the split keeps the bytes where they are.
     let bytes = buf.split_to(len).freeze();
     let fields = Fields::from_ranges(bytes, parsed);
     let framing = fields.framing()?.unwrap_or(Framing::Empty);
@@ -329,7 +359,9 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
             .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
     Ok(Some(RequestHead {
         method,
-        target,
+        authority,
+        path,
+        query,
         minor,
         fields,
         framing,
@@ -389,9 +421,13 @@ pub fn parse_response(
     buf: &mut BytesMut,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, Invalid> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HEAD {
@@ -409,8 +445,8 @@ pub fn parse_response(
         start..start + s.len() as u32
     };
     let reason = range(resp.reason.unwrap_or("").as_bytes());
-    let count = resp.headers.len();
-    let parsed: Vec<(Range<u32>, Range<u32>)> = resp.headers[..count]
+    let parsed: Vec<(Range<u32>, Range<u32>)> = resp
+        .headers
         .iter()
         .map(|h| (range(h.name.as_bytes()), range(h.value)))
         .collect();
