@@ -6,7 +6,7 @@
 //! [`Timeouts::shutdown_grace`] is cut.
 
 use super::workers::Open;
-use super::{Proxy, Timeouts, forward, h1};
+use super::{Proxy, Timeouts, answer, forward, h1};
 use bytes::BytesMut;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -196,7 +196,7 @@ async fn serve_client(
                     Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(status = e.status, why = %e.why, "proxy: refusing a request");
-                        forward::refuse(&mut client, e.status, &e.why).await;
+                        answer::refuse(&mut client, e.status, &e.why).await;
                         let _ = client.io.shutdown().await;
                         return;
                     }

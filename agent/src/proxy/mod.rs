@@ -21,15 +21,17 @@
 //!   kept across configurations.
 //! - `backend` — one server: counters, keep-alive connections, the lease a
 //!   request holds on it until its response body ends.
-//! - `forward` — one request: health path, routing, tries, answers.
-//! - `headers` — hop-by-hop stripping, `X-Forwarded-*`.
-//! - `body` — request and response bodies.
+//! - `h1` — HTTP/1.1 on the wire: heads, framing, the chunked coding.
+//! - `forward` — one request: routing, tries, the response.
+//! - `answer` — the proxy's own answers, `/health` among them.
+//! - `body` — bodies moved from socket to socket.
 //! - `listen` — the accept loop and graceful shutdown.
 //! - `workers` — the threads connections run on, one tokio runtime each.
 //!
 //! See `LIFECYCLE.md` beside this file for what happens to a request across
 //! a configuration change.
 
+mod answer;
 mod backend;
 mod balance;
 mod body;

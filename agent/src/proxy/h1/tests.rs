@@ -1,4 +1,10 @@
+//! The wire format's rules, table by table: framing and smuggling shapes,
+//! keep-alive, targets, the heads written, and the chunked coding fed in
+//! pieces of every size.
+
+use super::chunked::MAX_CHUNK_LINE;
 use super::*;
+use bytes::{Buf, BytesMut};
 
 fn request(raw: &str) -> Result<Option<RequestHead>, Invalid> {
     parse_request(&mut BytesMut::from(raw))
