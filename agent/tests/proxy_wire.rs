@@ -343,6 +343,14 @@ async fn smuggling_shaped_and_broken_requests_are_refused_before_any_backend() {
             400,
         ),
         ("GARBAGE\r\n\r\n", 400),
+        (
+            "GET / HTTP/1.1\r\nHost: shop.test\r\nHost: other.test\r\n\r\n",
+            400,
+        ),
+        (
+            "CONNECT shop.test:443 HTTP/1.1\r\nHost: shop.test:443\r\n\r\n",
+            405,
+        ),
     ] {
         let mut c = Raw::connect(p.addr).await;
         c.send(raw.as_bytes()).await;

@@ -146,6 +146,10 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
     let (authority, path, query) = split_target(target, offsets(base, target.as_bytes()).start);
     let parsed = header_ranges(base, req.headers);
     let fields = split_head(buf, len, parsed);
+    if fields.values(b"host").nth(1).is_some() {
+        // Which one routes and which one the backend reads could differ.
+        return Err(Invalid::new(400, "more than one Host header"));
+    }
     let framing = fields.framing()?.unwrap_or(Framing::Empty);
     let keep_alive = if minor == 0 {
         fields.connection_has(b"keep-alive")

@@ -81,6 +81,7 @@ fn request_framing_follows_rfc_9112_and_refuses_ambiguity() {
             "POST / HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\n",
             Err(501),
         ),
+        ("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", Err(400)),
         // Not HTTP/1.x at all, or a folded header line.
         ("GET / HTTP/2.0\r\n\r\n", Err(400)),
         ("GET / HTTP/1.1\r\nx: a\r\n b\r\n\r\n", Err(400)),
