@@ -364,6 +364,24 @@ impl Daemon {
     }
 }
 
+/// A web node: the app `name` on `ip:app_port` and, beside it, an agent
+/// on `ip` with the `web` role and `config` (agent TOML; may be empty).
+pub async fn web_node(
+    master: &crate::MasterProc,
+    name: &str,
+    ip: &str,
+    app_port: u16,
+    config: &str,
+) -> (App, crate::AgentProc) {
+    let app = App::start_on(name, ip, app_port).await;
+    let agent = crate::AgentProc::builder(name, master)
+        .addr(ip)
+        .role("web")
+        .config(config)
+        .spawn();
+    (app, agent)
+}
+
 /// Waits until something accepts connections on `addr`.
 pub async fn listening(addr: &str) {
     crate::eventually(

@@ -5,7 +5,7 @@
 //! shows.
 
 use cluster_agent::haproxy;
-use cluster_tests::lb::{App, Daemon, Load, free_port, listening};
+use cluster_tests::lb::{App, Daemon, Load, free_port, listening, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::path::Path;
 use std::time::Duration;
@@ -93,15 +93,11 @@ async fn haproxy_agent_check_takes_a_drained_node_out_and_back_with_no_failed_re
     let mut agents = Vec::new();
     let mut servers = String::new();
     for (name, ip) in WEB {
-        apps.push(App::start_on(name, ip, app_port).await);
         let port = free_port(ip);
-        agents.push(
-            AgentProc::builder(name, &master)
-                .addr(ip)
-                .role("web")
-                .config(&format!("[agent_check]\nlisten = \"{ip}:{port}\"\n"))
-                .spawn(),
-        );
+        let config = format!("[agent_check]\nlisten = \"{ip}:{port}\"\n");
+        let (app, agent) = web_node(&master, name, ip, app_port, &config).await;
+        apps.push(app);
+        agents.push(agent);
         servers.push_str(&format!(
             "  server {name} {ip}:{app_port} weight 100 check inter 500ms agent-check agent-addr {ip} agent-port {port} agent-inter 500ms\n"
         ));
@@ -154,11 +150,8 @@ async fn haproxy_httpchk_on_health_takes_a_drained_node_out_with_no_failed_reque
     let mut agents = Vec::new();
     let mut servers = String::new();
     for (name, ip) in WEB {
-        apps.push(App::start_on(name, ip, app_port).await);
-        let agent = AgentProc::builder(name, &master)
-            .addr(ip)
-            .role("web")
-            .spawn();
+        let (app, agent) = web_node(&master, name, ip, app_port, "").await;
+        apps.push(app);
         let health_port = agent
             .health_url
             .rsplit(':')
@@ -199,14 +192,10 @@ async fn varnish_probing_the_proxy_port_sees_a_drained_node_sick_with_no_failed_
     let mut agents = Vec::new();
     let mut backends = String::new();
     for (i, (name, ip)) in WEB.iter().enumerate() {
-        apps.push(App::start_on(name, ip, app_port).await);
-        agents.push(
-            AgentProc::builder(name, &master)
-                .addr(ip)
-                .role("web")
-                .config(&format!("[proxy]\nlisten = [\"{ip}:{proxy_port}\"]\n"))
-                .spawn(),
-        );
+        let config = format!("[proxy]\nlisten = [\"{ip}:{proxy_port}\"]\n");
+        let (app, agent) = web_node(&master, name, ip, app_port, &config).await;
+        apps.push(app);
+        agents.push(agent);
         backends.push_str(&format!(
             "backend web{i} {{\n  .host = \"{ip}\";\n  .port = \"{proxy_port}\";\n  .probe = health;\n}}\n"
         ));

@@ -3,7 +3,7 @@
 //! steady client load; drains, route and upstream changes and a dead
 //! backend fail no client request.
 
-use cluster_tests::lb::{App, Load, free_port, listening};
+use cluster_tests::lb::{App, Load, free_port, listening, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::time::Duration;
 
@@ -31,13 +31,9 @@ async fn setup() -> Setup {
     let mut apps = Vec::new();
     let mut web = Vec::new();
     for (name, ip) in WEB {
-        apps.push(App::start_on(name, ip, app_port).await);
-        web.push(
-            AgentProc::builder(name, &master)
-                .addr(ip)
-                .role("web")
-                .spawn(),
-        );
+        let (app, agent) = web_node(&master, name, ip, app_port, "").await;
+        apps.push(app);
+        web.push(agent);
     }
     let proxy_port = free_port("127.0.0.5");
     let proxy = format!("127.0.0.5:{proxy_port}");

@@ -3,7 +3,7 @@
 //! undrain → back in rotation, batch by batch.
 
 use cluster_proto as pb;
-use cluster_tests::lb::{App, Load, free_port, listening};
+use cluster_tests::lb::{App, Load, free_port, listening, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,13 +34,9 @@ async fn setup() -> Setup {
     let mut apps = Vec::new();
     let mut web = Vec::new();
     for (name, ip) in WEB {
-        apps.push(App::start_on(name, ip, app_port).await);
-        web.push(
-            AgentProc::builder(name, &master)
-                .addr(ip)
-                .role("web")
-                .spawn(),
-        );
+        let (app, agent) = web_node(&master, name, ip, app_port, "").await;
+        apps.push(app);
+        web.push(agent);
     }
     let proxy = format!("127.0.0.6:{}", free_port("127.0.0.6"));
     let lb = AgentProc::builder("lb-1", &master)

@@ -14,7 +14,7 @@
 //!   rotation, back in rotation).
 
 use cluster_proto as pb;
-use cluster_tests::lb::{App, Daemon, Load, free_port, listening};
+use cluster_tests::lb::{App, Daemon, Load, free_port, listening, web_node};
 use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -174,15 +174,11 @@ async fn drain(args: &[String]) {
     let mut agents = Vec::new();
     let mut servers = String::new();
     for (name, ip) in [("web-1", "127.0.0.2"), ("web-2", "127.0.0.3")] {
-        apps.push(App::start_on(name, ip, app_port).await);
         let port = free_port(ip);
-        agents.push(
-            AgentProc::builder(name, &master)
-                .addr(ip)
-                .role("web")
-                .config(&format!("[agent_check]\nlisten = \"{ip}:{port}\"\n"))
-                .spawn(),
-        );
+        let config = format!("[agent_check]\nlisten = \"{ip}:{port}\"\n");
+        let (app, agent) = web_node(&master, name, ip, app_port, &config).await;
+        apps.push(app);
+        agents.push(agent);
         servers.push_str(&format!(
             "  server {name} {ip}:{app_port} weight 100 check inter 500ms agent-check agent-addr {ip} agent-port {port} agent-inter 500ms\n"
         ));
