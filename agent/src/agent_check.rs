@@ -173,13 +173,13 @@ async fn respond(mut stream: TcpStream, said: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::checks::CheckState;
-    use crate::state::Offline;
+    use crate::state::OfflineFlag;
 
     /// `offline`: "", "drained" or "maintenance"; `checks`: one letter per
     /// check, `+` passing, `-` failing, `?` not run yet.
     fn check(offline: &str, checks: &str, weight: Option<u8>, want: &str) {
         let mut desired = Desired::initial("web-1");
-        desired.offline = (!offline.is_empty()).then(|| Offline {
+        desired.offline = (!offline.is_empty()).then(|| OfflineFlag {
             reason: "deploy".into(),
             since_ms: 1,
             by: "alice".into(),
@@ -266,7 +266,7 @@ mod tests {
         let server = tokio::spawn(serve(listener, shared.clone(), false, shutdown.clone()));
         assert_eq!(read_line(addr, b"").await, "ready up 100%\n");
         shared.desired.send_modify(|d| {
-            d.offline = Some(Offline {
+            d.offline = Some(OfflineFlag {
                 reason: "deploy".into(),
                 since_ms: 1,
                 by: "alice".into(),

@@ -5,31 +5,11 @@
 
 use crate::haproxy::ServerStat;
 use crate::proxy::{Proxy, ProxyConfig, UpstreamServer};
-use crate::state::ProxyDesired;
+use crate::state::ProxyView;
 use cluster_balancer::RouteTable;
+use cluster_model::{LbBackend, LbReport, LbSource};
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// One backend a balancer here reports on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
-    /// "proxy" or "haproxy".
-    pub source: &'static str,
-    pub name: String,
-    pub addr: String,
-    pub in_rotation: bool,
-    pub inflight: u64,
-    pub status: String,
-}
-
-/// What goes to the master: the proxy configuration in force, the servers
-/// the proxy dropped that still have requests in flight, and every HAProxy
-/// server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub proxy_version: u64,
-    pub backends: Vec<Backend>,
-}
 
 /// The balancers on this node (either may be absent).
 #[derive(Clone, Default)]
@@ -46,7 +26,7 @@ impl Balancers {
     /// Makes the proxy route with `desired`, unless it already does. A
     /// configuration that does not compile is refused and the last good one
     /// stays (the master validated it; this guards against version skew).
-    pub fn apply(&self, desired: Option<&ProxyDesired>) {
+    pub fn apply(&self, desired: Option<&ProxyView>) {
         let (Some(proxy), Some(desired)) = (&self.proxy, desired) else {
             return;
         };
@@ -66,14 +46,14 @@ impl Balancers {
         }
     }
 
-    pub fn report(&self) -> Report {
+    pub fn report(&self) -> LbReport {
         let mut backends = Vec::new();
         let mut proxy_version = 0;
         if let Some(proxy) = &self.proxy {
             proxy_version = proxy.generation();
             for (addr, inflight) in proxy.draining() {
-                backends.push(Backend {
-                    source: "proxy",
+                backends.push(LbBackend {
+                    source: LbSource::Proxy,
                     name: String::new(),
                     addr,
                     in_rotation: false,
@@ -84,8 +64,8 @@ impl Balancers {
         }
         if let Some(haproxy) = &self.haproxy {
             for s in haproxy.borrow().iter() {
-                backends.push(Backend {
-                    source: "haproxy",
+                backends.push(LbBackend {
+                    source: LbSource::Haproxy,
                     name: format!("{}/{}", s.backend, s.server),
                     addr: s.addr.clone().unwrap_or_default(),
                     in_rotation: s.in_rotation(),
@@ -94,7 +74,7 @@ impl Balancers {
                 });
             }
         }
-        Report {
+        LbReport {
             proxy_version,
             backends,
         }
@@ -102,7 +82,7 @@ impl Balancers {
 }
 
 /// The proxy's configuration from what the master sent.
-pub fn config(desired: &ProxyDesired) -> Result<ProxyConfig, String> {
+pub fn config(desired: &ProxyView) -> Result<ProxyConfig, String> {
     let routes = RouteTable::compile(&desired.routes, &|u| desired.upstreams.contains_key(u))
         .map_err(|errors| {
             errors

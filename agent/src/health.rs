@@ -22,6 +22,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cluster_model::HealthStatus;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
@@ -39,26 +40,21 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
 pub struct Verdict {
     /// 200 online, else 503.
     pub code: u16,
-    /// [`status_word`].
-    pub status: &'static str,
+    /// [`status`].
+    pub status: HealthStatus,
     pub body: Value,
 }
 
-/// "online", "offline" (drained), "maintenance" or "failing" (a local
-/// check fails; a drain or maintenance wins over it).
-pub fn status_word(desired: &Desired, checks: &CheckStatus) -> &'static str {
-    match &desired.offline {
-        Some(off) if off.maintenance => "maintenance",
-        Some(_) => "offline",
-        None if checks.failing().is_some() => "failing",
-        None => "online",
-    }
+/// Online, offline (drained), maintenance or failing (a local check
+/// fails; a drain or maintenance wins over it).
+pub fn status(desired: &Desired, checks: &CheckStatus) -> HealthStatus {
+    HealthStatus::of(desired.offline.as_ref(), checks.failing().is_some())
 }
 
 pub fn verdict(desired: &Desired, checks: &CheckStatus) -> Verdict {
-    let status = status_word(desired, checks);
+    let status = status(desired, checks);
     let mut body = Map::new();
-    body.insert("status".into(), status.into());
+    body.insert("status".into(), status.as_str().into());
     body.insert("node".into(), desired.name.clone().into());
     if let Some(off) = &desired.offline {
         let since = humantime::format_rfc3339_millis(
@@ -86,7 +82,11 @@ pub fn verdict(desired: &Desired, checks: &CheckStatus) -> Verdict {
         body.insert("checks".into(), states.into());
     }
     Verdict {
-        code: if status == "online" { 200 } else { 503 },
+        code: if status == HealthStatus::Online {
+            200
+        } else {
+            503
+        },
         status,
         body: body.into(),
     }
@@ -168,13 +168,13 @@ pub fn metrics_text(shared: &Shared) -> String {
 mod tests {
     use super::*;
     use crate::checks::CheckState;
-    use crate::state::Offline;
+    use crate::state::OfflineFlag;
 
     /// `offline`: "", "drained" or "maintenance"; `checks`: one letter per
     /// check, `+` passing, `-` failing, `?` not run yet.
     fn check(offline: &str, checks: &str, code: u16, want: Value) {
         let mut desired = Desired::initial("web-1");
-        desired.offline = (!offline.is_empty()).then(|| Offline {
+        desired.offline = (!offline.is_empty()).then(|| OfflineFlag {
             reason: "deploy".into(),
             since_ms: 1_700_000_000_000,
             by: "alice".into(),
@@ -197,8 +197,8 @@ mod tests {
         let v = verdict(&desired, &checks);
         let case = format!("{offline:?} {checks:?}");
         assert_eq!((v.code, &v.body), (code, &want), "{case}");
-        assert_eq!(v.status, want["status"], "{case}");
-        assert_eq!(status_word(&desired, &checks), v.status, "{case}");
+        assert_eq!(v.status.as_str(), want["status"], "{case}");
+        assert_eq!(status(&desired, &checks), v.status, "{case}");
     }
 
     /// One line per case; rustfmt would spread each over five.

@@ -17,16 +17,12 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use cluster_model::job::{JobDone, JobOutput, OutputStream};
+
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long output may keep flowing after the command exited (a child it
 /// left in the background may hold the pipes open).
 const DRAIN: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -41,24 +37,8 @@ pub struct Job {
 /// What a job reports back, in order: output chunks, then one `Done`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
-    Output {
-        job_id: String,
-        stream: Stream,
-        data: Vec<u8>,
-    },
-    Done(Outcome),
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
-    pub job_id: String,
-    /// 128 + N when killed by signal N; 127 when it could not start.
-    pub exit_code: i32,
-    pub timed_out: bool,
-    pub cancelled: bool,
-    pub error: String,
-    pub duration_ms: u64,
-    pub dropped_bytes: u64,
+    Output(JobOutput),
+    Done(JobDone),
 }
 
 pub struct Runner {
@@ -88,11 +68,11 @@ impl Runner {
             let outcome = if runner.enabled {
                 run(job, &events, token).await
             } else {
-                Outcome {
+                JobDone {
                     job_id: id.clone(),
                     exit_code: -1,
                     error: "remote execution is disabled on this node (remote_exec = false)".into(),
-                    ..Outcome::default()
+                    ..JobDone::default()
                 }
             };
             runner.running().remove(&id);
@@ -124,7 +104,7 @@ fn kill_group(pgid: Option<u32>, signal: i32) {
 
 async fn pump(
     mut from: impl tokio::io::AsyncRead + Unpin,
-    stream: Stream,
+    stream: OutputStream,
     job_id: String,
     events: mpsc::Sender<JobEvent>,
     budget: Arc<Mutex<(u64, u64)>>,
@@ -144,11 +124,11 @@ async fn pump(
             take
         };
         if send > 0 {
-            let ev = JobEvent::Output {
+            let ev = JobEvent::Output(JobOutput {
                 job_id: job_id.clone(),
                 stream,
                 data: buf[..send].to_vec(),
-            };
+            });
             if events.send(ev).await.is_err() {
                 return;
             }
@@ -156,11 +136,11 @@ async fn pump(
     }
 }
 
-async fn run(job: Job, events: &mpsc::Sender<JobEvent>, token: CancellationToken) -> Outcome {
+async fn run(job: Job, events: &mpsc::Sender<JobEvent>, token: CancellationToken) -> JobDone {
     let started = Instant::now();
-    let mut outcome = Outcome {
+    let mut outcome = JobDone {
         job_id: job.id.clone(),
-        ..Outcome::default()
+        ..JobDone::default()
     };
     let Some((program, args)) = job.argv.split_first() else {
         outcome.exit_code = -1;
@@ -189,14 +169,14 @@ async fn run(job: Job, events: &mpsc::Sender<JobEvent>, token: CancellationToken
     let pumps = [
         tokio::spawn(pump(
             child.stdout.take().expect("piped"),
-            Stream::Stdout,
+            OutputStream::Stdout,
             job.id.clone(),
             events.clone(),
             budget.clone(),
         )),
         tokio::spawn(pump(
             child.stderr.take().expect("piped"),
-            Stream::Stderr,
+            OutputStream::Stderr,
             job.id.clone(),
             events.clone(),
             budget.clone(),
@@ -260,22 +240,22 @@ async fn stop(
 mod tests {
     use super::*;
 
-    async fn collect(runner: &Arc<Runner>, job: Job) -> (Vec<u8>, Vec<u8>, Outcome) {
+    async fn collect(runner: &Arc<Runner>, job: Job) -> (Vec<u8>, Vec<u8>, JobDone) {
         let (tx, mut rx) = mpsc::channel(64);
         runner.start(job, tx);
         let (mut out, mut err) = (Vec::new(), Vec::new());
         while let Some(ev) = rx.recv().await {
             match ev {
-                JobEvent::Output {
-                    stream: Stream::Stdout,
+                JobEvent::Output(JobOutput {
+                    stream: OutputStream::Stdout,
                     data,
                     ..
-                } => out.extend(data),
-                JobEvent::Output {
-                    stream: Stream::Stderr,
+                }) => out.extend(data),
+                JobEvent::Output(JobOutput {
+                    stream: OutputStream::Stderr,
                     data,
                     ..
-                } => err.extend(data),
+                }) => err.extend(data),
                 JobEvent::Done(o) => return (out, err, o),
             }
         }

@@ -93,7 +93,7 @@ pub async fn run(
     })?;
     let enrollment = enroll::Enrollment {
         dir: config.data_dir.join("pki"),
-        node_id: config.id.clone(),
+        node_id: config.id.to_string(),
         master: config.master.clone(),
         ca_file: config.ca_file.clone(),
         ca_fingerprint: config.ca_fingerprint.clone(),
@@ -107,7 +107,7 @@ pub async fn run(
         Ok(Some(d)) => {
             tracing::info!(
                 generation = d.generation,
-                status = d.health_status(),
+                status = %d.flag_status(),
                 "serving the cached desired state until the master answers"
             );
             d
@@ -202,13 +202,24 @@ pub async fn run(
         });
     }
     let dry_run = config.dry_run.then(|| token.clone());
+    let hello = cluster_model::session::Hello {
+        node_id: config.id.clone(),
+        grains,
+        roles,
+        addresses: vec![address.to_string()],
+        health_url: health_url.clone(),
+        service: config.service.clone().unwrap_or_default(),
+        naming: config.naming,
+        aliases: config.aliases.clone(),
+        cached_generation: 0,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        report_interval_ms: config.report_interval.as_millis() as u32,
+        wants_hosts: config.manage_hosts,
+        wants_proxy: balancers.proxy.is_some(),
+    };
     let ctx = Arc::new(session::Context {
         master: config.master.clone(),
-        node_id: config.id.clone(),
-        roles,
-        grains_json: serde_json::Value::Object(grains).to_string(),
-        health_url: health_url.clone(),
-        addresses: vec![address.to_string()],
+        hello,
         report_interval: config.report_interval,
         reconnect_min: config.reconnect_min,
         reconnect_max: config.reconnect_max,
@@ -216,9 +227,6 @@ pub async fn run(
         cache,
         enrollment,
         runner: jobs::Runner::new(config.remote_exec),
-        service: config.service.clone().unwrap_or_default(),
-        naming: config.naming.clone(),
-        aliases: config.aliases.clone(),
         hosts_file: config.manage_hosts.then(|| {
             let f = hosts::HostsFile::new(&config.hosts_file);
             match &config.hosts_legacy_file {

@@ -8,6 +8,7 @@
 //! leaves either the old or the new state, never half of one.
 
 use crate::checks::CheckStatus;
+pub use cluster_model::{OfflineFlag, ProxyView, ResolvedServer};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,47 +21,20 @@ pub struct Desired {
     pub generation: u64,
     /// The name the master assigned.
     pub name: String,
-    pub offline: Option<Offline>,
+    pub offline: Option<OfflineFlag>,
     /// Every node's hosts line, by node id.
     #[serde(default)]
     pub hosts: std::collections::BTreeMap<String, HostLine>,
     /// Routes and upstreams, when this node runs the proxy. Cached with the
     /// rest, so the proxy routes as last told while the master is away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<ProxyDesired>,
-}
-
-/// What the proxy routes with, as the master sent it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProxyDesired {
-    pub version: u64,
-    pub upstreams: std::collections::BTreeMap<String, Vec<ProxyServer>>,
-    pub routes: std::collections::BTreeMap<String, cluster_balancer::Domain>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProxyServer {
-    #[serde(flatten)]
-    pub server: cluster_balancer::Server,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub proxy: Option<ProxyView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostLine {
     pub address: String,
     pub names: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offline {
-    pub reason: String,
-    pub since_ms: u64,
-    pub by: String,
-    /// Maintenance rather than a drain: HAProxy's MAINT (no traffic at
-    /// all) instead of DRAIN (no new traffic).
-    #[serde(default)]
-    pub maintenance: bool,
 }
 
 impl Desired {
@@ -75,12 +49,9 @@ impl Desired {
         }
     }
 
-    pub fn health_status(&self) -> &'static str {
-        if self.offline.is_some() {
-            "offline"
-        } else {
-            "online"
-        }
+    /// What `/health` answers by the flag alone (checks aside).
+    pub fn flag_status(&self) -> cluster_model::HealthStatus {
+        cluster_model::HealthStatus::of(self.offline.as_ref(), false)
     }
 }
 
@@ -103,13 +74,29 @@ pub enum CacheError {
 /// The file the last desired state is kept in.
 pub struct Cache {
     path: PathBuf,
+    /// What the file holds for sure (last loaded or written); `None` after
+    /// a failed write, so the next state is written again.
+    written: std::sync::Mutex<Option<Desired>>,
 }
 
 impl Cache {
     pub fn new(data_dir: &Path) -> Cache {
         Cache {
             path: data_dir.join("desired.json"),
+            written: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Makes `desired` durable unless the file already holds it.
+    pub fn store_if_changed(&self, desired: &Desired) -> Result<(), CacheError> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.as_ref() == Some(desired) {
+            return Ok(());
+        }
+        *written = None;
+        self.store(desired)?;
+        *written = Some(desired.clone());
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -120,12 +107,13 @@ impl Cache {
     pub fn load(&self) -> Result<Option<Desired>, CacheError> {
         match std::fs::read(&self.path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| CacheError::Corrupt {
+                let desired: Desired =
+                    serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
                         path: self.path.clone(),
                         reason: e.to_string(),
-                    })
+                    })?;
+                *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(desired.clone());
+                Ok(Some(desired))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CacheError::Read {
@@ -199,7 +187,7 @@ mod tests {
         let d = Desired {
             generation: 4,
             name: "web-1".into(),
-            offline: Some(Offline {
+            offline: Some(OfflineFlag {
                 reason: "deploy".into(),
                 since_ms: 9,
                 by: "alice".into(),

@@ -8,20 +8,7 @@
 use std::time::Instant;
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System};
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Usage {
-    pub sampled_at_ms: u64,
-    pub cpu_percent: f64,
-    pub load: [f64; 3],
-    pub mem_total_bytes: u64,
-    pub mem_used_bytes: u64,
-    pub swap_total_bytes: u64,
-    pub swap_used_bytes: u64,
-    /// (mount point, total bytes, available bytes)
-    pub disks: Vec<(String, u64, u64)>,
-    pub net_rx_bytes_per_sec: u64,
-    pub net_tx_bytes_per_sec: u64,
-}
+pub use cluster_model::{DiskUsage, Usage};
 
 pub struct Sampler {
     sys: System,
@@ -82,7 +69,7 @@ impl Sampler {
         let load = System::load_average()
             .map(|l| [l.one, l.five, l.fifteen])
             .unwrap_or_default();
-        let mut disks: Vec<(String, u64, u64)> = self
+        let mut disks: Vec<DiskUsage> = self
             .disks
             .iter()
             .flat_map(|d| d.iter())
@@ -92,16 +79,14 @@ impl Sampler {
                     &d.mount_point().to_string_lossy(),
                 )
             })
-            .map(|d| {
-                (
-                    d.mount_point().to_string_lossy().into_owned(),
-                    d.total_space(),
-                    d.available_space(),
-                )
+            .map(|d| DiskUsage {
+                mount: d.mount_point().to_string_lossy().into_owned(),
+                total_bytes: d.total_space(),
+                available_bytes: d.available_space(),
             })
             .collect();
-        disks.sort();
-        disks.dedup_by(|a, b| a.0 == b.0);
+        disks.sort_by(|a, b| a.mount.cmp(&b.mount));
+        disks.dedup_by(|a, b| a.mount == b.mount);
         Usage {
             sampled_at_ms: now_ms,
             cpu_percent: f64::from(self.sys.global_cpu_usage()),

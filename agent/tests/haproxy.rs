@@ -7,7 +7,7 @@
 
 use cluster_agent::checks::{CheckState, CheckStatus};
 use cluster_agent::haproxy::{self, ServerStat};
-use cluster_agent::state::{Desired, Offline, Shared};
+use cluster_agent::state::{Desired, OfflineFlag, Shared};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -184,8 +184,8 @@ async fn backend(ip: &str) -> (SocketAddr, mpsc::Receiver<()>, Arc<Semaphore>) {
     (addr, arrived, release)
 }
 
-fn offline(maintenance: bool) -> Option<Offline> {
-    Some(Offline {
+fn offline(maintenance: bool) -> Option<OfflineFlag> {
+    Some(OfflineFlag {
         reason: "deploy".into(),
         since_ms: 1,
         by: "alice".into(),

@@ -124,6 +124,49 @@ impl UpstreamSource {
     }
 }
 
+/// Every problem with one upstream, each naming where it is: its name, an
+/// empty list, a server, a list of backups only, a role's port and
+/// parameters. What `clusterctl upstream set`, the cluster file and ELB's
+/// admin API all check.
+pub fn problems(name: &str, source: &UpstreamSource) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = validate_name(name) {
+        problems.push(format!("upstream {name:?}: {e}"));
+    }
+    match source {
+        UpstreamSource::Servers(list) => {
+            if list.is_empty() {
+                problems.push(format!(
+                    "upstream {name:?}: no servers (list at least one, or derive it from a role)"
+                ));
+            }
+            for (i, s) in list.iter().enumerate() {
+                if let Err(e) = s.validate() {
+                    problems.push(format!(
+                        "upstream {name:?}, server {} ({:?}): {e}",
+                        i + 1,
+                        s.addr
+                    ));
+                }
+            }
+            if !list.is_empty() && list.iter().all(|s| s.backup) {
+                problems.push(format!(
+                    "upstream {name:?}: every server is a backup; at least one must not be"
+                ));
+            }
+        }
+        UpstreamSource::Role { role, .. } => {
+            if role.is_empty() {
+                problems.push(format!("upstream {name:?}: the role is empty"));
+            }
+            if let Err(e) = source.validate() {
+                problems.push(format!("upstream {name:?}: {e}"));
+            }
+        }
+    }
+    problems
+}
+
 /// Checks an upstream's name: 1–63 of `[A-Za-z0-9_.-]`.
 pub fn validate_name(name: &str) -> Result<(), ServerError> {
     let message = if name.is_empty() {

@@ -498,12 +498,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HowKind {
     Names,
-    Kind(cluster_master::targets::Kind),
+    Kind(cluster_model::targets::Kind),
 }
 
 impl TargetFlags {
     pub fn kind(&self) -> HowKind {
-        use cluster_master::targets::Kind;
+        use cluster_model::targets::Kind;
         let pairs = [
             (self.pcre, Kind::Regex),
             (self.list, Kind::List),

@@ -5,15 +5,24 @@ use crate::args::{
     NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UndrainArgs, UserAddArgs,
     UserCommand, UserRole, WaitArgs,
 };
-use crate::client::{Client, KeyDecision, NodeResult, Targeting};
+use crate::client::{Client, DrainAsk, KeyDecision, NodeResult, Targeting};
 use crate::context::{Context, Target};
-use crate::{Env, Failure, context, dev, render};
+use crate::{Env, Failure, context, render};
+use cluster_model::TargetSpec;
+use cluster_model::rotation::DrainEvent;
 use std::io::Write;
 
 pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Failure> {
     let output = cli.output;
     match &cli.command {
-        Command::Dev(args) => return dev::run(args, env, out).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => return crate::dev::run(args, env, out).await,
+        #[cfg(not(feature = "dev"))]
+        Command::Dev(_) => {
+            return Err(Failure::bad_input(
+                "this clusterctl was built without `dev` (the cargo feature \"dev\")",
+            ));
+        }
         Command::Target(args) => return offline_target(args, output, out),
         _ => {}
     }
@@ -162,8 +171,8 @@ async fn add_user(
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let (key_pem, csr_pem) = cluster_master::pki::new_key_and_csr(&a.name)
-        .map_err(|e| Failure::partial(e.to_string()))?;
+    let (key_pem, csr_pem) =
+        crate::keys::new_key_and_csr(&a.name).map_err(|e| Failure::partial(e.to_string()))?;
     let (cert_pem, ca_pem) = client
         .add_user(&a.name, a.role == UserRole::Admin, csr_pem)
         .await?;
@@ -236,11 +245,11 @@ async fn add_user(
 pub fn targeting(how: &TargetFlags, words: &[String]) -> Result<Targeting, Failure> {
     match how.kind() {
         HowKind::Names if words.is_empty() => Ok(Targeting::All),
-        HowKind::Names => Ok(Targeting::Names(words.to_vec())),
+        HowKind::Names => Ok(Targeting::Spec(TargetSpec::Names(words.to_vec()))),
         HowKind::Kind(_) if words.iter().all(|w| w.trim().is_empty()) => Err(Failure::bad_input(
             "a target flag needs an expression after it",
         )),
-        HowKind::Kind(k) => Ok(Targeting::Expr(k, words.join(" "))),
+        HowKind::Kind(k) => Ok(Targeting::Spec(TargetSpec::Expr(k, words.join(" ")))),
     }
 }
 
@@ -318,7 +327,7 @@ async fn label(
 /// `clusterctl target`: evaluates an expression against grains from a
 /// file, without a master.
 fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result<(), Failure> {
-    use cluster_master::targets::{Candidate, Kind, Target};
+    use cluster_model::targets::{Candidate, Kind, Target};
     let read =
         |p: &std::path::Path| -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
             let text = std::fs::read_to_string(p)
@@ -399,55 +408,25 @@ async fn drain(
 ) -> Result<(), Failure> {
     let reason = a.reason.unwrap_or_else(|| "drained with clusterctl".into());
     let target = targeting(&a.how, &a.names)?;
-    let started = std::time::Instant::now();
-    let results = client
-        .set_out(&target, true, a.maint, &reason, &env.user, wait(&a.wait))
-        .await?;
     let verb = if a.maint { "in maintenance" } else { "drained" };
-    report(verb, &results, output, out)?;
-    if !a.wait.wait {
-        return Ok(());
-    }
-    // Acknowledged is not enough: wait until no balancer sends to them.
-    let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
-    let left = a.wait.timeout.saturating_sub(started.elapsed());
-    let table = output == Output::Table;
-    let mut progress_err = None;
-    let last = client
-        .wait_out(&names, left, |p| {
-            if table && !p.pending.is_empty() {
-                let text: String = p
-                    .pending
-                    .iter()
-                    .map(|l| format!("  waiting: {l}\n"))
-                    .collect();
-                if let Err(e) = write_out(out, &text) {
-                    progress_err = Some(e);
-                }
-            }
-        })
-        .await?;
-    if let Some(e) = progress_err {
-        return Err(e);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    if last.timed_out {
-        return Err(Failure::partial(format!(
-            "still in rotation after {}: {}",
-            humantime::format_duration(a.wait.timeout),
-            last.pending.join("; ")
-        )));
-    }
-    match output {
-        Output::Json => print_json(
-            out,
-            &serde_json::json!({ "out_of_rotation": names, "seconds": secs }),
-        ),
-        Output::Table => write_out(
-            out,
-            &format!("out of rotation: {} ({secs:.2}s)\n", names.join(", ")),
-        ),
-    }
+    let ask = DrainAsk {
+        target: &target,
+        offline: true,
+        maintenance: a.maint,
+        reason: &reason,
+        by: &env.user,
+        wait: wait(&a.wait),
+    };
+    follow(
+        client,
+        ask,
+        verb,
+        "out of rotation",
+        "still in rotation",
+        output,
+        out,
+    )
+    .await
 }
 
 async fn undrain(
@@ -458,31 +437,116 @@ async fn undrain(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let target = targeting(&a.how, &a.names)?;
-    let results = client
-        .set_offline(&target, false, "", &env.user, wait(&a.wait))
+    let ask = DrainAsk {
+        target: &target,
+        offline: false,
+        maintenance: false,
+        reason: "",
+        by: &env.user,
+        wait: wait(&a.wait),
+    };
+    let (done, pending) = ("back in rotation", "not back in rotation");
+    follow(client, ask, "in service", done, pending, output, out).await
+}
+
+/// Runs a drain or undrain and shows it: each node's result, with
+/// `--wait` what is still pending while it is, and how it ended. Fails
+/// (exit 1) naming every node that did not acknowledge, or what was still
+/// pending at the deadline.
+async fn follow(
+    client: &mut Client,
+    ask: DrainAsk<'_>,
+    verb: &str,
+    done_word: &str,
+    pending_word: &str,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let waiting = ask.wait;
+    let table = output == Output::Table;
+    let mut results: Vec<NodeResult> = Vec::new();
+    let mut ended: Option<(bool, Vec<String>, u64)> = None;
+    client
+        .drain(ask, |event| {
+            match event {
+                DrainEvent::Stored { results: r, .. } => {
+                    results = r.into_iter().map(NodeResult::from).collect();
+                }
+                DrainEvent::Applied { .. } => {}
+                DrainEvent::Pending { pending, .. } => {
+                    if table && !pending.is_empty() {
+                        let text: String = pending
+                            .iter()
+                            .map(|p| format!("  waiting: {p}\n"))
+                            .collect();
+                        write_out(out, &text)?;
+                    }
+                }
+                DrainEvent::Done {
+                    complete,
+                    pending,
+                    elapsed_ms,
+                    results: r,
+                } => {
+                    results = r.into_iter().map(NodeResult::from).collect();
+                    let pending = pending.iter().map(ToString::to_string).collect();
+                    ended = Some((complete, pending, elapsed_ms));
+                }
+            }
+            Ok(())
+        })
         .await?;
-    report("in service", &results, output, out)
+    if waiting.is_some() && ended.is_none() {
+        return Err(Failure::partial(
+            "the master ended the drain without saying how it ended",
+        ));
+    }
+    let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
+    match output {
+        Output::Json => match &ended {
+            None => print_json(out, &results)?,
+            Some((complete, pending, elapsed_ms)) => print_json(
+                out,
+                &serde_json::json!({
+                    "results": results,
+                    "complete": complete,
+                    "pending": pending,
+                    "seconds": *elapsed_ms as f64 / 1000.0,
+                }),
+            )?,
+        },
+        Output::Table => write_out(out, &render::results_lines(verb, &results))?,
+    }
+    not_acknowledged(&results)?;
+    let Some((complete, pending, elapsed_ms)) = ended else {
+        return Ok(());
+    };
+    if !complete {
+        return Err(Failure::partial(format!(
+            "{pending_word} after {}: {}",
+            humantime::format_duration(waiting.unwrap_or_default()),
+            pending.join("; ")
+        )));
+    }
+    if table {
+        let secs = elapsed_ms as f64 / 1000.0;
+        write_out(
+            out,
+            &format!("{done_word}: {} ({secs:.2}s)\n", names.join(", ")),
+        )?;
+    }
+    Ok(())
 }
 
 fn wait(w: &WaitArgs) -> Option<std::time::Duration> {
     w.wait.then_some(w.timeout)
 }
 
-/// Prints per-node results; fails (exit 1) naming every node that did not
-/// acknowledge.
-fn report(
-    verb: &str,
-    results: &[NodeResult],
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    match output {
-        Output::Json => print_json(out, &results)?,
-        Output::Table => write_out(out, &render::results_lines(verb, results))?,
-    }
+/// Fails (exit 1) naming every node that did not acknowledge.
+fn not_acknowledged(results: &[NodeResult]) -> Result<(), Failure> {
     let failed: Vec<String> = results
         .iter()
-        .filter(|r| matches!(r.status, "timed out" | "not connected" | "unknown"))
+        .filter(|r| r.status.is_failure())
         .map(|r| format!("{} ({})", r.name, r.status))
         .collect();
     if failed.is_empty() {

@@ -6,7 +6,7 @@ use crate::args::Output;
 use crate::client::Client;
 use crate::commands::{print_json, write_out};
 use crate::{Env, Failure};
-use cluster_master::clusterfile::{self, Change, ChangeKind, DesiredCluster};
+use cluster_model::clusterfile::{self, Change, ChangeKind, DesiredCluster};
 use std::io::Write;
 use std::path::Path;
 

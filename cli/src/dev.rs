@@ -108,7 +108,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         let mut grains = serde_json::Map::new();
         grains.insert("environment".into(), "dev".into());
         let config = cluster_agent::Config {
-            id: id.clone(),
+            id: cluster_model::NodeId::new(id.clone()).expect("dev node ids are valid"),
             master: master_url.clone(),
             data_dir: dir.path().join(&id),
             health_listen: addr,
@@ -123,7 +123,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             ca_file: None,
             remote_exec: true,
             service: None,
-            naming: "iterative".into(),
+            naming: cluster_model::naming::Naming::Iterative,
             aliases: Vec::new(),
             // Each dev node keeps its hosts block beside its data, never in /etc/hosts.
             manage_hosts: true,

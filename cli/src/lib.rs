@@ -9,7 +9,9 @@
 //! - [`commands`] — what each subcommand does.
 //! - [`render`] — tables and JSON.
 //! - [`run`] — `clusterctl run`: streamed output, summary, Ctrl-C.
-//! - [`dev`] — `clusterctl dev`: an embedded master and local agents.
+//! - `dev` — `clusterctl dev`: an embedded master and local agents (the
+//!   default-on `dev` feature).
+//! - [`keys`] — a user's key and certificate request, made here.
 //!
 //! # Exit codes
 //!
@@ -24,7 +26,9 @@ pub mod client;
 pub mod commands;
 pub mod context;
 pub mod declare;
+#[cfg(feature = "dev")]
 pub mod dev;
+pub mod keys;
 pub mod render;
 pub mod rollout;
 pub mod run;

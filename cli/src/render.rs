@@ -2,6 +2,7 @@
 //! scripts. Pure functions of their inputs (the clock is an argument).
 
 use crate::client::{EventView, JobResultView, JobView, KeyView, NodeResult, NodeView};
+use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
@@ -71,13 +72,19 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
             mem,
             ago(now_ms, n.last_seen_ms),
             checks_cell(n),
-            n.offline
-                .as_ref()
-                .map(|o| o.reason.clone())
-                .unwrap_or_default(),
+            reason_cell(n),
         ]);
     }
     trim_lines(&t.to_string())
+}
+
+/// Why the node is out, and whether its agent cannot keep its state.
+fn reason_cell(n: &NodeView) -> String {
+    let mut parts: Vec<String> = n.offline.iter().map(|o| o.reason.clone()).collect();
+    if let Some(e) = &n.cache_error {
+        parts.push(format!("agent cannot cache its state: {e}"));
+    }
+    parts.join("; ")
 }
 
 /// "-" without checks, "ok" when all pass, else the failing ones with why.
@@ -220,9 +227,9 @@ pub fn results_lines(verb: &str, results: &[NodeResult]) -> String {
     let mut out = String::new();
     for r in results {
         let what = match r.status {
-            "acknowledged" => format!("{verb} (acknowledged by the agent)"),
-            "stored" => verb.to_owned(),
-            "unchanged" => format!("already {verb}"),
+            ApplyStatus::Acknowledged => format!("{verb} (acknowledged by the agent)"),
+            ApplyStatus::Stored => verb.to_owned(),
+            ApplyStatus::Unchanged => format!("already {verb}"),
             other => format!("{verb}, but {other}"),
         };
         out.push_str(&format!("{:width$}  {what}", r.name));
@@ -334,6 +341,7 @@ mod tests {
             labels: Default::default(),
             grains: json!({}),
             health: state.into(),
+            cache_error: None,
             checks: Vec::new(),
         }
     }

@@ -7,7 +7,7 @@ use crate::args::{Output, RolloutAction, RolloutArgs};
 use crate::client::{Client, RolloutRequest};
 use crate::commands::{print_json, targeting, write_out};
 use crate::{Env, Failure};
-use cluster_master::rollout::{LogLine, RolloutRecord, RolloutState};
+use cluster_model::rollout::{LogLine, RolloutRecord, RolloutState};
 use std::io::Write;
 
 pub async fn rollout(
@@ -155,13 +155,13 @@ async fn follow(
         seen = rec.log.len();
         if let Some(pb) = &bar {
             pb.set_length(rec.order.len() as u64);
-            pb.set_position(rec.count(cluster_master::rollout::NodePhase::Done) as u64);
+            pb.set_position(rec.count(cluster_model::rollout::NodePhase::Done) as u64);
             let busy: Vec<String> = rec
                 .order
                 .iter()
                 .filter_map(|n| {
                     let p = rec.nodes.get(n)?;
-                    (p.is_out() && *p != cluster_master::rollout::NodePhase::Failed)
+                    (p.is_out() && *p != cluster_model::rollout::NodePhase::Failed)
                         .then(|| format!("{n} {}", p.as_str()))
                 })
                 .collect();
@@ -221,7 +221,7 @@ pub fn status_text(rec: &RolloutRecord) -> String {
         "rollout {}: {} — {} of {} done, {} at a time, at most {} out at once\ncommand: {}\n{table}",
         rec.id,
         rec.state.as_str(),
-        rec.count(cluster_master::rollout::NodePhase::Done),
+        rec.count(cluster_model::rollout::NodePhase::Done),
         rec.order.len(),
         rec.batch_size,
         rec.max_out,
@@ -243,7 +243,7 @@ fn list_text(list: &[RolloutRecord]) -> String {
             r.state.as_str().to_owned(),
             format!(
                 "{}/{}",
-                r.count(cluster_master::rollout::NodePhase::Done),
+                r.count(cluster_model::rollout::NodePhase::Done),
                 r.order.len()
             ),
             r.target.clone(),

@@ -97,7 +97,6 @@ pub async fn run(
                     )?;
                 }
             }
-            RunEvent::NodeStarted(_) => {}
             RunEvent::Output { node, stderr, data } => {
                 if table {
                     write_out(out, &lines.push(&node, stderr, &data))?;

@@ -1,9 +1,14 @@
-//! Master configuration, in stages: the TOML file → [`RawConfig`] (every key
-//! optional, unknown keys refused) → overrides from flags and `CLUSTERCTL_*`
-//! environment (same shape, applied on top) → a validated [`Config`]. Every
-//! problem is reported at once; defaults live in [`Config::DEFAULTS`] only.
+//! Master configuration, in the stages of `cluster_model::config` (the
+//! loader the agent uses too): the TOML file → [`RawConfig`] (every key
+//! optional, unknown keys refused) → overrides from flags and
+//! `CLUSTERCTL_*` environment (same shape, laid on top) → a validated
+//! [`Config`]. Every problem is reported at once; defaults live in
+//! [`Config::DEFAULTS`] only.
 
-use serde::Deserialize;
+use cluster_model::config::Problems;
+pub use cluster_model::config::{ConfigError, parse_addr, parse_duration, read_file};
+use cluster_model::naming;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,7 +40,7 @@ pub struct Config {
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<String>,
@@ -55,66 +60,8 @@ pub struct RawConfig {
 impl RawConfig {
     /// Keys set in `over` win.
     pub fn merge(self, over: RawConfig) -> RawConfig {
-        RawConfig {
-            listen: over.listen.or(self.listen),
-            http_listen: over.http_listen.or(self.http_listen),
-            data_dir: over.data_dir.or(self.data_dir),
-            down_after: over.down_after.or(self.down_after),
-            server_names: over.server_names.or(self.server_names),
-            cluster_name: over.cluster_name.or(self.cluster_name),
-            job_output_limit: over.job_output_limit.or(self.job_output_limit),
-            base_domain: over.base_domain.or(self.base_domain),
-            name_expiry: over.name_expiry.or(self.name_expiry),
-            role_aliases: over.role_aliases.or(self.role_aliases),
-        }
+        cluster_model::config::overlay(self, over)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid configuration{}:\n  - {}", origin(.path), .problems.join("\n  - "))]
-    Invalid {
-        path: Option<PathBuf>,
-        problems: Vec<String>,
-    },
-}
-
-fn origin(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map(|p| format!(" (file {})", p.display()))
-        .unwrap_or_default()
-}
-
-/// Reads a TOML config file into its raw shape, naming the line of a mistake.
-pub fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
-    })
-}
-
-/// Parses a duration such as `15s`, `500ms` or `2m`.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| format!("{key} = {value:?}: not a duration ({e}); try \"15s\" or \"500ms\""))
-}
-
-pub fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("{key} = {value:?}: not an address:port such as \"127.0.0.1:7440\""))
 }
 
 impl Config {
@@ -133,17 +80,16 @@ impl Config {
         host_name: &str,
     ) -> Result<Config, ConfigError> {
         let d = Self::DEFAULTS;
-        let mut problems = Vec::new();
-        let listen = check(
-            &mut problems,
-            parse_addr("listen", raw.listen.as_deref().unwrap_or(d.listen)),
-        );
+        let mut problems = Problems::default();
+        let listen = problems.check(parse_addr(
+            "listen",
+            raw.listen.as_deref().unwrap_or(d.listen),
+        ));
         let http_listen = match raw.http_listen.as_deref().unwrap_or(d.http_listen) {
             "off" | "" => Some(None),
-            v => check(&mut problems, parse_addr("http_listen", v)).map(Some),
+            v => problems.check(parse_addr("http_listen", v)).map(Some),
         };
-        let down_after = check(
-            &mut problems,
+        let down_after = problems.check(
             parse_duration(
                 "down_after",
                 raw.down_after.as_deref().unwrap_or(d.down_after),
@@ -158,7 +104,7 @@ impl Config {
         );
         let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
         if data_dir.as_os_str().is_empty() {
-            problems.push("data_dir is empty".into());
+            problems.push("data_dir is empty");
         }
         let server_names = raw.server_names.unwrap_or_else(|| {
             let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
@@ -185,48 +131,37 @@ impl Config {
         let cluster_name = raw.cluster_name.unwrap_or_else(|| "clusterctl".into());
         let name_expiry = match raw.name_expiry.as_deref() {
             None | Some("off") | Some("") => None,
-            Some(v) => check(&mut problems, parse_duration("name_expiry", v)),
+            Some(v) => problems.check(parse_duration("name_expiry", v)),
         };
         let role_aliases = raw.role_aliases.unwrap_or_default();
         for (role, names) in &role_aliases {
             for n in names {
-                if let Err(e) = crate::naming::check_hostname(n) {
+                if let Err(e) = naming::check_hostname(n) {
                     problems.push(format!("role_aliases.{role}: {e}"));
                 }
             }
         }
         let base_domain = raw.base_domain.filter(|d| !d.is_empty());
         if let Some(d) = &base_domain
-            && let Err(e) = crate::naming::check_hostname(d)
+            && let Err(e) = naming::check_hostname(d)
         {
             problems.push(format!("base_domain: {e}"));
         }
-        match (listen, http_listen, down_after) {
-            (Some(listen), Some(http_listen), Some(down_after)) if problems.is_empty() => {
-                Ok(Config {
-                    listen,
-                    http_listen,
-                    data_dir,
-                    down_after,
-                    server_names,
-                    cluster_name,
-                    job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
-                    base_domain,
-                    name_expiry,
-                    role_aliases,
-                })
-            }
-            _ => Err(ConfigError::Invalid {
-                path: path.map(Path::to_owned),
-                problems,
-            }),
-        }
+        problems.finish("configuration", path, || {
+            Some(Config {
+                listen: listen?,
+                http_listen: http_listen?,
+                data_dir,
+                down_after: down_after?,
+                server_names,
+                cluster_name,
+                job_output_limit: raw.job_output_limit.unwrap_or(64 * 1024),
+                base_domain,
+                name_expiry,
+                role_aliases,
+            })
+        })
     }
-}
-
-/// Keeps the value, or records the problem.
-pub fn check<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
-    r.map_err(|p| problems.push(p)).ok()
 }
 
 pub struct RawConfigDefaults {

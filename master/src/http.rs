@@ -5,17 +5,18 @@
 //! - `GET /health?node=NAME` — one place to probe every node (bethel's
 //!   shape): 200 online, 503 drained, in maintenance, down or failing a
 //!   local check, 404 unknown node.
-//! - `GET /api/v1/nodes` — `{name: {"status": "online"|"offline"|"down", …}}`
-//!   (bethel's `nodestatus`).
+//! - `GET /api/v1/nodes` — `{name: {"status": "online"|"offline"|
+//!   "maintenance"|"failing"|"down", …}}` (bethel's `nodestatus`).
 //! - `GET /metrics` — Prometheus text.
 
 use crate::cluster::Cluster;
-use crate::model::{NodeState, now_ms};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cluster_model::time::now_ms;
+use cluster_model::{NodeState, NodeStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -34,30 +35,19 @@ struct HealthQuery {
     node: Option<String>,
 }
 
-fn status_body(node: &crate::model::Node, state: NodeState) -> Value {
-    let mut body = json!({ "node": node.name });
-    match state {
-        NodeState::Online => body["status"] = "online".into(),
-        NodeState::Drained if node.offline.as_ref().is_some_and(|f| f.maintenance) => {
-            body["status"] = "maintenance".into()
-        }
-        NodeState::Drained => body["status"] = "offline".into(),
-        NodeState::Down => body["status"] = "down".into(),
-    }
-    if let Some(failing) = node.checks.iter().find(|c| !c.passing) {
-        if state == NodeState::Online {
-            body["status"] = "failing".into();
-        }
+fn status_body(n: &NodeStatus) -> Value {
+    let status = match n.state {
+        NodeState::Drained => "offline",
+        other => other.as_str(),
+    };
+    let mut body = json!({ "node": n.node.name.as_str(), "status": status });
+    if let Some(failing) = n.failing_check() {
         body["check"] = failing.name.clone().into();
         body["check_output"] = failing.output.clone().into();
     }
-    if let Some(flag) = &node.offline {
+    if let Some(flag) = &n.node.offline {
         body["reason"] = flag.reason.clone().into();
-        body["since"] = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(flag.since_ms),
-        )
-        .to_string()
-        .into();
+        body["since"] = cluster_model::time::rfc3339(flag.since_ms).into();
     }
     body
 }
@@ -69,14 +59,13 @@ async fn health(State(cluster): State<Arc<Cluster>>, Query(q): Query<HealthQuery
     };
     match cluster.nodes(std::slice::from_ref(&name)) {
         Ok(found) => {
-            let (node, state) = &found[0];
-            let failing = node.checks.iter().any(|c| !c.passing);
-            let code = if *state == NodeState::Online && !failing {
+            let n = &found[0];
+            let code = if n.state == NodeState::Online {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            (code, Json(status_body(node, *state))).into_response()
+            (code, Json(status_body(n))).into_response()
         }
         Err(e) => (
             StatusCode::NOT_FOUND,
@@ -90,19 +79,19 @@ async fn node_status(State(cluster): State<Arc<Cluster>>) -> Response {
     let nodes = cluster.nodes(&[]).unwrap_or_default();
     let map: serde_json::Map<String, Value> = nodes
         .iter()
-        .map(|(n, s)| (n.name.clone(), status_body(n, *s)))
+        .map(|n| (n.node.name.to_string(), status_body(n)))
         .collect();
     Json(Value::Object(map)).into_response()
 }
 
 async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
     let nodes = cluster.nodes(&[]).unwrap_or_default();
-    let count = |s: NodeState| nodes.iter().filter(|(_, st)| *st == s).count();
-    let connected = nodes.iter().filter(|(n, _)| n.connected).count();
+    let count = |s: NodeState| nodes.iter().filter(|n| n.state == s).count();
+    let connected = nodes.iter().filter(|n| n.connected).count();
     let now = now_ms();
     let mut out = String::new();
     out.push_str("# HELP cluster_nodes Nodes by state.\n# TYPE cluster_nodes gauge\n");
-    for s in [NodeState::Online, NodeState::Drained, NodeState::Down] {
+    for s in NodeState::ALL {
         let _ = writeln!(
             out,
             "cluster_nodes{{state=\"{}\"}} {}",
@@ -120,11 +109,11 @@ async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
         cluster.generation()
     );
     out.push_str("# HELP cluster_node_last_seen_seconds Seconds since the agent was last heard from.\n# TYPE cluster_node_last_seen_seconds gauge\n");
-    for (n, _) in &nodes {
+    for n in &nodes {
         let _ = writeln!(
             out,
             "cluster_node_last_seen_seconds{{node=\"{}\"}} {:.3}",
-            n.name,
+            n.node.name,
             now.saturating_sub(n.last_seen_ms) as f64 / 1000.0
         );
     }

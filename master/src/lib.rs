@@ -6,12 +6,13 @@
 //! - [`server`] — `run(listeners, config, shutdown)`: what `cluster-master`
 //!   and the tests call.
 //! - [`config`] — file → raw → validated configuration.
-//! - [`cluster`] — the in-memory cluster: nodes, generation, sessions,
-//!   acknowledgements; serialised durable writes.
-//! - [`targets`] — Salt-style target expressions: parsing and matching, pure.
-//! - [`store`] — persistence behind the `Store` trait (sled by default).
-//! - [`naming`] — names from services (iterative, masterful), promotion.
-//! - [`model`] — the master's own types (`Node`, `OfflineFlag`, `Event`, …).
+//! - [`state`] — the state machine, pure: the records, the live state of
+//!   sessions, the derived views, and the planners of every mutation
+//!   (`plan(&State, command, now) -> Change`), applied in one place.
+//! - [`cluster`] — the shell around it: plan, commit to the store, apply,
+//!   wake sessions and waiters; agent sessions; drains.
+//! - [`store`] — persistence behind the `Store` trait (sled by default):
+//!   atomic commits with preconditions, revisions.
 //! - [`grpc`] — the gRPC edge; the only place that names wire types.
 //! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
 //! - [`jobs`] — remote execution: fan-out, batches, results.
@@ -20,19 +21,16 @@
 //! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
 
 pub mod cluster;
-pub mod clusterfile;
 pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod init;
 pub mod jobs;
-pub mod model;
-pub mod naming;
 pub mod pki;
 pub mod rollout;
 pub mod server;
+pub mod state;
 pub mod store;
-pub mod targets;
 pub mod tls;
 
 pub use config::Config;

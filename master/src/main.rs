@@ -33,6 +33,7 @@ struct Args {
     /// comma-separate) [default: localhost, 127.0.0.1, ::1, the listen address, the host name].
     #[arg(
         long = "server-name",
+        global = true,
         env = "CLUSTERCTL_SERVER_NAMES",
         value_delimiter = ','
     )]

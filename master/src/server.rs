@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a stopping master waits for jobs to store their records.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The sockets the master serves on, bound by the caller (so a busy port is
 /// the caller's clear error, and tests can use port 0).
@@ -74,14 +78,16 @@ pub async fn run(
         &pki.ca.cert_pem,
         refused_tx,
     )?;
-    let cluster = Arc::new(
-        Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after)?.with_hosts_naming(
-            crate::cluster::HostsNaming {
-                base_domain: config.base_domain.clone(),
-                role_aliases: config.role_aliases.clone(),
-            },
-        ),
-    );
+    let hosts = crate::cluster::HostsNaming {
+        base_domain: config.base_domain.clone(),
+        role_aliases: config.role_aliases.clone(),
+    };
+    let cluster = Arc::new(Cluster::open(
+        Arc::new(store),
+        Arc::new(pki.ca),
+        config.down_after,
+        hosts,
+    )?);
     let token = CancellationToken::new();
     {
         let token = token.clone();
@@ -92,7 +98,7 @@ pub async fn run(
     }
 
     let liveness = tokio::spawn(liveness(cluster.clone(), config.name_expiry, token.clone()));
-    tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
+    let audit = tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
     let http = listeners.http.map(|l| {
         let app = crate::http::router(cluster.clone());
         let token = token.clone();
@@ -114,14 +120,31 @@ pub async fn run(
         .max_concurrent_streams(Some(128))
         .concurrency_limit_per_connection(256);
     let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone()).await;
-    let served = crate::grpc::services(server, cluster.clone(), jobs, rollouts, token.clone())
-        .serve_with_incoming_shutdown(incoming, {
-            let token = token.clone();
-            async move { token.cancelled().await }
-        })
-        .await;
+    let sessions = TaskTracker::new();
+    let served = crate::grpc::services(
+        server,
+        cluster.clone(),
+        jobs.clone(),
+        rollouts.clone(),
+        token.clone(),
+        sessions.clone(),
+    )
+    .serve_with_incoming_shutdown(incoming, {
+        let token = token.clone();
+        async move { token.cancelled().await }
+    })
+    .await;
     token.cancel();
+    // Nothing touches the store once this returns: sessions end (their
+    // jobs hear it), rollouts stop where they are (held as interrupted on
+    // the next start), jobs store their records, the sweep stops.
+    sessions.close();
+    sessions.wait().await;
+    rollouts.shutdown().await;
+    jobs.wait(SHUTDOWN_PATIENCE).await;
     let _ = liveness.await;
+    // Ends with the TLS acceptor, which the server dropped.
+    let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, audit).await;
     if let Some(http) = http
         && let Ok(Err(e)) = http.await
     {

@@ -15,7 +15,7 @@ pub mod procs;
 
 pub use ctl::{Admin, Ctl, ctl};
 pub use http::get;
-pub use procs::{AgentProc, MasterProc};
+pub use procs::{AgentProc, MasterProc, Proc};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -13,22 +13,28 @@ use std::time::Duration;
 
 const READY_PATIENCE: Duration = Duration::from_secs(20);
 
-struct Proc {
+/// A process whose stderr is kept; killed when dropped (its log shown
+/// when the test is failing).
+pub struct Proc {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Reads stderr until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
-    /// Starts `cmd` and waits for a stderr line containing `marker`; returns
-    /// the process and that line.
-    fn start(mut cmd: Command, marker: &'static str) -> Result<(Proc, String), String> {
+    /// Starts `cmd` (without the caller's `CLUSTERCTL_*` environment, but
+    /// with what `cmd` sets itself) and waits for a stderr line containing
+    /// `marker`; returns the process and that line.
+    pub fn start(mut cmd: Command, marker: &'static str) -> Result<(Proc, String), String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info");
+        let own: Vec<_> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CLUSTERCTL_") {
+            if k.to_string_lossy().starts_with("CLUSTERCTL_") && !own.contains(&k) {
                 cmd.env_remove(k);
             }
         }
@@ -38,7 +44,7 @@ impl Proc {
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        {
+        let reader = {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -49,14 +55,21 @@ impl Proc {
                     l.push_str(&line);
                     l.push('\n');
                 }
-            });
-        }
+            })
+        };
         match rx.recv_timeout(READY_PATIENCE) {
-            Ok(line) => Ok((Proc { child, log }, line)),
+            Ok(line) => Ok((
+                Proc {
+                    child,
+                    log,
+                    reader: Some(reader),
+                },
+                line,
+            )),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
-                std::thread::sleep(Duration::from_millis(50));
+                let _ = reader.join();
                 Err(format!(
                     "process did not log {marker:?} (exit: {status:?}); its log:\n{}",
                     log.lock().unwrap()
@@ -65,17 +78,32 @@ impl Proc {
         }
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.read_to_end();
+    }
+
+    /// Waits for the reader to have every line the process wrote.
+    fn read_to_end(&mut self) {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// What it has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// SIGTERM, then wait; the exit code (None when killed by a signal).
-    fn terminate(&mut self) -> Option<i32> {
+    pub fn terminate(&mut self) -> Option<i32> {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        self.child.wait().ok().and_then(|s| s.code())
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        self.read_to_end();
+        code
     }
 }
 
@@ -134,6 +162,7 @@ impl MasterBuilder {
         let mut m = MasterProc {
             config,
             proc: None,
+            last_log: String::new(),
             join: Mutex::new(None),
             grpc: self.listen.parse().expect("listen address"),
             http: "127.0.0.1:0".parse().unwrap(),
@@ -147,6 +176,8 @@ impl MasterBuilder {
 
 pub struct MasterProc {
     proc: Option<Proc>,
+    /// What the last process said, once it is gone (stopped or killed).
+    last_log: String,
     config: Option<PathBuf>,
     join: Mutex<Option<(String, String)>>,
     pub grpc: SocketAddr,
@@ -249,12 +280,16 @@ impl MasterProc {
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.kill();
+            self.last_log = p.log();
         }
     }
 
     /// SIGTERM and wait; the exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        self.proc.take().and_then(|mut p| p.terminate())
+        let mut p = self.proc.take()?;
+        let code = p.terminate();
+        self.last_log = p.log();
+        code
     }
 
     /// Starts again on the same ports with the same data directory.
@@ -263,11 +298,12 @@ impl MasterProc {
         self.start().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// What the running process has said, or the last one.
     pub fn log(&self) -> String {
-        self.proc
-            .as_ref()
-            .map(|p| p.log.lock().unwrap().clone())
-            .unwrap_or_default()
+        match &self.proc {
+            Some(p) => p.log(),
+            None => self.last_log.clone(),
+        }
     }
 }
 

@@ -44,7 +44,20 @@ async fn plan_apply_export_round_trip_and_a_bad_file_changes_nothing() {
     std::fs::write(&file, FILE).unwrap();
     let f = file.to_str().unwrap();
 
+    // Plan refuses what apply would refuse: labels for a node that does
+    // not exist, placed at their line.
+    let out = ctl(&admin, &["plan", f]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("{f}:26: labels.web-0: no node named \"web-0\"")),
+        "{}",
+        out.stderr
+    );
+
     // Plan on an empty cluster: everything is an addition; nothing changes.
+    let no_labels = FILE.split("[labels.web-0]").next().unwrap().to_owned();
+    std::fs::write(&file, &no_labels).unwrap();
     let plan = ctl(&admin, &["plan", f]).await.ok().stdout;
     for want in [
         "+ cluster base_domain: (none) → shop.internal",
@@ -61,6 +74,7 @@ async fn plan_apply_export_round_trip_and_a_bad_file_changes_nothing() {
         .ok()
         .json();
     assert_eq!(before["upstreams"], serde_json::json!({}));
+    std::fs::write(&file, FILE).unwrap();
 
     // The labels name web-0, which a node with role web becomes: the role's
     // service names it.
@@ -90,7 +104,6 @@ async fn plan_apply_export_round_trip_and_a_bad_file_changes_nothing() {
     assert_eq!(still["upstreams"], serde_json::json!({}));
 
     // Without the labels it applies; a new web node is then named web-0.
-    let no_labels = FILE.split("[labels.web-0]").next().unwrap().to_owned();
     std::fs::write(&file, &no_labels).unwrap();
     let out = ctl(&admin, &["apply", f]).await.ok().stdout;
     assert!(out.contains("7 added, 0 changed, 0 removed"), "{out}");
@@ -200,4 +213,30 @@ async fn plan_apply_export_round_trip_and_a_bad_file_changes_nothing() {
     assert!(after["upstreams"].get("x").is_none(), "{after}");
     assert!(after["upstreams"].get("app").is_some(), "{after}");
     drop(web);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_of_a_cluster_built_without_a_file_applies_back_to_no_change() {
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    // Built the everyday way: no cluster file, so no [roles.web] anywhere.
+    ctl(
+        &admin,
+        &["upstream", "set", "app", "--role", "web", "--port", "8080"],
+    )
+    .await
+    .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("exported.toml");
+    let e = exported.to_str().unwrap();
+    ctl(&admin, &["export", "-f", e]).await.ok();
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("[roles.web]"), "{text}");
+    for command in ["plan", "apply"] {
+        let out = ctl(&admin, &[command, e]).await.ok().stdout;
+        assert_eq!(
+            out, "no changes: the cluster matches the file\n",
+            "{command}:\n{text}"
+        );
+    }
 }

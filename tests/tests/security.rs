@@ -107,7 +107,7 @@ async fn callers_without_a_valid_identity_are_refused_audited_and_change_nothing
     let anon = channel(&admin.url, &ca, None).await.unwrap();
     let mut control = pb::control_client::ControlClient::new(anon);
     let err = control
-        .set_offline(pb::SetOfflineRequest {
+        .drain(pb::DrainRequest {
             names: vec!["web-1".into()],
             offline: true,
             ..Default::default()
@@ -309,7 +309,7 @@ async fn a_node_certificate_speaks_only_for_its_own_node() {
 
     // Nor may a node certificate drive the cluster.
     let err = pb::control_client::ControlClient::new(ch)
-        .set_offline(pb::SetOfflineRequest {
+        .drain(pb::DrainRequest {
             names: vec!["web-2".into()],
             offline: true,
             ..Default::default()

@@ -3,14 +3,14 @@
 //! (`[agent_check]`), HAProxy's stats socket, and the reverse proxy
 //! (`[proxy]`).
 
-use super::Problems;
-use serde::Deserialize;
+use cluster_model::config::{Problems, parse_duration};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[[check]]`: one of `http`, `tcp` or `command`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheck {
     pub name: Option<String>,
@@ -48,7 +48,7 @@ pub struct CheckSpec {
 }
 
 /// `[agent_check]`: HAProxy's agent-check port.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgentCheck {
     pub listen: Option<String>,
@@ -63,7 +63,7 @@ pub struct AgentCheckConfig {
 }
 
 /// `[proxy]`: the reverse proxy a `balancer` node runs.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     pub listen: Option<Vec<String>>,
@@ -87,12 +87,12 @@ pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
             None => format!("check #{}", i + 1),
         };
         let name = c.name.clone().unwrap_or_default();
-        if super::check_id(&name).is_err() {
-            p.0.push(format!(
+        if cluster_model::ids::check_name(&name).is_err() {
+            p.push(format!(
                 "{place}: name must be 1 or more letters, digits, '-', '_' or '.'"
             ));
         } else if !names.insert(name.clone()) {
-            p.0.push(format!("{place}: the name is used twice"));
+            p.push(format!("{place}: the name is used twice"));
         }
         let kinds = [c.http.is_some(), c.tcp.is_some(), c.command.is_some()];
         let kind = match kinds.iter().filter(|k| **k).count() {
@@ -106,7 +106,7 @@ pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
                             })
                         }
                         _ => {
-                            p.0.push(format!(
+                            p.push(format!(
                                 "{place}: http = {url:?}: expected a URL such as \"http://127.0.0.1:8080/ping\" (plain HTTP)"
                             ));
                             None
@@ -121,14 +121,14 @@ pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
                             Some(CheckKind::Tcp { addr: addr.clone() })
                         }
                         _ => {
-                            p.0.push(format!("{place}: tcp = {addr:?}: expected host:port"));
+                            p.push(format!("{place}: tcp = {addr:?}: expected host:port"));
                             None
                         }
                     }
                 } else {
                     let argv = c.command.clone().unwrap_or_default();
                     if argv.first().is_none_or(|a| a.is_empty()) {
-                        p.0.push(format!("{place}: command is empty"));
+                        p.push(format!("{place}: command is empty"));
                         None
                     } else {
                         Some(CheckKind::Command {
@@ -139,42 +139,42 @@ pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
                 }
             }
             0 => {
-                p.0.push(format!("{place}: give one of http, tcp or command"));
+                p.push(format!("{place}: give one of http, tcp or command"));
                 None
             }
             _ => {
-                p.0.push(format!("{place}: give only one of http, tcp or command"));
+                p.push(format!("{place}: give only one of http, tcp or command"));
                 None
             }
         };
         if c.expect_status.is_some() && c.http.is_none() {
-            p.0.push(format!(
+            p.push(format!(
                 "{place}: expect_status applies to http checks only"
             ));
         }
         if c.expect_code.is_some() && c.command.is_none() {
-            p.0.push(format!(
+            p.push(format!(
                 "{place}: expect_code applies to command checks only"
             ));
         }
-        let interval = p.duration(
+        let interval = p.check(parse_duration(
             &format!("{place}: interval"),
             c.interval.as_deref().unwrap_or("2s"),
-        );
-        let timeout = p.duration(
+        ));
+        let timeout = p.check(parse_duration(
             &format!("{place}: timeout"),
             c.timeout.as_deref().unwrap_or("1s"),
-        );
+        ));
         if let (Some(i), Some(t)) = (interval, timeout)
             && (i < Duration::from_millis(10) || t.is_zero() || t > i)
         {
-            p.0.push(format!(
+            p.push(format!(
                     "{place}: interval ({i:?}) must be at least 10ms and timeout ({t:?}) above zero and at most the interval"
                 ));
         }
         let (rise, fall) = (c.rise.unwrap_or(2), c.fall.unwrap_or(3));
         if rise == 0 || fall == 0 {
-            p.0.push(format!("{place}: rise and fall must be at least 1"));
+            p.push(format!("{place}: rise and fall must be at least 1"));
         }
         if let (Some(kind), Some(interval), Some(timeout)) = (kind, interval, timeout) {
             out.push(CheckSpec {
@@ -202,7 +202,7 @@ pub(super) fn agent_check(
             weight_from_load: raw.weight_from_load.unwrap_or(false),
         }),
         Err(_) => {
-            p.0.push(format!(
+            p.push(format!(
                 "agent_check.listen = {listen:?}: not an address:port"
             ));
             None
@@ -215,14 +215,12 @@ pub(super) fn proxy(raw: Option<RawProxy>, p: &mut Problems) -> Option<ProxyConf
     let mut listen = Vec::new();
     let given = raw.listen.unwrap_or_default();
     if given.is_empty() {
-        p.0.push("proxy.listen: give at least one address:port to serve traffic on".into());
+        p.push("proxy.listen: give at least one address:port to serve traffic on");
     }
     for a in given {
         match a.parse::<SocketAddr>() {
             Ok(addr) => listen.push(addr),
-            Err(_) => {
-                p.0.push(format!("proxy.listen: {a:?} is not an address:port"))
-            }
+            Err(_) => p.push(format!("proxy.listen: {a:?} is not an address:port")),
         }
     }
     let health_path = match raw.health_path.as_deref() {
@@ -230,7 +228,7 @@ pub(super) fn proxy(raw: Option<RawProxy>, p: &mut Problems) -> Option<ProxyConf
         Some("") => None,
         Some(path) if path.starts_with('/') => Some(path.to_owned()),
         Some(path) => {
-            p.0.push(format!(
+            p.push(format!(
                 "proxy.health_path = {path:?}: must start with '/' (or be \"\" to turn it off)"
             ));
             None

@@ -1,9 +1,14 @@
-//! Agent configuration, in stages: the TOML file → [`RawConfig`] (every key
-//! optional, unknown keys refused) → overrides from flags and `CLUSTERCTL_*`
-//! environment → a validated [`Config`]. Every problem is reported at once;
-//! defaults live in [`DEFAULTS`] only.
+//! Agent configuration, in the stages of `cluster_model::config` (the
+//! loader the master uses too): the TOML file → [`RawConfig`] (every key
+//! optional, unknown keys refused) → overrides from flags and
+//! `CLUSTERCTL_*` environment → a validated [`Config`]. Every problem is
+//! reported at once; defaults live in [`DEFAULTS`] only.
 
-use serde::Deserialize;
+use cluster_model::NodeId;
+pub use cluster_model::config::ConfigError;
+use cluster_model::config::{Problems, parse_duration};
+use cluster_model::naming::{self, Naming};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -18,7 +23,7 @@ pub use balancing::{
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The node's stable id (until enrollment assigns one from a certificate).
-    pub id: String,
+    pub id: NodeId,
     /// The master's gRPC endpoint, `https://host:port`.
     pub master: String,
     /// Where the last desired state is cached.
@@ -43,8 +48,7 @@ pub struct Config {
     pub remote_exec: bool,
     /// The service this node runs; the master names it from it.
     pub service: Option<String>,
-    /// "iterative" or "masterful".
-    pub naming: String,
+    pub naming: Naming,
     pub aliases: Vec<String>,
     /// Keep a managed block of every node in `hosts_file`.
     pub manage_hosts: bool,
@@ -65,7 +69,7 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub id: Option<String>,
@@ -99,33 +103,7 @@ pub struct RawConfig {
 impl RawConfig {
     /// Keys set in `over` win.
     pub fn merge(self, over: RawConfig) -> RawConfig {
-        RawConfig {
-            id: over.id.or(self.id),
-            master: over.master.or(self.master),
-            data_dir: over.data_dir.or(self.data_dir),
-            health_listen: over.health_listen.or(self.health_listen),
-            advertise: over.advertise.or(self.advertise),
-            report_interval: over.report_interval.or(self.report_interval),
-            roles: over.roles.or(self.roles),
-            grains: over.grains.or(self.grains),
-            reconnect_min: over.reconnect_min.or(self.reconnect_min),
-            reconnect_max: over.reconnect_max.or(self.reconnect_max),
-            join_token: over.join_token.or(self.join_token),
-            ca_fingerprint: over.ca_fingerprint.or(self.ca_fingerprint),
-            ca_file: over.ca_file.or(self.ca_file),
-            remote_exec: over.remote_exec.or(self.remote_exec),
-            service: over.service.or(self.service),
-            naming: over.naming.or(self.naming),
-            aliases: over.aliases.or(self.aliases),
-            manage_hosts: over.manage_hosts.or(self.manage_hosts),
-            hosts_file: over.hosts_file.or(self.hosts_file),
-            hosts_legacy_file: over.hosts_legacy_file.or(self.hosts_legacy_file),
-            set_hostname: over.set_hostname.or(self.set_hostname),
-            checks: over.checks.or(self.checks),
-            agent_check: over.agent_check.or(self.agent_check),
-            haproxy_stats_socket: over.haproxy_stats_socket.or(self.haproxy_stats_socket),
-            proxy: over.proxy.or(self.proxy),
-        }
+        cluster_model::config::overlay(self, over)
     }
 }
 
@@ -147,52 +125,8 @@ pub const DEFAULTS: Defaults = Defaults {
     reconnect_max: "5s",
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid agent configuration{}:\n  - {}",
-        .path.as_ref().map(|p| format!(" (file {})", p.display())).unwrap_or_default(),
-        .problems.join("\n  - "))]
-    Invalid {
-        path: Option<PathBuf>,
-        problems: Vec<String>,
-    },
-}
-
 pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
-    })
-}
-
-/// Node ids: letters, digits, '-', '_' and '.', at most 253 bytes.
-pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("id is empty".into());
-    }
-    if id.len() > 253 {
-        return Err(format!("id is {} bytes long; at most 253", id.len()));
-    }
-    match id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        Some(c) => Err(format!(
-            "id {id:?} contains {c:?}; only letters, digits, '-', '_' and '.' are allowed"
-        )),
-        None => Ok(()),
-    }
+    cluster_model::config::read_file(path)
 }
 
 /// The master is always reached over TLS: a bare `host:port` or an
@@ -204,20 +138,6 @@ pub fn https(master: &str) -> String {
     }
 }
 
-struct Problems(Vec<String>);
-
-impl Problems {
-    fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
-        humantime::parse_duration(value.trim())
-            .map_err(|e| {
-                self.0.push(format!(
-                    "{key} = {value:?}: not a duration ({e}); try \"5s\" or \"500ms\""
-                ))
-            })
-            .ok()
-    }
-}
-
 impl Config {
     /// `host_name` is the default id (read by the caller, so tests choose it).
     pub fn validate(
@@ -226,20 +146,18 @@ impl Config {
         host_name: &str,
     ) -> Result<Config, ConfigError> {
         let d = DEFAULTS;
-        let mut p = Problems(Vec::new());
+        let mut p = Problems::default();
         let id = raw
             .id
             .unwrap_or_else(|| host_name.split('.').next().unwrap_or_default().to_owned());
-        if let Err(e) = check_id(&id) {
-            p.0.push(e);
-        }
+        let id = p.check(NodeId::new(id.clone()).map_err(|e| format!("id {id:?} {e}")));
         let master = https(&raw.master.unwrap_or_else(|| d.master.into()));
         if master
             .parse::<http::Uri>()
             .map(|u| u.host().is_none())
             .unwrap_or(true)
         {
-            p.0.push(format!(
+            p.push(format!(
                 "master = {master:?}: not a URL such as \"https://10.0.0.1:7440\""
             ));
         }
@@ -247,7 +165,7 @@ impl Config {
         if let Some(f) = &ca_fingerprint {
             let hex = f.strip_prefix("sha256:").unwrap_or_default();
             if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                p.0.push(format!(
+                p.push(format!(
                     "ca_fingerprint = {f:?}: expected \"sha256:\" and 64 hex digits, as `clusterctl token create` prints"
                 ));
             }
@@ -256,7 +174,7 @@ impl Config {
         let health_listen = health_listen
             .parse::<SocketAddr>()
             .map_err(|_| {
-                p.0.push(format!(
+                p.push(format!(
                     "health_listen = {health_listen:?}: not an address:port"
                 ))
             })
@@ -265,103 +183,79 @@ impl Config {
             None | Some("") => None,
             Some(a) => a
                 .parse::<IpAddr>()
-                .map_err(|_| p.0.push(format!("advertise = {a:?}: not an IP address")))
+                .map_err(|_| p.push(format!("advertise = {a:?}: not an IP address")))
                 .ok(),
         };
-        let report_interval = p.duration(
+        let report_interval = p.check(parse_duration(
             "report_interval",
             raw.report_interval.as_deref().unwrap_or(d.report_interval),
-        );
+        ));
         if report_interval.is_some_and(|r| r < Duration::from_millis(200)) {
-            p.0.push(
-                "report_interval must be at least 200ms (CPU usage needs that between samples)"
-                    .into(),
-            );
+            p.push("report_interval must be at least 200ms (CPU usage needs that between samples)");
         }
-        let reconnect_min = p.duration(
+        let reconnect_min = p.check(parse_duration(
             "reconnect_min",
             raw.reconnect_min.as_deref().unwrap_or(d.reconnect_min),
-        );
-        let reconnect_max = p.duration(
+        ));
+        let reconnect_max = p.check(parse_duration(
             "reconnect_max",
             raw.reconnect_max.as_deref().unwrap_or(d.reconnect_max),
-        );
+        ));
         if let (Some(lo), Some(hi)) = (reconnect_min, reconnect_max)
             && (lo > hi || lo.is_zero())
         {
-            p.0.push(format!(
+            p.push(format!(
                 "reconnect_min ({lo:?}) must be above zero and at most reconnect_max ({hi:?})"
             ));
         }
         let roles = raw.roles.unwrap_or_default();
         for r in &roles {
-            if check_id(r).is_err() {
-                p.0.push(format!(
-                    "role {r:?}: only letters, digits, '-', '_' and '.' are allowed"
-                ));
+            if let Err(e) = cluster_model::ids::check_name(r) {
+                p.push(format!("role {r:?} {e}"));
             }
         }
         let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
         let service = raw.service.filter(|s| !s.is_empty());
-        if let Some(svc) = &service {
-            let ok = svc.len() <= 50
-                && !svc.starts_with('-')
-                && !svc.ends_with('-')
-                && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-            if !ok {
-                p.0.push(format!(
-                    "service = {svc:?}: 1 to 50 letters, digits or inner hyphens (it becomes part of hostnames)"
-                ));
-            }
-        }
-        let naming = raw.naming.unwrap_or_else(|| "iterative".into());
-        if !matches!(naming.as_str(), "iterative" | "masterful") {
-            p.0.push(format!(
-                "naming = {naming:?}: expected \"iterative\" or \"masterful\""
+        if let Some(svc) = &service
+            && naming::check_service(svc).is_err()
+        {
+            p.push(format!(
+                "service = {svc:?}: 1 to 50 letters, digits or inner hyphens (it becomes part of hostnames)"
             ));
         }
+        let naming = raw.naming.as_deref().unwrap_or("");
+        let naming =
+            p.check(naming.parse::<Naming>().map_err(|_| {
+                format!("naming = {naming:?}: expected \"iterative\" or \"masterful\"")
+            }));
         let aliases = raw.aliases.unwrap_or_default();
         for a in &aliases {
-            let ok = !a.is_empty()
-                && a.len() <= 253
-                && a.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && !l.starts_with('-')
-                        && !l.ends_with('-')
-                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                });
-            if !ok {
-                p.0.push(format!("alias {a:?} is not a hostname"));
+            if let Err(e) = naming::check_hostname(a) {
+                p.push(format!("alias {a:?}: {e}"));
             }
         }
         let checks = balancing::checks(raw.checks.unwrap_or_default(), &mut p);
         let agent_check = balancing::agent_check(raw.agent_check, &mut p);
         let proxy = balancing::proxy(raw.proxy, &mut p);
         let haproxy_stats_socket = balancing::stats_socket(raw.haproxy_stats_socket);
-        match (health_listen, report_interval, reconnect_min, reconnect_max) {
-            (
-                Some(health_listen),
-                Some(report_interval),
-                Some(reconnect_min),
-                Some(reconnect_max),
-            ) if p.0.is_empty() => Ok(Config {
-                id,
+        p.finish("agent configuration", path, || {
+            Some(Config {
+                id: id?,
                 master,
                 data_dir,
-                health_listen,
+                health_listen: health_listen?,
                 advertise,
-                report_interval,
+                report_interval: report_interval?,
                 roles,
                 grains: raw.grains.unwrap_or_default(),
-                reconnect_min,
-                reconnect_max,
+                reconnect_min: reconnect_min?,
+                reconnect_max: reconnect_max?,
                 join_token: raw.join_token.filter(|t| !t.is_empty()),
                 ca_fingerprint,
                 ca_file: raw.ca_file,
                 remote_exec: raw.remote_exec.unwrap_or(true),
                 service,
-                naming,
+                naming: naming?,
                 aliases,
                 manage_hosts: raw.manage_hosts.unwrap_or(true),
                 hosts_file: raw.hosts_file.unwrap_or_else(|| "/etc/hosts".into()),
@@ -372,12 +266,8 @@ impl Config {
                 agent_check,
                 haproxy_stats_socket,
                 proxy,
-            }),
-            _ => Err(ConfigError::Invalid {
-                path: path.map(Path::to_owned),
-                problems: p.0,
-            }),
-        }
+            })
+        })
     }
 }
 

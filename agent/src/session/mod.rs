@@ -3,13 +3,14 @@
 //! on any failure, reconnect with exponential backoff and jitter, while the
 //! health endpoint keeps serving the last state (see `agent/LIFECYCLE.md`).
 //!
-//! - `convert` — wire types ⇄ the agent's own types.
+//! - `convert` — what the master sends ⇄ the agent's own desired state.
 
 mod convert;
 
 use crate::enroll::{Credentials, Enrollment, Progress};
 use crate::state::{Cache, Desired, Shared};
 use crate::usage::Sampler;
+use cluster_model::session::{Ack, Delta, Hello, Snapshot};
 use cluster_proto as pb;
 use pb::agent_message::Msg as Out;
 use pb::master_message::Msg as In;
@@ -23,11 +24,9 @@ use tonic::transport::Endpoint;
 /// What a session needs; kept across reconnects.
 pub struct Context {
     pub master: String,
-    pub node_id: String,
-    pub roles: Vec<String>,
-    pub grains_json: String,
-    pub health_url: String,
-    pub addresses: Vec<String>,
+    /// What this agent says of itself on every session (the cached
+    /// generation is filled in at each connect).
+    pub hello: Hello,
     pub report_interval: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -35,9 +34,6 @@ pub struct Context {
     pub cache: Cache,
     pub enrollment: Enrollment,
     pub runner: Arc<crate::jobs::Runner>,
-    pub service: String,
-    pub naming: String,
-    pub aliases: Vec<String>,
     /// Where every node's line goes (`None`: hosts are not managed here).
     pub hosts_file: Option<crate::hosts::HostsFile>,
     pub set_hostname: bool,
@@ -60,8 +56,8 @@ enum SessionError {
     Broken(tonic::Status),
     #[error("the master closed the session")]
     Closed,
-    #[error(transparent)]
-    Invalid(#[from] convert::Missing),
+    #[error("invalid message from the master: {0}")]
+    Invalid(cluster_model::wire::WireError),
 }
 
 /// The delay before reconnect attempt `attempt` (0-based): exponential from
@@ -149,12 +145,12 @@ async fn enroll(
     loop {
         match ctx.enrollment.attempt(token_spent).await {
             Ok(Progress::Enrolled(c)) => {
-                tracing::info!(node = %ctx.node_id, "enrolled: the master signed this node's certificate");
+                tracing::info!(node = %ctx.hello.node_id, "enrolled: the master signed this node's certificate");
                 return Some(c);
             }
             Ok(Progress::Pending(msg)) => {
                 if !said_pending {
-                    tracing::warn!(node = %ctx.node_id, "{msg}");
+                    tracing::warn!(node = %ctx.hello.node_id, "{msg}");
                     said_pending = true;
                 }
             }
@@ -196,22 +192,12 @@ async fn once(
         .map_err(connect)?;
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(16);
+    let hello = Hello {
+        cached_generation: ctx.shared.current().generation,
+        ..ctx.hello.clone()
+    };
     let hello = pb::AgentMessage {
-        msg: Some(Out::Hello(pb::Hello {
-            node_id: ctx.node_id.clone(),
-            grains_json: ctx.grains_json.clone(),
-            roles: ctx.roles.clone(),
-            health_url: ctx.health_url.clone(),
-            addresses: ctx.addresses.clone(),
-            cached_generation: ctx.shared.current().generation,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            report_interval_ms: ctx.report_interval.as_millis() as u32,
-            service: ctx.service.clone(),
-            naming: ctx.naming.clone(),
-            aliases: ctx.aliases.clone(),
-            wants_hosts: ctx.hosts_file.is_some(),
-            wants_proxy: ctx.balancers.proxy.is_some(),
-        })),
+        msg: Some(Out::Hello((&hello).into())),
     };
     tx.send(hello).await.map_err(|_| SessionError::Closed)?;
     let mut inbound = client
@@ -234,7 +220,7 @@ async fn once(
     let mut checks_rx = ctx.shared.checks.subscribe();
     let mut proxy_rx = ctx.balancers.proxy.as_ref().map(|p| p.changes());
     let mut haproxy_rx = ctx.balancers.haproxy.clone();
-    let mut lb_sent: Option<crate::balancing::Report> = None;
+    let mut lb_sent: Option<cluster_model::LbReport> = None;
     let mut announced = false;
     loop {
         let mut outgoing = Vec::new();
@@ -242,13 +228,13 @@ async fn once(
             announced = true;
             checks_rx.borrow_and_update();
             if !ctx.shared.checks.borrow().checks.is_empty() {
-                outgoing.push(convert::checks(&ctx.shared.checks.borrow()));
+                outgoing.push(checks_msg(&ctx.shared.checks.borrow()));
             }
         }
         if announced && ctx.balancers.any() {
             let now = ctx.balancers.report();
             if lb_sent.as_ref() != Some(&now) {
-                outgoing.push(convert::lb_report(&now));
+                outgoing.push(Out::Lb((&now).into()));
                 lb_sent = Some(now);
             }
         }
@@ -261,7 +247,7 @@ async fn once(
             _ = token.cancelled() => return Ok(()),
             changed = checks_rx.changed(), if announced => {
                 if changed.is_ok() {
-                    let msg = convert::checks(&checks_rx.borrow_and_update());
+                    let msg = checks_msg(&checks_rx.borrow_and_update());
                     if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
                         return Err(SessionError::Closed);
                     }
@@ -270,12 +256,16 @@ async fn once(
             _ = changed_or_pending(&mut proxy_rx) => {}
             _ = changed_or_pending(&mut haproxy_rx) => {}
             Some(ev) = job_rx.recv() => {
-                if tx.send(pb::AgentMessage { msg: Some(convert::job_event(ev)) }).await.is_err() {
+                let msg = match &ev {
+                    crate::jobs::JobEvent::Output(o) => Out::Output(o.into()),
+                    crate::jobs::JobEvent::Done(d) => Out::Done(d.into()),
+                };
+                if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
                     return Err(SessionError::Closed);
                 }
             }
             _ = report.tick() => {
-                let usage = convert::usage(sampler.sample(now_ms()));
+                let usage = (&sampler.sample(cluster_model::time::now_ms())).into();
                 if tx.send(pb::AgentMessage { msg: Some(Out::Usage(usage)) }).await.is_err() {
                     return Err(SessionError::Closed);
                 }
@@ -285,7 +275,7 @@ async fn once(
                 let reply = match msg.msg {
                     Some(In::Snapshot(s)) => {
                         *got_state = true;
-                        let desired = convert::snapshot(s)?;
+                        let desired = convert::snapshot(Snapshot::try_from(s).map_err(SessionError::Invalid)?);
                         if let Some(stop) = &ctx.dry_run {
                             crate::hosts_sync::print_plan(ctx, &desired);
                             stop.cancel();
@@ -295,7 +285,9 @@ async fn once(
                     }
                     Some(In::Run(r)) => {
                         tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
-                        ctx.runner.start(convert::job(r, &ctx.shared.current().name), job_tx.clone());
+                        if let Some(job) = convert::job(r.into(), &ctx.shared.current().name) {
+                            ctx.runner.start(job, job_tx.clone());
+                        }
                         None
                     }
                     Some(In::Cancel(c)) => {
@@ -309,7 +301,8 @@ async fn once(
                             tracing::warn!(have, prev = d.prev_generation, "gap in deltas; asking for a snapshot");
                             Some(Out::Resync(pb::ResyncRequest { have_generation: have }))
                         } else {
-                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)?))
+                            let d = Delta::try_from(d).map_err(SessionError::Invalid)?;
+                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)))
                         }
                     }
                     None => None,
@@ -343,24 +336,33 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Makes `desired` current: flips what the health endpoint answers, then
-/// caches it on disk, then returns the acknowledgement to send.
+fn checks_msg(status: &crate::checks::CheckStatus) -> Out {
+    Out::Checks(pb::Checks {
+        checks: convert::checks(status).iter().map(Into::into).collect(),
+    })
+}
+
+/// Makes `desired` current — flips what the health endpoint answers (a
+/// drain takes effect at once, disk or no disk), then caches it on disk —
+/// and returns the acknowledgement: of a durable state, or, when the
+/// cache could not be written, of an applied one with why it is not
+/// durable, so the master shows it and records it.
 fn apply(ctx: &Context, desired: Desired) -> Out {
     let generation = desired.generation;
     ctx.balancers.apply(desired.proxy.as_ref());
-    let status = crate::health::status_word(&desired, &ctx.shared.checks.borrow());
+    let health = crate::health::status(&desired, &ctx.shared.checks.borrow());
     let mut before = None;
     let changed = ctx.shared.desired.send_if_modified(|cur| {
         if *cur == desired {
             return false;
         }
-        before = Some(cur.health_status());
+        before = Some(cur.flag_status());
         *cur = desired.clone();
         true
     });
     if changed {
         crate::hosts_sync::sync(ctx, &desired);
-        if before != Some(desired.health_status()) {
+        if before != Some(desired.flag_status()) {
             match &desired.offline {
                 Some(o) => {
                     tracing::info!(generation, reason = %o.reason, by = %o.by, "drained: health now answers 503")
@@ -368,21 +370,21 @@ fn apply(ctx: &Context, desired: Desired) -> Out {
                 None => tracing::info!(generation, "in service: health now answers 200"),
             }
         }
-        if let Err(e) = ctx.cache.store(&desired) {
-            tracing::error!(error = %e, "cannot cache the desired state; a restart without the master would lose it");
-        }
     }
-    Out::Ack(pb::Ack {
+    // Written even when unchanged: the last write may have failed.
+    let cache_error = match ctx.cache.store_if_changed(&desired) {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot cache the desired state; a restart without the master would lose it");
+            Some(e.to_string())
+        }
+    };
+    let ack = Ack {
         generation,
-        health_status: status.into(),
-    })
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        health,
+        cache_error,
+    };
+    Out::Ack((&ack).into())
 }
 
 #[cfg(test)]

@@ -1,126 +1,21 @@
-//! Calls for load balancing: upstreams, routes, waiting for drains.
+//! Calls for load balancing: upstreams and routes.
 
-use super::Client;
+use super::{Client, unreadable};
 use crate::Failure;
-use cluster_balancer::{Domain, Server, UpstreamSource};
+use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::wire::{self, route_to_pb, upstream_to_pb};
+use cluster_model::{LbReport, ResolvedServer};
 use cluster_proto as pb;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// One server as the proxies are sent it now.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResolvedServerView {
-    #[serde(flatten)]
-    pub server: Server,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BackendView {
-    pub source: String,
-    pub name: String,
-    pub addr: String,
-    pub in_rotation: bool,
-    pub inflight: u64,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub status: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportView {
-    pub proxy_version: u64,
-    pub backends: Vec<BackendView>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BalancingView {
     pub upstreams: BTreeMap<String, UpstreamSource>,
     pub routes: BTreeMap<String, Domain>,
     pub version: u64,
-    pub resolved: BTreeMap<String, Vec<ResolvedServerView>>,
-    pub reports: BTreeMap<String, ReportView>,
-}
-
-/// What is still pending while waiting for nodes to leave rotation.
-#[derive(Debug, Clone, Serialize)]
-pub struct WaitOutView {
-    pub pending: Vec<String>,
-    pub done: bool,
-    pub timed_out: bool,
-    pub elapsed_ms: u64,
-}
-
-fn server_of(s: &pb::UpstreamServer) -> Server {
-    Server {
-        addr: s.addr.clone(),
-        weight: s.weight,
-        max_fails: s.max_fails,
-        fail_timeout_ms: s.fail_timeout_ms,
-        backup: s.backup,
-    }
-}
-
-fn server_pb(s: &Server) -> pb::UpstreamServer {
-    pb::UpstreamServer {
-        addr: s.addr.clone(),
-        weight: s.weight,
-        max_fails: s.max_fails,
-        fail_timeout_ms: s.fail_timeout_ms,
-        backup: s.backup,
-        node: String::new(),
-    }
-}
-
-pub fn upstream_pb(name: &str, source: &UpstreamSource) -> pb::UpstreamDef {
-    match source {
-        UpstreamSource::Servers(list) => pb::UpstreamDef {
-            name: name.to_owned(),
-            servers: list.iter().map(server_pb).collect(),
-            ..Default::default()
-        },
-        UpstreamSource::Role {
-            role,
-            port,
-            weight,
-            max_fails,
-            fail_timeout_ms,
-        } => pb::UpstreamDef {
-            name: name.to_owned(),
-            role: role.clone(),
-            port: u32::from(*port),
-            role_server: Some(pb::UpstreamServer {
-                weight: *weight,
-                max_fails: *max_fails,
-                fail_timeout_ms: *fail_timeout_ms,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    }
-}
-
-fn upstream_of(def: &pb::UpstreamDef) -> UpstreamSource {
-    if def.role.is_empty() {
-        UpstreamSource::Servers(def.servers.iter().map(server_of).collect())
-    } else {
-        let p = def.role_server.clone().unwrap_or_default();
-        UpstreamSource::Role {
-            role: def.role.clone(),
-            port: def.port as u16,
-            weight: p.weight,
-            max_fails: p.max_fails,
-            fail_timeout_ms: p.fail_timeout_ms,
-        }
-    }
-}
-
-fn route_pb(domain: &str, chain: &Domain) -> pb::Route {
-    pb::Route {
-        domain: domain.to_owned(),
-        chain_json: serde_json::to_string(chain).expect("a route always serialises"),
-    }
+    pub resolved: BTreeMap<String, Vec<ResolvedServer>>,
+    pub reports: BTreeMap<String, LbReport>,
 }
 
 impl Client {
@@ -131,63 +26,32 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        let mut routes = BTreeMap::new();
-        for r in &resp.routes {
-            let chain: Domain = serde_json::from_str(&r.chain_json).map_err(|e| {
-                Failure::partial(format!(
-                    "the master sent an unreadable route for {}: {e}",
-                    r.domain
-                ))
-            })?;
-            routes.insert(r.domain.clone(), chain);
-        }
-        let resolved = resp.resolved.unwrap_or_default();
+        let routes = resp
+            .routes
+            .into_iter()
+            .map(wire::route_of)
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)?;
+        let upstreams = resp
+            .upstreams
+            .into_iter()
+            .map(wire::upstream_of)
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)?;
+        let resolved = cluster_model::ProxyView::try_from(resp.resolved.unwrap_or_default())
+            .map_err(unreadable)?;
+        let reports = resp
+            .reports
+            .into_iter()
+            .map(|(node, r)| Ok((node, LbReport::try_from(r)?)))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)?;
         Ok(BalancingView {
-            upstreams: resp
-                .upstreams
-                .iter()
-                .map(|u| (u.name.clone(), upstream_of(u)))
-                .collect(),
+            upstreams,
             routes,
             version: resolved.version,
-            resolved: resolved
-                .upstreams
-                .iter()
-                .map(|u| {
-                    let servers = u
-                        .servers
-                        .iter()
-                        .map(|s| ResolvedServerView {
-                            server: server_of(s),
-                            node: (!s.node.is_empty()).then(|| s.node.clone()),
-                        })
-                        .collect();
-                    (u.name.clone(), servers)
-                })
-                .collect(),
-            reports: resp
-                .reports
-                .into_iter()
-                .map(|(node, r)| {
-                    let backends = r
-                        .backends
-                        .into_iter()
-                        .map(|b| BackendView {
-                            source: b.source,
-                            name: b.name,
-                            addr: b.addr,
-                            in_rotation: b.in_rotation,
-                            inflight: b.inflight,
-                            status: b.status,
-                        })
-                        .collect();
-                    let view = ReportView {
-                        proxy_version: r.proxy_version,
-                        backends,
-                    };
-                    (node, view)
-                })
-                .collect(),
+            resolved: resolved.upstreams,
+            reports,
         })
     }
 
@@ -196,25 +60,23 @@ impl Client {
         &mut self,
         name: &str,
         source: &UpstreamSource,
-    ) -> Result<Vec<ResolvedServerView>, Failure> {
+    ) -> Result<Vec<ResolvedServer>, Failure> {
         let resp = self
             .control
             .set_upstream(pb::SetUpstreamRequest {
-                upstream: Some(upstream_pb(name, source)),
+                upstream: Some(upstream_to_pb(name, source)),
             })
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp
-            .resolved
-            .unwrap_or_default()
-            .servers
-            .iter()
-            .map(|s| ResolvedServerView {
-                server: server_of(s),
-                node: (!s.node.is_empty()).then(|| s.node.clone()),
-            })
-            .collect())
+        let resolved = resp.resolved.unwrap_or_default();
+        let view = cluster_model::ProxyView::try_from(pb::ProxyConfig {
+            version: 0,
+            upstreams: vec![resolved],
+            routes: Vec::new(),
+        })
+        .map_err(unreadable)?;
+        Ok(view.upstreams.into_values().next().unwrap_or_default())
     }
 
     pub async fn remove_upstream(&mut self, name: &str) -> Result<(), Failure> {
@@ -237,49 +99,16 @@ impl Client {
         let resp = self
             .control
             .set_routes(pb::SetRoutesRequest {
-                set: set.iter().map(|(d, c)| route_pb(d, c)).collect(),
+                set: set.iter().map(|(d, c)| route_to_pb(d, c)).collect(),
                 remove: remove.to_vec(),
-                upstreams: upstreams.iter().map(|(n, s)| upstream_pb(n, s)).collect(),
+                upstreams: upstreams
+                    .iter()
+                    .map(|(n, s)| upstream_to_pb(n, s))
+                    .collect(),
             })
             .await
             .map_err(Failure::from_status)?
             .into_inner();
         Ok(resp.version)
-    }
-
-    /// Waits until the nodes are out of rotation everywhere, calling
-    /// `progress` with what is pending as it changes; returns the last word.
-    pub async fn wait_out(
-        &mut self,
-        names: &[String],
-        timeout: Duration,
-        mut progress: impl FnMut(&WaitOutView),
-    ) -> Result<WaitOutView, Failure> {
-        let mut request = tonic::Request::new(pb::WaitOutRequest {
-            names: names.to_vec(),
-            timeout_ms: timeout.as_millis() as u64,
-        });
-        request.set_timeout(timeout + Duration::from_secs(10));
-        let mut stream = self
-            .control
-            .wait_out(request)
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
-        while let Some(ev) = stream.message().await.map_err(Failure::from_status)? {
-            let view = WaitOutView {
-                pending: ev.pending,
-                done: ev.done,
-                timed_out: ev.timed_out,
-                elapsed_ms: ev.elapsed_ms,
-            };
-            if view.done {
-                return Ok(view);
-            }
-            progress(&view);
-        }
-        Err(Failure::partial(
-            "the master ended the wait without an answer".to_owned(),
-        ))
     }
 }

@@ -2,7 +2,7 @@
 
 use super::Client;
 use crate::Failure;
-use cluster_master::clusterfile::{Change, ChangeKind, DesiredCluster};
+use cluster_model::clusterfile::{Change, ChangeKind, DesiredCluster};
 use cluster_proto as pb;
 
 impl Client {

@@ -13,6 +13,9 @@ pub use views::*;
 
 use crate::Failure;
 use crate::context::Target;
+use cluster_model::rotation::DrainEvent;
+use cluster_model::wire::{self, WireError};
+use cluster_model::{Event, JobRecord, KeyRecord, NodeStatus, TargetSpec};
 use cluster_proto as pb;
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -56,6 +59,23 @@ pub struct Client {
     control: pb::control_client::ControlClient<Channel>,
 }
 
+/// An answer this clusterctl cannot read (a master of another version?).
+pub(crate) fn unreadable(e: WireError) -> Failure {
+    Failure::partial(format!("the master sent an unreadable answer: {e}"))
+}
+
+/// What a drain asks for.
+#[derive(Debug, Clone)]
+pub struct DrainAsk<'a> {
+    pub target: &'a Targeting,
+    pub offline: bool,
+    pub maintenance: bool,
+    pub reason: &'a str,
+    pub by: &'a str,
+    /// Follow until really out (or back in), for at most this long.
+    pub wait: Option<Duration>,
+}
+
 impl Client {
     pub async fn connect(target: &Target) -> Result<Client, Failure> {
         let master = &target.master;
@@ -92,68 +112,46 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp.nodes.into_iter().map(NodeView::from).collect())
+        resp.nodes
+            .into_iter()
+            .map(|n| NodeStatus::try_from(n).map(NodeView::from))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)
     }
 
-    pub async fn set_offline(
+    /// Takes nodes out of service (or back in); calls `event` with each
+    /// event of the drain as it happens: what was stored first, then, when
+    /// waiting, acknowledgements, what is pending, and how it ended.
+    pub async fn drain(
         &mut self,
-        target: &Targeting,
-        offline: bool,
-        reason: &str,
-        by: &str,
-        wait: Option<Duration>,
-    ) -> Result<Vec<NodeResult>, Failure> {
-        self.set_out(target, offline, false, reason, by, wait).await
-    }
-
-    /// As `set_offline`; `maintenance` takes nodes out entirely (HAProxy
-    /// MAINT) rather than draining them.
-    pub async fn set_out(
-        &mut self,
-        target: &Targeting,
-        offline: bool,
-        maintenance: bool,
-        reason: &str,
-        by: &str,
-        wait: Option<Duration>,
-    ) -> Result<Vec<NodeResult>, Failure> {
-        let req = pb::SetOfflineRequest {
-            maintenance,
+        ask: DrainAsk<'_>,
+        mut event: impl FnMut(DrainEvent) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut request = tonic::Request::new(pb::DrainRequest {
             names: Vec::new(),
-            target: Some(target_pb(target)),
-            offline,
-            reason: reason.to_owned(),
-            by: by.to_owned(),
-            wait: wait.is_some(),
-            timeout_ms: wait.map(|d| d.as_millis() as u64).unwrap_or(0),
-        };
-        let mut request = tonic::Request::new(req);
-        if let Some(w) = wait {
-            // Leave the master room to answer with per-node results.
+            target: Some(target_pb(ask.target)),
+            offline: ask.offline,
+            reason: ask.reason.to_owned(),
+            by: ask.by.to_owned(),
+            maintenance: ask.maintenance,
+            wait: ask.wait.is_some(),
+            timeout_ms: ask.wait.map_or(0, |d| d.as_millis() as u64),
+        });
+        if let Some(w) = ask.wait {
+            // The master owns the deadline; this only bounds a master that
+            // went silent.
             request.set_timeout(w + Duration::from_secs(10));
         }
-        let resp = self
+        let mut stream = self
             .control
-            .set_offline(request)
+            .drain(request)
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp
-            .results
-            .into_iter()
-            .map(|r| NodeResult {
-                status: match pb::ApplyStatus::try_from(r.status) {
-                    Ok(pb::ApplyStatus::Acknowledged) => "acknowledged",
-                    Ok(pb::ApplyStatus::Stored) => "stored",
-                    Ok(pb::ApplyStatus::TimedOut) => "timed out",
-                    Ok(pb::ApplyStatus::NotConnected) => "not connected",
-                    Ok(pb::ApplyStatus::Unchanged) => "unchanged",
-                    _ => "unknown",
-                },
-                name: r.name,
-                detail: r.detail,
-            })
-            .collect())
+        while let Some(ev) = stream.message().await.map_err(Failure::from_status)? {
+            event(DrainEvent::try_from(ev).map_err(unreadable)?)?;
+        }
+        Ok(())
     }
 
     pub async fn events(
@@ -171,18 +169,11 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp
-            .events
+        resp.events
             .into_iter()
-            .map(|e| EventView {
-                seq: e.seq,
-                time: rfc3339(e.time_ms),
-                kind: e.kind,
-                node: e.node,
-                by: e.by,
-                detail: e.detail,
-            })
-            .collect())
+            .map(|e| Event::try_from(e).map(EventView::from))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)
     }
 }
 
@@ -217,7 +208,7 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp.keys.into_iter().map(KeyView::from).collect())
+        keys_view(resp.keys)
     }
 
     pub async fn decide_keys(
@@ -239,7 +230,7 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp.keys.into_iter().map(KeyView::from).collect())
+        keys_view(resp.keys)
     }
 
     /// The certificate and CA (PEM) for a new user whose CSR is `csr_pem`.
@@ -250,15 +241,15 @@ impl Client {
         csr_pem: String,
     ) -> Result<(String, String), Failure> {
         let role = if admin {
-            pb::UserRole::Admin
+            cluster_model::Role::Admin
         } else {
-            pb::UserRole::Operator
+            cluster_model::Role::Operator
         };
         let resp = self
             .control
             .add_user(pb::AddUserRequest {
                 name: name.to_owned(),
-                role: role as i32,
+                role: pb::UserRole::from(role) as i32,
                 csr_pem,
             })
             .await
@@ -275,41 +266,26 @@ pub enum KeyDecision {
     Delete,
 }
 
+fn keys_view(keys: Vec<pb::KeyInfo>) -> Result<Vec<KeyView>, Failure> {
+    keys.into_iter()
+        .map(|k| KeyRecord::try_from(k).map(KeyView::from))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)
+}
+
 /// Which nodes a command means, as typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Targeting {
     /// Every node.
     All,
-    /// Names, ids or globs; each must match.
-    Names(Vec<String>),
-    Expr(cluster_master::targets::Kind, String),
+    /// Names, ids or globs, each of which must match; or an expression.
+    Spec(TargetSpec),
 }
 
 pub(crate) fn target_pb(t: &Targeting) -> pb::Target {
-    use cluster_master::targets::Kind;
     match t {
         Targeting::All => pb::Target::default(),
-        Targeting::Names(n) => pb::Target {
-            kind: pb::TargetKind::Unspecified as i32,
-            expr: String::new(),
-            names: n.clone(),
-        },
-        Targeting::Expr(kind, expr) => pb::Target {
-            kind: match kind {
-                Kind::Glob => pb::TargetKind::Glob,
-                Kind::Regex => pb::TargetKind::Regex,
-                Kind::List => pb::TargetKind::List,
-                Kind::Grain => pb::TargetKind::Grain,
-                Kind::GrainRegex => pb::TargetKind::GrainRegex,
-                Kind::Label => pb::TargetKind::Label,
-                Kind::Subnet => pb::TargetKind::Subnet,
-                Kind::Role => pb::TargetKind::Role,
-                Kind::NodeGroup => pb::TargetKind::NodeGroup,
-                Kind::Compound => pb::TargetKind::Compound,
-            } as i32,
-            expr: expr.clone(),
-            names: Vec::new(),
-        },
+        Targeting::Spec(spec) => spec.into(),
     }
 }
 
@@ -321,7 +297,6 @@ pub enum RunEvent {
         matched: Vec<String>,
         not_connected: Vec<String>,
     },
-    NodeStarted(String),
     Output {
         node: String,
         stderr: bool,
@@ -358,28 +333,28 @@ impl Client {
     pub async fn next_event(
         stream: &mut tonic::Streaming<pb::RunEvent>,
     ) -> Result<Option<RunEvent>, Failure> {
-        use pb::run_event::Event;
+        use cluster_model::job::{OutputStream, RunEvent as Event};
         loop {
             let Some(ev) = stream.message().await.map_err(Failure::from_status)? else {
                 return Ok(None);
             };
-            let ev = match ev.event {
-                Some(Event::Started(s)) => RunEvent::Started {
-                    job_id: s.job_id,
-                    matched: s.matched,
-                    not_connected: s.not_connected,
+            let ev = match wire::run_event_of(ev).map_err(unreadable)? {
+                Some(Event::Started {
+                    job_id,
+                    matched,
+                    not_connected,
+                }) => RunEvent::Started {
+                    job_id,
+                    matched,
+                    not_connected,
                 },
-                Some(Event::NodeStarted(n)) => RunEvent::NodeStarted(n.node),
-                Some(Event::Output(o)) => RunEvent::Output {
-                    node: o.node,
-                    stderr: o.stream == pb::OutputStream::Stderr as i32,
-                    data: o.data,
+                Some(Event::Output { node, stream, data }) => RunEvent::Output {
+                    node,
+                    stderr: stream == OutputStream::Stderr,
+                    data,
                 },
                 Some(Event::NodeDone(r)) => RunEvent::NodeDone(result_view(r)),
-                Some(Event::Finished(f)) => match f.job {
-                    Some(j) => RunEvent::Finished(job_view(j)),
-                    None => continue,
-                },
+                Some(Event::Finished(j)) => RunEvent::Finished(job_view(j)),
                 None => continue,
             };
             return Ok(Some(ev));
@@ -393,7 +368,11 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        Ok(resp.jobs.into_iter().map(job_view).collect())
+        resp.jobs
+            .into_iter()
+            .map(|j| JobRecord::try_from(j).map(job_view))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)
     }
 
     pub async fn job(&mut self, id: &str) -> Result<JobView, Failure> {
@@ -403,9 +382,10 @@ impl Client {
             .await
             .map_err(Failure::from_status)?
             .into_inner();
-        resp.job
-            .map(job_view)
-            .ok_or_else(|| Failure::partial("the master sent no job"))
+        let job = resp
+            .job
+            .ok_or_else(|| Failure::partial("the master sent no job"))?;
+        Ok(job_view(JobRecord::try_from(job).map_err(unreadable)?))
     }
 
     pub async fn set_labels(

@@ -3,7 +3,7 @@
 
 use super::{Client, Targeting, target_pb};
 use crate::Failure;
-use cluster_master::rollout::RolloutRecord;
+use cluster_model::rollout::RolloutRecord;
 use cluster_proto as pb;
 use std::time::Duration;
 

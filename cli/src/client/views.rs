@@ -1,9 +1,10 @@
 //! The CLI's own view of what the master answers: plain types that
-//! `-o json` prints as they are, converted from the wire types here.
+//! `-o json` prints as they are (their shape is the JSON's contract), made
+//! from the project's types, which `cluster_model::wire` reads off the wire.
 
-use cluster_proto as pb;
+use cluster_model::rotation::{ApplyStatus, NodeResult as Applied};
+use cluster_model::{Event, JobNodeResult, JobRecord, KeyRecord, NodeStatus};
 use serde::Serialize;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenView {
@@ -23,16 +24,11 @@ pub struct KeyView {
     pub serial: String,
 }
 
-impl From<pb::KeyInfo> for KeyView {
-    fn from(k: pb::KeyInfo) -> Self {
+impl From<KeyRecord> for KeyView {
+    fn from(k: KeyRecord) -> Self {
         KeyView {
-            state: match pb::KeyState::try_from(k.state) {
-                Ok(pb::KeyState::Accepted) => "accepted",
-                Ok(pb::KeyState::Pending) => "pending",
-                Ok(pb::KeyState::Rejected) => "rejected",
-                _ => "unknown",
-            },
-            node_id: k.node_id,
+            state: k.state.as_str(),
+            node_id: k.node_id.into_string(),
             fingerprint: k.fingerprint,
             requested: rfc3339(k.requested_ms),
             decided_by: k.decided_by,
@@ -65,10 +61,10 @@ pub struct JobView {
     pub results: Vec<JobResultView>,
 }
 
-pub(super) fn result_view(r: pb::JobNodeResult) -> JobResultView {
+pub(super) fn result_view(r: JobNodeResult) -> JobResultView {
     JobResultView {
         node: r.node,
-        status: r.status,
+        status: r.status.as_str().to_owned(),
         exit_code: r.exit_code,
         duration_ms: r.duration_ms,
         error: r.error,
@@ -78,7 +74,7 @@ pub(super) fn result_view(r: pb::JobNodeResult) -> JobResultView {
     }
 }
 
-pub(super) fn job_view(j: pb::JobInfo) -> JobView {
+pub(super) fn job_view(j: JobRecord) -> JobView {
     JobView {
         id: j.id,
         argv: j.argv,
@@ -94,16 +90,14 @@ pub(super) fn job_view(j: pb::JobInfo) -> JobView {
     }
 }
 
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
+pub use cluster_model::time::rfc3339;
 
 /// A node as clusterctl shows it (`-o json` prints exactly this).
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeView {
     pub name: String,
     pub id: String,
-    /// online, drained or down.
+    /// online, drained, maintenance, failing or down.
     pub state: &'static str,
     pub roles: Vec<String>,
     pub addresses: Vec<String>,
@@ -118,6 +112,10 @@ pub struct NodeView {
     /// What the agent's health endpoint answered at its last
     /// acknowledgement: online, offline, maintenance, failing.
     pub health: String,
+    /// Set while the agent cannot make its desired state durable (a
+    /// restart without the master would lose it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_error: Option<String>,
     /// The agent's local health checks.
     pub checks: Vec<CheckView>,
 }
@@ -160,31 +158,32 @@ pub struct DiskView {
     pub available_bytes: u64,
 }
 
-impl From<pb::NodeInfo> for NodeView {
-    fn from(n: pb::NodeInfo) -> Self {
+impl From<NodeStatus> for NodeView {
+    fn from(s: NodeStatus) -> Self {
+        let n = s.node;
         NodeView {
-            state: match pb::NodeState::try_from(n.state) {
-                Ok(pb::NodeState::Online) => "online",
-                Ok(pb::NodeState::Drained) => "drained",
-                Ok(pb::NodeState::Down) => "down",
-                _ => "unknown",
-            },
-            name: n.name,
-            id: n.id,
+            state: s.state.as_str(),
+            name: n.name.into_string(),
+            id: n.id.into_string(),
             roles: n.roles,
             addresses: n.addresses,
             health_url: n.health_url,
-            connected: n.connected,
-            last_seen: rfc3339(n.last_seen_ms),
-            last_seen_ms: n.last_seen_ms,
+            connected: s.connected,
+            last_seen: rfc3339(s.last_seen_ms),
+            last_seen_ms: s.last_seen_ms,
             offline: n.offline.map(|o| OfflineView {
                 reason: o.reason,
                 since: rfc3339(o.since_ms),
                 by: o.by,
                 maintenance: o.maintenance,
             }),
-            health: n.health_status,
-            checks: n
+            health: if s.connected {
+                s.applied.health.as_str().to_owned()
+            } else {
+                String::new()
+            },
+            cache_error: s.applied.cache_error,
+            checks: s
                 .checks
                 .into_iter()
                 .map(|c| CheckView {
@@ -195,9 +194,9 @@ impl From<pb::NodeInfo> for NodeView {
                     since: rfc3339(c.since_ms),
                 })
                 .collect(),
-            usage: n.usage.map(|u| UsageView {
+            usage: s.usage.map(|u| UsageView {
                 cpu_percent: u.cpu_percent,
-                load: [u.load1, u.load5, u.load15],
+                load: u.load,
                 mem_total_bytes: u.mem_total_bytes,
                 mem_used_bytes: u.mem_used_bytes,
                 swap_total_bytes: u.swap_total_bytes,
@@ -214,17 +213,41 @@ impl From<pb::NodeInfo> for NodeView {
                 net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
                 net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
             }),
-            labels: n.labels.into_iter().collect(),
-            grains: serde_json::from_str(&n.grains_json).unwrap_or(serde_json::Value::Null),
+            labels: n.labels,
+            grains: serde_json::Value::Object(n.grains),
         }
     }
 }
 
+/// One node's part of a drain, as clusterctl shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeResult {
     pub name: String,
-    pub status: &'static str,
+    #[serde(serialize_with = "status_words")]
+    pub status: ApplyStatus,
     pub detail: String,
+}
+
+/// As people read it: `acknowledged`, `timed out`, `not connected`, …
+fn status_words<S: serde::Serializer>(s: &ApplyStatus, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+impl From<Applied> for NodeResult {
+    fn from(r: Applied) -> Self {
+        let detail = match r.status {
+            ApplyStatus::NotConnected | ApplyStatus::Stored if !r.connected => {
+                "agent not connected; it applies the change when it reconnects"
+            }
+            ApplyStatus::TimedOut => "agent did not acknowledge in time",
+            _ => "",
+        };
+        NodeResult {
+            name: r.name.into_string(),
+            status: r.status,
+            detail: detail.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,7 +255,25 @@ pub struct EventView {
     pub seq: u64,
     pub time: String,
     pub kind: String,
+    /// The node's name when it happened.
     pub node: String,
+    /// Its stable id.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
     pub by: String,
     pub detail: String,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        EventView {
+            seq: e.seq,
+            time: rfc3339(e.time_ms),
+            kind: e.kind.as_str().to_owned(),
+            node: e.node,
+            node_id: e.node_id.map(|i| i.into_string()).unwrap_or_default(),
+            by: e.by,
+            detail: e.detail,
+        }
+    }
 }

@@ -1,115 +1,239 @@
-//! Taking nodes out of service and putting them back (bethel's offline
-//! flag), and waiting until their agents have applied it.
+//! A drain in one place: taking nodes out of service (or back) and, when
+//! asked, following them until they are really out of rotation (or back
+//! in) — each agent's acknowledgement, every proxy's applied
+//! configuration and what it still has in flight, HAProxy's servers — as
+//! one stream of [`DrainEvent`]s under one deadline, the master's. What is
+//! still pending is typed ([`Pending`]); whoever shows it renders it.
+//! Rollouts wait on the same conditions through [`Cluster::wait_rotation`].
 
-use super::{ApplyStatus, Cluster, ClusterError, NodeChange, TargetSpec};
-use crate::model::{EventKind, OfflineFlag, now_ms};
-use crate::store::Write;
+use super::{Cluster, ClusterError};
+use cluster_model::rotation::{ApplyStatus, DrainEvent, NodeResult, Pending};
+use cluster_model::{NodeId, NodeName, TargetSpec};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A drain or undrain, as asked.
+#[derive(Debug, Clone)]
+pub struct DrainRequest {
+    pub target: TargetSpec,
+    /// True: out of service; false: back in.
+    pub offline: bool,
+    pub reason: String,
+    pub maintenance: bool,
+    /// Who, for the event log.
+    pub by: String,
+    /// Follow the nodes until really out (or back in), or `timeout`.
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// Where a followed node is.
+struct Target {
+    id: NodeId,
+    name: NodeName,
+    /// The spec generation its agent must acknowledge.
+    generation: u64,
+}
 
 impl Cluster {
-    /// Takes nodes out of service (`reason: Some`) or puts them back
-    /// (`None`). All or nothing: an unknown name changes nothing.
-    pub async fn set_offline(
-        &self,
-        spec: &TargetSpec,
-        reason: Option<String>,
-        by: &str,
-    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
-        self.set_out(spec, reason, false, by).await
-    }
-
-    /// As [`Cluster::set_offline`]; `maintenance` takes nodes out entirely
-    /// (HAProxy MAINT) rather than draining them.
-    pub async fn set_out(
-        &self,
-        spec: &TargetSpec,
-        reason: Option<String>,
-        maintenance: bool,
-        by: &str,
-    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
-        let result = self.set_out_inner(spec, reason, maintenance, by).await;
-        self.refresh_proxy();
-        result
-    }
-
-    async fn set_out_inner(
-        &self,
-        spec: &TargetSpec,
-        reason: Option<String>,
-        maintenance: bool,
-        by: &str,
-    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
-        let _w = self.writer.lock().await;
-        let now = now_ms();
-        let (write, changes) = {
-            let mut st = self.state();
-            let ids = st.select(spec)?;
-            let generation = st.generation + 1;
-            let mut write = Write::default();
-            let mut changes = Vec::new();
-            for id in ids {
-                let node = &st.nodes[&id];
-                let wanted = reason.as_ref().map(|r| OfflineFlag {
-                    reason: r.clone(),
-                    since_ms: now,
-                    by: by.to_owned(),
-                    maintenance,
-                });
-                let changed = match (&node.offline, &wanted) {
-                    (None, None) => false,
-                    (Some(old), Some(new)) => {
-                        old.reason != new.reason || old.maintenance != new.maintenance
-                    }
-                    _ => true,
-                };
-                let mut change = NodeChange {
-                    id: id.clone(),
-                    name: node.name.clone(),
-                    changed,
-                    spec_generation: node.spec_generation,
-                };
-                if changed {
-                    let mut node = node.clone();
-                    node.offline = wanted;
-                    node.spec_generation = generation;
-                    change.spec_generation = generation;
-                    let (kind, detail) = match &reason {
-                        Some(r) if maintenance => (EventKind::Drain, format!("maintenance: {r}")),
-                        Some(r) => (EventKind::Drain, r.clone()),
-                        None => (EventKind::Undrain, String::new()),
+    /// Stores the drain (all or nothing) and returns its events: first
+    /// what was stored; with `wait`, then acknowledgements and what is
+    /// pending as they happen, and last how it ended. The stream ends
+    /// early when its receiver goes away.
+    pub async fn drain(
+        self: &Arc<Self>,
+        req: DrainRequest,
+    ) -> Result<mpsc::Receiver<DrainEvent>, ClusterError> {
+        let started = Instant::now();
+        let reason = req.offline.then(|| match req.reason.trim() {
+            "" => "no reason given".to_owned(),
+            r => r.to_owned(),
+        });
+        let (generation, changes) = self
+            .set_out(&req.target, reason, req.maintenance, &req.by)
+            .await?;
+        let (targets, results): (Vec<Target>, Vec<NodeResult>) = self.read(|st| {
+            changes
+                .iter()
+                .map(|c| {
+                    let target = Target {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        generation: st.node(&c.id).map_or(0, |n| n.revision),
                     };
-                    let name = node.name.clone();
-                    write.nodes.push(node);
-                    let event = st.event(kind, &name, by, detail);
-                    write.events.push(event);
+                    let result = NodeResult {
+                        name: c.name.clone(),
+                        status: if c.changed {
+                            ApplyStatus::Stored
+                        } else {
+                            ApplyStatus::Unchanged
+                        },
+                        connected: st.session(&c.id).is_some(),
+                    };
+                    (target, result)
+                })
+                .unzip()
+        });
+        let (tx, rx) = mpsc::channel(64);
+        tx.try_send(DrainEvent::Stored {
+            generation,
+            results,
+        })
+        .expect("a new channel has room");
+        if req.wait {
+            let cluster = self.clone();
+            let deadline = started + req.timeout;
+            tokio::spawn(async move {
+                cluster
+                    .follow(targets, req.offline, started, deadline, tx)
+                    .await
+            });
+        }
+        Ok(rx)
+    }
+
+    /// Per target: acknowledged, not connected, or (at the deadline)
+    /// timed out; `None` while still waited for.
+    fn applied(&self, targets: &[Target]) -> Vec<Option<ApplyStatus>> {
+        self.read(|st| {
+            targets
+                .iter()
+                .map(|t| match st.live(&t.id) {
+                    Some(l) if l.session.is_some() => {
+                        (l.applied.generation >= t.generation).then_some(ApplyStatus::Acknowledged)
+                    }
+                    _ => Some(ApplyStatus::NotConnected),
+                })
+                .collect()
+        })
+    }
+
+    async fn follow(
+        &self,
+        targets: Vec<Target>,
+        offline: bool,
+        started: Instant,
+        deadline: Instant,
+        tx: mpsc::Sender<DrainEvent>,
+    ) {
+        let elapsed = || started.elapsed().as_millis() as u64;
+        let waited: Vec<(NodeId, u64)> = targets
+            .iter()
+            .map(|t| (t.id.clone(), t.generation))
+            .collect();
+        let mut changes = self.changes();
+        let mut announced = HashSet::new();
+        let mut last: Option<Vec<Pending>> = None;
+        loop {
+            changes.borrow_and_update();
+            let statuses = self.applied(&targets);
+            for (t, s) in targets.iter().zip(&statuses) {
+                if *s == Some(ApplyStatus::Acknowledged) && announced.insert(t.id.clone()) {
+                    let event = DrainEvent::Applied {
+                        node: t.name.clone(),
+                    };
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
                 }
-                changes.push(change);
             }
-            if !write.nodes.is_empty() {
-                write.generation = Some(generation);
+            let pending = self.read(|st| {
+                if offline {
+                    st.out_pending(&waited)
+                } else {
+                    st.in_pending(&waited)
+                }
+            });
+            let results = |timed_out: bool| {
+                targets
+                    .iter()
+                    .zip(&statuses)
+                    .map(|(t, s)| NodeResult {
+                        name: t.name.clone(),
+                        status: s.unwrap_or(if timed_out {
+                            ApplyStatus::TimedOut
+                        } else {
+                            ApplyStatus::Stored
+                        }),
+                        connected: *s != Some(ApplyStatus::NotConnected),
+                    })
+                    .collect()
+            };
+            if pending.is_empty() && statuses.iter().all(Option::is_some) {
+                let _ = tx
+                    .send(DrainEvent::Done {
+                        complete: true,
+                        pending,
+                        elapsed_ms: elapsed(),
+                        results: results(false),
+                    })
+                    .await;
+                return;
             }
-            (write, changes)
-        };
-        let generation = write.generation;
-        if let Err(e) = self.persist(write.clone()).await {
-            // Give back the event numbers this attempt took.
-            self.state().next_event_seq -= write.events.len() as u64;
-            return Err(e.into());
-        }
-        let mut st = self.state();
-        for node in write.nodes {
-            let id = node.id.clone();
-            let spec_generation = node.spec_generation;
-            if let Some(live) = st.nodes.get_mut(&id) {
-                live.offline = node.offline;
-                live.spec_generation = spec_generation;
+            if last.as_ref() != Some(&pending) {
+                last = Some(pending.clone());
+                let event = DrainEvent::Pending {
+                    pending: pending.clone(),
+                    elapsed_ms: elapsed(),
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
             }
-            st.notify(&id, spec_generation);
+            tokio::select! {
+                _ = tx.closed() => return,
+                woke = tokio::time::timeout_at(deadline, changes.changed()) => {
+                    if woke.is_err() {
+                        let _ = tx
+                            .send(DrainEvent::Done {
+                                complete: false,
+                                pending,
+                                elapsed_ms: elapsed(),
+                                results: results(true),
+                            })
+                            .await;
+                        return;
+                    }
+                }
+            }
         }
-        if let Some(g) = generation {
-            st.generation = g;
+    }
+
+    /// The nodes of a drain's changes with the spec generation their
+    /// agents must acknowledge.
+    pub fn spec_generations(&self, changes: &[super::NodeChange]) -> Vec<(NodeId, u64)> {
+        self.read(|st| {
+            changes
+                .iter()
+                .map(|c| (c.id.clone(), st.node(&c.id).map_or(0, |n| n.revision)))
+                .collect()
+        })
+    }
+
+    /// Waits until `pending` (`State::out_pending` or `in_pending` for the
+    /// nodes at hand) is empty or `timeout` passes; returns what was still
+    /// pending.
+    pub async fn wait_rotation(
+        &self,
+        timeout: Duration,
+        pending: impl Fn(&crate::state::State) -> Vec<Pending>,
+    ) -> Vec<Pending> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.changes();
+        loop {
+            rx.borrow_and_update();
+            let now = self.read(&pending);
+            if now.is_empty()
+                || tokio::time::timeout_at(deadline, rx.changed())
+                    .await
+                    .is_err()
+            {
+                return now;
+            }
         }
-        Ok((st.generation, changes))
     }
 
     /// Waits until every node in `targets` has acknowledged at least its
@@ -117,33 +241,29 @@ impl Cluster {
     /// reported at once as not connected.
     pub async fn wait_applied(
         &self,
-        targets: &[(String, u64)],
+        targets: &[(NodeId, u64)],
         timeout: Duration,
     ) -> Vec<ApplyStatus> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut rx = self.acks.subscribe();
+        let targets: Vec<Target> = targets
+            .iter()
+            .map(|(id, generation)| Target {
+                id: id.clone(),
+                name: NodeName::of_id(id),
+                generation: *generation,
+            })
+            .collect();
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.changes();
         loop {
-            let statuses: Vec<Option<ApplyStatus>> = {
-                let st = self.state();
-                targets
-                    .iter()
-                    .map(|(id, generation)| match st.nodes.get(id) {
-                        Some(n) if !n.connected => Some(ApplyStatus::NotConnected),
-                        Some(n) if n.applied.generation >= *generation => {
-                            Some(ApplyStatus::Acknowledged)
-                        }
-                        Some(_) => None,
-                        None => Some(ApplyStatus::NotConnected),
-                    })
-                    .collect()
-            };
+            rx.borrow_and_update();
+            let statuses = self.applied(&targets);
             if statuses.iter().all(Option::is_some) {
                 return statuses.into_iter().flatten().collect();
             }
-            let timed_out = tokio::time::timeout_at(deadline, rx.changed())
+            if tokio::time::timeout_at(deadline, rx.changed())
                 .await
-                .is_err();
-            if timed_out {
+                .is_err()
+            {
                 return statuses
                     .into_iter()
                     .map(|s| s.unwrap_or(ApplyStatus::TimedOut))

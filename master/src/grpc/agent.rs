@@ -6,10 +6,12 @@
 //! acknowledgements to the cluster, and send a delta whenever the node's
 //! spec generation moves past what this session last sent.
 
-use super::convert::{self, InvalidMessage};
-use super::convert_lb;
-use crate::cluster::{Cluster, Hello, SessionHandle};
+use super::convert::invalid;
+use crate::cluster::{Cluster, SessionHandle, SessionSnapshot};
 use crate::jobs::{self, Jobs};
+use cluster_model::LbReport;
+use cluster_model::job::{JobDone, JobOutput};
+use cluster_model::session::{Ack, Hello};
 use cluster_proto as pb;
 use pb::agent_message::Msg as In;
 use pb::master_message::Msg as Out;
@@ -20,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 /// How long a new stream may take to say hello.
@@ -31,6 +34,8 @@ pub struct AgentSvc {
     pub cluster: Arc<Cluster>,
     pub jobs: Arc<Jobs>,
     pub shutdown: CancellationToken,
+    /// Every session's loop, so a stopping master waits for them to end.
+    pub sessions: TaskTracker,
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
@@ -58,7 +63,7 @@ impl pb::agent_service_server::AgentService for AgentSvc {
                 ));
             }
         };
-        if hello.node_id != cert_node {
+        if hello.node_id != *cert_node {
             let msg = format!(
                 "this certificate is node {cert_node}'s; it cannot speak as node {}",
                 hello.node_id
@@ -73,14 +78,14 @@ impl pb::agent_service_server::AgentService for AgentSvc {
             .cluster
             .connect(hello)
             .await
-            .map_err(super::status_of)?;
+            .map_err(super::convert::status_of)?;
         tracing::info!(node = %node_id, session = handle.session_id, "agent connected");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let cluster = self.cluster.clone();
         let jobs = self.jobs.clone();
         let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
+        self.sessions.spawn(async move {
             let mut handle = handle;
             let reason = drive(&cluster, &jobs, &mut handle, inbound, tx, shutdown).await;
             cluster.disconnect(&handle);
@@ -91,39 +96,15 @@ impl pb::agent_service_server::AgentService for AgentSvc {
     }
 }
 
-fn invalid(e: InvalidMessage) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
 type Tx = mpsc::Sender<Result<pb::MasterMessage, Status>>;
 
-/// What this session has sent: the generation stamped on its last message,
-/// the node spec generation and the hosts generation it covered.
-struct Sent {
-    generation: u64,
-    spec: u64,
-    hosts: u64,
-    /// The proxy configuration version sent (0: none, or not wanted).
-    proxy: u64,
-}
-
-fn snapshot(cluster: &Cluster, handle: &SessionHandle) -> Option<(Sent, pb::MasterMessage)> {
-    let (generation, spec_generation, spec, hosts_generation, hosts) =
-        cluster.session_snapshot(&handle.node_id, handle.wants_hosts)?;
-    let view = handle.wants_proxy.then(|| cluster.proxy_view());
+fn snapshot(
+    cluster: &Cluster,
+    handle: &SessionHandle,
+) -> Option<(SessionSnapshot, pb::MasterMessage)> {
+    let (sent, snapshot) = cluster.session_snapshot(handle)?;
     let msg = pb::MasterMessage {
-        msg: Some(Out::Snapshot(pb::Snapshot {
-            generation,
-            node: Some(convert::spec_to_pb(&spec)),
-            hosts: hosts.iter().map(convert::host_to_pb).collect(),
-            proxy: view.as_deref().map(convert_lb::view_to_pb),
-        })),
-    };
-    let sent = Sent {
-        generation,
-        spec: spec_generation,
-        hosts: hosts_generation,
-        proxy: view.map_or(0, |v| v.version),
+        msg: Some(Out::Snapshot((&snapshot).into())),
     };
     Some((sent, msg))
 }
@@ -132,35 +113,14 @@ fn snapshot(cluster: &Cluster, handle: &SessionHandle) -> Option<(Sent, pb::Mast
 fn delta(
     cluster: &Cluster,
     handle: &SessionHandle,
-    sent: &Sent,
-) -> Result<Option<(Sent, pb::MasterMessage)>, ()> {
-    let (generation, spec, hosts) = cluster
-        .session_delta(&handle.node_id, sent.spec, sent.hosts, handle.wants_hosts)
-        .ok_or(())?;
-    let view = handle
-        .wants_proxy
-        .then(|| cluster.proxy_view())
-        .filter(|v| v.version != sent.proxy);
-    if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() && view.is_none() {
-        return Ok(None); // already in the snapshot or an earlier delta
-    }
-    let msg = pb::MasterMessage {
-        msg: Some(Out::Delta(pb::Delta {
-            generation,
-            prev_generation: sent.generation,
-            node: spec.as_ref().map(|(_, s)| convert::spec_to_pb(s)),
-            hosts_upsert: hosts.upsert.iter().map(convert::host_to_pb).collect(),
-            hosts_removed: hosts.removed,
-            proxy: view.as_deref().map(convert_lb::view_to_pb),
-        })),
-    };
-    let next = Sent {
-        generation,
-        spec: spec.map_or(sent.spec, |(g, _)| g),
-        hosts: hosts.seen,
-        proxy: view.map_or(sent.proxy, |v| v.version),
-    };
-    Ok(Some((next, msg)))
+    sent: &SessionSnapshot,
+) -> Result<Option<(SessionSnapshot, pb::MasterMessage)>, ()> {
+    Ok(cluster.session_delta(handle, sent)?.map(|(next, delta)| {
+        let msg = pb::MasterMessage {
+            msg: Some(Out::Delta((&delta).into())),
+        };
+        (next, msg)
+    }))
 }
 
 async fn sleep_until(due: Option<tokio::time::Instant>) {
@@ -238,16 +198,31 @@ async fn drive(
             }
             cmd = handle.commands.recv() => {
                 let Some(cmd) = cmd else { return "replaced by a newer session" };
-                if tx.send(Ok(convert::command_to_pb(cmd))).await.is_err() {
+                if tx.send(Ok(pb::MasterMessage::from(&cmd))).await.is_err() {
                     return "agent went away";
                 }
             }
             msg = inbound.message() => match msg {
                 Ok(Some(pb::AgentMessage { msg: Some(m) })) => match m {
                     In::Usage(u) => cluster.report_usage(handle, u.into()),
-                    In::Ack(a) => cluster.acknowledge(handle, a.generation, a.health_status),
-                    In::Checks(c) => cluster.report_checks(handle, convert_lb::checks_of(c)).await,
-                    In::Lb(r) => cluster.report_lb(handle, convert_lb::report_of(r)),
+                    In::Ack(a) => match Ack::try_from(a) {
+                        Ok(ack) => cluster.acknowledge(handle, ack).await,
+                        Err(e) => {
+                            let _ = tx.send(Err(invalid(e))).await;
+                            return "protocol error: bad ack";
+                        }
+                    },
+                    In::Checks(c) => {
+                        let checks = c.checks.into_iter().map(Into::into).collect();
+                        cluster.report_checks(handle, checks).await
+                    }
+                    In::Lb(r) => match LbReport::try_from(r) {
+                        Ok(report) => cluster.report_lb(handle, report),
+                        Err(e) => {
+                            let _ = tx.send(Err(invalid(e))).await;
+                            return "protocol error: bad balancer report";
+                        }
+                    },
                     In::Resync(_) => {
                         let Some((next, msg)) = snapshot(cluster, handle) else {
                             return "node vanished";
@@ -258,13 +233,14 @@ async fn drive(
                         sent = next;
                     }
                     In::Output(o) => {
-                        let stream = convert::stream_of(o.stream);
-                        let report = jobs::Report::Output { stream, data: o.data };
+                        let o = JobOutput::from(o);
+                        let report = jobs::Report::Output { stream: o.stream, data: o.data };
                         jobs.report(&o.job_id, &handle.node_id, report).await;
                     }
                     In::Done(d) => {
-                        let job_id = d.job_id.clone();
-                        jobs.report(&job_id, &handle.node_id, jobs::Report::Done(convert::done_of(d))).await;
+                        let done = JobDone::from(d);
+                        let job_id = done.job_id.clone();
+                        jobs.report(&job_id, &handle.node_id, jobs::Report::Done(done)).await;
                     }
                     In::Hello(_) => {
                         let _ = tx.send(Err(Status::invalid_argument("`hello` sent twice"))).await;

@@ -12,6 +12,7 @@
 use crate::cluster::{Caller, Cluster};
 use crate::pki::Role;
 use crate::tls::PeerInfo;
+use cluster_model::NodeId;
 use tonic::{Request, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ pub async fn authorize<T>(
 }
 
 /// The node a session's certificate belongs to.
-pub async fn node<T>(cluster: &Cluster, req: &Request<T>) -> Result<String, Status> {
+pub async fn node<T>(cluster: &Cluster, req: &Request<T>) -> Result<NodeId, Status> {
     match caller(cluster, req).await? {
         Caller::Node { id, .. } => Ok(id),
         other => {

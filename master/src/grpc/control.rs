@@ -1,12 +1,10 @@
 //! `Control`: the calls clusterctl makes.
 
 use super::auth::{Permission, authorize};
-use super::convert;
-use crate::cluster::{ApplyStatus, Cluster, KeyDecision};
+use super::convert::{invalid, required_target, status_of};
+use crate::cluster::{Cluster, DrainRequest, KeyDecision};
 use crate::jobs::{self, Jobs};
-use crate::model::{KeyRecord, KeyState};
-use crate::pki::Role;
-use crate::store::EventQuery;
+use cluster_model::wire;
 use cluster_proto as pb;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,8 +13,8 @@ use tokio_stream::Stream;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
-/// How long `SetOffline` waits for acknowledgements when asked to and the
-/// request names no timeout.
+/// How long a drain is followed when asked to and the request names no
+/// timeout.
 pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The longest wait a client may ask for.
 pub(super) const MAX_WAIT: Duration = Duration::from_secs(3600);
@@ -31,20 +29,15 @@ pub struct ControlSvc {
     pub rollouts: Arc<crate::rollout::Rollouts>,
 }
 
-pub(super) fn invalid(e: convert::InvalidMessage) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
 type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
-pub(super) type WaitOutStream =
-    Pin<Box<dyn Stream<Item = Result<pb::WaitOutEvent, Status>> + Send>>;
+pub(super) type DrainStream = Pin<Box<dyn Stream<Item = Result<pb::DrainEvent, Status>> + Send>>;
 pub(super) type WatchRolloutStream =
     Pin<Box<dyn Stream<Item = Result<pb::RolloutInfo, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::control_server::Control for ControlSvc {
     type RunStream = RunStream;
-    type WaitOutStream = WaitOutStream;
+    type DrainStream = DrainStream;
     type WatchRolloutStream = WatchRolloutStream;
 
     async fn export_cluster(
@@ -131,19 +124,10 @@ impl pb::control_server::Control for ControlSvc {
         self.handle_set_routes(request).await
     }
 
-    async fn wait_out(
-        &self,
-        request: Request<pb::WaitOutRequest>,
-    ) -> Result<Response<WaitOutStream>, Status> {
-        self.handle_wait_out(request).await
-    }
-
     async fn run(&self, request: Request<pb::RunRequest>) -> Result<Response<RunStream>, Status> {
         let caller = authorize(&self.cluster, &request, Permission::Admin, "run commands").await?;
         let req = request.into_inner();
-        let target = convert::target_of(req.target, Vec::new())
-            .map_err(invalid)?
-            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let target = required_target(req.target, Vec::new())?;
         let spec = jobs::RunSpec {
             target,
             argv: req.argv,
@@ -157,9 +141,9 @@ impl pb::control_server::Control for ControlSvc {
             caller.label(),
         )
         .await
-        .map_err(super::status_of)?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(events)
-            .map(|e| Ok(convert::job_event_to_pb(e)));
+        .map_err(status_of)?;
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(events).map(|e| Ok(pb::RunEvent::from(&e)));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -173,7 +157,7 @@ impl pb::control_server::Control for ControlSvc {
             .cluster
             .promote(&node, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(renames_to_pb(renames)))
     }
 
@@ -187,7 +171,7 @@ impl pb::control_server::Control for ControlSvc {
             .cluster
             .rename(&req.node, &req.new_name, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(renames_to_pb(renames)))
     }
 
@@ -200,7 +184,7 @@ impl pb::control_server::Control for ControlSvc {
         self.cluster
             .remove_node(&node, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::RemoveNodeResponse {}))
     }
 
@@ -212,11 +196,11 @@ impl pb::control_server::Control for ControlSvc {
         let node = request.into_inner().node;
         // Every node gets the same lines; naming one checks it exists.
         if !node.is_empty() {
-            self.cluster.nodes(&[node]).map_err(super::status_of)?;
+            self.cluster.nodes(&[node]).map_err(status_of)?;
         }
         let (_, hosts) = self.cluster.hosts();
         Ok(Response::new(pb::HostsResponse {
-            hosts: hosts.iter().map(convert::host_to_pb).collect(),
+            hosts: hosts.iter().map(Into::into).collect(),
         }))
     }
 
@@ -234,7 +218,7 @@ impl pb::control_server::Control for ControlSvc {
             .jobs(limit)
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ListJobsResponse {
-            jobs: jobs.iter().map(|j| convert::job_to_pb(j, false)).collect(),
+            jobs: jobs.iter().map(|j| wire::job_to_pb(j, false)).collect(),
         }))
     }
 
@@ -250,7 +234,7 @@ impl pb::control_server::Control for ControlSvc {
             .map_err(|e| Status::unavailable(e.to_string()))?
             .ok_or_else(|| Status::not_found(format!("no job {id:?}")))?;
         Ok(Response::new(pb::GetJobResponse {
-            job: Some(convert::job_to_pb(&job, true)),
+            job: Some(wire::job_to_pb(&job, true)),
         }))
     }
 
@@ -260,15 +244,13 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::SetLabelsResponse>, Status> {
         let caller = authorize(&self.cluster, &request, Permission::Admin, "set labels").await?;
         let req = request.into_inner();
-        let spec = convert::target_of(req.target, Vec::new())
-            .map_err(invalid)?
-            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let spec = required_target(req.target, Vec::new())?;
         let labels = req.labels.into_iter().collect();
         let nodes = self
             .cluster
             .set_labels(&spec, &labels, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::SetLabelsResponse { nodes }))
     }
 
@@ -287,7 +269,7 @@ impl pb::control_server::Control for ControlSvc {
         self.cluster
             .set_group(&req.name, &req.expr, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::SetNodeGroupResponse {}))
     }
 
@@ -313,24 +295,21 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "list nodes").await?;
         let req = request.into_inner();
-        let spec = convert::target_of(req.target, req.names).map_err(invalid)?;
+        let spec = wire::target_of(req.target, req.names).map_err(invalid)?;
         let nodes = self
             .cluster
             .nodes_matching(spec.as_ref())
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::ListNodesResponse {
-            nodes: nodes
-                .iter()
-                .map(|(n, s)| convert::node_to_pb(n, *s))
-                .collect(),
+            nodes: nodes.iter().map(Into::into).collect(),
             generation: self.cluster.generation(),
         }))
     }
 
-    async fn set_offline(
+    async fn drain(
         &self,
-        request: Request<pb::SetOfflineRequest>,
-    ) -> Result<Response<pb::SetOfflineResponse>, Status> {
+        request: Request<pb::DrainRequest>,
+    ) -> Result<Response<DrainStream>, Status> {
         let action = if request.get_ref().offline {
             "drain"
         } else {
@@ -338,80 +317,34 @@ impl pb::control_server::Control for ControlSvc {
         };
         let caller = authorize(&self.cluster, &request, Permission::Drain, action).await?;
         let req = request.into_inner();
-        let spec = convert::target_of(req.target, req.names)
-            .map_err(invalid)?
-            .ok_or_else(|| Status::invalid_argument("no node names given"))?;
+        let target = required_target(req.target, req.names)?;
         // The certificate says who; the client's own note (user@host) is
         // kept beside it as a hint.
         let by = match req.by.trim() {
             "" => caller.label(),
             hint => format!("{} ({hint})", caller.label()),
         };
-        let reason = req.offline.then(|| {
-            let r = req.reason.trim();
-            if r.is_empty() {
-                "no reason given".to_owned()
-            } else {
-                r.to_owned()
-            }
-        });
-        let (generation, changes) = self
+        let timeout = match req.timeout_ms {
+            0 => DEFAULT_WAIT,
+            ms => Duration::from_millis(ms).min(MAX_WAIT),
+        };
+        tracing::info!(%target, offline = req.offline, %by, "drain");
+        let events = self
             .cluster
-            .set_out(&spec, reason, req.maintenance, &by)
-            .await
-            .map_err(super::status_of)?;
-        tracing::info!(target = %spec, offline = req.offline, %by, generation, "set offline");
-
-        let statuses = if req.wait {
-            let timeout = match req.timeout_ms {
-                0 => DEFAULT_WAIT,
-                ms => Duration::from_millis(ms).min(MAX_WAIT),
-            };
-            let targets: Vec<_> = changes
-                .iter()
-                .map(|c| (c.id.clone(), c.spec_generation))
-                .collect();
-            self.cluster.wait_applied(&targets, timeout).await
-        } else {
-            changes
-                .iter()
-                .map(|c| {
-                    if c.changed {
-                        ApplyStatus::Stored
-                    } else {
-                        ApplyStatus::Unchanged
-                    }
-                })
-                .collect()
-        };
-        let connected = |name: &str| {
-            self.cluster
-                .nodes(&[name.to_owned()])
-                .map(|n| n.first().is_some_and(|(n, _)| n.connected))
-                .unwrap_or(false)
-        };
-        let results = changes
-            .iter()
-            .zip(statuses)
-            .map(|(c, s)| pb::NodeResult {
-                name: c.name.clone(),
-                status: convert::apply_status_to_pb(s) as i32,
-                detail: match s {
-                    ApplyStatus::NotConnected => {
-                        "agent not connected; it applies the change when it reconnects".into()
-                    }
-                    ApplyStatus::TimedOut => "agent did not acknowledge in time".into(),
-                    ApplyStatus::Stored if !connected(&c.name) => {
-                        "agent not connected; it applies the change when it reconnects".into()
-                    }
-                    _ => String::new(),
-                },
+            .drain(DrainRequest {
+                target,
+                offline: req.offline,
+                reason: req.reason,
+                maintenance: req.maintenance,
+                by,
+                wait: req.wait,
+                timeout,
             })
-            .collect();
-        Ok(Response::new(pb::SetOfflineResponse {
-            generation,
-            results,
-        }))
+            .await
+            .map_err(status_of)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events)
+            .map(|e| Ok(pb::DrainEvent::from(&e)));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_events(
@@ -420,31 +353,17 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "read events").await?;
         let req = request.into_inner();
-        let node = match req.node.trim() {
-            "" => None,
-            name => {
-                // Unknown names are an error, not an empty list.
-                let found = self
-                    .cluster
-                    .nodes(&[name.to_owned()])
-                    .map_err(super::status_of)?;
-                found.into_iter().next().map(|(n, _)| n.name)
-            }
-        };
-        let query = EventQuery {
-            after_seq: req.after_seq,
-            limit: match req.limit {
-                0 => DEFAULT_EVENTS,
-                n => n as usize,
-            },
-            node,
+        let node = Some(req.node.trim()).filter(|n| !n.is_empty());
+        let limit = match req.limit {
+            0 => DEFAULT_EVENTS,
+            n => n as usize,
         };
         let events = self
             .cluster
-            .events(&query)
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .events(req.after_seq, limit, node)
+            .map_err(status_of)?;
         Ok(Response::new(pb::ListEventsResponse {
-            events: events.iter().map(convert::event_to_pb).collect(),
+            events: events.iter().map(Into::into).collect(),
         }))
     }
 
@@ -469,7 +388,7 @@ impl pb::control_server::Control for ControlSvc {
             .cluster
             .create_token(&caller.label(), ttl, uses, req.roles)
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::CreateTokenResponse {
             token: grant.token,
             ca_fingerprint: grant.ca_fingerprint,
@@ -483,7 +402,7 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Admin, "list keys").await?;
         Ok(Response::new(pb::ListKeysResponse {
-            keys: self.cluster.keys().iter().map(key_to_pb).collect(),
+            keys: self.cluster.keys().iter().map(Into::into).collect(),
         }))
     }
 
@@ -504,9 +423,9 @@ impl pb::control_server::Control for ControlSvc {
             .cluster
             .decide_keys(&req.node_ids, decision, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::DecideKeysResponse {
-            keys: keys.iter().map(key_to_pb).collect(),
+            keys: keys.iter().map(Into::into).collect(),
         }))
     }
 
@@ -516,20 +435,12 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::AddUserResponse>, Status> {
         let caller = authorize(&self.cluster, &request, Permission::Admin, "add users").await?;
         let req = request.into_inner();
-        let role = match pb::UserRole::try_from(req.role) {
-            Ok(pb::UserRole::Admin) => Role::Admin,
-            Ok(pb::UserRole::Operator) => Role::Operator,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "missing field `role` (admin or operator)",
-                ));
-            }
-        };
+        let role = wire::role_of(req.role).map_err(invalid)?;
         let cert_pem = self
             .cluster
             .add_user(&req.name, role, &req.csr_pem, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(pb::AddUserResponse {
             cert_pem,
             ca_pem: self.cluster.ca_pem().to_owned(),
@@ -543,20 +454,5 @@ fn renames_to_pb(renames: Vec<(String, String)>) -> pb::RenameResponse {
             .into_iter()
             .map(|(from, to)| pb::Rename { from, to })
             .collect(),
-    }
-}
-
-fn key_to_pb(k: &KeyRecord) -> pb::KeyInfo {
-    pb::KeyInfo {
-        node_id: k.node_id.clone(),
-        state: match k.state {
-            KeyState::Accepted => pb::KeyState::Accepted,
-            KeyState::Pending => pb::KeyState::Pending,
-            KeyState::Rejected => pb::KeyState::Rejected,
-        } as i32,
-        fingerprint: k.fingerprint.clone(),
-        requested_ms: k.requested_ms,
-        decided_by: k.decided_by.clone(),
-        serial: k.serial.clone(),
     }
 }

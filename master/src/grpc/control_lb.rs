@@ -1,11 +1,11 @@
-//! `Control`'s load-balancing calls: upstreams, routes, and waiting until
-//! nodes are really out of rotation.
+//! `Control`'s load-balancing calls: upstreams and routes.
 
 use super::auth::{Permission, authorize};
-use super::control::{ControlSvc, DEFAULT_WAIT, MAX_WAIT, WaitOutStream, invalid};
+use super::control::ControlSvc;
+use super::convert::invalid;
 use super::convert_lb;
+use cluster_model::wire;
 use cluster_proto as pb;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 impl ControlSvc {
@@ -28,7 +28,7 @@ impl ControlSvc {
             .into_inner()
             .upstream
             .ok_or_else(|| Status::invalid_argument("missing field `upstream`"))?;
-        let (name, source) = convert_lb::upstream_of(def).map_err(invalid)?;
+        let (name, source) = wire::upstream_of(def).map_err(invalid)?;
         self.cluster
             .set_balancing(
                 vec![(name.clone(), source)],
@@ -37,17 +37,11 @@ impl ControlSvc {
                 &caller.label(),
             )
             .await
-            .map_err(super::status_of)?;
+            .map_err(super::convert::status_of)?;
         let view = self.cluster.proxy_view();
         let servers = view.upstreams.get(&name).cloned().unwrap_or_default();
         Ok(Response::new(pb::SetUpstreamResponse {
-            resolved: Some(pb::ResolvedUpstream {
-                name,
-                servers: servers
-                    .iter()
-                    .map(|s| convert_lb::server_to_pb(&s.server, s.node.as_deref()))
-                    .collect(),
-            }),
+            resolved: Some(wire::resolved_to_pb(&name, &servers)),
         }))
     }
 
@@ -66,7 +60,7 @@ impl ControlSvc {
         self.cluster
             .remove_upstream(&name, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(super::convert::status_of)?;
         Ok(Response::new(pb::RemoveUpstreamResponse {}))
     }
 
@@ -79,73 +73,20 @@ impl ControlSvc {
         let routes = req
             .set
             .into_iter()
-            .map(convert_lb::route_of)
+            .map(wire::route_of)
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         let upstreams = req
             .upstreams
             .into_iter()
-            .map(convert_lb::upstream_of)
+            .map(wire::upstream_of)
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         let version = self
             .cluster
             .set_balancing(upstreams, routes, req.remove, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(super::convert::status_of)?;
         Ok(Response::new(pb::SetRoutesResponse { version }))
-    }
-
-    pub(super) async fn handle_wait_out(
-        &self,
-        request: Request<pb::WaitOutRequest>,
-    ) -> Result<Response<WaitOutStream>, Status> {
-        authorize(
-            &self.cluster,
-            &request,
-            Permission::Drain,
-            "wait for drains",
-        )
-        .await?;
-        let req = request.into_inner();
-        if req.names.is_empty() {
-            return Err(Status::invalid_argument("no node names given"));
-        }
-        let targets: Vec<(String, u64)> = self
-            .cluster
-            .nodes(&req.names)
-            .map_err(super::status_of)?
-            .into_iter()
-            .map(|(n, _)| (n.id, n.spec_generation))
-            .collect();
-        let timeout = match req.timeout_ms {
-            0 => DEFAULT_WAIT,
-            ms => Duration::from_millis(ms).min(MAX_WAIT),
-        };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let cluster = self.cluster.clone();
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let elapsed = || started.elapsed().as_millis() as u64;
-            let left = cluster
-                .wait_out(&targets, timeout, |pending| {
-                    let _ = tx.send(Ok(pb::WaitOutEvent {
-                        pending: pending.to_vec(),
-                        done: false,
-                        timed_out: false,
-                        elapsed_ms: elapsed(),
-                    }));
-                })
-                .await;
-            let _ = tx.send(Ok(pb::WaitOutEvent {
-                timed_out: !left.is_empty(),
-                pending: left,
-                done: true,
-                elapsed_ms: elapsed(),
-            }));
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
-        )))
     }
 }

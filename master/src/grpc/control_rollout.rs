@@ -1,12 +1,14 @@
 //! `Control`'s calls for rolling deploys and the cluster file.
 
 use super::auth::{Permission, authorize};
-use super::control::{ControlSvc, WatchRolloutStream, invalid};
-use super::convert;
+use super::control::{ControlSvc, WatchRolloutStream};
+use super::convert::{required_target, status_of};
+use cluster_model::clusterfile::{ChangeKind, DesiredCluster};
+use cluster_model::rollout::{RolloutParams, RolloutRecord};
 use cluster_proto as pb;
 use tonic::{Request, Response, Status};
 
-fn rollout_info(r: &crate::rollout::RolloutRecord) -> pb::RolloutInfo {
+fn rollout_info(r: &RolloutRecord) -> pb::RolloutInfo {
     pb::RolloutInfo {
         record_json: serde_json::to_string(r).expect("a rollout always serialises"),
     }
@@ -42,29 +44,28 @@ impl ControlSvc {
         };
         let caller = authorize(&self.cluster, &request, need, action).await?;
         let req = request.into_inner();
-        let wanted: crate::clusterfile::DesiredCluster = serde_json::from_str(&req.desired_json)
+        let wanted: DesiredCluster = serde_json::from_str(&req.desired_json)
             .map_err(|e| Status::invalid_argument(format!("field `desired_json`: {e}")))?;
+        // A plan is the apply's own planner, without the commit: it refuses
+        // exactly what the apply would.
         let changes = if dry_run {
-            let problems = crate::clusterfile::check(&wanted);
-            if !problems.is_empty() {
-                let text: Vec<String> = problems.iter().map(|(p, m)| format!("{p}: {m}")).collect();
-                return Err(Status::invalid_argument(text.join("\n")));
-            }
-            self.cluster.plan(&wanted)
+            self.cluster
+                .plan(wanted, &caller.label())
+                .map_err(status_of)?
         } else {
             self.cluster
                 .apply(wanted, &caller.label())
                 .await
-                .map_err(super::status_of)?
+                .map_err(status_of)?
         };
         Ok(Response::new(pb::ApplyClusterResponse {
             changes: changes
                 .iter()
                 .map(|c| pb::ClusterChange {
                     kind: match c.kind {
-                        crate::clusterfile::ChangeKind::Add => "add",
-                        crate::clusterfile::ChangeKind::Change => "change",
-                        crate::clusterfile::ChangeKind::Remove => "remove",
+                        ChangeKind::Add => "add",
+                        ChangeKind::Change => "change",
+                        ChangeKind::Remove => "remove",
                     }
                     .into(),
                     what: c.what.clone(),
@@ -81,11 +82,9 @@ impl ControlSvc {
         let caller =
             authorize(&self.cluster, &request, Permission::Admin, "start rollouts").await?;
         let req = request.into_inner();
-        let target = convert::target_of(req.target, Vec::new())
-            .map_err(invalid)?
-            .ok_or_else(|| Status::invalid_argument("missing field `target`"))?;
+        let target = required_target(req.target, Vec::new())?;
         let ms = |v: u64, default: u64| if v == 0 { default } else { v };
-        let params = crate::rollout::RolloutParams {
+        let params = RolloutParams {
             batch: if req.batch.is_empty() {
                 "1".into()
             } else {
@@ -107,7 +106,7 @@ impl ControlSvc {
             .rollouts
             .start(spec, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(rollout_info(&rec)))
     }
 
@@ -117,7 +116,7 @@ impl ControlSvc {
     ) -> Result<Response<WatchRolloutStream>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
         let id = request.into_inner().id;
-        let first = self.rollouts.get(&id).map_err(super::status_of)?;
+        let first = self.rollouts.get(&id).map_err(status_of)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let watch = self.rollouts.watch(&id);
         let rollouts = self.rollouts.clone();
@@ -159,7 +158,7 @@ impl ControlSvc {
         let rec = self
             .rollouts
             .get(&request.into_inner().id)
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(rollout_info(&rec)))
     }
 
@@ -172,7 +171,7 @@ impl ControlSvc {
             0 => 20,
             n => n as usize,
         };
-        let list = self.rollouts.list(limit).map_err(super::status_of)?;
+        let list = self.rollouts.list(limit).map_err(status_of)?;
         Ok(Response::new(pb::ListRolloutsResponse {
             rollouts: list.iter().map(rollout_info).collect(),
         }))
@@ -193,7 +192,7 @@ impl ControlSvc {
             .rollouts
             .resume(&request.into_inner().id, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(rollout_info(&rec)))
     }
 
@@ -207,7 +206,7 @@ impl ControlSvc {
             .rollouts
             .abort(&request.into_inner().id, &caller.label())
             .await
-            .map_err(super::status_of)?;
+            .map_err(status_of)?;
         Ok(Response::new(rollout_info(&rec)))
     }
 }

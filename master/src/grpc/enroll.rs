@@ -21,14 +21,14 @@ impl pb::enrollment_server::Enrollment for EnrollSvc {
             .cluster
             .join(&req.node_id, &req.csr_pem, token)
             .await
-            .map_err(super::status_of)?;
+            .map_err(super::convert::status_of)?;
         let resp = match outcome {
-            JoinOutcome::Accepted { cert_pem, ca_pem } => {
+            JoinOutcome::Accepted { cert_pem } => {
                 tracing::info!(node = %req.node_id, "node enrolled");
                 pb::JoinResponse {
                     status: pb::JoinStatus::Accepted as i32,
                     cert_pem,
-                    ca_pem,
+                    ca_pem: self.cluster.ca_pem().to_owned(),
                     message: String::new(),
                 }
             }

@@ -6,8 +6,9 @@
 //!   `control_rollout` hold the load-balancing, rollout and cluster-file
 //!   calls).
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
-//! - `convert` — wire types ⇄ the master's own types, with precise errors.
-//! - `convert_lb` — the same for upstreams, routes, checks and balancers.
+//! - `convert` — refusals into statuses, requests into commands (the wire
+//!   types themselves convert in `cluster_model::wire`).
+//! - `convert_lb` — the load-balancing replies.
 //!
 //! See `LIFECYCLE.md` beside this file for the life of an agent session.
 
@@ -17,32 +18,35 @@ pub mod control;
 mod control_lb;
 mod control_rollout;
 pub mod convert;
-pub mod convert_lb;
+mod convert_lb;
 pub mod enroll;
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::Cluster;
 use crate::jobs::Jobs;
 use cluster_proto as pb;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
+use tokio_util::task::TaskTracker;
 use tonic::transport::server::{Router, Server};
 
 /// Largest message accepted from a peer (grains of a big host fit easily).
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
-/// The master's three services on `server`.
+/// The master's three services on `server`; each agent session's loop is
+/// spawned on `sessions`.
 pub fn services(
     mut server: Server,
     cluster: Arc<Cluster>,
     jobs: Arc<Jobs>,
     rollouts: Arc<crate::rollout::Rollouts>,
     shutdown: CancellationToken,
+    sessions: TaskTracker,
 ) -> Router {
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
         cluster: cluster.clone(),
         jobs: jobs.clone(),
         shutdown,
+        sessions,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let control = pb::control_server::ControlServer::new(control::ControlSvc {
@@ -58,19 +62,4 @@ pub fn services(
         .add_service(agent)
         .add_service(control)
         .add_service(enroll)
-}
-
-/// How cluster errors reach a client: the message is the error's own text.
-pub fn status_of(e: ClusterError) -> Status {
-    match e {
-        ClusterError::NoNames | ClusterError::EmptyName { .. } | ClusterError::Invalid(_) => {
-            Status::invalid_argument(e.to_string())
-        }
-        ClusterError::UnknownNodes(_) | ClusterError::UnknownKeys(_) | ClusterError::NoMatch(_) => {
-            Status::not_found(e.to_string())
-        }
-        ClusterError::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
-        ClusterError::NameTaken { .. } => Status::already_exists(e.to_string()),
-        ClusterError::Store(_) => Status::unavailable(e.to_string()),
-    }
 }

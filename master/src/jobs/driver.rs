@@ -1,9 +1,11 @@
 //! One task per job: start nodes up to the window, collect what they
 //! report, finish each node exactly once, store the record.
 
-use super::{Command, Done, Event, Jobs, Report, Stream};
-use crate::cluster::{Cluster, ClusterError, TargetSpec};
-use crate::model::{EventKind, JobNodeResult, JobRecord, JobStatus, now_ms};
+use super::{Jobs, Report};
+use crate::cluster::{Cluster, ClusterError};
+use cluster_model::job::{JobCommand, JobDone, OutputStream, RunEvent};
+use cluster_model::time::now_ms;
+use cluster_model::{EventKind, JobNodeResult, JobRecord, JobStatus, TargetSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +38,10 @@ struct Running {
 }
 
 impl Running {
-    fn keep(&mut self, stream: Stream, data: &[u8], cap: usize) {
+    fn keep(&mut self, stream: OutputStream, data: &[u8], cap: usize) {
         let buf = match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
         };
         let room = cap.saturating_sub(buf.len());
         if data.len() > room {
@@ -62,7 +64,7 @@ impl Running {
     }
 }
 
-fn status_of(d: &Done) -> JobStatus {
+fn status_of(d: &JobDone) -> JobStatus {
     if !d.error.is_empty() {
         JobStatus::Error
     } else if d.cancelled {
@@ -90,20 +92,24 @@ fn unstarted(name: String, status: JobStatus, error: &str) -> JobNodeResult {
 }
 
 /// Checks the request, selects the nodes and starts the job; its events
-/// arrive on the returned receiver, the first being `Event::Started`.
+/// arrive on the returned receiver, the first being `RunEvent::Started`.
 /// Dropping the receiver cancels the job on every node.
 pub async fn start(
     cluster: Arc<Cluster>,
     jobs: Arc<Jobs>,
     spec: RunSpec,
     by: String,
-) -> Result<mpsc::Receiver<Event>, ClusterError> {
+) -> Result<mpsc::Receiver<RunEvent>, ClusterError> {
     if spec.argv.is_empty() || spec.argv[0].is_empty() {
         return Err(ClusterError::Invalid(
             "no command given (clusterctl run TARGET -- CMD ARGS…)".into(),
         ));
     }
-    let nodes = cluster.select(&spec.target)?;
+    let nodes: Vec<(String, String, bool)> = cluster
+        .select(&spec.target)?
+        .into_iter()
+        .map(|(id, name, connected)| (id.into_string(), name, connected))
+        .collect();
     let connected = nodes.iter().filter(|n| n.2).count();
     let window = super::batch::window(&spec.batch, connected).map_err(ClusterError::Invalid)?;
     let job_id = jobs.next_id();
@@ -126,7 +132,7 @@ pub async fn start(
         .await?;
     let reports = jobs.register(&job_id);
     let (events, rx) = mpsc::channel(256);
-    tokio::spawn(drive(
+    jobs.tasks.clone().spawn(drive(
         cluster, jobs, spec, record, nodes, window, reports, events,
     ));
     Ok(rx)
@@ -141,10 +147,10 @@ async fn drive(
     nodes: Vec<(String, String, bool)>,
     window: usize,
     mut reports: mpsc::Receiver<(String, Report)>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<RunEvent>,
 ) {
     let job_id = record.id.clone();
-    let emit = |e: Event| {
+    let emit = |e: RunEvent| {
         let events = events.clone();
         async move {
             let _ = events.send(e).await;
@@ -152,7 +158,7 @@ async fn drive(
     };
     let mut results: BTreeMap<String, JobNodeResult> = BTreeMap::new();
     let not_connected: Vec<String> = nodes.iter().filter(|n| !n.2).map(|n| n.1.clone()).collect();
-    emit(Event::Started {
+    emit(RunEvent::Started {
         job_id: job_id.clone(),
         matched: nodes.iter().map(|n| n.1.clone()).collect(),
         not_connected: not_connected.clone(),
@@ -160,7 +166,7 @@ async fn drive(
     .await;
     for name in not_connected {
         let r = unstarted(name, JobStatus::NotConnected, "no session with the node");
-        emit(Event::NodeDone(r.clone())).await;
+        emit(RunEvent::NodeDone(r.clone())).await;
         results.insert(r.node.clone(), r);
     }
 
@@ -178,7 +184,7 @@ async fn drive(
             let Some((id, name)) = queue.pop_front() else {
                 break;
             };
-            let cmd = Command::Run {
+            let cmd = JobCommand::Run {
                 job_id: job_id.clone(),
                 argv: spec.argv.clone(),
                 timeout: spec.timeout,
@@ -207,7 +213,7 @@ async fn drive(
                     JobStatus::NotConnected,
                     "the session ended before the job started",
                 );
-                emit(Event::NodeDone(r.clone())).await;
+                emit(RunEvent::NodeDone(r.clone())).await;
                 results.insert(r.node.clone(), r);
             }
         }
@@ -223,7 +229,7 @@ async fn drive(
                         if let Some(r) = running.get_mut(&node_id) {
                             r.keep(stream, &data, jobs.output_cap);
                             let node = r.name.clone();
-                            emit(Event::Output { node, stream, data }).await;
+                            emit(RunEvent::Output { node, stream, data }).await;
                         }
                     }
                     Report::Done(done) => {
@@ -238,7 +244,7 @@ async fn drive(
                             }
                             let mut result = r.finish(status, done.exit_code, error);
                             result.duration_ms = done.duration_ms;
-                            emit(Event::NodeDone(result.clone())).await;
+                            emit(RunEvent::NodeDone(result.clone())).await;
                             results.insert(result.node.clone(), result);
                         }
                     }
@@ -248,7 +254,7 @@ async fn drive(
                                 deadlines.remove(&(d, node_id.clone()));
                             }
                             let result = r.finish(JobStatus::Lost, -1, "the node's session ended before it answered".into());
-                            emit(Event::NodeDone(result.clone())).await;
+                            emit(RunEvent::NodeDone(result.clone())).await;
                             results.insert(result.node.clone(), result);
                         }
                     }
@@ -271,9 +277,9 @@ async fn drive(
                     } else {
                         (JobStatus::TimedOut, "no answer from the agent within the timeout")
                     };
-                    let _ = cluster.command(&id, Command::Cancel { job_id: job_id.clone() }).await;
+                    let _ = cluster.command(&id, JobCommand::Cancel { job_id: job_id.clone() }).await;
                     let result = r.finish(status, -1, why.into());
-                    emit(Event::NodeDone(result.clone())).await;
+                    emit(RunEvent::NodeDone(result.clone())).await;
                     results.insert(result.node.clone(), result);
                 }
             }
@@ -282,7 +288,7 @@ async fn drive(
                 cancelled = true;
                 let until = Instant::now() + GRACE;
                 for (id, r) in running.iter_mut() {
-                    let _ = cluster.command(id, Command::Cancel { job_id: job_id.clone() }).await;
+                    let _ = cluster.command(id, JobCommand::Cancel { job_id: job_id.clone() }).await;
                     let d = r.deadline.map_or(until, |d| d.min(until));
                     if let Some(old) = r.deadline.replace(d) {
                         deadlines.remove(&(old, id.clone()));
@@ -306,7 +312,7 @@ async fn drive(
     if let Err(e) = cluster.record_job(&record, None).await {
         tracing::error!(job = %job_id, error = %e, "cannot store the job's results");
     }
-    emit(Event::Finished(record)).await;
+    emit(RunEvent::Finished(record)).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

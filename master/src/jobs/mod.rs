@@ -15,71 +15,22 @@ mod driver;
 
 pub use driver::{RunSpec, start};
 
-use crate::model::JobNodeResult;
+use cluster_model::job::{JobDone, OutputStream};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 use tokio::sync::mpsc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// What the master tells an agent about a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Run {
-        job_id: String,
-        argv: Vec<String>,
-        timeout: Option<Duration>,
-        /// The agent drops (and counts) output beyond this.
-        output_limit: u64,
-    },
-    Cancel {
-        job_id: String,
-    },
-}
-
-/// How a job ended on one node, as its agent says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Done {
-    pub exit_code: i32,
-    pub timed_out: bool,
-    pub cancelled: bool,
-    pub error: String,
-    pub duration_ms: u64,
-    pub dropped_bytes: u64,
-}
+use tokio_util::task::TaskTracker;
 
 /// What a session reports about a job on its node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     Output {
-        stream: Stream,
+        stream: OutputStream,
         data: Vec<u8>,
     },
-    Done(Done),
+    Done(JobDone),
     /// The node's session ended.
     Gone,
-}
-
-/// What the caller of a job sees, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Started {
-        job_id: String,
-        matched: Vec<String>,
-        not_connected: Vec<String>,
-    },
-    Output {
-        node: String,
-        stream: Stream,
-        data: Vec<u8>,
-    },
-    NodeDone(JobNodeResult),
-    Finished(crate::model::JobRecord),
 }
 
 /// Running jobs, so sessions can route what agents report.
@@ -88,6 +39,8 @@ pub struct Jobs {
     last_id: Mutex<String>,
     /// Output kept per node and stream in the stored record.
     pub output_cap: usize,
+    /// Every job's driver, so a stopping master waits for their records.
+    tasks: TaskTracker,
 }
 
 impl Jobs {
@@ -96,6 +49,20 @@ impl Jobs {
             active: Mutex::new(HashMap::new()),
             last_id: Mutex::new(String::new()),
             output_cap,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Waits (at most `patience`) for every job's driver to store its
+    /// record; called once the sessions have ended, so no node is left to
+    /// answer and each driver finishes its nodes as lost.
+    pub async fn wait(&self, patience: std::time::Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(patience, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs still running at shutdown; their records may be incomplete");
         }
     }
 

@@ -27,20 +27,7 @@ pub const ORG_OPERATOR: &str = "clusterctl-operator";
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Operator,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-        }
-    }
-}
+pub use cluster_model::Role;
 
 /// Who a certificate says its holder is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,16 +2,27 @@
 //! stored after every step, every wait bounded and woken by the cluster's
 //! changes (never a sleep standing in for a signal).
 
-use super::record::{NodePhase, RolloutRecord, RolloutState};
-use crate::cluster::{Cluster, TargetSpec};
-use crate::jobs::{self, Event, Jobs, RunSpec};
-use crate::model::{EventKind, JobStatus, now_ms};
+use crate::cluster::Cluster;
+use crate::jobs::{self, Jobs, RunSpec};
+use cluster_model::job::RunEvent;
+use cluster_model::rollout::{NodePhase, RolloutRecord, RolloutState};
+use cluster_model::time::now_ms;
+use cluster_model::{EventKind, JobStatus, TargetSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// What is still pending, for a log line.
+fn joined(pending: &[cluster_model::rotation::Pending]) -> String {
+    pending
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Shown as the drain reason of the nodes a rollout has out.
 fn reason(rec: &RolloutRecord) -> String {
@@ -40,7 +51,7 @@ impl Ctx<'_> {
         for n in nodes {
             rec.set(n, NodePhase::Failed);
             rec.details.insert(n.clone(), why.to_owned());
-            rec.log(n, &format!("failed: {why}; left drained"));
+            rec.log(now_ms(), n, &format!("failed: {why}; left drained"));
         }
         let spec = TargetSpec::Names(nodes.to_vec());
         let r = format!("rollout {} failed: {why}", rec.id);
@@ -57,6 +68,7 @@ pub async fn drive(
     mut rec: RolloutRecord,
     tx: &watch::Sender<RolloutRecord>,
     stop: CancellationToken,
+    halt: &CancellationToken,
 ) {
     let ctx = Ctx {
         cluster,
@@ -91,6 +103,7 @@ pub async fn drive(
         }
         if room == 0 {
             rec.log(
+                now_ms(),
                 "",
                 &format!(
                     "{failed} failed node(s) fill the batch of {}; halting",
@@ -102,6 +115,11 @@ pub async fn drive(
         }
         let batch: Vec<String> = pending.into_iter().take(room).collect();
         batch_step(&ctx, &mut rec, batch).await;
+    }
+    if halt.is_cancelled() {
+        // The master is stopping: the record stays as last stored, and the
+        // next start holds the rollout as interrupted.
+        return;
     }
     if stop.is_cancelled() && rec.state == RolloutState::Running {
         rec.state = RolloutState::Aborted;
@@ -120,7 +138,7 @@ pub async fn drive(
                 out.join(" ")
             )
         };
-        rec.log("", &format!("aborted; {left}"));
+        rec.log(now_ms(), "", &format!("aborted; {left}"));
     }
     rec.finished_ms = now_ms();
     let summary = match rec.state {
@@ -136,23 +154,17 @@ pub async fn drive(
         }
         _ => rec.state.as_str().to_owned(),
     };
-    rec.log("", &summary);
+    rec.log(now_ms(), "", &summary);
     let event = format!("rollout {} {}: {summary}", rec.id, rec.state.as_str());
     ctx.save(&rec, Some(event)).await;
 }
 
-/// The nodes' ids and current spec generations, by name; unknown names
-/// are left out.
-fn targets(cluster: &Cluster, names: &[String]) -> Vec<(String, String, u64)> {
+/// The names of `names` that are nodes of the cluster.
+fn known(cluster: &Cluster, names: &[String]) -> Vec<String> {
     names
         .iter()
-        .filter_map(|n| {
-            cluster
-                .nodes(std::slice::from_ref(n))
-                .ok()
-                .and_then(|v| v.into_iter().next())
-                .map(|(node, _)| (node.name, node.id, node.spec_generation))
-        })
+        .filter(|n| cluster.nodes(std::slice::from_ref(*n)).is_ok())
+        .cloned()
         .collect()
 }
 
@@ -169,16 +181,16 @@ async fn or_stop<T>(
 
 async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) {
     let cluster = ctx.cluster;
-    let known = targets(cluster, &batch);
+    let known = known(cluster, &batch);
     let gone: Vec<String> = batch
         .iter()
-        .filter(|n| !known.iter().any(|k| &k.0 == *n))
+        .filter(|n| !known.contains(*n))
         .cloned()
         .collect();
     if !gone.is_empty() {
         ctx.fail(rec, &gone, "no longer in the cluster").await;
     }
-    let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
+    let names = known;
     if names.is_empty() {
         return;
     }
@@ -186,7 +198,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
     // 1. Out of rotation, really.
     for n in &names {
         rec.set(n, NodePhase::Draining);
-        rec.log(n, "draining");
+        rec.log(now_ms(), n, "draining");
     }
     ctx.save(rec, None).await;
     let drained = cluster
@@ -203,15 +215,12 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
             return;
         }
     };
-    let out_targets: Vec<(String, u64)> = changes
-        .iter()
-        .map(|c| (c.id.clone(), c.spec_generation))
-        .collect();
+    let out_targets = cluster.spec_generations(&changes);
     let started = Instant::now();
     let drain_timeout = Duration::from_millis(rec.params.drain_timeout_ms);
     let Some(left) = or_stop(
         ctx.stop,
-        cluster.wait_rotation(drain_timeout, |c| c.out_pending(&out_targets)),
+        cluster.wait_rotation(drain_timeout, |st| st.out_pending(&out_targets)),
     )
     .await
     else {
@@ -221,13 +230,14 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
         let why = format!(
             "still in rotation after {}: {}",
             humantime::format_duration(drain_timeout),
-            left.join("; ")
+            joined(&left)
         );
         ctx.fail(rec, &names, &why).await;
         return;
     }
     for n in &names {
         rec.log(
+            now_ms(),
             n,
             &format!("out of rotation ({} ms)", started.elapsed().as_millis()),
         );
@@ -260,10 +270,14 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
             return; // dropping `events` cancels the job everywhere
         };
         match ev {
-            Some(Event::Started { job_id, .. }) => {
-                rec.log("", &format!("job {job_id} on {}", names.join(", ")));
+            Some(RunEvent::Started { job_id, .. }) => {
+                rec.log(
+                    now_ms(),
+                    "",
+                    &format!("job {job_id} on {}", names.join(", ")),
+                );
             }
-            Some(Event::NodeDone(r)) => {
+            Some(RunEvent::NodeDone(r)) => {
                 if r.status == JobStatus::Ok {
                     let said = String::from_utf8_lossy(&r.stdout)
                         .lines()
@@ -271,6 +285,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
                         .map(|l| format!(": {}", l.chars().take(200).collect::<String>()))
                         .unwrap_or_default();
                     rec.log(
+                        now_ms(),
                         &r.node,
                         &format!("command done in {} ms{said}", r.duration_ms),
                     );
@@ -299,8 +314,8 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
                     failed.push((r.node.clone(), why));
                 }
             }
-            Some(Event::Output { .. }) => {}
-            Some(Event::Finished(_)) | None => break,
+            Some(RunEvent::Output { .. }) => {}
+            Some(RunEvent::Finished(_)) | None => break,
         }
     }
     for (node, why) in &failed {
@@ -337,7 +352,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
     // 4. Back in rotation.
     for n in &ok {
         rec.set(n, NodePhase::Undraining);
-        rec.log(n, "healthy; undraining");
+        rec.log(now_ms(), n, "healthy; undraining");
     }
     ctx.save(rec, None).await;
     let back = cluster
@@ -350,15 +365,12 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
             return;
         }
     };
-    let in_targets: Vec<(String, u64)> = changes
-        .iter()
-        .map(|c| (c.id.clone(), c.spec_generation))
-        .collect();
+    let in_targets = cluster.spec_generations(&changes);
     let started = Instant::now();
     let patience = Duration::from_millis(rec.params.health_timeout_ms);
     let Some(left) = or_stop(
         ctx.stop,
-        cluster.wait_rotation(patience, |c| c.in_pending(&in_targets)),
+        cluster.wait_rotation(patience, |st| st.in_pending(&in_targets)),
     )
     .await
     else {
@@ -368,7 +380,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
         let why = format!(
             "not back in rotation after {}: {}",
             humantime::format_duration(patience),
-            left.join("; ")
+            joined(&left)
         );
         ctx.fail(rec, &ok, &why).await;
         return;
@@ -376,6 +388,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
     for n in &ok {
         rec.set(n, NodePhase::Done);
         rec.log(
+            now_ms(),
             n,
             &format!("back in rotation ({} ms)", started.elapsed().as_millis()),
         );
@@ -406,8 +419,8 @@ async fn healthy_for(
                 .and_then(|v| v.into_iter().next());
             let problem = match &state {
                 None => Some("no longer in the cluster".to_owned()),
-                Some((n, _)) if !n.connected => Some("its agent is not connected".to_owned()),
-                Some((n, _)) => n
+                Some(n) if !n.connected => Some("its agent is not connected".to_owned()),
+                Some(n) => n
                     .checks
                     .iter()
                     .find(|c| !c.passing)

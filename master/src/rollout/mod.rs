@@ -12,17 +12,19 @@
 //! See `LIFECYCLE.md` beside this file.
 
 mod driver;
-mod record;
 
-pub use record::{LogLine, NodePhase, RolloutParams, RolloutRecord, RolloutState};
+pub use cluster_model::rollout::{LogLine, NodePhase, RolloutParams, RolloutRecord, RolloutState};
 
-use crate::cluster::{Cluster, ClusterError, TargetSpec};
+use crate::cluster::{Cluster, ClusterError};
 use crate::jobs::Jobs;
-use crate::model::{EventKind, NodeState, now_ms};
+use cluster_model::time::now_ms;
+use cluster_model::{EventKind, NodeState};
+use cluster_model::{NodeStatus, TargetSpec};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// A rollout as asked for.
 #[derive(Debug, Clone)]
@@ -42,6 +44,11 @@ pub struct Rollouts {
     cluster: Arc<Cluster>,
     jobs: Arc<Jobs>,
     running: Mutex<HashMap<String, Running>>,
+    /// The drivers, so a stopping master stops them and waits.
+    tasks: TaskTracker,
+    /// Cancelled when the master stops: every driver's stop token is a
+    /// child of it, and a driver halted so stores nothing more.
+    halt: CancellationToken,
 }
 
 impl Rollouts {
@@ -52,12 +59,15 @@ impl Rollouts {
             cluster: cluster.clone(),
             jobs,
             running: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            halt: CancellationToken::new(),
         });
         let stored = cluster.rollouts(100).unwrap_or_default();
         for mut rec in stored {
             if rec.state == RolloutState::Running {
                 rec.state = RolloutState::Interrupted;
                 rec.log(
+                now_ms(),
                     "",
                     "the master restarted; the rollout holds here (`clusterctl rollout resume` goes on)",
                 );
@@ -91,11 +101,11 @@ impl Rollouts {
         let batch = crate::jobs::batch::window(&spec.params.batch, nodes.len())
             .map_err(ClusterError::Invalid)?;
         let mut problems = Vec::new();
-        for (n, state) in &nodes {
+        for n in &nodes {
             if !n.connected {
-                problems.push(format!("{} is not connected", n.name));
-            } else if *state == NodeState::Down {
-                problems.push(format!("{} is down", n.name));
+                problems.push(format!("{} is not connected", n.node.name));
+            } else if n.state == NodeState::Down {
+                problems.push(format!("{} is down", n.node.name));
             }
         }
         if !spec.params.allow_last {
@@ -120,14 +130,15 @@ impl Rollouts {
             state: RolloutState::Running,
             nodes: nodes
                 .iter()
-                .map(|(n, _)| (n.name.clone(), NodePhase::Pending))
+                .map(|n| (n.node.name.to_string(), NodePhase::Pending))
                 .collect(),
-            order: nodes.iter().map(|(n, _)| n.name.clone()).collect(),
+            order: nodes.iter().map(|n| n.node.name.to_string()).collect(),
             details: BTreeMap::new(),
             max_out: 0,
             log: Vec::new(),
         };
         rec.log(
+            now_ms(),
             "",
             &format!(
                 "rollout of {} node(s), {} at a time: {}",
@@ -149,14 +160,17 @@ impl Rollouts {
     }
 
     /// Nodes another running rollout is working on.
-    fn busy_with(&self, nodes: &[(crate::model::Node, NodeState)]) -> Option<String> {
+    fn busy_with(&self, nodes: &[NodeStatus]) -> Option<String> {
         let running = self.running();
         for r in running.values() {
             let rec = r.record.borrow();
-            if let Some((n, _)) = nodes.iter().find(|(n, _)| rec.nodes.contains_key(&n.name)) {
+            if let Some(n) = nodes
+                .iter()
+                .find(|n| rec.nodes.contains_key(n.node.name.as_str()))
+            {
                 return Some(format!(
                     "{} is part of rollout {}, still running (clusterctl rollout status {})",
-                    n.name, rec.id, rec.id
+                    n.node.name, rec.id, rec.id
                 ));
             }
         }
@@ -165,11 +179,11 @@ impl Rollouts {
 
     /// Roles a batch of `batch` targeted nodes could leave with no online
     /// node, one line each.
-    fn last_of_role(&self, nodes: &[(crate::model::Node, NodeState)], batch: usize) -> Vec<String> {
+    fn last_of_role(&self, nodes: &[NodeStatus], batch: usize) -> Vec<String> {
         let all = self.cluster.nodes(&[]).unwrap_or_default();
         let mut roles: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for (n, _) in nodes {
-            for r in &n.roles {
+        for n in nodes {
+            for r in &n.node.roles {
                 roles.entry(r.as_str()).or_default().0 += 1;
             }
         }
@@ -177,7 +191,7 @@ impl Rollouts {
         for (role, (targeted, _)) in &roles {
             let online = all
                 .iter()
-                .filter(|(n, s)| *s == NodeState::Online && n.roles.iter().any(|r| r == role))
+                .filter(|n| n.state == NodeState::Online && n.node.roles.iter().any(|r| r == role))
                 .count();
             let out_at_once = batch.min(*targeted);
             if online <= out_at_once {
@@ -191,7 +205,7 @@ impl Rollouts {
 
     fn spawn(self: &Arc<Self>, rec: RolloutRecord) {
         let (tx, _) = watch::channel(rec.clone());
-        let stop = CancellationToken::new();
+        let stop = self.halt.child_token();
         self.running().insert(
             rec.id.clone(),
             Running {
@@ -200,11 +214,20 @@ impl Rollouts {
             },
         );
         let this = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let id = rec.id.clone();
-            driver::drive(&this.cluster, &this.jobs, rec, &tx, stop).await;
+            driver::drive(&this.cluster, &this.jobs, rec, &tx, stop, &this.halt).await;
             this.running().remove(&id);
         });
+    }
+
+    /// Stops every driver where it is, leaving its record as last stored
+    /// (running: the next start holds it as interrupted), and waits for
+    /// them.
+    pub async fn shutdown(&self) {
+        self.halt.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// The rollout as it is now (running or stored).
@@ -258,7 +281,7 @@ impl Rollouts {
         }
         rec.state = RolloutState::Running;
         rec.finished_ms = 0;
-        rec.log("", &format!("resumed by {by}"));
+        rec.log(now_ms(), "", &format!("resumed by {by}"));
         let detail = format!("rollout {id} resumed");
         self.cluster
             .record_rollout(&rec, Some((EventKind::Rollout, detail)))
@@ -281,7 +304,7 @@ impl Rollouts {
             }
             rec.state = RolloutState::Aborted;
             rec.finished_ms = now_ms();
-            rec.log("", &format!("aborted by {by}"));
+            rec.log(now_ms(), "", &format!("aborted by {by}"));
             let event = format!("rollout {id} aborted");
             self.cluster
                 .record_rollout(&rec, Some((EventKind::Rollout, event)))

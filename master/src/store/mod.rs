@@ -1,103 +1,71 @@
 //! Persistence of the cluster's desired state.
 //!
-//! Only this module (and its submodule `sled`) touches the storage engine; the
-//! rest of the master sees the [`Store`] trait, so another backend (etcd) can
-//! stand in. A write is one atomic, durable unit: when [`Store::write`]
-//! returns `Ok`, the nodes, events and generation in it survive a crash.
+//! Only this module (and its submodules) touches a storage engine; the rest
+//! of the master sees the [`Store`] trait, written so that an etcd
+//! transaction is a direct fit: [`Store::commit`] checks a [`Change`]'s
+//! preconditions (a record's revision, or "must not exist") and applies
+//! its puts, deletes and events in one atomic, durable step, returning the
+//! store's new [`Revision`] — the generation agents see. A failed
+//! precondition is a [`StoreError::Conflict`] the caller may re-plan on.
 //!
+//! - `change` — the vocabulary: [`Change`], [`Record`], [`Key`],
+//!   [`Precondition`].
 //! - `sled` — the embedded default.
+//! - `mem` — in memory, for tests of the core (it can be told to fail).
 
+mod change;
 mod sled;
 
+#[cfg(test)]
+pub mod mem;
+
+pub use self::change::{Change, Expect, Key, Loaded, Precondition, Record, Revision};
 pub use self::sled::SledStore;
 
-use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
-use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::{Event, JobRecord, NodeId};
 use std::path::PathBuf;
-
-/// Everything the master reloads on start.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub nodes: Vec<Node>,
-    pub tokens: Vec<Token>,
-    pub keys: Vec<KeyRecord>,
-    /// Serials (hex) of revoked certificates.
-    pub revoked: Vec<String>,
-    /// Node groups: name → compound expression.
-    pub groups: Vec<(String, String)>,
-    pub upstreams: Vec<(String, UpstreamSource)>,
-    pub routes: Vec<(String, Domain)>,
-    /// Settings applied from a cluster file.
-    pub settings: Option<crate::clusterfile::Settings>,
-    pub generation: u64,
-    /// The sequence number the next event gets.
-    pub next_event_seq: u64,
-}
-
-/// One atomic, durable change.
-#[derive(Debug, Default, Clone)]
-pub struct Write {
-    pub nodes: Vec<Node>,
-    /// Node ids whose records go.
-    pub nodes_deleted: Vec<String>,
-    pub events: Vec<Event>,
-    pub generation: Option<u64>,
-    pub tokens: Vec<Token>,
-    pub keys: Vec<KeyRecord>,
-    /// Node ids whose key records go.
-    pub keys_deleted: Vec<String>,
-    pub revoked: Vec<String>,
-    /// Node groups to set (an empty expression removes the group).
-    pub groups: Vec<(String, String)>,
-    pub jobs: Vec<JobRecord>,
-    /// Upstreams to set (`None` removes).
-    pub upstreams: Vec<(String, Option<UpstreamSource>)>,
-    /// Domains' route chains to set (`None` removes).
-    pub routes: Vec<(String, Option<Domain>)>,
-    pub rollouts: Vec<crate::rollout::RolloutRecord>,
-    pub settings: Option<crate::clusterfile::Settings>,
-}
-
-impl Write {
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-            && self.nodes_deleted.is_empty()
-            && self.events.is_empty()
-            && self.generation.is_none()
-            && self.tokens.is_empty()
-            && self.keys.is_empty()
-            && self.keys_deleted.is_empty()
-            && self.revoked.is_empty()
-            && self.groups.is_empty()
-            && self.jobs.is_empty()
-            && self.upstreams.is_empty()
-            && self.routes.is_empty()
-            && self.rollouts.is_empty()
-            && self.settings.is_none()
-    }
-}
 
 /// Which events to read back.
 #[derive(Debug, Default, Clone)]
 pub struct EventQuery {
     pub after_seq: u64,
     pub limit: usize,
-    pub node: Option<String>,
+    /// Only events about this node: by its id (its whole history under
+    /// every name), or by name for events stored before ids were.
+    pub node: Option<(NodeId, String)>,
+}
+
+impl EventQuery {
+    pub fn matches(&self, e: &Event) -> bool {
+        match &self.node {
+            None => true,
+            Some((id, name)) => match &e.node_id {
+                Some(event_id) => event_id == id,
+                None => e.node == *name,
+            },
+        }
+    }
 }
 
 pub trait Store: Send + Sync + 'static {
+    /// Every record of the state, at one revision.
     fn load(&self) -> Result<Loaded, StoreError>;
-    /// Applies `write` atomically and returns once it is durable.
-    fn write(&self, write: &Write) -> Result<(), StoreError>;
+    /// Checks `change`'s preconditions and applies it atomically; returns
+    /// the new revision once it is durable.
+    fn commit(&self, change: &Change) -> Result<Revision, StoreError>;
     /// Events matching `query`, oldest first; the newest `limit` when more match.
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
     /// The newest `limit` jobs, newest first.
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// The newest `limit` rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
-    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError>;
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError>;
+    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError>;
 }
+
+/// What a storage engine reported, without naming its types.
+pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,14 +73,23 @@ pub enum StoreError {
     Open {
         path: PathBuf,
         #[source]
-        source: ::sled::Error,
+        source: EngineError,
     },
     #[error("cannot open the store at {path}: another master process is using it")]
     Locked { path: PathBuf },
     #[error("cannot write to the store: {0}")]
-    Write(#[source] ::sled::Error),
+    Write(#[source] EngineError),
     #[error("cannot read from the store: {0}")]
-    Read(#[source] ::sled::Error),
+    Read(#[source] EngineError),
     #[error("corrupt record under key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("{key} changed since it was read (expected {expected:?}, found {found:?})")]
+    Conflict {
+        key: Key,
+        expected: Expect,
+        /// Its revision now (`None`: absent).
+        found: Option<Revision>,
+    },
+    #[error("the master is shutting down; the change was not made")]
+    Closed,
 }

@@ -1,22 +1,26 @@
-//! The sled backend: one tree, keys by prefix, atomic batches, flushed before
-//! a write is acknowledged (sled otherwise flushes only every 500 ms).
+//! The sled backend: one tree, keys by prefix, each commit one sled
+//! transaction (preconditions checked inside it), flushed before it is
+//! acknowledged (sled otherwise flushes only every 500 ms).
 //!
-//! Keys: `node/<id>` → JSON [`Node`]; `event/<seq as 8 big-endian bytes>` →
-//! JSON [`Event`]; `meta/generation` → 8 big-endian bytes; `token/<id>` →
-//! JSON [`Token`]; `key/<node id>` → JSON [`KeyRecord`]; `revoked/<serial>`
-//! → empty; `group/<name>` → the expression; `job/<id>` → JSON
-//! [`JobRecord`] (ids sort by time); `upstream/<name>` → JSON
-//! `UpstreamSource`; `route/<domain>` → JSON `Domain`; `rollout/<id>` → JSON
-//! `RolloutRecord` (ids sort by time); `meta/settings` → JSON `Settings`
-//! (from a cluster file).
+//! Keys: `node/<id>`, `token/<id>`, `key/<node id>`, `revoked/<serial>`,
+//! `group/<name>`, `upstream/<name>`, `route/<domain>`, `meta/settings`:
+//! the revision that last wrote the record (8 bytes, big-endian) followed
+//! by the record as JSON. `event/<seq as 8 big-endian bytes>`, `job/<id>`
+//! (ids sort by time) and `rollout/<id>` hold plain JSON: they are appended
+//! or rewritten, never compared. `meta/revision` holds the store's
+//! revision; `meta/format` the layout (2). A store of layout 1 (records
+//! without revisions, `meta/generation`) is rewritten once on open, in one
+//! batch, each record at the old generation.
 
-use super::{EventQuery, Loaded, Store, StoreError, Write};
-use crate::model::{Event, JobRecord, KeyRecord, Node, Token};
+use super::{Change, EventQuery, Expect, Key, Loaded, Record, Revision, Store, StoreError};
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::{Event, JobRecord};
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
 
 const NODE: &[u8] = b"node/";
 const EVENT: &[u8] = b"event/";
-const GENERATION: &[u8] = b"meta/generation";
 const TOKEN: &[u8] = b"token/";
 const KEY: &[u8] = b"key/";
 const REVOKED: &[u8] = b"revoked/";
@@ -26,10 +30,20 @@ const UPSTREAM: &[u8] = b"upstream/";
 const ROUTE: &[u8] = b"route/";
 const ROLLOUT: &[u8] = b"rollout/";
 const SETTINGS: &[u8] = b"meta/settings";
+const REVISION: &[u8] = b"meta/revision";
+const FORMAT: &[u8] = b"meta/format";
+/// Layout 1's generation counter.
+const GENERATION: &[u8] = b"meta/generation";
+const LAYOUT: &[u8] = b"2";
+
+/// The prefixes whose records carry a revision.
+const REVISIONED: [&[u8]; 7] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUTE];
 
 pub struct SledStore {
     db: sled::Db,
 }
+
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl SledStore {
     /// Opens (or creates) the store. Another process holding it is waited
@@ -37,9 +51,9 @@ impl SledStore {
     /// then refused with [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-        loop {
+        let db = loop {
             match sled::Config::new().path(path).open() {
-                Ok(db) => return Ok(SledStore { db }),
+                Ok(db) => break db,
                 Err(e) if is_lock_error(&e) => {
                     if std::time::Instant::now() >= deadline {
                         return Err(StoreError::Locked {
@@ -48,90 +62,185 @@ impl SledStore {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }
-                Err(source) => {
+                Err(e) => {
                     return Err(StoreError::Open {
                         path: path.to_owned(),
-                        source,
+                        source: Box::new(e),
                     });
                 }
             }
+        };
+        let store = SledStore { db };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Rewrites a layout-1 store in layout 2, in one batch.
+    fn migrate(&self) -> Result<(), StoreError> {
+        if self.db.get(FORMAT).map_err(read)?.is_some() {
+            return Ok(());
         }
+        let generation = match self.db.get(GENERATION).map_err(read)? {
+            Some(v) => u64_of(GENERATION, &v)?,
+            None => 0,
+        };
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for prefix in REVISIONED.iter().copied().chain([SETTINGS]) {
+            for item in self.db.scan_prefix(prefix) {
+                let (k, v) = item.map_err(read)?;
+                let json: Vec<u8> = match prefix {
+                    GROUP => serde_json::to_vec(&String::from_utf8_lossy(&v)).expect("a string"),
+                    REVOKED => b"null".to_vec(),
+                    _ => v.to_vec(),
+                };
+                batch.insert(k, envelope(generation.max(1), json));
+                any = true;
+            }
+        }
+        let revision = if any { generation.max(1) } else { generation };
+        batch.insert(REVISION, &revision.to_be_bytes());
+        batch.remove(GENERATION);
+        batch.insert(FORMAT, LAYOUT);
+        self.db.apply_batch(batch).map_err(write)?;
+        self.db.flush().map_err(write)?;
+        Ok(())
     }
 }
-
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
         || io.to_string().contains("could not acquire lock"))
 }
 
-fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+fn read(e: sled::Error) -> StoreError {
+    StoreError::Read(Box::new(e))
+}
+
+fn write(e: sled::Error) -> StoreError {
+    StoreError::Write(Box::new(e))
+}
+
+fn join(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     [prefix, rest].concat()
+}
+
+fn key_bytes(k: &Key) -> Vec<u8> {
+    match k {
+        Key::Node(id) => join(NODE, id.as_bytes()),
+        Key::Token(id) => join(TOKEN, id.as_bytes()),
+        Key::NodeKey(id) => join(KEY, id.as_bytes()),
+        Key::Revoked(s) => join(REVOKED, s.as_bytes()),
+        Key::Group(n) => join(GROUP, n.as_bytes()),
+        Key::Upstream(n) => join(UPSTREAM, n.as_bytes()),
+        Key::Route(d) => join(ROUTE, d.as_bytes()),
+        Key::Settings => SETTINGS.to_vec(),
+        Key::Job(id) => join(JOB, id.as_bytes()),
+        Key::Rollout(id) => join(ROLLOUT, id.as_bytes()),
+        Key::Event(seq) => join(EVENT, &seq.to_be_bytes()),
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records always serialise")
+}
+
+fn record_json(r: &Record) -> Vec<u8> {
+    match r {
+        Record::Node(n) => to_json(n),
+        Record::Token(t) => to_json(t),
+        Record::NodeKey(k) => to_json(k),
+        Record::Revoked(_) => b"null".to_vec(),
+        Record::Group { expr, .. } => to_json(expr),
+        Record::Upstream { source, .. } => to_json(source),
+        Record::Route { chain, .. } => to_json(chain),
+        Record::Settings(s) => to_json(s),
+        Record::Job(j) => to_json(j),
+        Record::Rollout(r) => to_json(r),
+    }
+}
+
+fn is_revisioned(k: &Key) -> bool {
+    !matches!(k, Key::Job(_) | Key::Rollout(_) | Key::Event(_))
+}
+
+fn envelope(revision: Revision, json: Vec<u8>) -> Vec<u8> {
+    let mut v = revision.to_be_bytes().to_vec();
+    v.extend(json);
+    v
+}
+
+fn lossy(k: &[u8]) -> String {
+    String::from_utf8_lossy(k).into_owned()
+}
+
+/// `(revision, json)` of an enveloped value.
+fn open_envelope<'a>(k: &[u8], v: &'a [u8]) -> Result<(Revision, &'a [u8]), StoreError> {
+    if v.len() < 8 {
+        return Err(StoreError::Corrupt {
+            key: lossy(k),
+            reason: format!("{} bytes, shorter than a revision", v.len()),
+        });
+    }
+    let (rev, json) = v.split_at(8);
+    Ok((u64::from_be_bytes(rev.try_into().expect("8 bytes")), json))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(k).into_owned(),
+        key: lossy(k),
         reason: e.to_string(),
     })
 }
 
 fn u64_of(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt {
-        key: String::from_utf8_lossy(k).into_owned(),
+        key: lossy(k),
         reason: format!("expected 8 bytes, found {}", v.len()),
     })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
+/// The record stored under `k` (a revisioned prefix) from its JSON.
+fn record_of(prefix: &[u8], k: &[u8], json: &[u8]) -> Result<Record, StoreError> {
+    let rest = || lossy(&k[prefix.len()..]);
+    Ok(match prefix {
+        NODE => Record::Node(decode(k, json)?),
+        TOKEN => Record::Token(decode(k, json)?),
+        KEY => Record::NodeKey(decode(k, json)?),
+        REVOKED => Record::Revoked(rest()),
+        GROUP => Record::Group {
+            name: rest(),
+            expr: decode(k, json)?,
+        },
+        UPSTREAM => Record::Upstream {
+            name: rest(),
+            source: decode(k, json)?,
+        },
+        ROUTE => Record::Route {
+            domain: rest(),
+            chain: decode(k, json)?,
+        },
+        _ => Record::Settings(decode(k, json)?),
+    })
+}
+
 impl Store for SledStore {
     fn load(&self) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
-        for item in self.db.scan_prefix(NODE) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            loaded.nodes.push(decode::<Node>(&k, &v)?);
+        for prefix in REVISIONED.iter().copied().chain([SETTINGS]) {
+            for item in self.db.scan_prefix(prefix) {
+                let (k, v) = item.map_err(read)?;
+                let (rev, json) = open_envelope(&k, &v)?;
+                loaded.records.push((record_of(prefix, &k, json)?, rev));
+            }
         }
-        for item in self.db.scan_prefix(TOKEN) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            loaded.tokens.push(decode::<Token>(&k, &v)?);
-        }
-        for item in self.db.scan_prefix(KEY) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            loaded.keys.push(decode::<KeyRecord>(&k, &v)?);
-        }
-        for item in self.db.scan_prefix(REVOKED) {
-            let (k, _) = item.map_err(StoreError::Read)?;
-            loaded
-                .revoked
-                .push(String::from_utf8_lossy(&k[REVOKED.len()..]).into_owned());
-        }
-        for item in self.db.scan_prefix(GROUP) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            loaded.groups.push((
-                String::from_utf8_lossy(&k[GROUP.len()..]).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            ));
-        }
-        for item in self.db.scan_prefix(UPSTREAM) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            let name = String::from_utf8_lossy(&k[UPSTREAM.len()..]).into_owned();
-            loaded.upstreams.push((name, decode(&k, &v)?));
-        }
-        for item in self.db.scan_prefix(ROUTE) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            let domain = String::from_utf8_lossy(&k[ROUTE.len()..]).into_owned();
-            loaded.routes.push((domain, decode(&k, &v)?));
-        }
-        if let Some(v) = self.db.get(SETTINGS).map_err(StoreError::Read)? {
-            loaded.settings = Some(decode(SETTINGS, &v)?);
-        }
-        if let Some(v) = self.db.get(GENERATION).map_err(StoreError::Read)? {
-            loaded.generation = u64_of(GENERATION, &v)?;
+        if let Some(v) = self.db.get(REVISION).map_err(read)? {
+            loaded.revision = u64_of(REVISION, &v)?;
         }
         loaded.next_event_seq = match self.db.scan_prefix(EVENT).next_back() {
             Some(item) => {
-                let (k, _) = item.map_err(StoreError::Read)?;
+                let (k, _) = item.map_err(read)?;
                 u64_of(&k, &k[EVENT.len()..])? + 1
             }
             None => 1,
@@ -139,112 +248,95 @@ impl Store for SledStore {
         Ok(loaded)
     }
 
-    fn write(&self, write: &Write) -> Result<(), StoreError> {
-        if write.is_empty() {
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for node in &write.nodes {
-            let v = serde_json::to_vec(node).expect("a node always serialises");
-            batch.insert(key(NODE, node.id.as_bytes()), v);
-        }
-        for id in &write.nodes_deleted {
-            batch.remove(key(NODE, id.as_bytes()));
-        }
-        for event in &write.events {
-            let v = serde_json::to_vec(event).expect("an event always serialises");
-            batch.insert(key(EVENT, &event.seq.to_be_bytes()), v);
-        }
-        if let Some(generation) = write.generation {
-            batch.insert(GENERATION, &generation.to_be_bytes());
-        }
-        for token in &write.tokens {
-            let v = serde_json::to_vec(token).expect("a token always serialises");
-            batch.insert(key(TOKEN, token.id.as_bytes()), v);
-        }
-        for record in &write.keys {
-            let v = serde_json::to_vec(record).expect("a key record always serialises");
-            batch.insert(key(KEY, record.node_id.as_bytes()), v);
-        }
-        for id in &write.keys_deleted {
-            batch.remove(key(KEY, id.as_bytes()));
-        }
-        for (name, expr) in &write.groups {
-            match expr.as_str() {
-                "" => batch.remove(key(GROUP, name.as_bytes())),
-                e => batch.insert(key(GROUP, name.as_bytes()), e.as_bytes()),
+    fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+        let puts: Vec<(Key, Vec<u8>)> = change
+            .puts
+            .iter()
+            .map(|r| (r.key(), record_json(r)))
+            .collect();
+        let events: Vec<(u64, Vec<u8>)> =
+            change.events.iter().map(|e| (e.seq, to_json(e))).collect();
+        let result = self.db.transaction(|tx| {
+            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+            let revision = match tx.get(REVISION)? {
+                Some(v) => u64_of(REVISION, &v).map_err(abort)?,
+                None => 0,
+            };
+            for p in &change.preconditions {
+                let k = key_bytes(&p.key);
+                let found = match tx.get(&k)? {
+                    None => None,
+                    Some(v) if is_revisioned(&p.key) => {
+                        Some(open_envelope(&k, &v).map_err(abort)?.0)
+                    }
+                    Some(_) => Some(0),
+                };
+                let holds = match p.expect {
+                    Expect::Absent => found.is_none(),
+                    Expect::At(rev) => found == Some(rev),
+                };
+                if !holds {
+                    return Err(abort(StoreError::Conflict {
+                        key: p.key.clone(),
+                        expected: p.expect,
+                        found,
+                    }));
+                }
             }
-        }
-        for job in &write.jobs {
-            let v = serde_json::to_vec(job).expect("a job always serialises");
-            batch.insert(key(JOB, job.id.as_bytes()), v);
-        }
-        for (name, source) in &write.upstreams {
-            match source {
-                Some(s) => batch.insert(
-                    key(UPSTREAM, name.as_bytes()),
-                    serde_json::to_vec(s).expect("an upstream always serialises"),
-                ),
-                None => batch.remove(key(UPSTREAM, name.as_bytes())),
+            let next = revision + 1;
+            for (seq, json) in &events {
+                let k = key_bytes(&Key::Event(*seq));
+                if tx.get(&k)?.is_some() {
+                    return Err(abort(StoreError::Conflict {
+                        key: Key::Event(*seq),
+                        expected: Expect::Absent,
+                        found: Some(0),
+                    }));
+                }
+                tx.insert(k, json.as_slice())?;
             }
-        }
-        for (domain, chain) in &write.routes {
-            match chain {
-                Some(c) => batch.insert(
-                    key(ROUTE, domain.as_bytes()),
-                    serde_json::to_vec(c).expect("a route always serialises"),
-                ),
-                None => batch.remove(key(ROUTE, domain.as_bytes())),
+            for (key, json) in &puts {
+                let v = if is_revisioned(key) {
+                    envelope(next, json.clone())
+                } else {
+                    json.clone()
+                };
+                tx.insert(key_bytes(key), v)?;
             }
-        }
-        if let Some(s) = &write.settings {
-            let v = serde_json::to_vec(s).expect("settings always serialise");
-            batch.insert(SETTINGS, v);
-        }
-        for r in &write.rollouts {
-            let v = serde_json::to_vec(r).expect("a rollout always serialises");
-            batch.insert(key(ROLLOUT, r.id.as_bytes()), v);
-        }
-        for serial in &write.revoked {
-            batch.insert(key(REVOKED, serial.as_bytes()), &[][..]);
-        }
-        self.db.apply_batch(batch).map_err(StoreError::Write)?;
-        self.db.flush().map_err(StoreError::Write)?;
-        Ok(())
+            for key in &change.deletes {
+                tx.remove(key_bytes(key))?;
+            }
+            tx.insert(REVISION, &next.to_be_bytes())?;
+            Ok(next)
+        });
+        let revision = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(write(e)),
+        };
+        self.db.flush().map_err(write)?;
+        Ok(revision)
     }
 
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.decode_jobs(limit)
-    }
-
-    fn rollouts(&self, limit: usize) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(ROLLOUT).rev().take(limit) {
-            let (k, v) = item.map_err(StoreError::Read)?;
-            out.push(decode(&k, &v)?);
-        }
-        Ok(out)
-    }
-
-    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError> {
-        let k = key(ROLLOUT, id.as_bytes());
-        match self.db.get(&k).map_err(StoreError::Read)? {
-            Some(v) => Ok(Some(decode(&k, &v)?)),
-            None => Ok(None),
-        }
+        self.newest(JOB, limit)
     }
 
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let k = key(JOB, id.as_bytes());
-        match self.db.get(&k).map_err(StoreError::Read)? {
-            Some(v) => Ok(Some(decode(&k, &v)?)),
-            None => Ok(None),
-        }
+        self.one(&key_bytes(&Key::Job(id.to_owned())))
+    }
+
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.newest(ROLLOUT, limit)
+    }
+
+    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.one(&key_bytes(&Key::Rollout(id.to_owned())))
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        let start = key(EVENT, &(query.after_seq.saturating_add(1)).to_be_bytes());
-        let end = key(EVENT, &u64::MAX.to_be_bytes());
+        let start = join(EVENT, &(query.after_seq.saturating_add(1)).to_be_bytes());
+        let end = join(EVENT, &u64::MAX.to_be_bytes());
         let limit = if query.limit == 0 {
             usize::MAX
         } else {
@@ -253,9 +345,9 @@ impl Store for SledStore {
         // Newest first, so `limit` keeps the most recent; reversed at the end.
         let mut out = Vec::new();
         for item in self.db.range(start..=end).rev() {
-            let (k, v) = item.map_err(StoreError::Read)?;
+            let (k, v) = item.map_err(read)?;
             let event: Event = decode(&k, &v)?;
-            if query.node.as_deref().is_some_and(|n| n != event.node) {
+            if !query.matches(&event) {
                 continue;
             }
             out.push(event);
@@ -269,113 +361,26 @@ impl Store for SledStore {
 }
 
 impl SledStore {
-    fn decode_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    fn newest<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(JOB).rev().take(limit) {
-            let (k, v) = item.map_err(StoreError::Read)?;
+        for item in self.db.scan_prefix(prefix).rev().take(limit) {
+            let (k, v) = item.map_err(read)?;
             out.push(decode(&k, &v)?);
         }
         Ok(out)
     }
+
+    fn one<T: serde::de::DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get(k).map_err(read)? {
+            Some(v) => Ok(Some(decode(k, &v)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{EventKind, OfflineFlag};
-
-    fn node(id: &str) -> Node {
-        Node {
-            id: id.into(),
-            name: id.into(),
-            roles: vec!["web".into()],
-            addresses: vec!["127.0.0.2".into()],
-            health_url: String::new(),
-            grains: Default::default(),
-            offline: None,
-            spec_generation: 0,
-            registered_ms: 1,
-            last_seen_ms: 1,
-            usage: None,
-            applied: Default::default(),
-            connected: false,
-            labels: Default::default(),
-            service: String::new(),
-            naming: Default::default(),
-            aliases: Vec::new(),
-            checks: Vec::new(),
-        }
-    }
-
-    fn event(seq: u64, node: &str) -> Event {
-        Event {
-            seq,
-            time_ms: seq,
-            kind: EventKind::Drain,
-            node: node.into(),
-            by: "test".into(),
-            detail: String::new(),
-        }
-    }
-
-    #[test]
-    fn a_write_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStore::open(dir.path()).unwrap();
-            let mut n = node("a");
-            n.offline = Some(OfflineFlag {
-                reason: "deploy".into(),
-                since_ms: 5,
-                by: "alice".into(),
-                maintenance: false,
-            });
-            store
-                .write(&Write {
-                    nodes: vec![n, node("b")],
-                    events: vec![event(1, "a"), event(2, "b")],
-                    generation: Some(7),
-                    revoked: vec!["0abc".into()],
-                    ..Write::default()
-                })
-                .unwrap();
-        }
-        let store = SledStore::open(dir.path()).unwrap();
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.generation, 7);
-        assert_eq!(loaded.next_event_seq, 3);
-        assert_eq!(loaded.nodes.len(), 2);
-        assert_eq!(loaded.nodes[0].offline.as_ref().unwrap().reason, "deploy");
-        assert_eq!(loaded.revoked, ["0abc"]);
-    }
-
-    #[test]
-    fn events_filter_by_node_and_keep_the_newest_under_a_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let events = (1..=10).map(|i| event(i, if i % 2 == 0 { "a" } else { "b" }));
-        store
-            .write(&Write {
-                events: events.collect(),
-                ..Write::default()
-            })
-            .unwrap();
-        let q = |after_seq, limit, node: Option<&str>| EventQuery {
-            after_seq,
-            limit,
-            node: node.map(str::to_owned),
-        };
-        let seqs = |v: Vec<Event>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(store.events(&q(0, 3, None)).unwrap()), [8, 9, 10]);
-        assert_eq!(seqs(store.events(&q(6, 0, None)).unwrap()), [7, 8, 9, 10]);
-        assert_eq!(seqs(store.events(&q(0, 2, Some("a"))).unwrap()), [8, 10]);
-    }
-
-    #[test]
-    fn an_empty_store_starts_at_generation_zero() {
-        let dir = tempfile::tempdir().unwrap();
-        let loaded = SledStore::open(dir.path()).unwrap().load().unwrap();
-        assert_eq!((loaded.generation, loaded.next_event_seq), (0, 1));
-        assert!(loaded.nodes.is_empty());
-    }
-}
+mod tests;

@@ -95,7 +95,7 @@ async fn drain(args: &[String]) {
         for (offline, want, out) in [(true, 503, &mut drains), (false, 200, &mut undrains)] {
             let started = Instant::now();
             control
-                .set_offline(pb::SetOfflineRequest {
+                .drain(pb::DrainRequest {
                     names: vec![agent.id.clone()],
                     offline,
                     reason: "bench".into(),

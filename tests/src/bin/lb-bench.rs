@@ -218,7 +218,7 @@ async fn drain(args: &[String]) {
             load.advance(200).await;
             let t0 = Instant::now();
             control
-                .set_offline(pb::SetOfflineRequest {
+                .drain(pb::DrainRequest {
                     names: vec!["web-1".into()],
                     offline: true,
                     reason: "bench".into(),
@@ -238,7 +238,7 @@ async fn drain(args: &[String]) {
             let last = apps[0].last_hit.lock().unwrap().unwrap();
             gaps.push(last.saturating_duration_since(t0).as_secs_f64() * 1000.0);
             control
-                .set_offline(pb::SetOfflineRequest {
+                .drain(pb::DrainRequest {
                     names: vec!["web-1".into()],
                     offline: false,
                     ..Default::default()

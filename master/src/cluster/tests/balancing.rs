@@ -2,8 +2,8 @@
 //! drain, fail checks and come back; refusals; "really out".
 
 use super::*;
-use crate::model::{CheckResult, LbBackend, LbReport};
 use cluster_balancer::{Domain, Rule, Server, UpstreamSource};
+use cluster_model::{CheckResult, LbBackend, LbReport, LbSource};
 use std::collections::BTreeMap;
 
 fn web(id: &str, ip: &str) -> Hello {
@@ -95,7 +95,7 @@ async fn a_failing_check_takes_a_node_out_of_role_upstreams() {
 #[tokio::test]
 async fn bad_balancing_is_refused_whole_with_every_problem_and_changes_nothing() {
     let (store, c, _) = cluster(&[]).await;
-    let writes = store.writes.lock().unwrap().len();
+    let writes = store.commits();
     let bad_server = UpstreamSource::Servers(vec![Server::new("10.0.0.1")]);
     let mut cycle = to("app");
     cycle.init = "x".into();
@@ -128,7 +128,7 @@ async fn bad_balancing_is_refused_whole_with_every_problem_and_changes_nothing()
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
-    assert_eq!(store.writes.lock().unwrap().len(), writes);
+    assert_eq!(store.commits(), writes);
     assert!(c.balancing().upstreams.is_empty() && c.balancing().routes.is_empty());
 }
 
@@ -173,8 +173,14 @@ async fn a_node_is_out_only_when_every_balancer_says_so() {
         .set_offline(&names(&["a"]), Some("deploy".into()), "t")
         .await
         .unwrap();
-    let targets = vec![("a".to_owned(), changes[0].spec_generation)];
-    let pending = c.out_pending(&targets);
+    let targets = c.spec_generations(&changes);
+    let out_pending = |c: &Cluster| -> Vec<String> {
+        c.read(|st| st.out_pending(&targets))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let pending = out_pending(&c);
     assert!(
         pending
             .iter()
@@ -187,10 +193,11 @@ async fn a_node_is_out_only_when_every_balancer_says_so() {
             .any(|p| p.contains("a: the agent has not applied")),
         "{pending:?}"
     );
-    c.acknowledge(&a, changes[0].spec_generation, "offline".into());
+    c.acknowledge(&a, ack(targets[0].1, HealthStatus::Offline))
+        .await;
     let version = c.proxy_view().version;
     let busy = LbBackend {
-        source: "proxy".into(),
+        source: LbSource::Proxy,
         name: "app".into(),
         addr: "10.0.0.1:80".into(),
         in_rotation: false,
@@ -205,12 +212,12 @@ async fn a_node_is_out_only_when_every_balancer_says_so() {
         },
     );
     assert_eq!(
-        c.out_pending(&targets),
+        out_pending(&c),
         ["lb: 2 requests in flight to a (10.0.0.1:80)"]
     );
     // HAProxy still sending to it holds the wait too.
     let haproxy = LbBackend {
-        source: "haproxy".into(),
+        source: LbSource::Haproxy,
         name: "app/a".into(),
         addr: "10.0.0.1:80".into(),
         in_rotation: true,
@@ -224,14 +231,14 @@ async fn a_node_is_out_only_when_every_balancer_says_so() {
             backends: vec![haproxy.clone()],
         },
     );
-    assert_eq!(c.out_pending(&targets).len(), 1);
-    assert!(c.out_pending(&targets)[0].contains("HAProxy server app/a"));
+    assert_eq!(out_pending(&c).len(), 1);
+    assert!(out_pending(&c)[0].contains("HAProxy server app/a"));
     let drained = LbBackend {
         in_rotation: false,
         status: "DRAIN".into(),
         ..haproxy
     };
-    let waiter = c.wait_out(&targets, Duration::from_secs(5), |_| {});
+    let waiter = c.wait_rotation(Duration::from_secs(5), |st| st.out_pending(&targets));
     let report = async {
         tokio::task::yield_now().await;
         c.report_lb(

@@ -56,9 +56,16 @@ pub(crate) async fn run_once(control: &mut Control, count: usize) -> Result<RunT
             Some(Event::Finished(summary)) => {
                 let finished = t0.elapsed();
                 let job = summary.job.ok_or("`finished` without its job")?;
-                let ok = job.results.iter().filter(|r| r.status == "ok").count();
+                let ok = job
+                    .results
+                    .iter()
+                    .filter(|r| r.status == pb::JobStatus::Ok as i32)
+                    .count();
                 if ok != count || results != count {
-                    let other = job.results.iter().find(|r| r.status != "ok");
+                    let other = job
+                        .results
+                        .iter()
+                        .find(|r| r.status != pb::JobStatus::Ok as i32);
                     return Err(format!(
                         "{ok} of {count} nodes ok ({results} results streamed); e.g. {other:?}"
                     ));

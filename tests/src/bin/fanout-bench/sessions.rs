@@ -106,7 +106,8 @@ pub(crate) fn reply_to(msg: pb::MasterMessage) -> Option<pb::AgentMessage> {
     let ack = |generation| {
         Out::Ack(pb::Ack {
             generation,
-            health_status: "online".into(),
+            health: pb::HealthStatus::Online as i32,
+            cache_error: String::new(),
         })
     };
     let reply = match msg.msg? {

@@ -1,0 +1,534 @@
+//! The cluster's operations as the edges call them: each mutation one
+//! planner through [`Cluster::execute`], each read one look at the state
+//! (or, for the event log, jobs and rollouts, the store).
+
+use super::{Cluster, ClusterError};
+use crate::pki::{self, Subject};
+use crate::state::plan::{
+    ApplyClusterFile, CreateToken, DecideKeys, Deny, IssueUser, Join, JoinOutcome, KeyDecision,
+    NodeChange, RecordJob, RecordRollout, RemoveNode, RemoveUpstream, Rename, SetBalancing,
+    SetGroup, SetLabels, SetOut, SweepLiveness,
+};
+use crate::state::{BalancingState, Observation, State};
+use crate::store::{EventQuery, StoreError};
+use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::clusterfile::{Change as FileChange, DesiredCluster};
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::time::now_ms;
+use cluster_model::{
+    Event, EventKind, HostEntry, JobRecord, KeyRecord, KeyState, NodeId, NodeStatus, Role,
+    TargetSpec,
+};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Who is calling, from its verified client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Node {
+        id: NodeId,
+        serial: String,
+    },
+    User {
+        name: String,
+        role: Role,
+        serial: String,
+    },
+    /// No client certificate (only enrollment is open to it).
+    Anonymous,
+}
+
+impl Caller {
+    /// How the event log names the caller.
+    pub fn label(&self) -> String {
+        match self {
+            Caller::Node { id, .. } => format!("node {id}"),
+            Caller::User { name, .. } => name.clone(),
+            Caller::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// A new join token, shown once.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token: String,
+    pub ca_fingerprint: String,
+    pub expires_ms: u64,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf)
+        .expect("the system random source works");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Access: certificates, tokens, keys, users, refusals.
+impl Cluster {
+    pub fn ca_pem(&self) -> &str {
+        &self.ca.cert_pem
+    }
+
+    pub fn ca_fingerprint(&self) -> String {
+        self.ca.fingerprint()
+    }
+
+    /// The caller a verified certificate names, or why it is refused: not a
+    /// clusterctl identity, revoked, or a node certificate that is not the
+    /// node's current accepted key.
+    pub fn authenticate(&self, cert_der: Option<&[u8]>) -> Result<Caller, ClusterError> {
+        let Some(der) = cert_der else {
+            return Ok(Caller::Anonymous);
+        };
+        let (subject, serial) =
+            pki::identity(der).map_err(|e| ClusterError::Unauthenticated(e.to_string()))?;
+        self.read(|st| {
+            if st.is_revoked(&serial) {
+                return Err(ClusterError::Unauthenticated(format!(
+                    "certificate {serial} has been revoked"
+                )));
+            }
+            match subject {
+                Subject::Node(id) => match st.key(&id) {
+                    Some(k) if k.value.state == KeyState::Accepted && k.value.serial == serial => {
+                        Ok(Caller::Node {
+                            id: k.value.node_id.clone(),
+                            serial,
+                        })
+                    }
+                    _ => Err(ClusterError::Unauthenticated(format!(
+                        "the key of node {id} is no longer accepted; it must enroll again"
+                    ))),
+                },
+                Subject::User { name, role } => Ok(Caller::User { name, role, serial }),
+            }
+        })
+    }
+
+    /// Records a refusal in the event log (best effort: a store failure is
+    /// logged, the refusal stands either way).
+    pub async fn deny(&self, node: &str, who: &str, detail: String) {
+        tracing::warn!(%who, %node, %detail, "refused");
+        let cmd = Deny {
+            node: node.to_owned(),
+            who: who.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.execute(&cmd).await {
+            tracing::error!(error = %e, "cannot record a refusal in the event log");
+        }
+    }
+
+    pub async fn create_token(
+        &self,
+        by: &str,
+        ttl: Duration,
+        uses: Option<u32>,
+        roles: Vec<String>,
+    ) -> Result<TokenGrant, ClusterError> {
+        let cmd = CreateToken {
+            id: random_hex(3),
+            secret: random_hex(16),
+            ttl,
+            uses,
+            roles,
+            by: by.to_owned(),
+        };
+        let token = self.execute(&cmd).await?;
+        Ok(TokenGrant {
+            token: format!("{}.{}", token.id, cmd.secret),
+            ca_fingerprint: self.ca_fingerprint(),
+            expires_ms: token.expires_ms,
+        })
+    }
+
+    /// An agent asks for a certificate for `node_id`: see [`Join`].
+    pub async fn join(
+        &self,
+        node_id: &str,
+        csr_pem: &str,
+        token: Option<&str>,
+    ) -> Result<JoinOutcome, ClusterError> {
+        let node_id = NodeId::new(node_id).map_err(|source| ClusterError::InvalidName {
+            what: "node id",
+            name: node_id.to_owned(),
+            source,
+        })?;
+        let fingerprint =
+            pki::csr_fingerprint(csr_pem).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        let outcome = self
+            .execute(&Join {
+                node_id: node_id.clone(),
+                csr_pem: csr_pem.to_owned(),
+                fingerprint,
+                token: token.map(str::to_owned),
+            })
+            .await?;
+        if let JoinOutcome::Rejected(why) = &outcome {
+            tracing::warn!(node = %node_id, %why, "enrollment refused");
+        }
+        Ok(outcome)
+    }
+
+    /// Every key, sorted by node id.
+    pub fn keys(&self) -> Vec<KeyRecord> {
+        self.read(|st| st.keys().cloned().collect())
+    }
+
+    /// Accepts, rejects or deletes keys: see [`DecideKeys`].
+    pub async fn decide_keys(
+        &self,
+        ids: &[String],
+        decision: KeyDecision,
+        by: &str,
+    ) -> Result<Vec<KeyRecord>, ClusterError> {
+        self.execute(&DecideKeys {
+            ids: ids.to_vec(),
+            decision,
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Signs a certificate for a person.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        csr_pem: &str,
+        by: &str,
+    ) -> Result<String, ClusterError> {
+        self.execute(&IssueUser {
+            name: name.to_owned(),
+            role,
+            csr_pem: csr_pem.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+}
+
+/// Nodes: drains, labels, names, liveness.
+impl Cluster {
+    /// Takes nodes out of service (`reason: Some`) or puts them back; with
+    /// `maintenance`, entirely (HAProxy MAINT). All or nothing.
+    pub async fn set_out(
+        &self,
+        target: &TargetSpec,
+        reason: Option<String>,
+        maintenance: bool,
+        by: &str,
+    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        let changes = self
+            .execute(&SetOut {
+                target: target.clone(),
+                reason,
+                maintenance,
+                by: by.to_owned(),
+            })
+            .await?;
+        Ok((self.generation(), changes))
+    }
+
+    pub async fn set_offline(
+        &self,
+        target: &TargetSpec,
+        reason: Option<String>,
+        by: &str,
+    ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        self.set_out(target, reason, false, by).await
+    }
+
+    /// Sets (or, with an empty value, removes) labels on the selected nodes.
+    pub async fn set_labels(
+        &self,
+        target: &TargetSpec,
+        labels: &BTreeMap<String, String>,
+        by: &str,
+    ) -> Result<Vec<String>, ClusterError> {
+        self.execute(&SetLabels {
+            target: target.clone(),
+            labels: labels.clone(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Defines (or, with an empty expression, removes) a node group.
+    pub async fn set_group(&self, name: &str, expr: &str, by: &str) -> Result<(), ClusterError> {
+        self.execute(&SetGroup {
+            name: name.to_owned(),
+            expr: expr.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    pub fn groups(&self) -> BTreeMap<String, String> {
+        self.read(|st| st.groups().clone())
+    }
+
+    /// Makes `node` its masterful service's master; the old master takes
+    /// the lowest free slave number.
+    pub async fn promote(
+        &self,
+        node: &str,
+        by: &str,
+    ) -> Result<Vec<(String, String)>, ClusterError> {
+        self.execute(&Rename::Promote {
+            node: node.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    pub async fn rename(
+        &self,
+        node: &str,
+        new_name: &str,
+        by: &str,
+    ) -> Result<Vec<(String, String)>, ClusterError> {
+        self.execute(&Rename::To {
+            node: node.to_owned(),
+            new_name: new_name.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Forgets a node that is not connected; its name is free again.
+    pub async fn remove_node(&self, node: &str, by: &str) -> Result<(), ClusterError> {
+        self.execute(&RemoveNode {
+            node: node.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Records the nodes that went down or came back since the last sweep,
+    /// and lets the proxies' view follow liveness. Run by the liveness task.
+    pub async fn sweep_liveness(&self) -> Result<Vec<Event>, ClusterError> {
+        let events = self.execute(&SweepLiveness).await?;
+        let mut inner = self.inner();
+        let observed = inner.state.observe(Observation::Tick { now_ms: now_ms() });
+        self.wake(&mut inner, observed.effects);
+        Ok(events)
+    }
+
+    /// Forgets nodes not heard from for longer than `expiry` (their names
+    /// are free again); returns the names it removed.
+    pub async fn expire_names(&self, expiry: Duration) -> Vec<String> {
+        let now = now_ms();
+        let expired: Vec<(NodeId, String)> = self.read(|st| {
+            st.statuses(None, now)
+                .into_iter()
+                .filter(|s| {
+                    !s.connected && now.saturating_sub(s.last_seen_ms) > expiry.as_millis() as u64
+                })
+                .map(|s| (s.node.id, s.node.name.to_string()))
+                .collect()
+        });
+        let by = format!(
+            "master (down longer than {})",
+            humantime::format_duration(expiry)
+        );
+        let mut removed = Vec::new();
+        for (id, name) in expired {
+            match self.remove_node(&id, &by).await {
+                Ok(()) => removed.push(name),
+                Err(e) => tracing::warn!(node = %name, error = %e, "cannot expire the node's name"),
+            }
+        }
+        removed
+    }
+
+    /// Nodes by name or id (every node when `names` is empty), sorted by
+    /// name.
+    pub fn nodes(&self, names: &[String]) -> Result<Vec<NodeStatus>, ClusterError> {
+        let spec = (!names.is_empty()).then(|| TargetSpec::Names(names.to_vec()));
+        self.nodes_matching(spec.as_ref())
+    }
+
+    /// Nodes `spec` selects (every node for `None`), sorted by name.
+    pub fn nodes_matching(
+        &self,
+        spec: Option<&TargetSpec>,
+    ) -> Result<Vec<NodeStatus>, ClusterError> {
+        let now = now_ms();
+        self.read(|st| match spec {
+            None => Ok(st.statuses(None, now)),
+            Some(spec) => Ok(st.statuses(Some(&st.select(spec)?), now)),
+        })
+    }
+
+    /// `(id, name, connected)` of every node `spec` selects, sorted by name.
+    pub fn select(&self, spec: &TargetSpec) -> Result<Vec<(NodeId, String, bool)>, ClusterError> {
+        self.read(|st| {
+            Ok(st
+                .select(spec)?
+                .into_iter()
+                .map(|id| {
+                    let name = st
+                        .node(&id)
+                        .map(|n| n.value.name.to_string())
+                        .unwrap_or_default();
+                    let connected = st.session(&id).is_some();
+                    (id, name, connected)
+                })
+                .collect())
+        })
+    }
+
+    /// Every node's hosts line, sorted by name, and the revision it is as of.
+    pub fn hosts(&self) -> (u64, Vec<HostEntry>) {
+        self.read(|st| (st.hosts_revision(), st.host_entries()))
+    }
+
+    /// The lines that changed after revision `seen`.
+    pub fn hosts_since(&self, seen: u64) -> crate::state::HostsChanges {
+        self.read(|st| st.hosts_since(seen))
+    }
+
+    /// The event log. A node named in `node` (by name or id) selects its
+    /// whole history, under every name it had.
+    pub fn events(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        node: Option<&str>,
+    ) -> Result<Vec<Event>, ClusterError> {
+        let node = match node {
+            None => None,
+            Some(n) => {
+                let id = self.read(|st| st.resolve(&[n.to_owned()]))?.remove(0);
+                let name = self.read(|st| st.node(&id).map(|s| s.value.name.to_string()));
+                Some((id, name.unwrap_or_default()))
+            }
+        };
+        let query = EventQuery {
+            after_seq,
+            limit,
+            node,
+        };
+        Ok(self.store.events(&query)?)
+    }
+}
+
+/// Load balancing and the cluster file.
+impl Cluster {
+    pub fn balancing(&self) -> BalancingState {
+        self.read(State::balancing)
+    }
+
+    /// Sets upstreams and route chains, and removes domains, as one change
+    /// checked whole; returns the proxies' view version after it.
+    pub async fn set_balancing(
+        &self,
+        upstreams: Vec<(String, UpstreamSource)>,
+        routes: Vec<(String, Domain)>,
+        remove_routes: Vec<String>,
+        by: &str,
+    ) -> Result<u64, ClusterError> {
+        self.execute(&SetBalancing {
+            upstreams,
+            routes,
+            remove_routes,
+            by: by.to_owned(),
+        })
+        .await?;
+        Ok(self.proxy_view().version)
+    }
+
+    /// Removes an upstream no route uses.
+    pub async fn remove_upstream(&self, name: &str, by: &str) -> Result<u64, ClusterError> {
+        self.execute(&RemoveUpstream {
+            name: name.to_owned(),
+            by: by.to_owned(),
+        })
+        .await?;
+        Ok(self.proxy_view().version)
+    }
+
+    /// The cluster as a cluster file describes it.
+    pub fn desired(&self) -> DesiredCluster {
+        self.read(crate::state::plan::desired)
+    }
+
+    /// What applying `wanted` would change, refused exactly as `apply`
+    /// would refuse it; nothing is changed.
+    pub fn plan(&self, wanted: DesiredCluster, by: &str) -> Result<Vec<FileChange>, ClusterError> {
+        use crate::state::plan::{Command, Env};
+        let cmd = ApplyClusterFile {
+            wanted,
+            by: by.to_owned(),
+        };
+        let env = Env {
+            now_ms: now_ms(),
+            issuer: &*self.ca,
+        };
+        Ok(self.read(|st| cmd.plan(st, &env))?.out)
+    }
+
+    /// Makes the cluster match `wanted` in one durable change, or refuses
+    /// it whole naming every problem.
+    pub async fn apply(
+        &self,
+        wanted: DesiredCluster,
+        by: &str,
+    ) -> Result<Vec<FileChange>, ClusterError> {
+        self.execute(&ApplyClusterFile {
+            wanted,
+            by: by.to_owned(),
+        })
+        .await
+    }
+}
+
+/// Jobs and rollouts: stored records.
+impl Cluster {
+    /// Stores a job record (again, as it progresses), with an optional
+    /// event in the same change.
+    pub async fn record_job(
+        &self,
+        record: &JobRecord,
+        event: Option<(EventKind, String)>,
+    ) -> Result<(), ClusterError> {
+        self.execute(&RecordJob {
+            record: record.clone(),
+            event,
+        })
+        .await
+    }
+
+    /// Stores a rollout's record (again, as it progresses), with an
+    /// optional event in the same change.
+    pub async fn record_rollout(
+        &self,
+        record: &RolloutRecord,
+        event: Option<(EventKind, String)>,
+    ) -> Result<(), ClusterError> {
+        self.execute(&RecordRollout {
+            record: record.clone(),
+            event,
+        })
+        .await
+    }
+
+    pub fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.store.rollouts(limit)
+    }
+
+    pub fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.store.rollout(id)
+    }
+
+    /// The newest `limit` jobs, newest first.
+    pub fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.store.jobs(limit)
+    }
+
+    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.store.job(id)
+    }
+}

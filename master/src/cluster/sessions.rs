@@ -1,0 +1,278 @@
+//! Agent sessions: connecting (the node's record registered or refreshed
+//! in one change, then the session observed), what agents report
+//! (usage, acknowledgements, checks, balancer reports — observations, not
+//! stored; the events some of them cause are), and what a session sends:
+//! its snapshot and its deltas, each read at one instant.
+
+use super::{Channels, Cluster, ClusterError};
+use crate::state::plan::{CacheEvent, CheckEvents, Register};
+use crate::state::{Observation, Session};
+use cluster_model::job::JobCommand;
+use cluster_model::session::{Ack, Delta, Hello, Snapshot};
+use cluster_model::time::now_ms;
+use cluster_model::{CheckResult, LbReport, NodeId, ProxyView, Usage};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// An open session's handle on the cluster.
+pub struct SessionHandle {
+    pub node_id: NodeId,
+    pub session_id: u64,
+    /// Fires when the node's spec generation moves; closes when the
+    /// session is replaced by a newer one, or its key is revoked.
+    pub spec_changed: watch::Receiver<u64>,
+    /// Job commands for this node's agent.
+    pub commands: mpsc::Receiver<JobCommand>,
+    /// Fires when any node's hosts line changes.
+    pub hosts_changed: watch::Receiver<u64>,
+    /// Whether this agent wants hosts lines at all.
+    pub wants_hosts: bool,
+    /// Fires when the proxies' view changes (for agents that run one).
+    pub proxy_changed: watch::Receiver<u64>,
+    pub wants_proxy: bool,
+}
+
+/// What a session has sent: the generation stamped on its last message,
+/// and the spec generation, hosts revision and proxy version it covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    pub generation: u64,
+    pub spec: u64,
+    pub hosts: u64,
+    /// 0: none sent, or not wanted.
+    pub proxy: u64,
+}
+
+impl Cluster {
+    /// Registers or refreshes the node and opens a session for it,
+    /// replacing any older session of the same node.
+    pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
+        let (wants_hosts, wants_proxy) = (hello.wants_hosts, hello.wants_proxy);
+        let node_id = hello.node_id.clone();
+        let _w = self.writer.lock().await;
+        self.execute_locked(&Register { hello }).await?;
+        let mut inner = self.inner();
+        let session_id = inner.next_session_id;
+        inner.next_session_id += 1;
+        let spec_generation = inner.state.node(&node_id).map_or(0, |n| n.revision);
+        let (spec, spec_changed) = watch::channel(spec_generation);
+        let (commands_tx, commands) = mpsc::channel(64);
+        inner.channels.insert(
+            node_id.clone(),
+            Channels {
+                id: session_id,
+                spec,
+                commands: commands_tx,
+            },
+        );
+        let observed = inner.state.observe(Observation::Connected {
+            node: node_id.clone(),
+            session: Session {
+                id: session_id,
+                wants_hosts,
+                wants_proxy,
+            },
+            now_ms: now_ms(),
+        });
+        self.wake(&mut inner, observed.effects);
+        Ok(SessionHandle {
+            node_id,
+            session_id,
+            spec_changed,
+            commands,
+            hosts_changed: self.hosts_changed.subscribe(),
+            wants_hosts,
+            proxy_changed: self.proxy_changed.subscribe(),
+            wants_proxy,
+        })
+    }
+
+    pub fn disconnect(&self, h: &SessionHandle) {
+        let mut inner = self.inner();
+        let observed = inner.state.observe(Observation::Disconnected {
+            node: h.node_id.clone(),
+            session: h.session_id,
+            now_ms: now_ms(),
+        });
+        if observed.accepted && inner.channels.get(&h.node_id).map(|c| c.id) == Some(h.session_id) {
+            inner.channels.remove(&h.node_id);
+        }
+        self.wake(&mut inner, observed.effects);
+    }
+
+    pub fn report_usage(&self, h: &SessionHandle, usage: Usage) {
+        let mut inner = self.inner();
+        inner.state.observe(Observation::Usage {
+            node: h.node_id.clone(),
+            session: h.session_id,
+            usage,
+            now_ms: now_ms(),
+        });
+    }
+
+    /// The agent applied its state up to a generation; when it says its
+    /// cache failed (or works again), that is recorded as an event.
+    pub async fn acknowledge(&self, h: &SessionHandle, ack: Ack) {
+        let observed = {
+            let mut inner = self.inner();
+            let observed = inner.state.observe(Observation::Acked {
+                node: h.node_id.clone(),
+                session: h.session_id,
+                ack,
+                now_ms: now_ms(),
+            });
+            self.wake(&mut inner, observed.effects.clone());
+            observed
+        };
+        if let Some(error) = observed.cache {
+            if let Some(e) = &error {
+                tracing::error!(node = %h.node_id, error = %e, "the agent cannot make its desired state durable");
+            }
+            let cmd = CacheEvent {
+                node: h.node_id.clone(),
+                error,
+            };
+            if let Err(e) = self.execute(&cmd).await {
+                tracing::warn!(error = %e, "cannot record an agent's durability");
+            }
+        }
+    }
+
+    /// The agent's local checks changed; a flip is recorded in the event
+    /// log and may move the node in or out of role upstreams.
+    pub async fn report_checks(&self, h: &SessionHandle, checks: Vec<CheckResult>) {
+        let observed = {
+            let mut inner = self.inner();
+            let observed = inner.state.observe(Observation::Checks {
+                node: h.node_id.clone(),
+                session: h.session_id,
+                checks,
+                now_ms: now_ms(),
+            });
+            self.wake(&mut inner, observed.effects.clone());
+            observed
+        };
+        if !observed.flipped.is_empty() {
+            let cmd = CheckEvents {
+                node: h.node_id.clone(),
+                flipped: observed.flipped,
+            };
+            if let Err(e) = self.execute(&cmd).await {
+                tracing::warn!(error = %e, "cannot record a check's change");
+            }
+        }
+    }
+
+    /// What a balancer on this node now sees.
+    pub fn report_lb(&self, h: &SessionHandle, report: LbReport) {
+        let mut inner = self.inner();
+        let observed = inner.state.observe(Observation::Lb {
+            node: h.node_id.clone(),
+            session: h.session_id,
+            report,
+            now_ms: now_ms(),
+        });
+        self.wake(&mut inner, observed.effects);
+    }
+
+    /// Hands a job command to the node's session; false when it has none.
+    pub async fn command(&self, node_id: &str, cmd: JobCommand) -> bool {
+        let tx = self
+            .inner()
+            .channels
+            .get(node_id)
+            .map(|c| c.commands.clone());
+        match tx {
+            Some(tx) => tx.send(cmd).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Everything a session's first message holds, read at one instant.
+    pub fn session_snapshot(&self, h: &SessionHandle) -> Option<(SessionSnapshot, Snapshot)> {
+        let inner = self.inner();
+        let st = &inner.state;
+        let node = st.node(&h.node_id)?;
+        // An agent that keeps no hosts file gets no lines: not even built.
+        let hosts = if h.wants_hosts {
+            st.host_entries()
+        } else {
+            Vec::new()
+        };
+        let proxy = h.wants_proxy.then(|| ProxyView::clone(st.proxy_view()));
+        let sent = SessionSnapshot {
+            generation: st.revision(),
+            spec: node.revision,
+            hosts: st.hosts_revision(),
+            proxy: proxy.as_ref().map_or(0, |v| v.version),
+        };
+        let snapshot = Snapshot {
+            generation: st.revision(),
+            node: node.value.spec(),
+            hosts,
+            proxy,
+        };
+        Some((sent, snapshot))
+    }
+
+    /// What moved since `sent`, read at one instant: `Ok(None)` when
+    /// nothing did, `Err(())` when the node is gone.
+    #[allow(clippy::result_unit_err)]
+    pub fn session_delta(
+        &self,
+        h: &SessionHandle,
+        sent: &SessionSnapshot,
+    ) -> Result<Option<(SessionSnapshot, Delta)>, ()> {
+        let inner = self.inner();
+        let st = &inner.state;
+        let node = st.node(&h.node_id).ok_or(())?;
+        let spec = (node.revision > sent.spec).then(|| node.value.spec());
+        let hosts = if h.wants_hosts {
+            st.hosts_since(sent.hosts)
+        } else {
+            crate::state::HostsChanges {
+                seen: sent.hosts,
+                ..Default::default()
+            }
+        };
+        let view = st.proxy_view();
+        let proxy = (h.wants_proxy && view.version != sent.proxy).then(|| ProxyView::clone(view));
+        if spec.is_none() && hosts.upsert.is_empty() && hosts.removed.is_empty() && proxy.is_none()
+        {
+            return Ok(None); // already in the snapshot or an earlier delta
+        }
+        let next = SessionSnapshot {
+            generation: st.revision(),
+            spec: if spec.is_some() {
+                node.revision
+            } else {
+                sent.spec
+            },
+            hosts: hosts.seen,
+            proxy: proxy.as_ref().map_or(sent.proxy, |v| v.version),
+        };
+        let delta = Delta {
+            generation: st.revision(),
+            prev_generation: sent.generation,
+            node: spec,
+            hosts_upsert: hosts.upsert,
+            hosts_removed: hosts.removed,
+            proxy,
+        };
+        Ok(Some((next, delta)))
+    }
+
+    /// What the proxies are sent now.
+    pub fn proxy_view(&self) -> Arc<ProxyView> {
+        self.read(|st| st.proxy_view().clone())
+    }
+
+    /// How long a session gathers hosts changes before sending them: a join
+    /// storm becomes a few deltas per agent instead of one per join. Grows
+    /// with the number of sessions (20 ms for a few, 500 ms at 10,000); a
+    /// node's own spec (a drain) never waits for it.
+    pub fn hosts_coalesce(&self) -> std::time::Duration {
+        let sessions = self.inner().channels.len() as u64;
+        std::time::Duration::from_micros((sessions * 50).clamp(20_000, 500_000))
+    }
+}

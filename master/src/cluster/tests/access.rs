@@ -1,0 +1,138 @@
+//! Enrollment, tokens and keys through the shell.
+
+use super::*;
+use crate::cluster::{Caller, JoinOutcome, KeyDecision};
+use crate::pki::{self, new_key_and_csr};
+
+fn der(cert_pem: &str) -> Vec<u8> {
+    pki::pem_certs(cert_pem).unwrap().remove(0).to_vec()
+}
+
+#[tokio::test]
+async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
+    let (_, c, _) = cluster(&[]).await;
+    let grant = c
+        .create_token(
+            "admin",
+            Duration::from_secs(60),
+            Some(1),
+            vec!["web".into()],
+        )
+        .await
+        .unwrap();
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    let JoinOutcome::Accepted { cert_pem, .. } =
+        c.join("a", &csr, Some(&grant.token)).await.unwrap()
+    else {
+        panic!("not accepted")
+    };
+    let caller = c.authenticate(Some(&der(&cert_pem))).unwrap();
+    assert!(matches!(caller, Caller::Node { ref id, .. } if id == "a"));
+    assert_eq!(
+        c.read(|st| st.key("a").unwrap().value.roles.clone()),
+        ["web"]
+    );
+    // Asking again with the same key returns the same certificate.
+    assert_eq!(
+        c.join("a", &csr, None).await.unwrap(),
+        JoinOutcome::Accepted { cert_pem }
+    );
+    // The token is used up for anyone else.
+    let (_, csr_b) = new_key_and_csr("b").unwrap();
+    let out = c.join("b", &csr_b, Some(&grant.token)).await.unwrap();
+    assert!(
+        matches!(out, JoinOutcome::Rejected(ref why) if why.contains("has been used up")),
+        "{out:?}"
+    );
+    assert!(
+        c.keys().iter().all(|k| k.node_id != "b"),
+        "a refused join records no key"
+    );
+    let denied = c
+        .events(0, 0, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Denied)
+        .count();
+    assert_eq!(denied, 1);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_the_reason() {
+    let (_, c, _) = cluster(&[]).await;
+    let grant = c
+        .create_token("admin", Duration::from_millis(1), None, vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    let reason = |out| match out {
+        JoinOutcome::Rejected(why) => why,
+        other => panic!("{other:?}"),
+    };
+    assert!(reason(c.join("a", &csr, Some(&grant.token)).await.unwrap()).contains("expired at"));
+    assert!(
+        reason(c.join("a", &csr, Some("nodot")).await.unwrap()).contains("malformed join token")
+    );
+    let forged = format!(
+        "{}.{}",
+        grant.token.split('.').next().unwrap(),
+        "0".repeat(32)
+    );
+    assert!(reason(c.join("a", &csr, Some(&forged)).await.unwrap()).contains("invalid join token"));
+}
+
+#[tokio::test]
+async fn without_a_token_a_key_waits_until_accepted() {
+    let (_, c, _) = cluster(&[]).await;
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    assert_eq!(c.join("a", &csr, None).await.unwrap(), JoinOutcome::Pending);
+    assert_eq!(c.join("a", &csr, None).await.unwrap(), JoinOutcome::Pending);
+    // Another key for the same id is refused while one is pending.
+    let (_, other) = new_key_and_csr("a").unwrap();
+    assert!(matches!(
+        c.join("a", &other, None).await.unwrap(),
+        JoinOutcome::Rejected(_)
+    ));
+    c.decide_keys(&["a".into()], KeyDecision::Accept, "admin")
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.join("a", &csr, None).await.unwrap(),
+        JoinOutcome::Accepted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
+    let (_, c, _) = cluster(&[]).await;
+    let grant = c
+        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .await
+        .unwrap();
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    let JoinOutcome::Accepted { cert_pem, .. } =
+        c.join("a", &csr, Some(&grant.token)).await.unwrap()
+    else {
+        panic!()
+    };
+    let mut session = c.connect(hello("a")).await.unwrap();
+    c.decide_keys(&["a".into()], KeyDecision::Delete, "admin")
+        .await
+        .unwrap();
+    assert!(
+        session.spec_changed.changed().await.is_err(),
+        "the session's loop ends"
+    );
+    let err = c
+        .authenticate(Some(&der(&cert_pem)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("revoked"), "{err}");
+    // Unknown ids fail the whole decision.
+    let err = c
+        .decide_keys(&["a".into(), "zz".into()], KeyDecision::Accept, "admin")
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown keys: a, zz");
+}

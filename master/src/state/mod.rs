@@ -1,0 +1,699 @@
+//! The master's state machine, pure: the cluster's records as the store
+//! holds them (each with the revision that last wrote it), what this
+//! master's agent sessions report (their live state), and the views
+//! derived from both.
+//!
+//! Every mutation goes the same way. A planner (`plan`) reads a `&State`
+//! and a command and produces a [`Change`] — the exact records to put and
+//! delete, the numbered events, and the preconditions it relied on —
+//! without changing anything. The shell (`cluster`) commits the change to
+//! the store, which returns its revision, then calls [`State::apply`]: the
+//! one place records change in memory, and the one place the derived views
+//! (node names, node groups, hosts lines and their change log, the
+//! proxies' view, which nodes the log has as down) are recomputed. It
+//! returns the [`Effects`] the shell turns into wake-ups. A change read
+//! back from the store — every record at start — goes through the same
+//! code ([`State::load`]). What sessions report (connects, usage,
+//! acknowledgements, checks, balancer reports) is not stored: it enters
+//! through [`State::observe`], which recomputes what it can move.
+//!
+//! Time is an argument: a change carries the time it was planned at,
+//! observations the time they were made.
+//!
+//! - `plan/` — the planners, one file per area, table-tested without tokio.
+//! - `hosts` — every node's hosts line and the log of which changed when.
+//! - `proxy` — what every proxy is sent, resolved from the nodes as they are.
+//! - `rotation` — whether nodes are really out of rotation, or back in.
+//! - `select` — what a target selects.
+//! - `status` — nodes as reads show them.
+
+mod hosts;
+pub mod plan;
+mod proxy;
+mod rotation;
+mod select;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+pub use hosts::{HostsChanges, HostsLog, HostsNaming};
+pub use plan::{Command, Env, Issuer, Planned};
+pub use status::BalancingState;
+
+use crate::store::{Change, Key, Loaded, Record, Revision};
+use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::clusterfile::Settings;
+use cluster_model::session::Ack;
+use cluster_model::{
+    Applied, CheckResult, EventKind, KeyRecord, KeyState, LbReport, Node, NodeId, NodeName,
+    ProxyView, Token, Usage,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A record with the revision that last wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored<T> {
+    pub value: T,
+    pub revision: Revision,
+}
+
+/// What a master starts with that is not stored: its own configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The domain and role aliases of hosts lines, unless a cluster file
+    /// applied settings of its own.
+    pub hosts: HostsNaming,
+    /// A node not heard from for this long is down.
+    pub down_after_ms: u64,
+    /// When this master started: liveness for the proxies' upstreams counts
+    /// from here at the earliest, so a restarted master does not empty
+    /// every upstream before the agents are back.
+    pub started_ms: u64,
+}
+
+/// What this master's session with a node's agent says now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// The open session, if any.
+    pub session: Option<Session>,
+    /// When the agent last said anything.
+    pub last_seen_ms: u64,
+    pub usage: Option<Usage>,
+    pub applied: Applied,
+    /// The agent's local checks; unknown (empty) without a session.
+    pub checks: Vec<CheckResult>,
+    /// What the balancers on the node report.
+    pub lb: Option<LbReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub id: u64,
+    /// Whether the agent keeps a hosts file (else it is sent no lines).
+    pub wants_hosts: bool,
+    /// Whether the agent runs the proxy (and is sent its view).
+    pub wants_proxy: bool,
+}
+
+/// What changed, for the shell to wake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Nodes whose record moved, with its new revision: their sessions
+    /// send the spec again.
+    pub specs: Vec<(NodeId, Revision)>,
+    /// Set when a hosts line changed: every session that keeps hosts.
+    pub hosts: Option<Revision>,
+    /// The proxies' view's new version, when it changed.
+    pub proxy: Option<u64>,
+    /// Sessions to end: their key was revoked or deleted, or their node
+    /// removed.
+    pub close: Vec<NodeId>,
+    /// Something a waiter (drain, rollout) looks at moved.
+    pub waiters: bool,
+}
+
+/// Something an agent's session said (or time passing), as it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A session opened (its node's record was committed just before).
+    Connected {
+        node: NodeId,
+        session: Session,
+        now_ms: u64,
+    },
+    Disconnected {
+        node: NodeId,
+        session: u64,
+        now_ms: u64,
+    },
+    Usage {
+        node: NodeId,
+        session: u64,
+        usage: Usage,
+        now_ms: u64,
+    },
+    Acked {
+        node: NodeId,
+        session: u64,
+        ack: Ack,
+        now_ms: u64,
+    },
+    Checks {
+        node: NodeId,
+        session: u64,
+        checks: Vec<CheckResult>,
+        now_ms: u64,
+    },
+    Lb {
+        node: NodeId,
+        session: u64,
+        report: LbReport,
+        now_ms: u64,
+    },
+    /// Time passed: liveness may have moved servers out of upstreams.
+    Tick { now_ms: u64 },
+}
+
+/// What an observation found, beyond the effects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Whether it came from the node's current session (else ignored).
+    pub accepted: bool,
+    pub effects: Effects,
+    /// Checks whose state flipped (to record as events).
+    pub flipped: Vec<CheckResult>,
+    /// The agent's durability moved: `Some(error)` it can no longer cache
+    /// its state, `Some(None)` it can again (to record as events).
+    pub cache: Option<Option<String>>,
+}
+
+/// The cluster as one master holds it.
+#[derive(Debug, Clone)]
+pub struct State {
+    config: Config,
+    /// The store's revision this state is at: the generation.
+    revision: Revision,
+    /// The sequence number the next event gets.
+    next_event_seq: u64,
+
+    nodes: BTreeMap<NodeId, Stored<Node>>,
+    tokens: BTreeMap<String, Stored<Token>>,
+    keys: BTreeMap<NodeId, Stored<KeyRecord>>,
+    /// Serials of revoked certificates.
+    revoked: BTreeMap<String, Revision>,
+    /// Node groups: name → compound expression.
+    groups: BTreeMap<String, Stored<String>>,
+    upstreams: BTreeMap<String, Stored<UpstreamSource>>,
+    routes: BTreeMap<String, Stored<Domain>>,
+    /// Applied from a cluster file (`None`: never; the configuration holds).
+    settings: Option<Stored<Settings>>,
+
+    /// This master's sessions, by node.
+    live: HashMap<NodeId, Live>,
+
+    // Derived: recomputed by `apply`, `load` and `observe` only.
+    /// name → id.
+    names: HashMap<NodeName, NodeId>,
+    /// The node groups as targeting reads them.
+    group_exprs: BTreeMap<String, String>,
+    /// The domain and role aliases in every hosts line now.
+    hosts_naming: HostsNaming,
+    hosts_log: HostsLog,
+    proxy: Arc<ProxyView>,
+    /// Nodes the event log last recorded as down.
+    down: BTreeSet<NodeId>,
+}
+
+impl State {
+    pub fn new(config: Config) -> State {
+        State {
+            hosts_naming: config.hosts.clone(),
+            config,
+            revision: 0,
+            next_event_seq: 1,
+            nodes: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            revoked: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            settings: None,
+            live: HashMap::new(),
+            names: HashMap::new(),
+            group_exprs: BTreeMap::new(),
+            hosts_log: HostsLog::default(),
+            proxy: Arc::new(ProxyView::default()),
+            down: BTreeSet::new(),
+        }
+    }
+
+    /// The state a store holds, through the same steps as every change.
+    /// Nodes already silent for `down_after` at `now_ms` count as down in
+    /// the event log's view (no second `down` event for them).
+    pub fn load(config: Config, loaded: Loaded, now_ms: u64) -> State {
+        let mut st = State::new(config);
+        let mut effects = Effects::default();
+        for (record, revision) in loaded.records {
+            st.put(record, revision, &mut effects);
+        }
+        st.revision = loaded.revision;
+        st.next_event_seq = loaded.next_event_seq.max(1);
+        st.down = st
+            .nodes
+            .values()
+            .filter(|n| now_ms.saturating_sub(n.value.last_seen_ms) > st.config.down_after_ms)
+            .map(|n| n.value.id.clone())
+            .collect();
+        // The proxies' versions carry on from the revision, so they only
+        // grow across restarts.
+        st.proxy = Arc::new(ProxyView {
+            version: loaded.revision,
+            ..ProxyView::default()
+        });
+        st.derive(now_ms, &mut effects);
+        st
+    }
+
+    /// Makes a committed change current. The only place records change.
+    pub fn apply(&mut self, change: &Change, revision: Revision) -> Effects {
+        let mut effects = Effects::default();
+        for record in &change.puts {
+            self.put(record.clone(), revision, &mut effects);
+        }
+        for key in &change.deletes {
+            self.delete(key, revision, &mut effects);
+        }
+        for e in &change.events {
+            self.next_event_seq = self.next_event_seq.max(e.seq + 1);
+            if let Some(id) = &e.node_id {
+                match e.kind {
+                    EventKind::Down => {
+                        self.down.insert(id.clone());
+                    }
+                    EventKind::Up => {
+                        self.down.remove(id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.revision = self.revision.max(revision);
+        self.derive(change.at_ms, &mut effects);
+        effects.waiters = true;
+        effects
+    }
+
+    fn put(&mut self, record: Record, revision: Revision, effects: &mut Effects) {
+        match record {
+            Record::Node(node) => {
+                let id = node.id.clone();
+                let before = self.nodes.get(&id).map(|s| self.hosts_entry(&s.value));
+                self.nodes.insert(
+                    id.clone(),
+                    Stored {
+                        value: node,
+                        revision,
+                    },
+                );
+                if before.as_ref() != Some(&self.hosts_entry(&self.nodes[&id].value)) {
+                    self.hosts_log.touch(&id, revision);
+                    effects.hosts = Some(revision);
+                }
+                effects.specs.push((id, revision));
+            }
+            Record::Token(t) => {
+                self.tokens
+                    .insert(t.id.clone(), Stored { value: t, revision });
+            }
+            Record::NodeKey(k) => {
+                if k.state != KeyState::Accepted {
+                    effects.close.push(k.node_id.clone());
+                }
+                self.keys
+                    .insert(k.node_id.clone(), Stored { value: k, revision });
+            }
+            Record::Revoked(serial) => {
+                self.revoked.insert(serial, revision);
+            }
+            Record::Group { name, expr } => {
+                self.groups.insert(
+                    name,
+                    Stored {
+                        value: expr,
+                        revision,
+                    },
+                );
+            }
+            Record::Upstream { name, source } => {
+                self.upstreams.insert(
+                    name,
+                    Stored {
+                        value: source,
+                        revision,
+                    },
+                );
+            }
+            Record::Route { domain, chain } => {
+                self.routes.insert(
+                    domain,
+                    Stored {
+                        value: chain,
+                        revision,
+                    },
+                );
+            }
+            Record::Settings(s) => {
+                self.settings = Some(Stored { value: s, revision });
+            }
+            // Read from the store when asked for; not held here.
+            Record::Job(_) | Record::Rollout(_) => {}
+        }
+    }
+
+    fn delete(&mut self, key: &Key, revision: Revision, effects: &mut Effects) {
+        match key {
+            Key::Node(id) => {
+                if self.nodes.remove(id).is_some() {
+                    self.hosts_log.touch(id, revision);
+                    effects.hosts = Some(revision);
+                }
+                self.down.remove(id);
+                effects.close.push(id.clone());
+            }
+            Key::Token(id) => {
+                self.tokens.remove(id);
+            }
+            Key::NodeKey(id) => {
+                self.keys.remove(id);
+                effects.close.push(id.clone());
+            }
+            Key::Revoked(s) => {
+                self.revoked.remove(s);
+            }
+            Key::Group(n) => {
+                self.groups.remove(n);
+            }
+            Key::Upstream(n) => {
+                self.upstreams.remove(n);
+            }
+            Key::Route(d) => {
+                self.routes.remove(d);
+            }
+            Key::Settings => self.settings = None,
+            Key::Job(_) | Key::Rollout(_) | Key::Event(_) => {}
+        }
+    }
+
+    /// Recomputes every derived view from the records and the live state.
+    fn derive(&mut self, now_ms: u64, effects: &mut Effects) {
+        self.names = self
+            .nodes
+            .values()
+            .map(|n| (n.value.name.clone(), n.value.id.clone()))
+            .collect();
+        self.group_exprs = self
+            .groups
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        let naming = match &self.settings {
+            Some(s) => HostsNaming::of_settings(&s.value),
+            None => self.config.hosts.clone(),
+        };
+        if naming != self.hosts_naming {
+            // Every line may change with the domain or aliases.
+            self.hosts_naming = naming;
+            let ids: Vec<NodeId> = self.nodes.keys().cloned().collect();
+            for id in ids {
+                self.hosts_log.touch(&id, self.revision);
+            }
+            effects.hosts = Some(self.revision);
+        }
+        effects.close.sort();
+        effects.close.dedup();
+        for id in &effects.close {
+            if let Some(live) = self.live.get_mut(id) {
+                end_session(live);
+            }
+        }
+        self.refresh_proxy(now_ms, effects);
+    }
+
+    /// Takes in what a session said. Reports from a session that is not
+    /// the node's current one are ignored.
+    pub fn observe(&mut self, o: Observation) -> Observed {
+        let mut out = Observed::default();
+        let current = |st: &State, node: &NodeId, session: u64| {
+            st.live
+                .get(node)
+                .and_then(|l| l.session)
+                .is_some_and(|s| s.id == session)
+        };
+        match o {
+            Observation::Connected {
+                node,
+                session,
+                now_ms,
+            } => {
+                let live = self.live.entry(node.clone()).or_default();
+                // A newer session replaces the old one whole.
+                *live = Live {
+                    session: Some(session),
+                    last_seen_ms: now_ms,
+                    usage: live.usage.take(),
+                    ..Live::default()
+                };
+                self.refresh_proxy(now_ms, &mut out.effects);
+                out.accepted = true;
+            }
+            Observation::Disconnected {
+                node,
+                session,
+                now_ms,
+            } => {
+                if current(self, &node, session) {
+                    if let Some(live) = self.live.get_mut(&node) {
+                        end_session(live);
+                    }
+                    self.refresh_proxy(now_ms, &mut out.effects);
+                    out.accepted = true;
+                }
+            }
+            Observation::Usage {
+                node,
+                session,
+                usage,
+                now_ms,
+            } => {
+                if let Some(live) = self.heard(&node, session, now_ms) {
+                    live.usage = Some(usage);
+                    out.accepted = true;
+                }
+            }
+            Observation::Acked {
+                node,
+                session,
+                ack,
+                now_ms,
+            } => {
+                if let Some(live) = self.heard(&node, session, now_ms) {
+                    if live.applied.cache_error != ack.cache_error {
+                        out.cache = Some(ack.cache_error.clone());
+                    }
+                    live.applied = Applied {
+                        generation: ack.generation,
+                        health: ack.health,
+                        cache_error: ack.cache_error,
+                    };
+                    out.accepted = true;
+                }
+            }
+            Observation::Checks {
+                node,
+                session,
+                checks,
+                now_ms,
+            } => {
+                if let Some(live) = self.heard(&node, session, now_ms) {
+                    for c in &checks {
+                        let before = live.checks.iter().find(|o| o.name == c.name);
+                        if before.map(|o| o.passing) != Some(c.passing) {
+                            out.flipped.push(c.clone());
+                        }
+                    }
+                    live.checks = checks;
+                    self.refresh_proxy(now_ms, &mut out.effects);
+                    out.accepted = true;
+                }
+            }
+            Observation::Lb {
+                node,
+                session,
+                report,
+                now_ms,
+            } => {
+                if let Some(live) = self.heard(&node, session, now_ms) {
+                    live.lb = Some(report);
+                    out.accepted = true;
+                }
+            }
+            Observation::Tick { now_ms } => {
+                self.refresh_proxy(now_ms, &mut out.effects);
+                out.accepted = true;
+            }
+        }
+        out.effects.waiters |= out.accepted;
+        out
+    }
+
+    /// The node's live state when `session` is its current session, marked
+    /// as heard from at `now_ms`.
+    fn heard(&mut self, node: &NodeId, session: u64, now_ms: u64) -> Option<&mut Live> {
+        let live = self.live.get_mut(node)?;
+        if live.session.map(|s| s.id) != Some(session) {
+            return None;
+        }
+        live.last_seen_ms = live.last_seen_ms.max(now_ms);
+        Some(live)
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    pub fn next_event_seq(&self) -> u64 {
+        self.next_event_seq
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Stored<Node>> {
+        self.nodes.get(id)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Stored<Node>> {
+        self.nodes.values()
+    }
+
+    pub fn live(&self, id: &str) -> Option<&Live> {
+        self.live.get(id)
+    }
+
+    pub fn session(&self, id: &str) -> Option<Session> {
+        self.live.get(id).and_then(|l| l.session)
+    }
+
+    /// Nodes with an open session on this master.
+    pub fn sessions(&self) -> usize {
+        self.live.values().filter(|l| l.session.is_some()).count()
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<&NodeId> {
+        self.names.get(name)
+    }
+
+    pub fn token(&self, id: &str) -> Option<&Stored<Token>> {
+        self.tokens.get(id)
+    }
+
+    pub fn key(&self, id: &str) -> Option<&Stored<KeyRecord>> {
+        self.keys.get(id)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.keys.values().map(|k| &k.value)
+    }
+
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked.contains_key(serial)
+    }
+
+    pub fn groups(&self) -> &BTreeMap<String, String> {
+        &self.group_exprs
+    }
+
+    pub fn upstreams(&self) -> impl Iterator<Item = (&String, &UpstreamSource)> {
+        self.upstreams.iter().map(|(k, v)| (k, &v.value))
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = (&String, &Domain)> {
+        self.routes.iter().map(|(k, v)| (k, &v.value))
+    }
+
+    pub fn settings(&self) -> Option<&Settings> {
+        self.settings.as_ref().map(|s| &s.value)
+    }
+
+    pub fn hosts_naming(&self) -> &HostsNaming {
+        &self.hosts_naming
+    }
+
+    pub fn proxy_view(&self) -> &Arc<ProxyView> {
+        &self.proxy
+    }
+
+    pub fn is_down_logged(&self, id: &str) -> bool {
+        self.down.contains(id)
+    }
+
+    /// The revision the store holds `key` at, as this state last saw it.
+    pub fn revision_of(&self, key: &Key) -> Option<Revision> {
+        match key {
+            Key::Node(id) => self.nodes.get(id).map(|s| s.revision),
+            Key::Token(id) => self.tokens.get(id).map(|s| s.revision),
+            Key::NodeKey(id) => self.keys.get(id).map(|s| s.revision),
+            Key::Revoked(s) => self.revoked.get(s).copied(),
+            Key::Group(n) => self.groups.get(n).map(|s| s.revision),
+            Key::Upstream(n) => self.upstreams.get(n).map(|s| s.revision),
+            Key::Route(d) => self.routes.get(d).map(|s| s.revision),
+            Key::Settings => self.settings.as_ref().map(|s| s.revision),
+            Key::Job(_) | Key::Rollout(_) | Key::Event(_) => None,
+        }
+    }
+
+    /// The records, for comparing two states (a live one and one reloaded
+    /// from the store).
+    pub fn records(&self) -> Vec<(Record, Revision)> {
+        let mut out = Vec::new();
+        out.extend(
+            self.nodes
+                .values()
+                .map(|s| (Record::Node(s.value.clone()), s.revision)),
+        );
+        out.extend(
+            self.tokens
+                .values()
+                .map(|s| (Record::Token(s.value.clone()), s.revision)),
+        );
+        out.extend(
+            self.keys
+                .values()
+                .map(|s| (Record::NodeKey(s.value.clone()), s.revision)),
+        );
+        out.extend(
+            self.revoked
+                .iter()
+                .map(|(s, r)| (Record::Revoked(s.clone()), *r)),
+        );
+        out.extend(self.groups.iter().map(|(n, s)| {
+            let r = Record::Group {
+                name: n.clone(),
+                expr: s.value.clone(),
+            };
+            (r, s.revision)
+        }));
+        out.extend(self.upstreams.iter().map(|(n, s)| {
+            let r = Record::Upstream {
+                name: n.clone(),
+                source: s.value.clone(),
+            };
+            (r, s.revision)
+        }));
+        out.extend(self.routes.iter().map(|(d, s)| {
+            let r = Record::Route {
+                domain: d.clone(),
+                chain: s.value.clone(),
+            };
+            (r, s.revision)
+        }));
+        out.extend(
+            self.settings
+                .iter()
+                .map(|s| (Record::Settings(s.value.clone()), s.revision)),
+        );
+        out
+    }
+}
+
+/// A session's end: what only the agent could say is unknown again.
+fn end_session(live: &mut Live) {
+    live.session = None;
+    live.checks.clear();
+    live.lb = None;
+    live.applied = Applied::default();
+}

@@ -1,0 +1,357 @@
+//! Planners for who may talk to the master: join tokens, enrollment (a
+//! token admits at once; without one a key waits as pending), key
+//! decisions (accept, reject, delete — the last two revoke), user
+//! certificates, and the audit event of every refusal.
+
+use super::{About, Command, Draft, Env, Planned};
+use crate::cluster::ClusterError;
+use crate::pki::{self, Subject};
+use crate::state::State;
+use crate::store::{Key, Record};
+use cluster_model::{EventKind, KeyRecord, KeyState, NodeId, Role, Token};
+use std::time::{Duration, SystemTime};
+
+/// Records a refusal in the event log.
+pub struct Deny {
+    /// The node (name or id) it was about, if any.
+    pub node: String,
+    pub who: String,
+    pub detail: String,
+}
+
+impl Command for Deny {
+    type Out = ();
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<()>, ClusterError> {
+        let mut d = Draft::new(st, env);
+        let about = match self.node.as_str() {
+            "" => About::Cluster,
+            n => About::Named(n),
+        };
+        d.event(EventKind::Denied, about, &self.who, self.detail.clone());
+        Ok(d.finish(()))
+    }
+}
+
+pub fn secret_hash(secret: &str) -> String {
+    pki::fingerprint(secret.as_bytes())
+}
+
+/// A new join token; its id and secret are drawn by the caller.
+pub struct CreateToken {
+    pub id: String,
+    pub secret: String,
+    pub ttl: Duration,
+    pub uses: Option<u32>,
+    pub roles: Vec<String>,
+    pub by: String,
+}
+
+impl Command for CreateToken {
+    type Out = Token;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Token>, ClusterError> {
+        if self.ttl.is_zero() {
+            return Err(ClusterError::Invalid(
+                "a token's ttl must be above zero".into(),
+            ));
+        }
+        for r in &self.roles {
+            check_name("role", r)?;
+        }
+        let token = Token {
+            id: self.id.clone(),
+            secret_hash: secret_hash(&self.secret),
+            expires_ms: env.now_ms.saturating_add(self.ttl.as_millis() as u64),
+            uses_left: self.uses,
+            roles: self.roles.clone(),
+            created_by: self.by.clone(),
+            created_ms: env.now_ms,
+        };
+        let detail = format!(
+            "created token {} (ttl {}, {} uses, roles [{}])",
+            token.id,
+            humantime::format_duration(self.ttl),
+            self.uses.map_or("unlimited".to_owned(), |u| u.to_string()),
+            token.roles.join(", ")
+        );
+        let mut d = Draft::new(st, env);
+        d.event(EventKind::Token, About::Cluster, &self.by, detail);
+        d.put(Record::Token(token.clone()));
+        Ok(d.finish(token))
+    }
+}
+
+/// Names of people, roles and groups: the shared rule.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), ClusterError> {
+    cluster_model::ids::check_name(name).map_err(|source| ClusterError::InvalidName {
+        what,
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// Checks a presented token against the state at `now_ms`.
+fn redeem<'a>(st: &'a State, token: &str, now_ms: u64) -> Result<&'a Token, String> {
+    let (id, secret) = token
+        .split_once('.')
+        .ok_or_else(|| "malformed join token (expected ID.SECRET)".to_owned())?;
+    let t = st
+        .token(id)
+        .map(|t| &t.value)
+        .filter(|t| t.secret_hash == secret_hash(secret))
+        .ok_or_else(|| "invalid join token".to_owned())?;
+    if now_ms >= t.expires_ms {
+        return Err(format!(
+            "join token {id} expired at {}",
+            humantime::format_rfc3339_seconds(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(t.expires_ms)
+            )
+        ));
+    }
+    if t.uses_left == Some(0) {
+        return Err(format!("join token {id} has been used up"));
+    }
+    Ok(t)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Accepted { cert_pem: String },
+    Pending,
+    Rejected(String),
+}
+
+/// An agent asks for a certificate for `node_id`. With a valid token it is
+/// accepted at once; without one it waits as pending. Asking again with
+/// the same key is idempotent. A refusal is planned as its audit event.
+pub struct Join {
+    pub node_id: NodeId,
+    pub csr_pem: String,
+    /// The request's public key fingerprint.
+    pub fingerprint: String,
+    pub token: Option<String>,
+}
+
+impl Command for Join {
+    type Out = JoinOutcome;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<JoinOutcome>, ClusterError> {
+        let id = &self.node_id;
+        let refuse = |why: String| {
+            let mut d = Draft::new(st, env);
+            d.event(
+                EventKind::Denied,
+                About::Named(id),
+                "enrollment",
+                why.clone(),
+            );
+            Ok(d.finish(JoinOutcome::Rejected(why)))
+        };
+        let mut d = Draft::new(st, env);
+        let existing = st.key(id).map(|k| &k.value);
+        match existing {
+            Some(k) if k.fingerprint != self.fingerprint => {
+                let why = match k.state {
+                    KeyState::Accepted => format!(
+                        "node {id} is already enrolled with another key; an admin can run `clusterctl keys delete {id}` to let it enroll again"
+                    ),
+                    KeyState::Pending => format!("another key is already pending for node {id}"),
+                    KeyState::Rejected => format!("node {id} was rejected by {}", k.decided_by),
+                };
+                return refuse(why);
+            }
+            Some(k) if k.state == KeyState::Accepted => {
+                return Ok(d.finish(JoinOutcome::Accepted {
+                    cert_pem: k.cert_pem.clone(),
+                }));
+            }
+            Some(k) if k.state == KeyState::Rejected => {
+                return Ok(d.finish(JoinOutcome::Rejected(format!(
+                    "the key of node {id} was rejected by {}",
+                    k.decided_by
+                ))));
+            }
+            _ => {}
+        }
+        let grant = match self.token.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) => match redeem(st, t, env.now_ms) {
+                Ok(token) => Some(token.clone()),
+                Err(why) => return refuse(format!("{why} (node {id})")),
+            },
+            None => None,
+        };
+        let record = match grant {
+            Some(mut token) => {
+                let (cert_pem, serial) =
+                    env.issuer
+                        .issue(&self.csr_pem, &Subject::Node(id.to_string()), env.now_ms)?;
+                token.uses_left = token.uses_left.map(|u| u - 1);
+                d.event(
+                    EventKind::Key,
+                    About::Named(id),
+                    "enrollment",
+                    format!("accepted with token {}", token.id),
+                );
+                let record = KeyRecord {
+                    node_id: id.clone(),
+                    state: KeyState::Accepted,
+                    fingerprint: self.fingerprint.clone(),
+                    csr_pem: String::new(),
+                    cert_pem,
+                    serial,
+                    requested_ms: env.now_ms,
+                    decided_by: format!("token {}", token.id),
+                    roles: token.roles.clone(),
+                };
+                d.put(Record::Token(token));
+                record
+            }
+            None if existing.is_some() => return Ok(d.finish(JoinOutcome::Pending)),
+            None => {
+                d.event(
+                    EventKind::Key,
+                    About::Named(id),
+                    "enrollment",
+                    format!("pending ({})", self.fingerprint),
+                );
+                KeyRecord {
+                    node_id: id.clone(),
+                    state: KeyState::Pending,
+                    fingerprint: self.fingerprint.clone(),
+                    csr_pem: self.csr_pem.clone(),
+                    cert_pem: String::new(),
+                    serial: String::new(),
+                    requested_ms: env.now_ms,
+                    decided_by: String::new(),
+                    roles: Vec::new(),
+                }
+            }
+        };
+        let out = match record.state {
+            KeyState::Accepted => JoinOutcome::Accepted {
+                cert_pem: record.cert_pem.clone(),
+            },
+            _ => JoinOutcome::Pending,
+        };
+        d.put(Record::NodeKey(record));
+        Ok(d.finish(out))
+    }
+}
+
+/// What `keys accept|reject|delete` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDecision {
+    Accept,
+    Reject,
+    Delete,
+}
+
+/// Accepts, rejects or deletes the keys of `ids` (node ids or names). All
+/// or nothing. Rejecting an accepted key or deleting any key revokes its
+/// certificate; the node's session ends when the change applies.
+pub struct DecideKeys {
+    pub ids: Vec<String>,
+    pub decision: KeyDecision,
+    pub by: String,
+}
+
+impl Command for DecideKeys {
+    type Out = Vec<KeyRecord>;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Vec<KeyRecord>>, ClusterError> {
+        if self.ids.is_empty() {
+            return Err(ClusterError::NoNames);
+        }
+        let mut unknown = Vec::new();
+        let mut records = Vec::new();
+        for id in &self.ids {
+            let id = st.id_of(id).map_or(id.as_str(), |i| i.as_str());
+            match st.key(id) {
+                Some(k) => records.push(k.value.clone()),
+                None => unknown.push(id.to_owned()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(ClusterError::UnknownKeys(unknown));
+        }
+        let mut d = Draft::new(st, env);
+        let mut out = Vec::new();
+        for mut k in records {
+            let before = k.state;
+            let detail = match (self.decision, k.state) {
+                (KeyDecision::Accept, KeyState::Accepted)
+                | (KeyDecision::Reject, KeyState::Rejected) => None,
+                (KeyDecision::Accept, _) => {
+                    let (cert_pem, serial) = env.issuer.issue(
+                        &k.csr_pem,
+                        &Subject::Node(k.node_id.to_string()),
+                        env.now_ms,
+                    )?;
+                    k.state = KeyState::Accepted;
+                    k.cert_pem = cert_pem;
+                    k.serial = serial;
+                    k.csr_pem.clear();
+                    Some("accepted".to_owned())
+                }
+                (KeyDecision::Reject, _) => {
+                    k.state = KeyState::Rejected;
+                    Some("rejected".to_owned())
+                }
+                (KeyDecision::Delete, _) => {
+                    d.delete(Key::NodeKey(k.node_id.clone()));
+                    Some("deleted".to_owned())
+                }
+            };
+            let Some(mut detail) = detail else {
+                out.push(k);
+                continue;
+            };
+            if before == KeyState::Accepted && self.decision != KeyDecision::Accept {
+                d.put(Record::Revoked(k.serial.clone()));
+                detail.push_str(&format!("; certificate {} revoked", k.serial));
+            }
+            k.decided_by = self.by.clone();
+            d.event(EventKind::Key, About::Named(&k.node_id), &self.by, detail);
+            if self.decision != KeyDecision::Delete {
+                d.put(Record::NodeKey(k.clone()));
+            }
+            out.push(k);
+        }
+        Ok(d.finish(out))
+    }
+}
+
+/// Signs a certificate for a person; recorded as an event.
+pub struct IssueUser {
+    pub name: String,
+    pub role: Role,
+    pub csr_pem: String,
+    pub by: String,
+}
+
+impl Command for IssueUser {
+    /// The certificate, PEM.
+    type Out = String;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<String>, ClusterError> {
+        check_name("user name", &self.name)?;
+        let subject = Subject::User {
+            name: self.name.clone(),
+            role: self.role,
+        };
+        let (cert_pem, serial) = env.issuer.issue(&self.csr_pem, &subject, env.now_ms)?;
+        let mut d = Draft::new(st, env);
+        d.event(
+            EventKind::User,
+            About::Cluster,
+            &self.by,
+            format!(
+                "issued a {} certificate for {} (serial {serial})",
+                self.role.as_str(),
+                self.name
+            ),
+        );
+        Ok(d.finish(cert_pem))
+    }
+}

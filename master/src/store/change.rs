@@ -1,0 +1,136 @@
+//! What a mutation of the cluster is, as the store commits it: the exact
+//! records to put and delete, the events to append, and the preconditions
+//! the plan relied on — each record's revision as the planner read it, or
+//! "must not exist". The shape of an etcd transaction: compare on mod
+//! revisions, then puts and deletes.
+
+use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::clusterfile::Settings;
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::{Event, JobRecord, KeyRecord, Node, NodeId, Token};
+
+/// The store's revision: every commit moves it by one (in sled; in etcd by
+/// at least one). It is the generation agents see.
+pub type Revision = u64;
+
+/// Where a record lives in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Node(NodeId),
+    Token(String),
+    /// A node's enrollment key.
+    NodeKey(NodeId),
+    /// A revoked certificate, by serial.
+    Revoked(String),
+    Group(String),
+    Upstream(String),
+    /// A domain's route chain.
+    Route(String),
+    Settings,
+    Job(String),
+    Rollout(String),
+    Event(u64),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Node(id) => write!(f, "node/{id}"),
+            Key::Token(id) => write!(f, "token/{id}"),
+            Key::NodeKey(id) => write!(f, "key/{id}"),
+            Key::Revoked(s) => write!(f, "revoked/{s}"),
+            Key::Group(n) => write!(f, "group/{n}"),
+            Key::Upstream(n) => write!(f, "upstream/{n}"),
+            Key::Route(d) => write!(f, "route/{d}"),
+            Key::Settings => f.write_str("meta/settings"),
+            Key::Job(id) => write!(f, "job/{id}"),
+            Key::Rollout(id) => write!(f, "rollout/{id}"),
+            Key::Event(seq) => write!(f, "event/{seq}"),
+        }
+    }
+}
+
+/// One record to put.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Node(Node),
+    Token(Token),
+    NodeKey(KeyRecord),
+    Revoked(String),
+    Group {
+        name: String,
+        expr: String,
+    },
+    Upstream {
+        name: String,
+        source: UpstreamSource,
+    },
+    Route {
+        domain: String,
+        chain: Domain,
+    },
+    Settings(Settings),
+    Job(JobRecord),
+    Rollout(RolloutRecord),
+}
+
+impl Record {
+    pub fn key(&self) -> Key {
+        match self {
+            Record::Node(n) => Key::Node(n.id.clone()),
+            Record::Token(t) => Key::Token(t.id.clone()),
+            Record::NodeKey(k) => Key::NodeKey(k.node_id.clone()),
+            Record::Revoked(s) => Key::Revoked(s.clone()),
+            Record::Group { name, .. } => Key::Group(name.clone()),
+            Record::Upstream { name, .. } => Key::Upstream(name.clone()),
+            Record::Route { domain, .. } => Key::Route(domain.clone()),
+            Record::Settings(_) => Key::Settings,
+            Record::Job(j) => Key::Job(j.id.clone()),
+            Record::Rollout(r) => Key::Rollout(r.id.clone()),
+        }
+    }
+}
+
+/// What a record must be for the change to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Absent.
+    Absent,
+    /// Present, last written at this revision.
+    At(Revision),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    pub key: Key,
+    pub expect: Expect,
+}
+
+/// One atomic, durable change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    pub puts: Vec<Record>,
+    pub deletes: Vec<Key>,
+    /// Numbered by the planner; each must not exist yet.
+    pub events: Vec<Event>,
+    /// What the plan read, checked in the same transaction.
+    pub preconditions: Vec<Precondition>,
+    /// When it was planned: what time-dependent views are derived with.
+    pub at_ms: u64,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Everything the master reloads into its state on start: every record
+/// with the revision it was last written at.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub revision: Revision,
+    pub records: Vec<(Record, Revision)>,
+    /// The sequence number the next event gets.
+    pub next_event_seq: u64,
+}

@@ -1,0 +1,154 @@
+//! A store in memory with the same semantics as sled's (revisions per
+//! record, preconditions, events that must be new), that can be told to
+//! fail: what the core's tests commit to.
+
+use super::{Change, EventQuery, Expect, Key, Loaded, Record, Revision, Store, StoreError};
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::{Event, JobRecord};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<Inner>,
+    /// While set, every commit fails (and changes nothing).
+    pub fail: AtomicBool,
+}
+
+#[derive(Default)]
+struct Inner {
+    revision: Revision,
+    records: BTreeMap<Key, (Record, Revision)>,
+    events: BTreeMap<u64, Event>,
+    /// Every change committed, in order.
+    commits: Vec<Change>,
+}
+
+impl MemStore {
+    /// How many commits succeeded.
+    pub fn commits(&self) -> usize {
+        self.inner.lock().unwrap().commits.len()
+    }
+}
+
+impl Store for MemStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(Loaded {
+            revision: inner.revision,
+            records: inner
+                .records
+                .values()
+                .filter(|(r, _)| !matches!(r, Record::Job(_) | Record::Rollout(_)))
+                .cloned()
+                .collect(),
+            next_event_seq: inner.events.keys().next_back().map_or(1, |s| s + 1),
+        })
+    }
+
+    fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt {
+                key: "test".into(),
+                reason: "disk on fire".into(),
+            });
+        }
+        let mut inner = self.inner.lock().unwrap();
+        for p in &change.preconditions {
+            let found = inner.records.get(&p.key).map(|(_, rev)| *rev);
+            let holds = match p.expect {
+                Expect::Absent => found.is_none(),
+                Expect::At(rev) => found == Some(rev),
+            };
+            if !holds {
+                return Err(StoreError::Conflict {
+                    key: p.key.clone(),
+                    expected: p.expect,
+                    found,
+                });
+            }
+        }
+        for e in &change.events {
+            if inner.events.contains_key(&e.seq) {
+                return Err(StoreError::Conflict {
+                    key: Key::Event(e.seq),
+                    expected: Expect::Absent,
+                    found: Some(0),
+                });
+            }
+        }
+        let next = inner.revision + 1;
+        for r in &change.puts {
+            inner.records.insert(r.key(), (r.clone(), next));
+        }
+        for k in &change.deletes {
+            inner.records.remove(k);
+        }
+        for e in &change.events {
+            inner.events.insert(e.seq, e.clone());
+        }
+        inner.revision = next;
+        inner.commits.push(change.clone());
+        Ok(next)
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        let mut out: Vec<Event> = inner
+            .events
+            .range(query.after_seq.saturating_add(1)..)
+            .map(|(_, e)| e)
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        if query.limit > 0 && out.len() > query.limit {
+            out.drain(..out.len() - query.limit);
+        }
+        Ok(out)
+    }
+
+    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(inner
+            .records
+            .values()
+            .rev()
+            .filter_map(|(r, _)| match r {
+                Record::Job(j) => Some(j.clone()),
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(match inner.records.get(&Key::Job(id.to_owned())) {
+            Some((Record::Job(j), _)) => Some(j.clone()),
+            _ => None,
+        })
+    }
+
+    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(inner
+            .records
+            .values()
+            .rev()
+            .filter_map(|(r, _)| match r {
+                Record::Rollout(r) => Some(r.clone()),
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(match inner.records.get(&Key::Rollout(id.to_owned())) {
+            Some((Record::Rollout(r), _)) => Some(r.clone()),
+            _ => None,
+        })
+    }
+}

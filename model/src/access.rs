@@ -1,0 +1,87 @@
+//! Who may talk to the master: join tokens, node keys in Salt's three
+//! states, and the roles of people's certificates.
+
+use crate::ids::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// A join token. Only the hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// The public half (`<id>.<secret>`), shown in events.
+    pub id: String,
+    /// sha256 of the secret half.
+    pub secret_hash: String,
+    pub expires_ms: u64,
+    /// `None`: any number of uses until it expires.
+    pub uses_left: Option<u32>,
+    /// Roles given to nodes that join with it.
+    pub roles: Vec<String>,
+    pub created_by: String,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Accepted,
+    Pending,
+    Rejected,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Accepted => "accepted",
+            KeyState::Pending => "pending",
+            KeyState::Rejected => "rejected",
+        }
+    }
+}
+
+/// A node's key, Salt-style: what it asked for and what was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub node_id: NodeId,
+    pub state: KeyState,
+    /// sha256 of the node's public key.
+    pub fingerprint: String,
+    /// Kept while pending, so accepting can sign it.
+    pub csr_pem: String,
+    /// Set once accepted.
+    pub cert_pem: String,
+    pub serial: String,
+    pub requested_ms: u64,
+    pub decided_by: String,
+    /// Roles from the token it joined with.
+    pub roles: Vec<String>,
+}
+
+/// What a person's certificate allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, `run` included.
+    Admin,
+    /// Read, drain and undrain.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            other => Err(format!("role {other:?}: expected admin or operator")),
+        }
+    }
+}

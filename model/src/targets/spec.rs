@@ -1,0 +1,41 @@
+//! What a request targets: names and globs, each of which must match, or
+//! one expression of a [`Kind`]. The master resolves it against its nodes;
+//! clusterctl builds it from its flags.
+
+use super::Kind;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// Names, ids or globs on names; each must match at least one node.
+    Names(Vec<String>),
+    /// An expression of one kind (`-G os:Debian`, `-C '…'`).
+    Expr(Kind, String),
+}
+
+impl Kind {
+    /// The clusterctl flag that selects this kind (none for a glob).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Kind::Glob => "",
+            Kind::Regex => "-E",
+            Kind::List => "-L",
+            Kind::Grain => "-G",
+            Kind::GrainRegex => "-P",
+            Kind::Label => "-I",
+            Kind::Subnet => "-S",
+            Kind::Role => "-R",
+            Kind::NodeGroup => "-N",
+            Kind::Compound => "-C",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetSpec::Names(n) => write!(f, "{}", n.join(" ")),
+            TargetSpec::Expr(Kind::Glob, e) => write!(f, "{e}"),
+            TargetSpec::Expr(kind, e) => write!(f, "{} {e}", kind.flag()),
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! clusterctl's calls on the wire: targets, events, jobs, keys and roles,
+//! upstreams and routes, and drains (results, pending reasons, events).
+
+use super::node::source_of;
+use super::session::{server_of, server_to_pb, stream_of};
+use super::{WireError, enum_of, node_id, node_name};
+use crate::access::{KeyRecord, KeyState, Role};
+use crate::event::{Event, EventKind};
+use crate::job::{JobNodeResult, JobRecord, JobStatus, RunEvent};
+use crate::rotation::{ApplyStatus, DrainEvent, NodeResult, Pending};
+use crate::targets::{Kind, TargetSpec};
+use cluster_balancer::{Domain, UpstreamSource};
+use cluster_proto as pb;
+
+impl From<Kind> for pb::TargetKind {
+    fn from(k: Kind) -> pb::TargetKind {
+        match k {
+            Kind::Glob => pb::TargetKind::Glob,
+            Kind::Regex => pb::TargetKind::Regex,
+            Kind::List => pb::TargetKind::List,
+            Kind::Grain => pb::TargetKind::Grain,
+            Kind::GrainRegex => pb::TargetKind::GrainRegex,
+            Kind::Label => pb::TargetKind::Label,
+            Kind::Subnet => pb::TargetKind::Subnet,
+            Kind::Role => pb::TargetKind::Role,
+            Kind::NodeGroup => pb::TargetKind::NodeGroup,
+            Kind::Compound => pb::TargetKind::Compound,
+        }
+    }
+}
+
+impl From<&TargetSpec> for pb::Target {
+    fn from(t: &TargetSpec) -> pb::Target {
+        match t {
+            TargetSpec::Names(names) => pb::Target {
+                kind: pb::TargetKind::Unspecified as i32,
+                expr: String::new(),
+                names: names.clone(),
+            },
+            TargetSpec::Expr(kind, expr) => pb::Target {
+                kind: pb::TargetKind::from(*kind) as i32,
+                expr: expr.clone(),
+                names: Vec::new(),
+            },
+        }
+    }
+}
+
+/// The target of a request: `target` when set, else `names` (`None` when
+/// both are empty: every node, where a request allows that).
+pub fn target_of(
+    target: Option<pb::Target>,
+    names: Vec<String>,
+) -> Result<Option<TargetSpec>, WireError> {
+    let Some(t) = target.filter(|t| t.kind != 0 || !t.expr.is_empty() || !t.names.is_empty())
+    else {
+        return Ok((!names.is_empty()).then_some(TargetSpec::Names(names)));
+    };
+    let kind = match pb::TargetKind::try_from(t.kind) {
+        Ok(pb::TargetKind::Unspecified) => return Ok(Some(TargetSpec::Names(t.names))),
+        Ok(pb::TargetKind::Glob) => Kind::Glob,
+        Ok(pb::TargetKind::Regex) => Kind::Regex,
+        Ok(pb::TargetKind::List) => Kind::List,
+        Ok(pb::TargetKind::Grain) => Kind::Grain,
+        Ok(pb::TargetKind::GrainRegex) => Kind::GrainRegex,
+        Ok(pb::TargetKind::Label) => Kind::Label,
+        Ok(pb::TargetKind::Subnet) => Kind::Subnet,
+        Ok(pb::TargetKind::Role) => Kind::Role,
+        Ok(pb::TargetKind::NodeGroup) => Kind::NodeGroup,
+        Ok(pb::TargetKind::Compound) => Kind::Compound,
+        Err(_) => {
+            return Err(WireError::invalid(
+                "target.kind",
+                format!("unknown kind {}", t.kind),
+            ));
+        }
+    };
+    Ok(Some(TargetSpec::Expr(kind, t.expr)))
+}
+
+impl From<&Event> for pb::Event {
+    fn from(e: &Event) -> pb::Event {
+        pb::Event {
+            seq: e.seq,
+            time_ms: e.time_ms,
+            kind: e.kind.as_str().to_owned(),
+            node: e.node.clone(),
+            by: e.by.clone(),
+            detail: e.detail.clone(),
+            node_id: e
+                .node_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<pb::Event> for Event {
+    type Error = WireError;
+    fn try_from(e: pb::Event) -> Result<Event, WireError> {
+        Ok(Event {
+            seq: e.seq,
+            time_ms: e.time_ms,
+            kind: e
+                .kind
+                .parse::<EventKind>()
+                .map_err(|r| WireError::invalid("event.kind", r))?,
+            node_id: match e.node_id.as_str() {
+                "" => None,
+                _ => Some(node_id(e.node_id, "event.node_id")?),
+            },
+            node: e.node,
+            by: e.by,
+            detail: e.detail,
+        })
+    }
+}
+
+impl From<JobStatus> for pb::JobStatus {
+    fn from(s: JobStatus) -> pb::JobStatus {
+        match s {
+            JobStatus::Ok => pb::JobStatus::Ok,
+            JobStatus::Failed => pb::JobStatus::Failed,
+            JobStatus::TimedOut => pb::JobStatus::TimedOut,
+            JobStatus::Cancelled => pb::JobStatus::Cancelled,
+            JobStatus::NotConnected => pb::JobStatus::NotConnected,
+            JobStatus::Error => pb::JobStatus::Error,
+            JobStatus::Lost => pb::JobStatus::Lost,
+        }
+    }
+}
+
+fn job_status_of(v: i32) -> Result<JobStatus, WireError> {
+    Ok(match enum_of::<pb::JobStatus>(v, "result.status")? {
+        pb::JobStatus::Ok => JobStatus::Ok,
+        pb::JobStatus::Failed => JobStatus::Failed,
+        pb::JobStatus::TimedOut => JobStatus::TimedOut,
+        pb::JobStatus::Cancelled => JobStatus::Cancelled,
+        pb::JobStatus::NotConnected => JobStatus::NotConnected,
+        pb::JobStatus::Error | pb::JobStatus::Unspecified => JobStatus::Error,
+        pb::JobStatus::Lost => JobStatus::Lost,
+    })
+}
+
+impl From<&JobNodeResult> for pb::JobNodeResult {
+    fn from(r: &JobNodeResult) -> pb::JobNodeResult {
+        pb::JobNodeResult {
+            node: r.node.clone(),
+            status: pb::JobStatus::from(r.status) as i32,
+            exit_code: r.exit_code,
+            duration_ms: r.duration_ms,
+            error: r.error.clone(),
+            stdout: r.stdout.clone(),
+            stderr: r.stderr.clone(),
+            truncated: r.truncated,
+        }
+    }
+}
+
+impl TryFrom<pb::JobNodeResult> for JobNodeResult {
+    type Error = WireError;
+    fn try_from(r: pb::JobNodeResult) -> Result<JobNodeResult, WireError> {
+        Ok(JobNodeResult {
+            node: r.node,
+            status: job_status_of(r.status)?,
+            exit_code: r.exit_code,
+            duration_ms: r.duration_ms,
+            error: r.error,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            truncated: r.truncated,
+        })
+    }
+}
+
+/// A job record for the wire; without the output of each node unless
+/// `with_output` (lists stay small).
+pub fn job_to_pb(j: &JobRecord, with_output: bool) -> pb::JobInfo {
+    pb::JobInfo {
+        id: j.id.clone(),
+        argv: j.argv.clone(),
+        target: j.target.clone(),
+        by: j.by.clone(),
+        started_ms: j.started_ms,
+        finished_ms: j.finished_ms,
+        results: j
+            .results
+            .iter()
+            .map(|r| {
+                let mut p = pb::JobNodeResult::from(r);
+                if !with_output {
+                    p.stdout.clear();
+                    p.stderr.clear();
+                }
+                p
+            })
+            .collect(),
+    }
+}
+
+impl TryFrom<pb::JobInfo> for JobRecord {
+    type Error = WireError;
+    fn try_from(j: pb::JobInfo) -> Result<JobRecord, WireError> {
+        Ok(JobRecord {
+            id: j.id,
+            argv: j.argv,
+            target: j.target,
+            by: j.by,
+            started_ms: j.started_ms,
+            finished_ms: j.finished_ms,
+            results: j
+                .results
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl From<&RunEvent> for pb::RunEvent {
+    fn from(e: &RunEvent) -> pb::RunEvent {
+        use pb::run_event::Event;
+        let event = match e {
+            RunEvent::Started {
+                job_id,
+                matched,
+                not_connected,
+            } => Event::Started(pb::JobStarted {
+                job_id: job_id.clone(),
+                matched: matched.clone(),
+                not_connected: not_connected.clone(),
+            }),
+            RunEvent::Output { node, stream, data } => Event::Output(pb::NodeOutput {
+                node: node.clone(),
+                stream: pb::OutputStream::from(*stream) as i32,
+                data: data.clone(),
+            }),
+            RunEvent::NodeDone(r) => Event::NodeDone(r.into()),
+            RunEvent::Finished(j) => Event::Finished(pb::JobSummary {
+                job: Some(job_to_pb(j, false)),
+            }),
+        };
+        pb::RunEvent { event: Some(event) }
+    }
+}
+
+/// A job's event as received; `None` for events this side does not use.
+pub fn run_event_of(e: pb::RunEvent) -> Result<Option<RunEvent>, WireError> {
+    use pb::run_event::Event;
+    Ok(match e.event {
+        Some(Event::Started(s)) => Some(RunEvent::Started {
+            job_id: s.job_id,
+            matched: s.matched,
+            not_connected: s.not_connected,
+        }),
+        Some(Event::Output(o)) => Some(RunEvent::Output {
+            node: o.node,
+            stream: stream_of(o.stream),
+            data: o.data,
+        }),
+        Some(Event::NodeDone(r)) => Some(RunEvent::NodeDone(r.try_into()?)),
+        Some(Event::Finished(f)) => match f.job {
+            Some(j) => Some(RunEvent::Finished(j.try_into()?)),
+            None => return Err(WireError::Missing("finished.job")),
+        },
+        Some(Event::NodeStarted(_)) | None => None,
+    })
+}
+
+impl From<KeyState> for pb::KeyState {
+    fn from(s: KeyState) -> pb::KeyState {
+        match s {
+            KeyState::Accepted => pb::KeyState::Accepted,
+            KeyState::Pending => pb::KeyState::Pending,
+            KeyState::Rejected => pb::KeyState::Rejected,
+        }
+    }
+}
+
+/// What `keys list` shows of a key: never its certificate or request.
+impl From<&KeyRecord> for pb::KeyInfo {
+    fn from(k: &KeyRecord) -> pb::KeyInfo {
+        pb::KeyInfo {
+            node_id: k.node_id.to_string(),
+            state: pb::KeyState::from(k.state) as i32,
+            fingerprint: k.fingerprint.clone(),
+            requested_ms: k.requested_ms,
+            decided_by: k.decided_by.clone(),
+            serial: k.serial.clone(),
+        }
+    }
+}
+
+/// A key as `keys list` shows it (no certificate, request or roles).
+impl TryFrom<pb::KeyInfo> for KeyRecord {
+    type Error = WireError;
+    fn try_from(k: pb::KeyInfo) -> Result<KeyRecord, WireError> {
+        let state = match enum_of::<pb::KeyState>(k.state, "key.state")? {
+            pb::KeyState::Accepted => KeyState::Accepted,
+            pb::KeyState::Pending | pb::KeyState::Unspecified => KeyState::Pending,
+            pb::KeyState::Rejected => KeyState::Rejected,
+        };
+        Ok(KeyRecord {
+            node_id: node_id(k.node_id, "key.node_id")?,
+            state,
+            fingerprint: k.fingerprint,
+            csr_pem: String::new(),
+            cert_pem: String::new(),
+            serial: k.serial,
+            requested_ms: k.requested_ms,
+            decided_by: k.decided_by,
+            roles: Vec::new(),
+        })
+    }
+}
+
+impl From<Role> for pb::UserRole {
+    fn from(r: Role) -> pb::UserRole {
+        match r {
+            Role::Admin => pb::UserRole::Admin,
+            Role::Operator => pb::UserRole::Operator,
+        }
+    }
+}
+
+pub fn role_of(v: i32) -> Result<Role, WireError> {
+    match enum_of::<pb::UserRole>(v, "role") {
+        Ok(pb::UserRole::Admin) => Ok(Role::Admin),
+        Ok(pb::UserRole::Operator) => Ok(Role::Operator),
+        _ => Err(WireError::invalid("role", "expected admin or operator")),
+    }
+}
+
+pub fn upstream_to_pb(name: &str, source: &UpstreamSource) -> pb::UpstreamDef {
+    match source {
+        UpstreamSource::Servers(list) => pb::UpstreamDef {
+            name: name.to_owned(),
+            servers: list.iter().map(|s| server_to_pb(s, None)).collect(),
+            ..Default::default()
+        },
+        UpstreamSource::Role {
+            role,
+            port,
+            weight,
+            max_fails,
+            fail_timeout_ms,
+        } => pb::UpstreamDef {
+            name: name.to_owned(),
+            role: role.clone(),
+            port: u32::from(*port),
+            role_server: Some(pb::UpstreamServer {
+                weight: *weight,
+                max_fails: *max_fails,
+                fail_timeout_ms: *fail_timeout_ms,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+pub fn upstream_of(def: pb::UpstreamDef) -> Result<(String, UpstreamSource), WireError> {
+    if !def.role.is_empty() && !def.servers.is_empty() {
+        return Err(WireError::invalid(
+            "upstream",
+            format!("upstream {:?}: give servers or a role, not both", def.name),
+        ));
+    }
+    let source = if def.role.is_empty() {
+        UpstreamSource::Servers(def.servers.iter().map(server_of).collect())
+    } else {
+        // Without parameters, nginx's defaults: weight 1, max_fails 1,
+        // fail_timeout 10 s.
+        let p = def.role_server.unwrap_or(pb::UpstreamServer {
+            weight: 1,
+            max_fails: 1,
+            fail_timeout_ms: 10_000,
+            ..Default::default()
+        });
+        UpstreamSource::Role {
+            role: def.role,
+            port: u16::try_from(def.port).map_err(|_| {
+                WireError::invalid("upstream.port", format!("port {} is not 1-65535", def.port))
+            })?,
+            weight: p.weight,
+            max_fails: p.max_fails,
+            fail_timeout_ms: p.fail_timeout_ms,
+        }
+    };
+    Ok((def.name, source))
+}
+
+pub fn route_to_pb(domain: &str, chain: &Domain) -> pb::Route {
+    pb::Route {
+        domain: domain.to_owned(),
+        chain_json: serde_json::to_string(chain).expect("a route always serialises"),
+    }
+}
+
+pub fn route_of(r: pb::Route) -> Result<(String, Domain), WireError> {
+    let chain = serde_json::from_str(&r.chain_json).map_err(|e| {
+        WireError::invalid("route.chain_json", format!("domain {:?}: {e}", r.domain))
+    })?;
+    Ok((r.domain, chain))
+}
+
+impl From<ApplyStatus> for pb::ApplyStatus {
+    fn from(s: ApplyStatus) -> pb::ApplyStatus {
+        match s {
+            ApplyStatus::Stored => pb::ApplyStatus::Stored,
+            ApplyStatus::Acknowledged => pb::ApplyStatus::Acknowledged,
+            ApplyStatus::TimedOut => pb::ApplyStatus::TimedOut,
+            ApplyStatus::NotConnected => pb::ApplyStatus::NotConnected,
+            ApplyStatus::Unchanged => pb::ApplyStatus::Unchanged,
+        }
+    }
+}
+
+impl From<&NodeResult> for pb::NodeResult {
+    fn from(r: &NodeResult) -> pb::NodeResult {
+        pb::NodeResult {
+            name: r.name.to_string(),
+            status: pb::ApplyStatus::from(r.status) as i32,
+            connected: r.connected,
+        }
+    }
+}
+
+impl TryFrom<pb::NodeResult> for NodeResult {
+    type Error = WireError;
+    fn try_from(r: pb::NodeResult) -> Result<NodeResult, WireError> {
+        let status = match enum_of::<pb::ApplyStatus>(r.status, "result.status")? {
+            pb::ApplyStatus::Stored => ApplyStatus::Stored,
+            pb::ApplyStatus::Acknowledged => ApplyStatus::Acknowledged,
+            pb::ApplyStatus::TimedOut => ApplyStatus::TimedOut,
+            pb::ApplyStatus::NotConnected => ApplyStatus::NotConnected,
+            pb::ApplyStatus::Unchanged | pb::ApplyStatus::Unspecified => ApplyStatus::Unchanged,
+        };
+        Ok(NodeResult {
+            name: node_name(r.name, "result.name")?,
+            status,
+            connected: r.connected,
+        })
+    }
+}
+
+impl From<&Pending> for pb::Pending {
+    fn from(p: &Pending) -> pb::Pending {
+        use pb::pending::Reason;
+        let s = |v: &crate::ids::NodeName| v.to_string();
+        let reason = match p {
+            Pending::NotApplied { node } => Reason::NotApplied(pb::NotApplied { node: s(node) }),
+            Pending::ProxyBehind {
+                balancer,
+                applied,
+                wanted,
+            } => Reason::ProxyBehind(pb::ProxyBehind {
+                balancer: s(balancer),
+                applied: *applied,
+                wanted: *wanted,
+            }),
+            Pending::InRotation {
+                balancer,
+                node,
+                source,
+                server,
+                addr,
+                status,
+            } => Reason::InRotation(pb::InRotation {
+                balancer: s(balancer),
+                node: s(node),
+                source: pb::LbSource::from(*source) as i32,
+                server: server.clone(),
+                addr: addr.clone(),
+                status: status.clone(),
+            }),
+            Pending::InFlight {
+                balancer,
+                node,
+                source,
+                server,
+                addr,
+                count,
+            } => Reason::InFlight(pb::InFlight {
+                balancer: s(balancer),
+                node: s(node),
+                source: pb::LbSource::from(*source) as i32,
+                server: server.clone(),
+                addr: addr.clone(),
+                count: *count,
+            }),
+            Pending::OutOfRotation {
+                balancer,
+                node,
+                source,
+                server,
+                status,
+            } => Reason::OutOfRotation(pb::OutOfRotation {
+                balancer: s(balancer),
+                node: s(node),
+                source: pb::LbSource::from(*source) as i32,
+                server: server.clone(),
+                status: status.clone(),
+            }),
+            Pending::DrainedAgain { node } => {
+                Reason::DrainedAgain(pb::DrainedAgain { node: s(node) })
+            }
+        };
+        pb::Pending {
+            reason: Some(reason),
+        }
+    }
+}
+
+impl TryFrom<pb::Pending> for Pending {
+    type Error = WireError;
+    fn try_from(p: pb::Pending) -> Result<Pending, WireError> {
+        use pb::pending::Reason;
+        let f = "pending";
+        Ok(
+            match p.reason.ok_or(WireError::Missing("pending.reason"))? {
+                Reason::NotApplied(r) => Pending::NotApplied {
+                    node: node_name(r.node, f)?,
+                },
+                Reason::ProxyBehind(r) => Pending::ProxyBehind {
+                    balancer: node_name(r.balancer, f)?,
+                    applied: r.applied,
+                    wanted: r.wanted,
+                },
+                Reason::InRotation(r) => Pending::InRotation {
+                    balancer: node_name(r.balancer, f)?,
+                    node: node_name(r.node, f)?,
+                    source: source_of(r.source, "pending.source")?,
+                    server: r.server,
+                    addr: r.addr,
+                    status: r.status,
+                },
+                Reason::InFlight(r) => Pending::InFlight {
+                    balancer: node_name(r.balancer, f)?,
+                    node: node_name(r.node, f)?,
+                    source: source_of(r.source, "pending.source")?,
+                    server: r.server,
+                    addr: r.addr,
+                    count: r.count,
+                },
+                Reason::OutOfRotation(r) => Pending::OutOfRotation {
+                    balancer: node_name(r.balancer, f)?,
+                    node: node_name(r.node, f)?,
+                    source: source_of(r.source, "pending.source")?,
+                    server: r.server,
+                    status: r.status,
+                },
+                Reason::DrainedAgain(r) => Pending::DrainedAgain {
+                    node: node_name(r.node, f)?,
+                },
+            },
+        )
+    }
+}
+
+fn pendings(list: &[Pending]) -> Vec<pb::Pending> {
+    list.iter().map(Into::into).collect()
+}
+
+fn pendings_of(list: Vec<pb::Pending>) -> Result<Vec<Pending>, WireError> {
+    list.into_iter().map(TryInto::try_into).collect()
+}
+
+fn results(list: &[NodeResult]) -> Vec<pb::NodeResult> {
+    list.iter().map(Into::into).collect()
+}
+
+fn results_of(list: Vec<pb::NodeResult>) -> Result<Vec<NodeResult>, WireError> {
+    list.into_iter().map(TryInto::try_into).collect()
+}
+
+impl From<&DrainEvent> for pb::DrainEvent {
+    fn from(e: &DrainEvent) -> pb::DrainEvent {
+        use pb::drain_event::Event;
+        let event = match e {
+            DrainEvent::Stored {
+                generation,
+                results: r,
+            } => Event::Stored(pb::DrainStored {
+                generation: *generation,
+                results: results(r),
+            }),
+            DrainEvent::Applied { node } => Event::Applied(pb::NodeApplied {
+                node: node.to_string(),
+            }),
+            DrainEvent::Pending {
+                pending,
+                elapsed_ms,
+            } => Event::Pending(pb::RotationPending {
+                pending: pendings(pending),
+                elapsed_ms: *elapsed_ms,
+            }),
+            DrainEvent::Done {
+                complete,
+                pending,
+                elapsed_ms,
+                results: r,
+            } => Event::Done(pb::DrainDone {
+                complete: *complete,
+                pending: pendings(pending),
+                elapsed_ms: *elapsed_ms,
+                results: results(r),
+            }),
+        };
+        pb::DrainEvent { event: Some(event) }
+    }
+}
+
+impl TryFrom<pb::DrainEvent> for DrainEvent {
+    type Error = WireError;
+    fn try_from(e: pb::DrainEvent) -> Result<DrainEvent, WireError> {
+        use pb::drain_event::Event;
+        Ok(match e.event.ok_or(WireError::Missing("drain.event"))? {
+            Event::Stored(s) => DrainEvent::Stored {
+                generation: s.generation,
+                results: results_of(s.results)?,
+            },
+            Event::Applied(a) => DrainEvent::Applied {
+                node: node_name(a.node, "applied.node")?,
+            },
+            Event::Pending(p) => DrainEvent::Pending {
+                pending: pendings_of(p.pending)?,
+                elapsed_ms: p.elapsed_ms,
+            },
+            Event::Done(d) => DrainEvent::Done {
+                complete: d.complete,
+                pending: pendings_of(d.pending)?,
+                elapsed_ms: d.elapsed_ms,
+                results: results_of(d.results)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::LbSource;
+
+    #[test]
+    fn drain_events_round_trip() {
+        let name = |s: &str| crate::ids::NodeName::new(s).unwrap();
+        let events = [
+            DrainEvent::Stored {
+                generation: 3,
+                results: vec![NodeResult {
+                    name: name("web-1"),
+                    status: ApplyStatus::Stored,
+                    connected: true,
+                }],
+            },
+            DrainEvent::Pending {
+                pending: vec![
+                    Pending::NotApplied {
+                        node: name("web-1"),
+                    },
+                    Pending::InFlight {
+                        balancer: name("lb"),
+                        node: name("web-1"),
+                        source: LbSource::Haproxy,
+                        server: "web/web-1".into(),
+                        addr: "127.0.0.2:80".into(),
+                        count: 2,
+                    },
+                ],
+                elapsed_ms: 4,
+            },
+            DrainEvent::Done {
+                complete: true,
+                pending: vec![],
+                elapsed_ms: 9,
+                results: vec![],
+            },
+        ];
+        for e in events {
+            assert_eq!(DrainEvent::try_from(pb::DrainEvent::from(&e)).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn targets_round_trip_and_an_unknown_kind_is_refused() {
+        for t in [
+            TargetSpec::Names(vec!["web-1".into()]),
+            TargetSpec::Expr(Kind::Compound, "G@os:Debian".into()),
+        ] {
+            assert_eq!(target_of(Some((&t).into()), vec![]).unwrap(), Some(t));
+        }
+        let bad = pb::Target {
+            kind: 99,
+            ..Default::default()
+        };
+        assert_eq!(
+            target_of(Some(bad), vec![]).unwrap_err().to_string(),
+            "field `target.kind`: unknown kind 99"
+        );
+        assert_eq!(target_of(None, vec![]).unwrap(), None);
+    }
+}

@@ -1,0 +1,392 @@
+//! Nodes on the wire: records with their live state (`NodeInfo`), specs,
+//! offline flags, hosts lines, health, usage, checks, balancer reports.
+
+use super::{WireError, enum_of, node_id, node_name, required};
+use crate::node::{
+    Applied, CheckResult, Grains, HealthStatus, HostEntry, LbBackend, LbReport, LbSource, Node,
+    NodeSpec, NodeState, NodeStatus, OfflineFlag,
+};
+use crate::usage::{DiskUsage, Usage};
+use cluster_proto as pb;
+
+impl From<&Usage> for pb::Usage {
+    fn from(u: &Usage) -> pb::Usage {
+        pb::Usage {
+            sampled_at_ms: u.sampled_at_ms,
+            cpu_percent: u.cpu_percent,
+            load1: u.load[0],
+            load5: u.load[1],
+            load15: u.load[2],
+            mem_total_bytes: u.mem_total_bytes,
+            mem_used_bytes: u.mem_used_bytes,
+            swap_total_bytes: u.swap_total_bytes,
+            swap_used_bytes: u.swap_used_bytes,
+            disks: u
+                .disks
+                .iter()
+                .map(|d| pb::DiskUsage {
+                    mount: d.mount.clone(),
+                    total_bytes: d.total_bytes,
+                    available_bytes: d.available_bytes,
+                })
+                .collect(),
+            net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
+            net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+        }
+    }
+}
+
+impl From<pb::Usage> for Usage {
+    fn from(u: pb::Usage) -> Usage {
+        Usage {
+            sampled_at_ms: u.sampled_at_ms,
+            cpu_percent: u.cpu_percent,
+            load: [u.load1, u.load5, u.load15],
+            mem_total_bytes: u.mem_total_bytes,
+            mem_used_bytes: u.mem_used_bytes,
+            swap_total_bytes: u.swap_total_bytes,
+            swap_used_bytes: u.swap_used_bytes,
+            disks: u
+                .disks
+                .into_iter()
+                .map(|d| DiskUsage {
+                    mount: d.mount,
+                    total_bytes: d.total_bytes,
+                    available_bytes: d.available_bytes,
+                })
+                .collect(),
+            net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
+            net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+        }
+    }
+}
+
+impl From<&OfflineFlag> for pb::OfflineFlag {
+    fn from(f: &OfflineFlag) -> pb::OfflineFlag {
+        pb::OfflineFlag {
+            reason: f.reason.clone(),
+            since_ms: f.since_ms,
+            by: f.by.clone(),
+            maintenance: f.maintenance,
+        }
+    }
+}
+
+impl From<pb::OfflineFlag> for OfflineFlag {
+    fn from(f: pb::OfflineFlag) -> OfflineFlag {
+        OfflineFlag {
+            reason: f.reason,
+            since_ms: f.since_ms,
+            by: f.by,
+            maintenance: f.maintenance,
+        }
+    }
+}
+
+impl From<&NodeSpec> for pb::NodeSpec {
+    fn from(s: &NodeSpec) -> pb::NodeSpec {
+        pb::NodeSpec {
+            name: s.name.to_string(),
+            offline: s.offline.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<pb::NodeSpec> for NodeSpec {
+    type Error = WireError;
+    fn try_from(s: pb::NodeSpec) -> Result<NodeSpec, WireError> {
+        Ok(NodeSpec {
+            name: node_name(s.name, "node.name")?,
+            offline: s.offline.map(Into::into),
+        })
+    }
+}
+
+impl From<&HostEntry> for pb::HostEntry {
+    fn from(h: &HostEntry) -> pb::HostEntry {
+        pb::HostEntry {
+            node_id: h.node_id.to_string(),
+            address: h.address.clone(),
+            names: h.names.clone(),
+        }
+    }
+}
+
+impl TryFrom<pb::HostEntry> for HostEntry {
+    type Error = WireError;
+    fn try_from(h: pb::HostEntry) -> Result<HostEntry, WireError> {
+        Ok(HostEntry {
+            node_id: node_id(h.node_id, "host.node_id")?,
+            address: h.address,
+            names: h.names,
+        })
+    }
+}
+
+impl From<HealthStatus> for pb::HealthStatus {
+    fn from(h: HealthStatus) -> pb::HealthStatus {
+        match h {
+            HealthStatus::Online => pb::HealthStatus::Online,
+            HealthStatus::Offline => pb::HealthStatus::Offline,
+            HealthStatus::Maintenance => pb::HealthStatus::Maintenance,
+            HealthStatus::Failing => pb::HealthStatus::Failing,
+        }
+    }
+}
+
+pub(crate) fn health_of(v: i32, field: &'static str) -> Result<HealthStatus, WireError> {
+    Ok(match enum_of::<pb::HealthStatus>(v, field)? {
+        pb::HealthStatus::Online => HealthStatus::Online,
+        pb::HealthStatus::Offline => HealthStatus::Offline,
+        pb::HealthStatus::Maintenance => HealthStatus::Maintenance,
+        pb::HealthStatus::Failing | pb::HealthStatus::Unspecified => HealthStatus::Failing,
+    })
+}
+
+impl From<NodeState> for pb::NodeState {
+    fn from(s: NodeState) -> pb::NodeState {
+        match s {
+            NodeState::Online => pb::NodeState::Online,
+            NodeState::Drained => pb::NodeState::Drained,
+            NodeState::Maintenance => pb::NodeState::Maintenance,
+            NodeState::Failing => pb::NodeState::Failing,
+            NodeState::Down => pb::NodeState::Down,
+        }
+    }
+}
+
+fn state_of(v: i32) -> Result<NodeState, WireError> {
+    Ok(match enum_of::<pb::NodeState>(v, "node.state")? {
+        pb::NodeState::Online => NodeState::Online,
+        pb::NodeState::Drained => NodeState::Drained,
+        pb::NodeState::Maintenance => NodeState::Maintenance,
+        pb::NodeState::Failing => NodeState::Failing,
+        pb::NodeState::Down | pb::NodeState::Unspecified => NodeState::Down,
+    })
+}
+
+impl From<&CheckResult> for pb::CheckResult {
+    fn from(c: &CheckResult) -> pb::CheckResult {
+        pb::CheckResult {
+            name: c.name.clone(),
+            kind: c.kind.clone(),
+            passing: c.passing,
+            output: c.output.clone(),
+            since_ms: c.since_ms,
+        }
+    }
+}
+
+impl From<pb::CheckResult> for CheckResult {
+    fn from(c: pb::CheckResult) -> CheckResult {
+        CheckResult {
+            name: c.name,
+            kind: c.kind,
+            passing: c.passing,
+            output: c.output,
+            since_ms: c.since_ms,
+        }
+    }
+}
+
+impl From<LbSource> for pb::LbSource {
+    fn from(s: LbSource) -> pb::LbSource {
+        match s {
+            LbSource::Proxy => pb::LbSource::Proxy,
+            LbSource::Haproxy => pb::LbSource::Haproxy,
+        }
+    }
+}
+
+pub(crate) fn source_of(v: i32, field: &'static str) -> Result<LbSource, WireError> {
+    Ok(match enum_of::<pb::LbSource>(v, field)? {
+        pb::LbSource::Haproxy => LbSource::Haproxy,
+        pb::LbSource::Proxy | pb::LbSource::Unspecified => LbSource::Proxy,
+    })
+}
+
+impl From<&LbReport> for pb::LbReport {
+    fn from(r: &LbReport) -> pb::LbReport {
+        pb::LbReport {
+            proxy_version: r.proxy_version,
+            backends: r
+                .backends
+                .iter()
+                .map(|b| pb::LbBackend {
+                    source: pb::LbSource::from(b.source) as i32,
+                    name: b.name.clone(),
+                    addr: b.addr.clone(),
+                    in_rotation: b.in_rotation,
+                    inflight: b.inflight,
+                    status: b.status.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::LbReport> for LbReport {
+    type Error = WireError;
+    fn try_from(r: pb::LbReport) -> Result<LbReport, WireError> {
+        let backends = r
+            .backends
+            .into_iter()
+            .map(|b| {
+                Ok(LbBackend {
+                    source: source_of(b.source, "lb.backends.source")?,
+                    name: b.name,
+                    addr: b.addr,
+                    in_rotation: b.in_rotation,
+                    inflight: b.inflight,
+                    status: b.status,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        Ok(LbReport {
+            proxy_version: r.proxy_version,
+            backends,
+        })
+    }
+}
+
+pub(crate) fn grains_of(json: &str, field: &'static str) -> Result<Grains, WireError> {
+    if json.is_empty() {
+        return Ok(Grains::new());
+    }
+    serde_json::from_str(json)
+        .map_err(|e| WireError::invalid(field, format!("not a JSON object: {e}")))
+}
+
+impl From<&NodeStatus> for pb::NodeInfo {
+    fn from(s: &NodeStatus) -> pb::NodeInfo {
+        let n = &s.node;
+        pb::NodeInfo {
+            id: n.id.to_string(),
+            name: n.name.to_string(),
+            roles: n.roles.clone(),
+            state: pb::NodeState::from(s.state) as i32,
+            addresses: n.addresses.clone(),
+            health_url: n.health_url.clone(),
+            grains_json: serde_json::Value::Object(n.grains.clone()).to_string(),
+            usage: s.usage.as_ref().map(Into::into),
+            offline: n.offline.as_ref().map(Into::into),
+            last_seen_ms: s.last_seen_ms,
+            connected: s.connected,
+            acked_generation: s.applied.generation,
+            health: pb::HealthStatus::from(s.applied.health) as i32,
+            cache_error: s.applied.cache_error.clone().unwrap_or_default(),
+            spec_generation: s.spec_generation,
+            labels: n.labels.clone().into_iter().collect(),
+            service: n.service.clone(),
+            naming: n.naming.as_str().to_owned(),
+            aliases: n.aliases.clone(),
+            checks: s.checks.iter().map(Into::into).collect(),
+            registered_ms: n.registered_ms,
+        }
+    }
+}
+
+impl TryFrom<pb::NodeInfo> for NodeStatus {
+    type Error = WireError;
+    fn try_from(n: pb::NodeInfo) -> Result<NodeStatus, WireError> {
+        let applied = Applied {
+            generation: n.acked_generation,
+            // An agent that never acknowledged on this session says nothing.
+            health: health_of(n.health, "node.health").unwrap_or_default(),
+            cache_error: (!n.cache_error.is_empty()).then_some(n.cache_error),
+        };
+        Ok(NodeStatus {
+            state: state_of(n.state)?,
+            connected: n.connected,
+            last_seen_ms: n.last_seen_ms,
+            usage: n.usage.map(Into::into),
+            applied,
+            checks: n.checks.into_iter().map(Into::into).collect(),
+            spec_generation: n.spec_generation,
+            node: Node {
+                id: node_id(n.id, "node.id")?,
+                name: node_name(n.name, "node.name")?,
+                roles: n.roles,
+                addresses: n.addresses,
+                health_url: n.health_url,
+                grains: grains_of(&n.grains_json, "node.grains_json")?,
+                offline: n.offline.map(Into::into),
+                registered_ms: n.registered_ms,
+                last_seen_ms: n.last_seen_ms,
+                labels: n.labels.into_iter().collect(),
+                service: n.service,
+                naming: n
+                    .naming
+                    .parse()
+                    .map_err(|e: String| WireError::invalid("node.naming", e))?,
+                aliases: n.aliases,
+            },
+        })
+    }
+}
+
+/// A required nested message.
+pub(crate) fn spec_of(s: Option<pb::NodeSpec>, field: &'static str) -> Result<NodeSpec, WireError> {
+    required(s, field)?.try_into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_round_trips_with_its_live_state() {
+        let status = NodeStatus {
+            node: Node {
+                id: "web-1".try_into().unwrap(),
+                name: "web-0".try_into().unwrap(),
+                roles: vec!["web".into()],
+                addresses: vec!["10.0.0.5".into()],
+                health_url: "http://10.0.0.5:7442/health".into(),
+                grains: serde_json::from_str(r#"{"os":"Debian"}"#).unwrap(),
+                offline: Some(OfflineFlag {
+                    reason: "deploy".into(),
+                    since_ms: 3,
+                    by: "alice".into(),
+                    maintenance: true,
+                }),
+                registered_ms: 1,
+                last_seen_ms: 2,
+                labels: [("rack".to_owned(), "a1".to_owned())].into(),
+                service: "web".into(),
+                naming: crate::naming::Naming::Masterful,
+                aliases: vec!["www".into()],
+            },
+            state: NodeState::Maintenance,
+            connected: true,
+            last_seen_ms: 2,
+            usage: Some(Usage::default()),
+            applied: Applied {
+                generation: 9,
+                health: HealthStatus::Maintenance,
+                cache_error: Some("disk full".into()),
+            },
+            checks: vec![],
+            spec_generation: 8,
+        };
+        let wire = pb::NodeInfo::from(&status);
+        assert_eq!(NodeStatus::try_from(wire).unwrap(), status);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let err = NodeSpec::try_from(pb::NodeSpec {
+            name: "a b".into(),
+            offline: None,
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `node.name`: contains ' '; only letters, digits, '-', '_' and '.' are allowed"
+        );
+        assert_eq!(
+            spec_of(None, "snapshot.node").unwrap_err().to_string(),
+            "missing field `snapshot.node`"
+        );
+    }
+}
