@@ -225,16 +225,6 @@ down_after = "soon""#),
     }
 
     #[test]
-    fn unknown_keys_are_refused_with_their_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap();
-        let err = read_file::<RawConfig>(&path).unwrap_err().to_string();
-        assert!(err.contains("line 2"), "{err}");
-        assert!(err.contains("unknown field `listen_addr`"), "{err}");
-    }
-
-    #[test]
     fn overrides_win_and_http_can_be_turned_off() {
         let merged = raw(r#"listen = "127.0.0.1:1""#).merge(RawConfig {
             listen: Some("127.0.0.9:2".into()),

@@ -21,6 +21,7 @@
 //! observations the time they were made.
 //!
 //! - `plan/` — the planners, one file per area, table-tested without tokio.
+//! - `live` — what this master's sessions report: [`State::observe`].
 //! - `hosts` — every node's hosts line and the log of which changed when.
 //! - `proxy` — what every proxy is sent, resolved from the nodes as they are.
 //! - `rotation` — whether nodes are really out of rotation, or back in.
@@ -28,6 +29,7 @@
 //! - `status` — nodes as reads show them.
 
 mod hosts;
+mod live;
 pub mod plan;
 mod proxy;
 mod rotation;
@@ -38,17 +40,14 @@ mod status;
 mod tests;
 
 pub use hosts::{HostsChanges, HostsLog, HostsNaming};
+pub use live::{Live, Observation, Observed, Session};
 pub use plan::{Command, Env, Issuer, Planned};
 pub use status::BalancingState;
 
 use crate::store::{Change, Key, Loaded, Record, Revision};
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_model::clusterfile::Settings;
-use cluster_model::session::Ack;
-use cluster_model::{
-    Applied, CheckResult, EventKind, KeyRecord, KeyState, LbReport, Node, NodeId, NodeName,
-    ProxyView, Token, Usage,
-};
+use cluster_model::{EventKind, KeyRecord, KeyState, Node, NodeId, NodeName, ProxyView, Token};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -73,30 +72,6 @@ pub struct Config {
     pub started_ms: u64,
 }
 
-/// What this master's session with a node's agent says now.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Live {
-    /// The open session, if any.
-    pub session: Option<Session>,
-    /// When the agent last said anything.
-    pub last_seen_ms: u64,
-    pub usage: Option<Usage>,
-    pub applied: Applied,
-    /// The agent's local checks; unknown (empty) without a session.
-    pub checks: Vec<CheckResult>,
-    /// What the balancers on the node report.
-    pub lb: Option<LbReport>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
-    pub id: u64,
-    /// Whether the agent keeps a hosts file (else it is sent no lines).
-    pub wants_hosts: bool,
-    /// Whether the agent runs the proxy (and is sent its view).
-    pub wants_proxy: bool,
-}
-
 /// What changed, for the shell to wake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
@@ -112,61 +87,6 @@ pub struct Effects {
     pub close: Vec<NodeId>,
     /// Something a waiter (drain, rollout) looks at moved.
     pub waiters: bool,
-}
-
-/// Something an agent's session said (or time passing), as it happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Observation {
-    /// A session opened (its node's record was committed just before).
-    Connected {
-        node: NodeId,
-        session: Session,
-        now_ms: u64,
-    },
-    Disconnected {
-        node: NodeId,
-        session: u64,
-        now_ms: u64,
-    },
-    Usage {
-        node: NodeId,
-        session: u64,
-        usage: Usage,
-        now_ms: u64,
-    },
-    Acked {
-        node: NodeId,
-        session: u64,
-        ack: Ack,
-        now_ms: u64,
-    },
-    Checks {
-        node: NodeId,
-        session: u64,
-        checks: Vec<CheckResult>,
-        now_ms: u64,
-    },
-    Lb {
-        node: NodeId,
-        session: u64,
-        report: LbReport,
-        now_ms: u64,
-    },
-    /// Time passed: liveness may have moved servers out of upstreams.
-    Tick { now_ms: u64 },
-}
-
-/// What an observation found, beyond the effects.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    /// Whether it came from the node's current session (else ignored).
-    pub accepted: bool,
-    pub effects: Effects,
-    /// Checks whose state flipped (to record as events).
-    pub flipped: Vec<CheckResult>,
-    /// The agent's durability moved: `Some(error)` it can no longer cache
-    /// its state, `Some(None)` it can again (to record as events).
-    pub cache: Option<Option<String>>,
 }
 
 /// The cluster as one master holds it.
@@ -291,6 +211,15 @@ impl State {
             Record::Node(node) => {
                 let id = node.id.clone();
                 let before = self.nodes.get(&id).map(|s| self.hosts_entry(&s.value));
+                // Only its own entry: in a swap (a promotion) another node
+                // may hold the old name already.
+                if let Some(old) = self.nodes.get(&id)
+                    && old.value.name != node.name
+                    && self.names.get(&old.value.name) == Some(&id)
+                {
+                    self.names.remove(&old.value.name);
+                }
+                self.names.insert(node.name.clone(), id.clone());
                 self.nodes.insert(
                     id.clone(),
                     Stored {
@@ -319,6 +248,7 @@ impl State {
                 self.revoked.insert(serial, revision);
             }
             Record::Group { name, expr } => {
+                self.group_exprs.insert(name.clone(), expr.clone());
                 self.groups.insert(
                     name,
                     Stored {
@@ -356,7 +286,10 @@ impl State {
     fn delete(&mut self, key: &Key, revision: Revision, effects: &mut Effects) {
         match key {
             Key::Node(id) => {
-                if self.nodes.remove(id).is_some() {
+                if let Some(old) = self.nodes.remove(id) {
+                    if self.names.get(&old.value.name) == Some(id) {
+                        self.names.remove(&old.value.name);
+                    }
                     self.hosts_log.touch(id, revision);
                     effects.hosts = Some(revision);
                 }
@@ -375,6 +308,7 @@ impl State {
             }
             Key::Group(n) => {
                 self.groups.remove(n);
+                self.group_exprs.remove(n);
             }
             Key::Upstream(n) => {
                 self.upstreams.remove(n);
@@ -387,18 +321,12 @@ impl State {
         }
     }
 
-    /// Recomputes every derived view from the records and the live state.
+    /// Recomputes the derived views that depend on more than one record:
+    /// the hosts naming (settings or the configuration) and, through it,
+    /// every hosts line; sessions to end; the proxies' view. (Names and
+    /// node groups follow each record in `put` and `delete`, so a change
+    /// costs what it touches, not the size of the cluster.)
     fn derive(&mut self, now_ms: u64, effects: &mut Effects) {
-        self.names = self
-            .nodes
-            .values()
-            .map(|n| (n.value.name.clone(), n.value.id.clone()))
-            .collect();
-        self.group_exprs = self
-            .groups
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
         let naming = match &self.settings {
             Some(s) => HostsNaming::of_settings(&s.value),
             None => self.config.hosts.clone(),
@@ -416,128 +344,10 @@ impl State {
         effects.close.dedup();
         for id in &effects.close {
             if let Some(live) = self.live.get_mut(id) {
-                end_session(live);
+                live.end_session();
             }
         }
         self.refresh_proxy(now_ms, effects);
-    }
-
-    /// Takes in what a session said. Reports from a session that is not
-    /// the node's current one are ignored.
-    pub fn observe(&mut self, o: Observation) -> Observed {
-        let mut out = Observed::default();
-        let current = |st: &State, node: &NodeId, session: u64| {
-            st.live
-                .get(node)
-                .and_then(|l| l.session)
-                .is_some_and(|s| s.id == session)
-        };
-        match o {
-            Observation::Connected {
-                node,
-                session,
-                now_ms,
-            } => {
-                let live = self.live.entry(node.clone()).or_default();
-                // A newer session replaces the old one whole.
-                *live = Live {
-                    session: Some(session),
-                    last_seen_ms: now_ms,
-                    usage: live.usage.take(),
-                    ..Live::default()
-                };
-                self.refresh_proxy(now_ms, &mut out.effects);
-                out.accepted = true;
-            }
-            Observation::Disconnected {
-                node,
-                session,
-                now_ms,
-            } => {
-                if current(self, &node, session) {
-                    if let Some(live) = self.live.get_mut(&node) {
-                        end_session(live);
-                    }
-                    self.refresh_proxy(now_ms, &mut out.effects);
-                    out.accepted = true;
-                }
-            }
-            Observation::Usage {
-                node,
-                session,
-                usage,
-                now_ms,
-            } => {
-                if let Some(live) = self.heard(&node, session, now_ms) {
-                    live.usage = Some(usage);
-                    out.accepted = true;
-                }
-            }
-            Observation::Acked {
-                node,
-                session,
-                ack,
-                now_ms,
-            } => {
-                if let Some(live) = self.heard(&node, session, now_ms) {
-                    if live.applied.cache_error != ack.cache_error {
-                        out.cache = Some(ack.cache_error.clone());
-                    }
-                    live.applied = Applied {
-                        generation: ack.generation,
-                        health: ack.health,
-                        cache_error: ack.cache_error,
-                    };
-                    out.accepted = true;
-                }
-            }
-            Observation::Checks {
-                node,
-                session,
-                checks,
-                now_ms,
-            } => {
-                if let Some(live) = self.heard(&node, session, now_ms) {
-                    for c in &checks {
-                        let before = live.checks.iter().find(|o| o.name == c.name);
-                        if before.map(|o| o.passing) != Some(c.passing) {
-                            out.flipped.push(c.clone());
-                        }
-                    }
-                    live.checks = checks;
-                    self.refresh_proxy(now_ms, &mut out.effects);
-                    out.accepted = true;
-                }
-            }
-            Observation::Lb {
-                node,
-                session,
-                report,
-                now_ms,
-            } => {
-                if let Some(live) = self.heard(&node, session, now_ms) {
-                    live.lb = Some(report);
-                    out.accepted = true;
-                }
-            }
-            Observation::Tick { now_ms } => {
-                self.refresh_proxy(now_ms, &mut out.effects);
-                out.accepted = true;
-            }
-        }
-        out.effects.waiters |= out.accepted;
-        out
-    }
-
-    /// The node's live state when `session` is its current session, marked
-    /// as heard from at `now_ms`.
-    fn heard(&mut self, node: &NodeId, session: u64, now_ms: u64) -> Option<&mut Live> {
-        let live = self.live.get_mut(node)?;
-        if live.session.map(|s| s.id) != Some(session) {
-            return None;
-        }
-        live.last_seen_ms = live.last_seen_ms.max(now_ms);
-        Some(live)
     }
 
     pub fn revision(&self) -> Revision {
@@ -688,12 +498,4 @@ impl State {
         );
         out
     }
-}
-
-/// A session's end: what only the agent could say is unknown again.
-fn end_session(live: &mut Live) {
-    live.session = None;
-    live.checks.clear();
-    live.lb = None;
-    live.applied = Applied::default();
 }

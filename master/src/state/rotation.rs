@@ -28,6 +28,13 @@ impl State {
             .map_or_else(|| NodeName::of_id(id), |n| n.value.name.clone())
     }
 
+    /// Whether the node's connected agent has yet to apply `generation`.
+    fn not_applied(&self, id: &NodeId, generation: u64) -> bool {
+        self.live
+            .get(id)
+            .is_some_and(|l| l.session.is_some() && l.applied.generation < generation)
+    }
+
     /// Every balancer's report, by node id.
     fn reports(&self) -> Vec<(&NodeId, &LbReport)> {
         let mut out: Vec<_> = self
@@ -71,9 +78,7 @@ impl State {
             let Some(node) = self.nodes.get(id).map(|s| &s.value) else {
                 continue;
             };
-            let live = self.live.get(id);
-            if live.is_some_and(|l| l.session.is_some() && l.applied.generation < *spec_generation)
-            {
+            if self.not_applied(id, *spec_generation) {
                 pending.push(Pending::NotApplied {
                     node: node.name.clone(),
                 });
@@ -117,9 +122,7 @@ impl State {
             let Some(node) = self.nodes.get(id).map(|s| &s.value) else {
                 continue;
             };
-            let live = self.live.get(id);
-            if live.is_some_and(|l| l.session.is_some() && l.applied.generation < *spec_generation)
-            {
+            if self.not_applied(id, *spec_generation) {
                 pending.push(Pending::NotApplied {
                     node: node.name.clone(),
                 });

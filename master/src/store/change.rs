@@ -100,6 +100,16 @@ pub enum Expect {
     At(Revision),
 }
 
+impl Expect {
+    /// Whether a record found at `found` (`None`: absent) meets it.
+    pub fn holds(self, found: Option<Revision>) -> bool {
+        match self {
+            Expect::Absent => found.is_none(),
+            Expect::At(rev) => found == Some(rev),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Precondition {
     pub key: Key,

@@ -57,11 +57,7 @@ impl Store for MemStore {
         let mut inner = self.inner.lock().unwrap();
         for p in &change.preconditions {
             let found = inner.records.get(&p.key).map(|(_, rev)| *rev);
-            let holds = match p.expect {
-                Expect::Absent => found.is_none(),
-                Expect::At(rev) => found == Some(rev),
-            };
-            if !holds {
+            if !p.expect.holds(found) {
                 return Err(StoreError::Conflict {
                     key: p.key.clone(),
                     expected: p.expect,

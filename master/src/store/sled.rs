@@ -1,5 +1,6 @@
-//! The sled backend: one tree, keys by prefix, each commit one sled
-//! transaction (preconditions checked inside it), flushed before it is
+//! The sled backend: one tree, keys by prefix, each commit one atomic batch
+//! applied after its preconditions were checked, under one lock (this
+//! process holds the only handle on the tree), and flushed before it is
 //! acknowledged (sled otherwise flushes only every 500 ms).
 //!
 //! Keys: `node/<id>`, `token/<id>`, `key/<node id>`, `revoked/<serial>`,
@@ -16,7 +17,6 @@ use super::{Change, EventQuery, Expect, Key, Loaded, Record, Revision, Store, St
 use cluster_model::rollout::RolloutRecord;
 use cluster_model::{Event, JobRecord};
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
 
 const NODE: &[u8] = b"node/";
@@ -41,6 +41,8 @@ const REVISIONED: [&[u8]; 7] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUT
 
 pub struct SledStore {
     db: sled::Db,
+    /// Held from checking a change's preconditions to applying it.
+    committing: std::sync::Mutex<()>,
 }
 
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -70,7 +72,10 @@ impl SledStore {
                 }
             }
         };
-        let store = SledStore { db };
+        let store = SledStore {
+            db,
+            committing: std::sync::Mutex::new(()),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -249,73 +254,59 @@ impl Store for SledStore {
     }
 
     fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
-        let puts: Vec<(Key, Vec<u8>)> = change
-            .puts
-            .iter()
-            .map(|r| (r.key(), record_json(r)))
-            .collect();
-        let events: Vec<(u64, Vec<u8>)> =
-            change.events.iter().map(|e| (e.seq, to_json(e))).collect();
-        let result = self.db.transaction(|tx| {
-            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
-            let revision = match tx.get(REVISION)? {
-                Some(v) => u64_of(REVISION, &v).map_err(abort)?,
-                None => 0,
-            };
-            for p in &change.preconditions {
-                let k = key_bytes(&p.key);
-                let found = match tx.get(&k)? {
-                    None => None,
-                    Some(v) if is_revisioned(&p.key) => {
-                        Some(open_envelope(&k, &v).map_err(abort)?.0)
-                    }
-                    Some(_) => Some(0),
-                };
-                let holds = match p.expect {
-                    Expect::Absent => found.is_none(),
-                    Expect::At(rev) => found == Some(rev),
-                };
-                if !holds {
-                    return Err(abort(StoreError::Conflict {
-                        key: p.key.clone(),
-                        expected: p.expect,
-                        found,
-                    }));
-                }
-            }
-            let next = revision + 1;
-            for (seq, json) in &events {
-                let k = key_bytes(&Key::Event(*seq));
-                if tx.get(&k)?.is_some() {
-                    return Err(abort(StoreError::Conflict {
-                        key: Key::Event(*seq),
-                        expected: Expect::Absent,
-                        found: Some(0),
-                    }));
-                }
-                tx.insert(k, json.as_slice())?;
-            }
-            for (key, json) in &puts {
-                let v = if is_revisioned(key) {
-                    envelope(next, json.clone())
-                } else {
-                    json.clone()
-                };
-                tx.insert(key_bytes(key), v)?;
-            }
-            for key in &change.deletes {
-                tx.remove(key_bytes(key))?;
-            }
-            tx.insert(REVISION, &next.to_be_bytes())?;
-            Ok(next)
-        });
-        let revision = match result {
-            Ok(r) => r,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(write(e)),
+        // One committer at a time: the check below and the batch after it
+        // are then one atomic step, as a transaction would be (this process
+        // holds the only handle on the tree), at the cost of a batch.
+        let _one = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        let revision = match self.db.get(REVISION).map_err(read)? {
+            Some(v) => u64_of(REVISION, &v)?,
+            None => 0,
         };
+        for p in &change.preconditions {
+            let k = key_bytes(&p.key);
+            let found = match self.db.get(&k).map_err(read)? {
+                None => None,
+                Some(v) if is_revisioned(&p.key) => Some(open_envelope(&k, &v)?.0),
+                Some(_) => Some(0),
+            };
+            if !p.expect.holds(found) {
+                return Err(StoreError::Conflict {
+                    key: p.key.clone(),
+                    expected: p.expect,
+                    found,
+                });
+            }
+        }
+        let next = revision + 1;
+        let mut batch = sled::Batch::default();
+        for e in &change.events {
+            let k = key_bytes(&Key::Event(e.seq));
+            if self.db.contains_key(&k).map_err(read)? {
+                return Err(StoreError::Conflict {
+                    key: Key::Event(e.seq),
+                    expected: Expect::Absent,
+                    found: Some(0),
+                });
+            }
+            batch.insert(k, to_json(e));
+        }
+        for r in &change.puts {
+            let key = r.key();
+            let json = record_json(r);
+            let v = if is_revisioned(&key) {
+                envelope(next, json)
+            } else {
+                json
+            };
+            batch.insert(key_bytes(&key), v);
+        }
+        for key in &change.deletes {
+            batch.remove(key_bytes(key));
+        }
+        batch.insert(REVISION, &next.to_be_bytes());
+        self.db.apply_batch(batch).map_err(write)?;
         self.db.flush().map_err(write)?;
-        Ok(revision)
+        Ok(next)
     }
 
     fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {

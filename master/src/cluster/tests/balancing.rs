@@ -2,39 +2,9 @@
 //! drain, fail checks and come back; refusals; "really out".
 
 use super::*;
-use cluster_balancer::{Domain, Rule, Server, UpstreamSource};
+use cluster_balancer::{Rule, Server, UpstreamSource};
 use cluster_model::{CheckResult, LbBackend, LbReport, LbSource};
 use std::collections::BTreeMap;
-
-fn web(id: &str, ip: &str) -> Hello {
-    Hello {
-        roles: vec!["web".into()],
-        addresses: vec![ip.into()],
-        ..hello(id)
-    }
-}
-
-fn role(role: &str, port: u16) -> UpstreamSource {
-    UpstreamSource::Role {
-        role: role.into(),
-        port,
-        weight: 1,
-        max_fails: 1,
-        fail_timeout_ms: 10_000,
-    }
-}
-
-fn to(upstream: &str) -> Domain {
-    Domain {
-        init: "b".into(),
-        rules: BTreeMap::from([(
-            "b".to_owned(),
-            Rule::Backend {
-                servername: upstream.into(),
-            },
-        )]),
-    }
-}
 
 fn servers(c: &Cluster, upstream: &str) -> Vec<String> {
     c.proxy_view().upstreams[upstream]

@@ -4,6 +4,7 @@
 //! for.
 
 use super::*;
+pub(super) use crate::state::plan::testing::{hello, role, to, web};
 use crate::store::mem::MemStore;
 use cluster_model::rotation::ApplyStatus;
 use cluster_model::session::{Ack, Hello};
@@ -13,24 +14,6 @@ use std::sync::atomic::Ordering;
 mod access;
 mod balancing;
 mod naming;
-
-pub(super) fn hello(id: &str) -> Hello {
-    Hello {
-        node_id: id.try_into().unwrap(),
-        grains: Default::default(),
-        roles: vec![],
-        addresses: vec![],
-        health_url: String::new(),
-        service: String::new(),
-        naming: Default::default(),
-        aliases: vec![],
-        cached_generation: 0,
-        agent_version: String::new(),
-        report_interval_ms: 0,
-        wants_hosts: true,
-        wants_proxy: false,
-    }
-}
 
 pub(super) fn ca() -> Arc<Ca> {
     let (ca, _) = Ca::generate("test", std::time::SystemTime::now()).unwrap();

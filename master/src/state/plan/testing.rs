@@ -84,3 +84,37 @@ pub fn connect(st: &mut State, hello: Hello, session: u64, now: u64) {
         now_ms: now,
     });
 }
+
+/// A node with role `web` at `ip`.
+pub fn web(id: &str, ip: &str) -> Hello {
+    Hello {
+        roles: vec!["web".into()],
+        addresses: vec![ip.into()],
+        ..hello(id)
+    }
+}
+
+/// An upstream of `role`'s nodes at `port`, with nginx's defaults.
+pub fn role(role: &str, port: u16) -> cluster_balancer::UpstreamSource {
+    cluster_balancer::UpstreamSource::Role {
+        role: role.into(),
+        port,
+        weight: 1,
+        max_fails: 1,
+        fail_timeout_ms: 10_000,
+    }
+}
+
+/// A domain routed whole to `upstream`.
+pub fn to(upstream: &str) -> cluster_balancer::Domain {
+    cluster_balancer::Domain {
+        init: "b".into(),
+        rules: [(
+            "b".to_owned(),
+            cluster_balancer::Rule::Backend {
+                servername: upstream.into(),
+            },
+        )]
+        .into(),
+    }
+}

@@ -7,11 +7,10 @@
 
 mod prop;
 
-use super::plan::testing::{NOW, connect, hello, run, state};
+use super::plan::testing::{NOW, connect, hello, role, run, state, to, web};
 use super::plan::*;
 use super::*;
 use crate::store::{Expect, Key, Precondition};
-use cluster_balancer::{Domain, Rule, UpstreamSource};
 use cluster_model::clusterfile::{self, DesiredCluster};
 use cluster_model::naming::Naming;
 use cluster_model::{NodeState, TargetSpec};
@@ -38,37 +37,6 @@ fn plan<C: Command>(st: &State, cmd: &C) -> Result<Planned<C::Out>, crate::clust
             issuer: &issuer,
         },
     )
-}
-
-fn web(id: &str, ip: &str) -> cluster_model::session::Hello {
-    cluster_model::session::Hello {
-        roles: vec!["web".into()],
-        addresses: vec![ip.into()],
-        ..hello(id)
-    }
-}
-
-fn role(role: &str, port: u16) -> UpstreamSource {
-    UpstreamSource::Role {
-        role: role.into(),
-        port,
-        weight: 1,
-        max_fails: 1,
-        fail_timeout_ms: 10_000,
-    }
-}
-
-fn to(upstream: &str) -> Domain {
-    Domain {
-        init: "b".into(),
-        rules: [(
-            "b".to_owned(),
-            Rule::Backend {
-                servername: upstream.into(),
-            },
-        )]
-        .into(),
-    }
 }
 
 #[test]
