@@ -1,15 +1,13 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    Cli, Command, DrainArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand,
-    NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UndrainArgs, UserAddArgs,
-    UserCommand, UserRole, WaitArgs,
+    Cli, Command, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand, NodesAction,
+    Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs, UserCommand, UserRole,
 };
-use crate::client::{Client, DrainAsk, KeyDecision, NodeResult, Targeting};
+use crate::client::{Client, KeyDecision, Targeting};
 use crate::context::{Context, Target};
 use crate::{Env, Failure, context, render};
 use cluster_model::TargetSpec;
-use cluster_model::rotation::DrainEvent;
 use std::io::Write;
 
 pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Failure> {
@@ -47,7 +45,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::Grains(a) => grains(&mut client, a, output, out).await,
-        Command::Drain(a) => drain(&mut client, a, env, output, out).await,
+        Command::Drain(a) => crate::drain::drain(&mut client, a, env, output, out).await,
         Command::Upstream(c) => crate::balancing::upstream(&mut client, c, output, out).await,
         Command::Route(c) => crate::balancing::route(&mut client, c, output, out).await,
         Command::Rollout(a) => crate::rollout::rollout(&mut client, a, env, output, out).await,
@@ -58,7 +56,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         Command::Export { file } => {
             crate::declare::export(&mut client, file.as_deref(), output, out).await
         }
-        Command::Undrain(a) => undrain(&mut client, a, env, output, out).await,
+        Command::Undrain(a) => crate::drain::undrain(&mut client, a, env, output, out).await,
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;
             match output {
@@ -397,169 +395,6 @@ fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result
         return Err(Failure::bad_input(format!("no nodes matched {}", a.expr)));
     }
     Ok(())
-}
-
-async fn drain(
-    client: &mut Client,
-    a: DrainArgs,
-    env: &Env,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    let reason = a.reason.unwrap_or_else(|| "drained with clusterctl".into());
-    let target = targeting(&a.how, &a.names)?;
-    let verb = if a.maint { "in maintenance" } else { "drained" };
-    let ask = DrainAsk {
-        target: &target,
-        offline: true,
-        maintenance: a.maint,
-        reason: &reason,
-        by: &env.user,
-        wait: wait(&a.wait),
-    };
-    follow(
-        client,
-        ask,
-        verb,
-        "out of rotation",
-        "still in rotation",
-        output,
-        out,
-    )
-    .await
-}
-
-async fn undrain(
-    client: &mut Client,
-    a: UndrainArgs,
-    env: &Env,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    let target = targeting(&a.how, &a.names)?;
-    let ask = DrainAsk {
-        target: &target,
-        offline: false,
-        maintenance: false,
-        reason: "",
-        by: &env.user,
-        wait: wait(&a.wait),
-    };
-    let (done, pending) = ("back in rotation", "not back in rotation");
-    follow(client, ask, "in service", done, pending, output, out).await
-}
-
-/// Runs a drain or undrain and shows it: each node's result, with
-/// `--wait` what is still pending while it is, and how it ended. Fails
-/// (exit 1) naming every node that did not acknowledge, or what was still
-/// pending at the deadline.
-async fn follow(
-    client: &mut Client,
-    ask: DrainAsk<'_>,
-    verb: &str,
-    done_word: &str,
-    pending_word: &str,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    let waiting = ask.wait;
-    let table = output == Output::Table;
-    let mut results: Vec<NodeResult> = Vec::new();
-    let mut ended: Option<(bool, Vec<String>, u64)> = None;
-    client
-        .drain(ask, |event| {
-            match event {
-                DrainEvent::Stored { results: r, .. } => {
-                    results = r.into_iter().map(NodeResult::from).collect();
-                }
-                DrainEvent::Applied { .. } => {}
-                DrainEvent::Pending { pending, .. } => {
-                    if table && !pending.is_empty() {
-                        let text: String = pending
-                            .iter()
-                            .map(|p| format!("  waiting: {p}\n"))
-                            .collect();
-                        write_out(out, &text)?;
-                    }
-                }
-                DrainEvent::Done {
-                    complete,
-                    pending,
-                    elapsed_ms,
-                    results: r,
-                } => {
-                    results = r.into_iter().map(NodeResult::from).collect();
-                    let pending = pending.iter().map(ToString::to_string).collect();
-                    ended = Some((complete, pending, elapsed_ms));
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    if waiting.is_some() && ended.is_none() {
-        return Err(Failure::partial(
-            "the master ended the drain without saying how it ended",
-        ));
-    }
-    let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
-    match output {
-        Output::Json => match &ended {
-            None => print_json(out, &results)?,
-            Some((complete, pending, elapsed_ms)) => print_json(
-                out,
-                &serde_json::json!({
-                    "results": results,
-                    "complete": complete,
-                    "pending": pending,
-                    "seconds": *elapsed_ms as f64 / 1000.0,
-                }),
-            )?,
-        },
-        Output::Table => write_out(out, &render::results_lines(verb, &results))?,
-    }
-    not_acknowledged(&results)?;
-    let Some((complete, pending, elapsed_ms)) = ended else {
-        return Ok(());
-    };
-    if !complete {
-        return Err(Failure::partial(format!(
-            "{pending_word} after {}: {}",
-            humantime::format_duration(waiting.unwrap_or_default()),
-            pending.join("; ")
-        )));
-    }
-    if table {
-        let secs = elapsed_ms as f64 / 1000.0;
-        write_out(
-            out,
-            &format!("{done_word}: {} ({secs:.2}s)\n", names.join(", ")),
-        )?;
-    }
-    Ok(())
-}
-
-fn wait(w: &WaitArgs) -> Option<std::time::Duration> {
-    w.wait.then_some(w.timeout)
-}
-
-/// Fails (exit 1) naming every node that did not acknowledge.
-fn not_acknowledged(results: &[NodeResult]) -> Result<(), Failure> {
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| r.status.is_failure())
-        .map(|r| format!("{} ({})", r.name, r.status))
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::partial(format!(
-            "{} of {} node{} did not acknowledge: {}",
-            failed.len(),
-            results.len(),
-            if results.len() == 1 { "" } else { "s" },
-            failed.join(", ")
-        )))
-    }
 }
 
 fn print_renames(

@@ -11,6 +11,7 @@
 //! - [`run`] — `clusterctl run`: streamed output, summary, Ctrl-C.
 //! - `dev` — `clusterctl dev`: an embedded master and local agents (the
 //!   default-on `dev` feature).
+//! - [`drain`] — `drain` and `undrain`, followed until really out (or in).
 //! - [`keys`] — a user's key and certificate request, made here.
 //!
 //! # Exit codes
@@ -28,6 +29,7 @@ pub mod context;
 pub mod declare;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod drain;
 pub mod keys;
 pub mod render;
 pub mod rollout;

@@ -89,10 +89,14 @@ pub async fn run(
         hosts,
     )?);
     let token = CancellationToken::new();
+    // Rollouts halt first, so none acts on what the shutdown itself causes
+    // (sessions ending, their jobs lost); then everything else stops.
+    let halt = CancellationToken::new();
     {
-        let token = token.clone();
+        let (token, halt) = (token.clone(), halt.clone());
         tokio::spawn(async move {
             shutdown.await;
+            halt.cancel();
             token.cancel();
         });
     }
@@ -119,7 +123,7 @@ pub async fn run(
         // bounded time per unary call.
         .max_concurrent_streams(Some(128))
         .concurrency_limit_per_connection(256);
-    let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone()).await;
+    let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone(), halt).await;
     let sessions = TaskTracker::new();
     let served = crate::grpc::services(
         server,

@@ -174,6 +174,10 @@ async fn or_stop<T>(
     wait: impl std::future::Future<Output = T>,
 ) -> Option<T> {
     tokio::select! {
+        // A stop wins over whatever else is ready at the same moment: a
+        // stopping master must not act on what its own shutdown caused
+        // (sessions ending, jobs lost).
+        biased;
         _ = stop.cancelled() => None,
         v = wait => Some(v),
     }

@@ -54,13 +54,19 @@ pub struct Rollouts {
 impl Rollouts {
     /// Rollouts the store says were running are held as `interrupted`:
     /// nodes stay as they were until someone resumes or aborts.
-    pub async fn open(cluster: Arc<Cluster>, jobs: Arc<Jobs>) -> Arc<Rollouts> {
+    /// `halt` is cancelled when the master starts to stop, before anything
+    /// else is: every driver then stops where it is.
+    pub async fn open(
+        cluster: Arc<Cluster>,
+        jobs: Arc<Jobs>,
+        halt: CancellationToken,
+    ) -> Arc<Rollouts> {
         let r = Arc::new(Rollouts {
             cluster: cluster.clone(),
             jobs,
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
-            halt: CancellationToken::new(),
+            halt,
         });
         let stored = cluster.rollouts(100).unwrap_or_default();
         for mut rec in stored {

@@ -7,10 +7,12 @@
 //! - `node` — nodes, their specs, health, usage, checks, balancer reports.
 //! - `session` — an agent's session: hello, snapshot, delta, ack, jobs.
 //! - `control` — clusterctl's calls: targets, events, jobs, keys,
-//!   upstreams and routes, drains.
+//!   upstreams and routes.
+//! - `rotation` — drains: results, pending reasons, events.
 
 mod control;
 mod node;
+mod rotation;
 mod session;
 
 pub use control::{
