@@ -70,6 +70,9 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         base_domain: None,
         name_expiry: None,
         role_aliases: Default::default(),
+        store: cluster_master::config::StoreConfig::Sled,
+        name: "dev".into(),
+        advertise: master_url.clone(),
     };
     let pki = dir.path().join("master").join("pki");
     let stop = token.clone();

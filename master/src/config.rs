@@ -37,6 +37,31 @@ pub struct Config {
     pub name_expiry: Option<Duration>,
     /// Extra names in hosts files for the nodes of a role (`balancer` → `lb`).
     pub role_aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where the state lives: sled in `data_dir`, or an etcd cluster
+    /// shared by several masters.
+    pub store: StoreConfig,
+    /// This master's name among several (its certificate's, its lease's).
+    pub name: String,
+    /// The URL the other masters reach this one at (`https://host:port`).
+    pub advertise: String,
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// sled, in `data_dir/store`: one master.
+    Sled,
+    /// etcd, shared by several masters; one leads.
+    Etcd(EtcdSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    /// Every key under it; starts and ends with `/`.
+    pub prefix: String,
+    /// The leader's lease (etcd's minimum is 2 s).
+    pub lease_ttl: Duration,
 }
 
 /// What a file (or a set of overrides) says; all keys optional.
@@ -55,6 +80,14 @@ pub struct RawConfig {
     /// `"off"` (the default) or a duration such as `"24h"`.
     pub name_expiry: Option<String>,
     pub role_aliases: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `"sled"` (the default) or `"etcd"`.
+    pub store: Option<String>,
+    /// With `store = "etcd"`: `http://host:2379` or `https://…`, several.
+    pub etcd_endpoints: Option<Vec<String>>,
+    pub etcd_prefix: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub name: Option<String>,
+    pub advertise: Option<String>,
 }
 
 impl RawConfig {
@@ -70,6 +103,8 @@ impl Config {
         http_listen: "127.0.0.1:7441",
         data_dir: "/var/lib/clusterctl/master",
         down_after: "15s",
+        lease_ttl: "5s",
+        etcd_prefix: "/clusterctl/v1/",
     };
 
     /// `host_name` joins the default server names (read by the caller, so
@@ -141,6 +176,70 @@ impl Config {
                 }
             }
         }
+        let lease_ttl = problems.check(parse_duration(
+            "lease_ttl",
+            raw.lease_ttl.as_deref().unwrap_or(d.lease_ttl),
+        ));
+        if lease_ttl.is_some_and(|t| t < Duration::from_secs(2)) {
+            problems.push("lease_ttl must be at least 2s (etcd's minimum)");
+        }
+        let store = match raw.store.as_deref().unwrap_or("sled") {
+            "sled" => Some(StoreConfig::Sled),
+            "etcd" => {
+                let endpoints = raw.etcd_endpoints.clone().unwrap_or_default();
+                if endpoints.is_empty() {
+                    problems.push("store = \"etcd\" needs etcd_endpoints (such as [\"http://10.0.0.5:2379\"])");
+                }
+                for e in &endpoints {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        problems.push(format!(
+                            "etcd_endpoints: {e:?} is not a URL such as \"http://10.0.0.5:2379\""
+                        ));
+                    }
+                }
+                let prefix = raw
+                    .etcd_prefix
+                    .clone()
+                    .unwrap_or_else(|| d.etcd_prefix.into());
+                if !(prefix.starts_with('/') && prefix.ends_with('/')) {
+                    problems.push(format!(
+                        "etcd_prefix = {prefix:?}: must start and end with '/'"
+                    ));
+                }
+                lease_ttl.map(|lease_ttl| {
+                    StoreConfig::Etcd(EtcdSettings {
+                        endpoints,
+                        prefix,
+                        lease_ttl,
+                    })
+                })
+            }
+            other => {
+                problems.push(format!("store = {other:?}: expected \"sled\" or \"etcd\""));
+                None
+            }
+        };
+        let name = raw
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| match host_name {
+                "" => "master".into(),
+                h => h.split('.').next().unwrap_or(h).to_owned(),
+            });
+        if let Err(e) = cluster_model::ids::check_name(&name) {
+            problems.push(format!("name = {name:?}: {e}"));
+        }
+        let advertise = match (&raw.advertise, listen) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(l)) if !l.ip().is_unspecified() => Some(format!("https://{l}")),
+            (None, Some(l)) => Some(format!(
+                "https://{}:{}",
+                server_names.first().map_or("localhost", String::as_str),
+                l.port()
+            )),
+            (None, None) => None,
+        };
         let base_domain = raw.base_domain.filter(|d| !d.is_empty());
         if let Some(d) = &base_domain
             && let Err(e) = naming::check_hostname(d)
@@ -159,6 +258,9 @@ impl Config {
                 base_domain,
                 name_expiry,
                 role_aliases,
+                store: store?,
+                name,
+                advertise: advertise?,
             })
         })
     }
@@ -169,6 +271,8 @@ pub struct RawConfigDefaults {
     pub http_listen: &'static str,
     pub data_dir: &'static str,
     pub down_after: &'static str,
+    pub lease_ttl: &'static str,
+    pub etcd_prefix: &'static str,
 }
 
 #[cfg(test)]

@@ -38,6 +38,23 @@ struct Args {
         value_delimiter = ','
     )]
     server_names: Vec<String>,
+    /// Where the state lives: "sled" (one master) or "etcd" (several) [default: sled].
+    #[arg(long, global = true, env = "CLUSTERCTL_STORE")]
+    store: Option<String>,
+    /// etcd's client URLs, with --store etcd (repeat or comma-separate).
+    #[arg(
+        long = "etcd-endpoint",
+        global = true,
+        env = "CLUSTERCTL_ETCD_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    etcd_endpoints: Vec<String>,
+    /// This master's name among several [default: the host name].
+    #[arg(long, global = true, env = "CLUSTERCTL_NAME")]
+    name: Option<String>,
+    /// The URL other masters reach this one at [default: https://LISTEN].
+    #[arg(long, global = true, env = "CLUSTERCTL_ADVERTISE")]
+    advertise: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -74,6 +91,13 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
         base_domain: None,
         name_expiry: None,
         role_aliases: None,
+        store: args.store.take(),
+        etcd_endpoints: (!args.etcd_endpoints.is_empty())
+            .then(|| std::mem::take(&mut args.etcd_endpoints)),
+        etcd_prefix: None,
+        lease_ttl: None,
+        name: args.name.take(),
+        advertise: args.advertise.take(),
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(

@@ -82,12 +82,8 @@ pub async fn run(
         base_domain: config.base_domain.clone(),
         role_aliases: config.role_aliases.clone(),
     };
-    let cluster = Arc::new(Cluster::open(
-        Arc::new(store),
-        Arc::new(pki.ca),
-        config.down_after,
-        hosts,
-    )?);
+    let cluster =
+        Arc::new(Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after, hosts).await?);
     let token = CancellationToken::new();
     // Rollouts halt first, so none acts on what the shutdown itself causes
     // (sessions ending, their jobs lost); then everything else stops.

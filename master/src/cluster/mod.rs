@@ -99,7 +99,7 @@ pub struct Cluster {
 impl Cluster {
     /// Loads the state from `store`. `hosts` (the master's configuration)
     /// shapes hosts lines until a cluster file applies settings of its own.
-    pub fn open(
+    pub async fn open(
         store: Arc<dyn Store>,
         ca: Arc<Ca>,
         down_after: Duration,
@@ -111,7 +111,7 @@ impl Cluster {
             down_after_ms: down_after.as_millis() as u64,
             started_ms: now,
         };
-        let state = State::load(config, store.load()?, now);
+        let state = State::load(config, store.load().await?, now);
         let proxy_version = state.proxy_view().version;
         Ok(Cluster {
             store,
@@ -173,12 +173,7 @@ impl Cluster {
 
     /// Makes `change` durable, then current, then wakes what it moved.
     async fn commit(&self, change: Change) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        let (result, change) = tokio::task::spawn_blocking(move || (store.commit(&change), change))
-            .await
-            // The runtime is shutting down: the write never ran.
-            .map_err(|_| StoreError::Closed)?;
-        let revision: Revision = result?;
+        let revision: Revision = self.store.commit(&change).await?;
         let mut inner = self.inner();
         let effects = inner.state.apply(&change, revision);
         self.wake(&mut inner, effects);

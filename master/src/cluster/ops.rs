@@ -34,6 +34,11 @@ pub enum Caller {
         role: Role,
         serial: String,
     },
+    /// Another master of the cluster.
+    Master {
+        name: String,
+        serial: String,
+    },
     /// No client certificate (only enrollment is open to it).
     Anonymous,
 }
@@ -44,6 +49,7 @@ impl Caller {
         match self {
             Caller::Node { id, .. } => format!("node {id}"),
             Caller::User { name, .. } => name.clone(),
+            Caller::Master { name, .. } => format!("master {name}"),
             Caller::Anonymous => "anonymous".into(),
         }
     }
@@ -102,6 +108,7 @@ impl Cluster {
                     ))),
                 },
                 Subject::User { name, role } => Ok(Caller::User { name, role, serial }),
+                Subject::Master(name) => Ok(Caller::Master { name, serial }),
             }
         })
     }
@@ -392,7 +399,7 @@ impl Cluster {
 
     /// The event log. A node named in `node` (by name or id) selects its
     /// whole history, under every name it had.
-    pub fn events(
+    pub async fn events(
         &self,
         after_seq: u64,
         limit: usize,
@@ -411,7 +418,7 @@ impl Cluster {
             limit,
             node,
         };
-        Ok(self.store.events(&query)?)
+        Ok(self.store.events(&query).await?)
     }
 }
 
@@ -515,20 +522,20 @@ impl Cluster {
         .await
     }
 
-    pub fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
-        self.store.rollouts(limit)
+    pub async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.store.rollouts(limit).await
     }
 
-    pub fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
-        self.store.rollout(id)
+    pub async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.store.rollout(id).await
     }
 
     /// The newest `limit` jobs, newest first.
-    pub fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.store.jobs(limit)
+    pub async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.store.jobs(limit).await
     }
 
-    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        self.store.job(id)
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.store.job(id).await
     }
 }

@@ -7,7 +7,8 @@
 //! | `Drain` (drain, undrain) | yes | yes | no |
 //! | `Admin` (tokens, keys, users, remote execution) | yes | no | no |
 //!
-//! Nodes speak only on their own session (`node`).
+//! Nodes speak only on their own session (`node`); masters only on the
+//! masters' own service (`master`).
 
 use crate::cluster::{Caller, Cluster};
 use crate::pki::Role;
@@ -73,6 +74,10 @@ pub async fn authorize<T>(
         Caller::Node { id, .. } => Some(Status::permission_denied(format!(
             "node {id}'s certificate may not {action}"
         ))),
+        // A master's certificate is for the masters' own calls (`peer`).
+        Caller::Master { name, .. } => Some(Status::permission_denied(format!(
+            "master {name}'s certificate may not {action}"
+        ))),
         Caller::Anonymous => Some(Status::unauthenticated(format!(
             "a client certificate is required to {action}"
         ))),
@@ -83,6 +88,23 @@ pub async fn authorize<T>(
             let detail = format!("{} (from {})", status.message(), addr(req));
             cluster.deny("", &who.label(), detail).await;
             Err(status)
+        }
+    }
+}
+
+/// The master behind one of the masters' own calls, or the refusal (audited).
+pub async fn master<T>(cluster: &Cluster, req: &Request<T>) -> Result<String, Status> {
+    match caller(cluster, req).await? {
+        Caller::Master { name, .. } => Ok(name),
+        other => {
+            let msg = format!(
+                "only masters may make the masters' own calls, not {}",
+                other.label()
+            );
+            cluster
+                .deny("", &other.label(), format!("{msg} (from {})", addr(req)))
+                .await;
+            Err(Status::permission_denied(msg))
         }
     }
 }

@@ -216,6 +216,7 @@ impl pb::control_server::Control for ControlSvc {
         let jobs = self
             .cluster
             .jobs(limit)
+            .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ListJobsResponse {
             jobs: jobs.iter().map(|j| wire::job_to_pb(j, false)).collect(),
@@ -231,6 +232,7 @@ impl pb::control_server::Control for ControlSvc {
         let job = self
             .cluster
             .job(id.trim())
+            .await
             .map_err(|e| Status::unavailable(e.to_string()))?
             .ok_or_else(|| Status::not_found(format!("no job {id:?}")))?;
         Ok(Response::new(pb::GetJobResponse {
@@ -361,6 +363,7 @@ impl pb::control_server::Control for ControlSvc {
         let events = self
             .cluster
             .events(req.after_seq, limit, node)
+            .await
             .map_err(status_of)?;
         Ok(Response::new(pb::ListEventsResponse {
             events: events.iter().map(Into::into).collect(),

@@ -116,7 +116,7 @@ impl ControlSvc {
     ) -> Result<Response<WatchRolloutStream>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
         let id = request.into_inner().id;
-        let first = self.rollouts.get(&id).map_err(status_of)?;
+        let first = self.rollouts.get(&id).await.map_err(status_of)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let watch = self.rollouts.watch(&id);
         let rollouts = self.rollouts.clone();
@@ -132,7 +132,7 @@ impl ControlSvc {
                         let rec = match changed {
                             Ok(()) => watch.borrow_and_update().clone(),
                             // Stopped running: the stored record is final.
-                            Err(_) => match rollouts.get(&id) {
+                            Err(_) => match rollouts.get(&id).await {
                                 Ok(r) => r,
                                 Err(_) => return,
                             },
@@ -158,6 +158,7 @@ impl ControlSvc {
         let rec = self
             .rollouts
             .get(&request.into_inner().id)
+            .await
             .map_err(status_of)?;
         Ok(Response::new(rollout_info(&rec)))
     }
@@ -171,7 +172,7 @@ impl ControlSvc {
             0 => 20,
             n => n as usize,
         };
-        let list = self.rollouts.list(limit).map_err(status_of)?;
+        let list = self.rollouts.list(limit).await.map_err(status_of)?;
         Ok(Response::new(pb::ListRolloutsResponse {
             rollouts: list.iter().map(rollout_info).collect(),
         }))

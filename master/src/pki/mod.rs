@@ -2,7 +2,8 @@
 //! certificates (no files, no clock of their own — `now` is an argument).
 //!
 //! Identities live in the certificate subject: `O` says what kind of peer it
-//! is (`clusterctl-node`, `clusterctl-admin`, `clusterctl-operator`) and `CN`
+//! is (`clusterctl-node`, `clusterctl-admin`, `clusterctl-operator`,
+//! `clusterctl-master`) and `CN`
 //! names it (the node id, the user name). When signing a request the master
 //! takes only its public key; subject, names, usages and validity are set
 //! here, so a request cannot ask for more than it is given.
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 pub const ORG_NODE: &str = "clusterctl-node";
 pub const ORG_ADMIN: &str = "clusterctl-admin";
 pub const ORG_OPERATOR: &str = "clusterctl-operator";
+pub const ORG_MASTER: &str = "clusterctl-master";
 
 /// How long issued certificates are valid.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -33,7 +35,12 @@ pub use cluster_model::Role;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Node(String),
-    User { name: String, role: Role },
+    /// Another master of the same cluster (several masters on etcd).
+    Master(String),
+    User {
+        name: String,
+        role: Role,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +196,7 @@ impl Ca {
         let mut params = CertificateParams::default();
         let (org, cn) = match subject {
             Subject::Node(id) => (ORG_NODE, id.as_str()),
+            Subject::Master(name) => (ORG_MASTER, name.as_str()),
             Subject::User {
                 name,
                 role: Role::Admin,
@@ -260,6 +268,7 @@ pub fn identity(der: &[u8]) -> Result<(Subject, String), PkiError> {
     let serial = cert.tbs_certificate.raw_serial_as_string().replace(':', "");
     let who = match org.as_deref() {
         Some(ORG_NODE) => Subject::Node(cn),
+        Some(ORG_MASTER) => Subject::Master(cn),
         Some(ORG_ADMIN) => Subject::User {
             name: cn,
             role: Role::Admin,

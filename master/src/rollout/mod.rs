@@ -68,7 +68,7 @@ impl Rollouts {
             tasks: TaskTracker::new(),
             halt,
         });
-        let stored = cluster.rollouts(100).unwrap_or_default();
+        let stored = cluster.rollouts(100).await.unwrap_or_default();
         for mut rec in stored {
             if rec.state == RolloutState::Running {
                 rec.state = RolloutState::Interrupted;
@@ -237,18 +237,19 @@ impl Rollouts {
     }
 
     /// The rollout as it is now (running or stored).
-    pub fn get(&self, id: &str) -> Result<RolloutRecord, ClusterError> {
+    pub async fn get(&self, id: &str) -> Result<RolloutRecord, ClusterError> {
         if let Some(r) = self.running().get(id) {
             return Ok(r.record.borrow().clone());
         }
         self.cluster
-            .rollout(id)?
+            .rollout(id)
+            .await?
             .ok_or_else(|| ClusterError::Invalid(format!("no rollout {id:?}")))
     }
 
     /// The newest `limit` rollouts, newest first.
-    pub fn list(&self, limit: usize) -> Result<Vec<RolloutRecord>, ClusterError> {
-        let mut out = self.cluster.rollouts(limit)?;
+    pub async fn list(&self, limit: usize) -> Result<Vec<RolloutRecord>, ClusterError> {
+        let mut out = self.cluster.rollouts(limit).await?;
         let running = self.running();
         for rec in &mut out {
             if let Some(r) = running.get(&rec.id) {
@@ -274,7 +275,7 @@ impl Rollouts {
         if self.running().contains_key(id) {
             return Err(ClusterError::Invalid(format!("rollout {id} is running")));
         }
-        let mut rec = self.get(id)?;
+        let mut rec = self.get(id).await?;
         if rec.state == RolloutState::Succeeded {
             return Err(ClusterError::Invalid(format!(
                 "rollout {id} already succeeded"
@@ -304,7 +305,7 @@ impl Rollouts {
             .get(id)
             .map(|r| (r.stop.clone(), r.record.subscribe()));
         let Some((stop, mut rx)) = found else {
-            let mut rec = self.get(id)?;
+            let mut rec = self.get(id).await?;
             if matches!(rec.state, RolloutState::Succeeded | RolloutState::Aborted) {
                 return Ok(rec);
             }
@@ -320,6 +321,6 @@ impl Rollouts {
         stop.cancel();
         // The driver stores the final state and closes the watch.
         while rx.changed().await.is_ok() {}
-        self.get(id)
+        self.get(id).await
     }
 }

@@ -127,6 +127,8 @@ pub struct Change {
     pub preconditions: Vec<Precondition>,
     /// When it was planned: what time-dependent views are derived with.
     pub at_ms: u64,
+    /// The state's revision the plan read.
+    pub read_revision: Revision,
 }
 
 impl Change {

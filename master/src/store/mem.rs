@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Default)]
 pub struct MemStore {
     inner: Mutex<Inner>,
+    role: tokio::sync::watch::Sender<super::Role>,
     /// While set, every commit fails (and changes nothing).
     pub fail: AtomicBool,
 }
@@ -25,15 +25,18 @@ struct Inner {
     commits: Vec<Change>,
 }
 
-impl MemStore {
-    /// How many commits succeeded.
-    pub fn commits(&self) -> usize {
-        self.inner.lock().unwrap().commits.len()
+impl Default for MemStore {
+    fn default() -> MemStore {
+        MemStore {
+            inner: Mutex::default(),
+            role: super::sole_leader(),
+            fail: AtomicBool::new(false),
+        }
     }
 }
 
-impl Store for MemStore {
-    fn load(&self) -> Result<Loaded, StoreError> {
+impl MemStore {
+    pub fn load_now(&self) -> Result<Loaded, StoreError> {
         let inner = self.inner.lock().unwrap();
         Ok(Loaded {
             revision: inner.revision,
@@ -47,7 +50,7 @@ impl Store for MemStore {
         })
     }
 
-    fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+    pub fn commit_now(&self, change: &Change) -> Result<Revision, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Corrupt {
                 key: "test".into(),
@@ -89,7 +92,23 @@ impl Store for MemStore {
         Ok(next)
     }
 
-    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+    /// How many commits succeeded.
+    pub fn commits(&self) -> usize {
+        self.inner.lock().unwrap().commits.len()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_now()
+    }
+
+    async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+        self.commit_now(change)
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = self.inner.lock().unwrap();
         let mut out: Vec<Event> = inner
             .events
@@ -104,7 +123,7 @@ impl Store for MemStore {
         Ok(out)
     }
 
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         let inner = self.inner.lock().unwrap();
         Ok(inner
             .records
@@ -118,7 +137,7 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let inner = self.inner.lock().unwrap();
         Ok(match inner.records.get(&Key::Job(id.to_owned())) {
             Some((Record::Job(j), _)) => Some(j.clone()),
@@ -126,7 +145,7 @@ impl Store for MemStore {
         })
     }
 
-    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         let inner = self.inner.lock().unwrap();
         Ok(inner
             .records
@@ -140,11 +159,15 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+    async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
         let inner = self.inner.lock().unwrap();
         Ok(match inner.records.get(&Key::Rollout(id.to_owned())) {
             Some((Record::Rollout(r), _)) => Some(r.clone()),
             _ => None,
         })
+    }
+
+    fn role(&self) -> tokio::sync::watch::Receiver<super::Role> {
+        self.role.subscribe()
     }
 }

@@ -10,10 +10,17 @@
 //!
 //! - `change` — the vocabulary: [`Change`], [`Record`], [`Key`],
 //!   [`Precondition`].
+//! - `codec` — records as stored values, for every backend.
 //! - `sled` — the embedded default.
+//! - `etcd` — several masters on a real etcd cluster (cargo feature
+//!   `etcd`): fenced commits, the leader's election, following commits
+//!   made through the others.
 //! - `mem` — in memory, for tests of the core (it can be told to fail).
 
 mod change;
+mod codec;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod sled;
 
 #[cfg(test)]
@@ -48,20 +55,56 @@ impl EventQuery {
     }
 }
 
+/// Who commits: this master, or another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// This master; `epoch` is the revision its leadership began at, so
+    /// pushes of an older leader can be told apart.
+    Leader { epoch: Revision },
+    /// Another master leads (its address, when known); commits go there.
+    Follower { leader: Option<String> },
+}
+
+/// What another master committed, as the store saw it.
+#[derive(Debug)]
+pub enum Followed {
+    /// One commit, whole, at its revision.
+    Change { revision: Revision, change: Change },
+    /// The history was compacted past what was followed: the state again,
+    /// whole.
+    Reload(Loaded),
+}
+
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Every record of the state, at one revision.
-    fn load(&self) -> Result<Loaded, StoreError>;
+    async fn load(&self) -> Result<Loaded, StoreError>;
     /// Checks `change`'s preconditions and applies it atomically; returns
     /// the new revision once it is durable.
-    fn commit(&self, change: &Change) -> Result<Revision, StoreError>;
+    async fn commit(&self, change: &Change) -> Result<Revision, StoreError>;
     /// Events matching `query`, oldest first; the newest `limit` when more match.
-    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
     /// The newest `limit` jobs, newest first.
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
-    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// The newest `limit` rollouts, newest first.
-    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError>;
-    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError>;
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError>;
+    async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError>;
+    /// Who commits now, and when that changes.
+    fn role(&self) -> tokio::sync::watch::Receiver<Role>;
+    /// Commits made through other masters after revision `after`, in
+    /// order; `None` when no one else writes to this store.
+    async fn follow(&self, _after: Revision) -> Option<tokio::sync::mpsc::Receiver<Followed>> {
+        None
+    }
+    /// Gives up leading (a planned stop), so another master takes over at
+    /// once.
+    async fn resign(&self) {}
+}
+
+/// The role of a store only this master writes to.
+pub fn sole_leader() -> tokio::sync::watch::Sender<Role> {
+    tokio::sync::watch::Sender::new(Role::Leader { epoch: 0 })
 }
 
 /// What a storage engine reported, without naming its types.
@@ -90,6 +133,16 @@ pub enum StoreError {
         /// Its revision now (`None`: absent).
         found: Option<Revision>,
     },
+    #[error("the store moved past revision {read}, which the change was planned at")]
+    Stale { read: Revision },
     #[error("the master is shutting down; the change was not made")]
     Closed,
+    #[error("this master does not lead{}; the change was not made", .leader.as_ref().map(|l| format!(" (the leader is {l})")).unwrap_or_default())]
+    NotLeader { leader: Option<String> },
+    #[error("this master lost its leadership while committing; the change was not made")]
+    Fenced,
+    #[error("the change is {bytes} bytes; the store takes at most {limit} in one commit")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("the store cannot be reached: {0}")]
+    Unavailable(#[source] EngineError),
 }

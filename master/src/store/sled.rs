@@ -13,10 +13,10 @@
 //! without revisions, `meta/generation`) is rewritten once on open, in one
 //! batch, each record at the old generation.
 
+use super::codec::{self, record_json, to_json};
 use super::{Change, EventQuery, Expect, Key, Loaded, Record, Revision, Store, StoreError};
 use cluster_model::rollout::RolloutRecord;
 use cluster_model::{Event, JobRecord};
-use serde::Serialize;
 use std::path::Path;
 
 const NODE: &[u8] = b"node/";
@@ -39,10 +39,13 @@ const LAYOUT: &[u8] = b"2";
 /// The prefixes whose records carry a revision.
 const REVISIONED: [&[u8]; 7] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUTE];
 
+#[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     /// Held from checking a change's preconditions to applying it.
-    committing: std::sync::Mutex<()>,
+    committing: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Always this master: it holds the only handle.
+    role: std::sync::Arc<tokio::sync::watch::Sender<super::Role>>,
 }
 
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -74,7 +77,8 @@ impl SledStore {
         };
         let store = SledStore {
             db,
-            committing: std::sync::Mutex::new(()),
+            committing: Default::default(),
+            role: std::sync::Arc::new(super::sole_leader()),
         };
         store.migrate()?;
         Ok(store)
@@ -146,27 +150,8 @@ fn key_bytes(k: &Key) -> Vec<u8> {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("records always serialise")
-}
-
-fn record_json(r: &Record) -> Vec<u8> {
-    match r {
-        Record::Node(n) => to_json(n),
-        Record::Token(t) => to_json(t),
-        Record::NodeKey(k) => to_json(k),
-        Record::Revoked(_) => b"null".to_vec(),
-        Record::Group { expr, .. } => to_json(expr),
-        Record::Upstream { source, .. } => to_json(source),
-        Record::Route { chain, .. } => to_json(chain),
-        Record::Settings(s) => to_json(s),
-        Record::Job(j) => to_json(j),
-        Record::Rollout(r) => to_json(r),
-    }
-}
-
 fn is_revisioned(k: &Key) -> bool {
-    !matches!(k, Key::Job(_) | Key::Rollout(_) | Key::Event(_))
+    codec::is_state(k)
 }
 
 fn envelope(revision: Revision, json: Vec<u8>) -> Vec<u8> {
@@ -192,10 +177,7 @@ fn open_envelope<'a>(k: &[u8], v: &'a [u8]) -> Result<(Revision, &'a [u8]), Stor
 }
 
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
-        key: lossy(k),
-        reason: e.to_string(),
-    })
+    codec::decode(&lossy(k), v)
 }
 
 fn u64_of(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
@@ -207,37 +189,24 @@ fn u64_of(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
 }
 
 /// The record stored under `k` (a revisioned prefix) from its JSON.
-fn record_of(prefix: &[u8], k: &[u8], json: &[u8]) -> Result<Record, StoreError> {
-    let rest = || lossy(&k[prefix.len()..]);
-    Ok(match prefix {
-        NODE => Record::Node(decode(k, json)?),
-        TOKEN => Record::Token(decode(k, json)?),
-        KEY => Record::NodeKey(decode(k, json)?),
-        REVOKED => Record::Revoked(rest()),
-        GROUP => Record::Group {
-            name: rest(),
-            expr: decode(k, json)?,
-        },
-        UPSTREAM => Record::Upstream {
-            name: rest(),
-            source: decode(k, json)?,
-        },
-        ROUTE => Record::Route {
-            domain: rest(),
-            chain: decode(k, json)?,
-        },
-        _ => Record::Settings(decode(k, json)?),
+fn record_of(k: &[u8], json: &[u8]) -> Result<Record, StoreError> {
+    let key = lossy(k);
+    codec::record_of(&key, json)?.ok_or(StoreError::Corrupt {
+        key,
+        reason: "not a record's key".into(),
     })
 }
 
-impl Store for SledStore {
-    fn load(&self) -> Result<Loaded, StoreError> {
+/// The engine's own, blocking calls; the `Store` impl below runs the
+/// writes on tokio's blocking pool.
+impl SledStore {
+    pub fn load_now(&self) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
         for prefix in REVISIONED.iter().copied().chain([SETTINGS]) {
             for item in self.db.scan_prefix(prefix) {
                 let (k, v) = item.map_err(read)?;
                 let (rev, json) = open_envelope(&k, &v)?;
-                loaded.records.push((record_of(prefix, &k, json)?, rev));
+                loaded.records.push((record_of(&k, json)?, rev));
             }
         }
         if let Some(v) = self.db.get(REVISION).map_err(read)? {
@@ -253,7 +222,7 @@ impl Store for SledStore {
         Ok(loaded)
     }
 
-    fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+    pub fn commit_now(&self, change: &Change) -> Result<Revision, StoreError> {
         // One committer at a time: the check below and the batch after it
         // are then one atomic step, as a transaction would be (this process
         // holds the only handle on the tree), at the cost of a batch.
@@ -309,23 +278,23 @@ impl Store for SledStore {
         Ok(next)
     }
 
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    pub fn jobs_now(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.newest(JOB, limit)
     }
 
-    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    pub fn job_now(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.one(&key_bytes(&Key::Job(id.to_owned())))
     }
 
-    fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+    pub fn rollouts_now(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
         self.newest(ROLLOUT, limit)
     }
 
-    fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+    pub fn rollout_now(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
         self.one(&key_bytes(&Key::Rollout(id.to_owned())))
     }
 
-    fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+    pub fn events_now(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let start = join(EVENT, &(query.after_seq.saturating_add(1)).to_be_bytes());
         let end = join(EVENT, &u64::MAX.to_be_bytes());
         let limit = if query.limit == 0 {
@@ -348,6 +317,45 @@ impl Store for SledStore {
         }
         out.reverse();
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_now()
+    }
+
+    async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+        let (this, change) = (self.clone(), change.clone());
+        tokio::task::spawn_blocking(move || this.commit_now(&change))
+            .await
+            // The runtime is shutting down: the write never ran.
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        self.events_now(query)
+    }
+
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.jobs_now(limit)
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.job_now(id)
+    }
+
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.rollouts_now(limit)
+    }
+
+    async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.rollout_now(id)
+    }
+
+    fn role(&self) -> tokio::sync::watch::Receiver<super::Role> {
+        self.role.subscribe()
     }
 }
 

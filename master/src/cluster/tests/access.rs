@@ -50,6 +50,7 @@ async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
     );
     let denied = c
         .events(0, 0, None)
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == EventKind::Denied)

@@ -28,6 +28,7 @@ pub(super) async fn cluster(ids: &[&str]) -> (Arc<MemStore>, Cluster, Vec<Sessio
         Duration::from_secs(15),
         HostsNaming::default(),
     )
+    .await
     .unwrap();
     let mut handles = Vec::new();
     for id in ids {
@@ -84,6 +85,7 @@ async fn a_failed_store_write_changes_nothing() {
         .unwrap();
     let seqs: Vec<u64> = c
         .events(0, 0, None)
+        .await
         .unwrap()
         .iter()
         .map(|e| e.seq)
@@ -207,7 +209,7 @@ async fn a_failing_check_shows_as_failing_and_maintenance_as_maintenance() {
         .await
         .unwrap();
     assert_eq!(state(&c, "b"), cluster_model::NodeState::Maintenance);
-    let events = c.events(0, 0, Some("a")).unwrap();
+    let events = c.events(0, 0, Some("a")).await.unwrap();
     assert!(
         events
             .iter()
@@ -234,6 +236,7 @@ async fn an_agent_that_cannot_cache_its_state_is_shown_and_recorded_once() {
     assert_eq!(all(&c)[0].applied.cache_error, None);
     let agent: Vec<String> = c
         .events(0, 0, Some("a"))
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == EventKind::Agent)

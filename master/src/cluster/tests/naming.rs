@@ -145,7 +145,7 @@ async fn after_a_promotion_a_nodes_events_are_its_own_under_every_name() {
         .unwrap();
     c.promote("db-slave-1", "admin").await.unwrap();
     // `db-master` is s5 now: its history, not m5's.
-    let events = c.events(0, 0, Some("db-master")).unwrap();
+    let events = c.events(0, 0, Some("db-master")).await.unwrap();
     assert!(
         events.iter().all(|e| e.node_id.as_deref() == Some("s5")),
         "{events:?}"
@@ -160,7 +160,7 @@ async fn after_a_promotion_a_nodes_events_are_its_own_under_every_name() {
         "each event shows the name the node had then"
     );
     // And m5's history follows m5, by id or by its new name.
-    let m5 = c.events(0, 0, Some("m5")).unwrap();
-    assert_eq!(m5, c.events(0, 0, Some("db-slave-1")).unwrap());
+    let m5 = c.events(0, 0, Some("m5")).await.unwrap();
+    assert_eq!(m5, c.events(0, 0, Some("db-slave-1")).await.unwrap());
     assert!(m5.iter().any(|e| e.detail == "old master's"), "{m5:?}");
 }

@@ -94,6 +94,7 @@ impl<'s> Draft<'s> {
             st,
             change: Change {
                 at_ms: env.now_ms,
+                read_revision: st.revision(),
                 ..Change::default()
             },
             expected: HashSet::new(),

@@ -8,7 +8,6 @@
 
 use super::*;
 use crate::state::plan::testing::FakeIssuer;
-use crate::store::Store;
 use crate::store::mem::MemStore;
 use proptest::prelude::*;
 
@@ -96,7 +95,7 @@ fn step<C: Command>(st: &mut State, store: &MemStore, cmd: &C) {
         return;
     }
     let revision = store
-        .commit(&planned.change)
+        .commit_now(&planned.change)
         .expect("the plan's preconditions hold against the store it read");
     st.apply(&planned.change, revision);
 }
@@ -258,7 +257,7 @@ proptest! {
         for op in &ops {
             execute(&mut live, &store, op);
         }
-        let reloaded = State::load(live.config().clone(), store.load().unwrap(), NOW);
+        let reloaded = State::load(live.config().clone(), store.load_now().unwrap(), NOW);
         prop_assert_eq!(reloaded.revision(), live.revision());
         prop_assert_eq!(reloaded.next_event_seq(), live.next_event_seq());
         prop_assert_eq!(sorted(reloaded.records()), sorted(live.records()));

@@ -59,14 +59,16 @@ fn a_commit_survives_reopening_with_its_revision() {
             events: vec![event(1, "a"), event(2, "b")],
             ..put(vec![Record::Node(a), Record::Revoked("0abc".into())])
         };
-        assert_eq!(store.commit(&change).unwrap(), 1);
+        assert_eq!(store.commit_now(&change).unwrap(), 1);
         assert_eq!(
-            store.commit(&put(vec![Record::Node(node("b"))])).unwrap(),
+            store
+                .commit_now(&put(vec![Record::Node(node("b"))]))
+                .unwrap(),
             2
         );
     }
     let store = SledStore::open(dir.path()).unwrap();
-    let loaded = store.load().unwrap();
+    let loaded = store.load_now().unwrap();
     assert_eq!(loaded.revision, 2);
     assert_eq!(loaded.next_event_seq, 3);
     let revs: Vec<(String, Revision)> = loaded
@@ -92,7 +94,9 @@ fn a_commit_survives_reopening_with_its_revision() {
 fn a_failed_precondition_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
-    store.commit(&put(vec![Record::Node(node("a"))])).unwrap();
+    store
+        .commit_now(&put(vec![Record::Node(node("a"))]))
+        .unwrap();
     let key = Key::Node(NodeId::new("a").unwrap());
     let stale = Change {
         preconditions: vec![Precondition {
@@ -102,7 +106,7 @@ fn a_failed_precondition_changes_nothing() {
         events: vec![event(1, "a")],
         ..put(vec![Record::Node(node("b"))])
     };
-    let err = store.commit(&stale).unwrap_err();
+    let err = store.commit_now(&stale).unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { found: Some(1), .. }),
         "{err}"
@@ -115,10 +119,10 @@ fn a_failed_precondition_changes_nothing() {
         ..put(vec![Record::Node(node("a"))])
     };
     assert!(matches!(
-        store.commit(&must_be_new),
+        store.commit_now(&must_be_new),
         Err(StoreError::Conflict { .. })
     ));
-    let loaded = store.load().unwrap();
+    let loaded = store.load_now().unwrap();
     assert_eq!((loaded.revision, loaded.records.len()), (1, 1));
     assert_eq!(loaded.next_event_seq, 1, "no event was written");
     // An event number taken twice is a conflict too.
@@ -126,9 +130,9 @@ fn a_failed_precondition_changes_nothing() {
         events: vec![event(1, "a")],
         ..Change::default()
     };
-    store.commit(&one).unwrap();
+    store.commit_now(&one).unwrap();
     assert!(matches!(
-        store.commit(&one),
+        store.commit_now(&one),
         Err(StoreError::Conflict {
             key: Key::Event(1),
             ..
@@ -146,7 +150,7 @@ fn events_filter_by_node_id_and_keep_the_newest_under_a_limit() {
     // Stored before ids were: matched by name.
     events[9].node_id = None;
     store
-        .commit(&Change {
+        .commit_now(&Change {
             events,
             ..Change::default()
         })
@@ -157,15 +161,21 @@ fn events_filter_by_node_id_and_keep_the_newest_under_a_limit() {
         node: node.map(|n| (NodeId::new(n).unwrap(), n.to_owned())),
     };
     let seqs = |v: Vec<Event>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.events(&q(0, 3, None)).unwrap()), [8, 9, 10]);
-    assert_eq!(seqs(store.events(&q(6, 0, None)).unwrap()), [7, 8, 9, 10]);
-    assert_eq!(seqs(store.events(&q(0, 2, Some("a"))).unwrap()), [8, 10]);
+    assert_eq!(seqs(store.events_now(&q(0, 3, None)).unwrap()), [8, 9, 10]);
+    assert_eq!(
+        seqs(store.events_now(&q(6, 0, None)).unwrap()),
+        [7, 8, 9, 10]
+    );
+    assert_eq!(
+        seqs(store.events_now(&q(0, 2, Some("a"))).unwrap()),
+        [8, 10]
+    );
 }
 
 #[test]
 fn an_empty_store_starts_at_revision_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let loaded = SledStore::open(dir.path()).unwrap().load().unwrap();
+    let loaded = SledStore::open(dir.path()).unwrap().load_now().unwrap();
     assert_eq!((loaded.revision, loaded.next_event_seq), (0, 1));
     assert!(loaded.records.is_empty());
 }
@@ -198,7 +208,7 @@ fn a_layout_1_store_is_migrated_on_open() {
         db.flush().unwrap();
     }
     let store = SledStore::open(dir.path()).unwrap();
-    let loaded = store.load().unwrap();
+    let loaded = store.load_now().unwrap();
     assert_eq!(loaded.revision, 7);
     assert_eq!(loaded.next_event_seq, 2);
     let mut records = loaded.records;
@@ -209,11 +219,13 @@ fn a_layout_1_store_is_migrated_on_open() {
     assert!(
         matches!(&records[2].0, Record::Group { name, expr } if name == "web" && expr == "G@role:web")
     );
-    let events = store.events(&EventQuery::default()).unwrap();
+    let events = store.events_now(&EventQuery::default()).unwrap();
     assert_eq!(events[0].node_id, None);
     // And the next commit carries on from the old generation.
     assert_eq!(
-        store.commit(&put(vec![Record::Node(node("b"))])).unwrap(),
+        store
+            .commit_now(&put(vec![Record::Node(node("b"))]))
+            .unwrap(),
         8
     );
 }

@@ -1,0 +1,228 @@
+//! The leader's election, with etcd's election API on a lease this master
+//! keeps alive itself.
+//!
+//! One task: grant a lease of the configured TTL, keep it alive every
+//! TTL/3 (a keep-alive stream that breaks is opened again with the same
+//! lease), campaign with this master's address as the value, and lead —
+//! with the fence, the leader key's create revision, that every commit
+//! carries. Leadership ends when
+//!
+//! - no keep-alive succeeded for 3/4 of the TTL: step down before the
+//!   lease can have expired (Patroni's rule), so two masters never both
+//!   believe they lead;
+//! - a commit found the fence gone (`fenced`): at once;
+//! - the master stops (`resign`): the lease is revoked, so another master
+//!   wins within milliseconds instead of a TTL.
+//!
+//! Followers learn the leader's address by observing the election.
+
+use super::EtcdConfig;
+use crate::store::{Revision, Role};
+use etcd_client::Client;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What a leader's commits are fenced on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The leader key (`<election>/<lease id>`).
+    pub key: Vec<u8>,
+    /// Its create revision: it changes if the key is lost and made again.
+    pub revision: i64,
+}
+
+struct Shared {
+    role: watch::Sender<Role>,
+    fence: watch::Sender<Option<Fence>>,
+    /// A commit found the fence gone.
+    fenced: Notify,
+    stop: CancellationToken,
+    /// The lease and leader key of the current term, to resign.
+    term: std::sync::Mutex<Option<(i64, Option<etcd_client::LeaderKey>)>>,
+}
+
+pub struct Leadership {
+    shared: Arc<Shared>,
+    client: Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// How often a failed step (a grant, a campaign) is tried again.
+const RETRY: Duration = Duration::from_millis(250);
+
+impl Leadership {
+    pub fn start(client: Client, config: &EtcdConfig) -> Leadership {
+        let shared = Arc::new(Shared {
+            role: watch::Sender::new(Role::Follower { leader: None }),
+            fence: watch::Sender::new(None),
+            fenced: Notify::new(),
+            stop: CancellationToken::new(),
+            term: std::sync::Mutex::new(None),
+        });
+        let name = format!("{}election", config.prefix);
+        tokio::spawn(observe(client.clone(), name.clone(), shared.clone()));
+        let task = tokio::spawn(run(
+            client.clone(),
+            name,
+            config.advertise.clone(),
+            config.lease_ttl,
+            shared.clone(),
+        ));
+        Leadership {
+            shared,
+            client,
+            task,
+        }
+    }
+
+    pub fn role(&self) -> watch::Receiver<Role> {
+        self.shared.role.subscribe()
+    }
+
+    pub fn fence(&self) -> watch::Receiver<Option<Fence>> {
+        self.shared.fence.subscribe()
+    }
+
+    /// A commit found the fence gone: lead no more.
+    pub fn fenced(&self) {
+        self.shared.fence.send_replace(None);
+        self.shared.fenced.notify_one();
+    }
+
+    /// Stops campaigning and gives leadership up at once.
+    pub async fn resign(&self) {
+        self.shared.stop.cancel();
+        self.shared.fence.send_replace(None);
+        let term = self
+            .shared
+            .term
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((lease, leader)) = term {
+            let mut election = self.client.election_client();
+            if let Some(leader) = leader {
+                let _ = election
+                    .resign(Some(etcd_client::ResignOptions::new().with_leader(leader)))
+                    .await;
+            }
+            let _ = self.client.lease_client().revoke(lease).await;
+        }
+        self.task.abort();
+    }
+}
+
+/// Keeps `lease` alive every `ttl / 3`; returns when no renewal succeeded
+/// for 3/4 of the TTL (the lease may be about to expire) or on `stop`.
+async fn keep_alive(client: &Client, lease: i64, ttl: Duration, stop: &CancellationToken) {
+    let patience = ttl * 3 / 4;
+    let mut last_ok = Instant::now();
+    let mut stream = None;
+    loop {
+        if last_ok.elapsed() >= patience {
+            tracing::warn!(
+                lease,
+                "the leader's lease could not be renewed in time; stepping down"
+            );
+            return;
+        }
+        if stream.is_none() {
+            stream = client.lease_client().keep_alive(lease).await.ok();
+        }
+        if let Some((keeper, responses)) = stream.as_mut() {
+            let sent = Instant::now();
+            let renewed = tokio::time::timeout(ttl / 3, async {
+                keeper.keep_alive().await.ok()?;
+                responses.message().await.ok().flatten()
+            })
+            .await;
+            match renewed {
+                // A TTL of 0 means the lease has expired.
+                Ok(Some(r)) if r.ttl() > 0 => last_ok = sent,
+                Ok(Some(_)) => return,
+                _ => stream = None,
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(ttl / 3) => {}
+        }
+    }
+}
+
+async fn run(client: Client, name: String, advertise: String, ttl: Duration, shared: Arc<Shared>) {
+    let ttl_secs = ttl.as_secs().max(2) as i64;
+    let ttl = Duration::from_secs(ttl_secs as u64);
+    while !shared.stop.is_cancelled() {
+        let lease = match client.lease_client().grant(ttl_secs, None).await {
+            Ok(l) => l.id(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot get a lease from etcd; trying again");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        *shared.term.lock().unwrap_or_else(|e| e.into_inner()) = Some((lease, None));
+        let kept = keep_alive(&client, lease, ttl, &shared.stop);
+        tokio::pin!(kept);
+        let mut election = client.election_client();
+        let campaign = election.campaign(name.clone(), advertise.clone(), lease);
+        let won = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = &mut kept => None,
+            won = campaign => won.ok().and_then(|mut r| r.take_leader()),
+        };
+        let Some(leader) = won else {
+            let _ = client.lease_client().revoke(lease).await;
+            tokio::time::sleep(RETRY).await;
+            continue;
+        };
+        let fence = Fence {
+            key: leader.key().to_vec(),
+            revision: leader.rev(),
+        };
+        tracing::info!(revision = fence.revision, "this master leads");
+        *shared.term.lock().unwrap_or_else(|e| e.into_inner()) = Some((lease, Some(leader)));
+        shared.fence.send_replace(Some(fence.clone()));
+        shared.role.send_replace(Role::Leader {
+            epoch: fence.revision as Revision,
+        });
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = &mut kept => {}
+            _ = shared.fenced.notified() => tracing::warn!("fenced: another master leads now"),
+        }
+        shared.fence.send_replace(None);
+        shared.role.send_replace(Role::Follower { leader: None });
+        let _ = client.lease_client().revoke(lease).await;
+    }
+}
+
+/// Follows who leads, for followers to send commits there.
+async fn observe(client: Client, name: String, shared: Arc<Shared>) {
+    while !shared.stop.is_cancelled() {
+        let mut election = client.election_client();
+        if let Ok(mut stream) = election.observe(name.clone()).await {
+            while let Ok(Some(resp)) = stream.message().await {
+                let leader = resp
+                    .kv()
+                    .and_then(|kv| std::str::from_utf8(kv.value()).ok())
+                    .map(str::to_owned);
+                shared.role.send_if_modified(|role| match role {
+                    Role::Follower { leader: known } if *known != leader => {
+                        *known = leader.clone();
+                        true
+                    }
+                    _ => false,
+                });
+            }
+        }
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The etcd backend: the cluster's state in a real etcd cluster, shared by
+//! several masters, one of which leads and makes every commit.
+//!
+//! Keys live under one prefix (`/clusterctl/v1/` by default): one key per
+//! record (`node/<id>`, `route/<domain>`, `meta/settings`, …, JSON values,
+//! etcd's own mod revisions), `event/<seq, 20 digits>`, `job/<id>`,
+//! `rollout/<id>`, `meta/revision` (rewritten by every commit), and the
+//! election under `election/`.
+//!
+//! A commit is one etcd transaction: the change's preconditions as
+//! compares on mod revisions ("absent" as version 0), each new event as
+//! absent, **plus the fence** — the leader key's create revision is the
+//! one this master won with — then the puts and deletes. Past etcd's
+//! limit of 128 compares, the preconditions become one compare: nothing
+//! has been committed since the revision the plan read (`meta/revision`).
+//! Past 128 operations, they are nested in transactions of 128 (still one
+//! atomic commit). A change over etcd's 1.5 MiB request limit is refused
+//! whole. The revision etcd returns is the generation agents see.
+//!
+//! - `election` — the leader's election on a lease, kept alive by this
+//!   master; stepping down before the lease can have expired.
+//! - `follow` — commits made through the other masters, from a watch;
+//!   a watch cancelled by compaction loads the state again.
+
+mod election;
+mod follow;
+
+pub use election::Leadership;
+
+use super::codec::{self, key_text, record_json, to_json};
+use super::{
+    Change, EngineError, EventQuery, Expect, Followed, Key, Loaded, Revision, Role, Store,
+    StoreError,
+};
+use cluster_model::rollout::RolloutRecord;
+use cluster_model::{Event, JobRecord};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// etcd's defaults: `--max-txn-ops` and `--max-request-bytes`.
+pub const MAX_TXN_OPS: usize = 128;
+pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// Room for the request's framing, compares and the fence.
+const REQUEST_MARGIN: usize = 16 * 1024;
+/// Keys read per page when loading.
+const PAGE: i64 = 500;
+
+/// How a master reaches etcd and whom it says it is.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    /// Every key under it; ends with `/`.
+    pub prefix: String,
+    /// The leader's lease. etcd's minimum is 2 s.
+    pub lease_ttl: Duration,
+    /// This master's address for the others (its gRPC URL), announced when
+    /// it leads.
+    pub advertise: String,
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(e) as EngineError)
+}
+
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    role: watch::Receiver<Role>,
+    /// The key and create revision this master leads with, when it does.
+    fence: watch::Receiver<Option<election::Fence>>,
+    leadership: Leadership,
+}
+
+impl EtcdStore {
+    /// Connects (every endpoint is tried), and starts campaigning.
+    pub async fn connect(config: EtcdConfig) -> Result<EtcdStore, StoreError> {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
+        let client = Client::connect(&config.endpoints, Some(options))
+            .await
+            .map_err(|e| StoreError::Open {
+                path: config.endpoints.join(",").into(),
+                source: Box::new(e),
+            })?;
+        let leadership = Leadership::start(client.clone(), &config);
+        Ok(EtcdStore {
+            role: leadership.role(),
+            fence: leadership.fence(),
+            prefix: config.prefix,
+            client,
+            leadership,
+        })
+    }
+
+    fn key(&self, k: &Key) -> String {
+        format!("{}{}", self.prefix, key_text(k))
+    }
+
+    /// The newest `limit` records under `prefix`, newest first.
+    async fn newest<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let start = format!("{}{prefix}", self.prefix);
+        let options = GetOptions::new()
+            .with_range(prefix_end(start.as_bytes()))
+            .with_sort(SortTarget::Key, SortOrder::Descend)
+            .with_limit(limit as i64);
+        let resp = self
+            .client
+            .kv_client()
+            .get(start, Some(options))
+            .await
+            .map_err(unavailable)?;
+        resp.kvs()
+            .iter()
+            .map(|kv| codec::decode(&String::from_utf8_lossy(kv.key()), kv.value()))
+            .collect()
+    }
+
+    async fn one<T: serde::de::DeserializeOwned>(&self, k: &Key) -> Result<Option<T>, StoreError> {
+        let key = self.key(k);
+        let resp = self
+            .client
+            .kv_client()
+            .get(key.clone(), None)
+            .await
+            .map_err(unavailable)?;
+        resp.kvs()
+            .first()
+            .map(|kv| codec::decode(&key, kv.value()))
+            .transpose()
+    }
+
+    /// Why a transaction's compares failed: the first precondition that no
+    /// longer holds, or the fence.
+    async fn conflict(&self, change: &Change, fence: &election::Fence) -> StoreError {
+        let mut kv = self.client.kv_client();
+        let found = |resp: Result<etcd_client::GetResponse, _>| {
+            resp.ok().and_then(|r| {
+                r.kvs()
+                    .first()
+                    .map(|kv| (kv.create_revision(), kv.mod_revision()))
+            })
+        };
+        if found(kv.get(fence.key.clone(), None).await).map(|(c, _)| c) != Some(fence.revision) {
+            self.leadership.fenced();
+            return StoreError::Fenced;
+        }
+        for p in &change.preconditions {
+            let now = found(kv.get(self.key(&p.key), None).await).map(|(_, m)| m as Revision);
+            if !p.expect.holds(now) {
+                return StoreError::Conflict {
+                    key: p.key.clone(),
+                    expected: p.expect,
+                    found: now,
+                };
+            }
+        }
+        for e in &change.events {
+            let k = Key::Event(e.seq);
+            if found(kv.get(self.key(&k), None).await).is_some() {
+                return StoreError::Conflict {
+                    key: k,
+                    expected: Expect::Absent,
+                    found: Some(0),
+                };
+            }
+        }
+        // The coarse compare: something was committed since the plan read.
+        StoreError::Stale {
+            read: change.read_revision,
+        }
+    }
+
+    /// The transaction a change is, fenced.
+    fn txn(&self, change: &Change, fence: &election::Fence) -> Result<Txn, StoreError> {
+        let mut ops: Vec<TxnOp> = Vec::new();
+        let mut bytes = 0;
+        let mut put = |key: String, value: Vec<u8>, ops: &mut Vec<TxnOp>| {
+            bytes += key.len() + value.len();
+            ops.push(TxnOp::put(key, value, None));
+        };
+        // Each key once, the last write winning (etcd refuses a key twice).
+        let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
+        for r in &change.puts {
+            let key = self.key(&r.key());
+            puts.retain(|(k, _)| *k != key);
+            puts.push((key, record_json(r)));
+        }
+        for (key, value) in puts {
+            put(key, value, &mut ops);
+        }
+        for e in &change.events {
+            put(self.key(&Key::Event(e.seq)), to_json(e), &mut ops);
+        }
+        let meta = format!("{}meta/revision", self.prefix);
+        put(meta.clone(), Vec::new(), &mut ops);
+        for k in &change.deletes {
+            bytes += k.to_string().len();
+            ops.push(TxnOp::delete(self.key(k), None));
+        }
+        if bytes + REQUEST_MARGIN > MAX_REQUEST_BYTES {
+            return Err(StoreError::TooLarge {
+                bytes,
+                limit: MAX_REQUEST_BYTES - REQUEST_MARGIN,
+            });
+        }
+        let mut compares = vec![Compare::create_revision(
+            fence.key.clone(),
+            CompareOp::Equal,
+            fence.revision,
+        )];
+        let exact = change.preconditions.len() + change.events.len() < MAX_TXN_OPS;
+        if exact {
+            for p in &change.preconditions {
+                let key = self.key(&p.key);
+                compares.push(match p.expect {
+                    Expect::Absent => Compare::version(key, CompareOp::Equal, 0),
+                    Expect::At(rev) => Compare::mod_revision(key, CompareOp::Equal, rev as i64),
+                });
+            }
+            for e in &change.events {
+                compares.push(Compare::version(
+                    self.key(&Key::Event(e.seq)),
+                    CompareOp::Equal,
+                    0,
+                ));
+            }
+        } else {
+            // Too many to compare one by one: nothing committed since the
+            // plan read (every commit rewrites `meta/revision`).
+            compares.push(Compare::mod_revision(
+                meta,
+                CompareOp::Less,
+                change.read_revision as i64 + 1,
+            ));
+        }
+        // Past the limit, the operations go in nested transactions of at
+        // most the limit each: the commit stays one atomic step.
+        let ops = if ops.len() <= MAX_TXN_OPS {
+            ops
+        } else {
+            ops.chunks(MAX_TXN_OPS)
+                .map(|chunk| TxnOp::txn(Txn::new().and_then(chunk.to_vec())))
+                .collect()
+        };
+        if ops.len() > MAX_TXN_OPS {
+            return Err(StoreError::TooLarge {
+                bytes: ops.len(),
+                limit: MAX_TXN_OPS * MAX_TXN_OPS,
+            });
+        }
+        Ok(Txn::new().when(compares).and_then(ops))
+    }
+}
+
+/// Every key-value under `prefix` (relative), at one revision, page by
+/// page; the revision they were read at.
+pub(super) async fn range(
+    client: &Client,
+    root: &str,
+    prefix: &str,
+    revision: Option<i64>,
+) -> Result<(i64, Vec<etcd_client::KeyValue>), StoreError> {
+    let mut kv = client.kv_client();
+    let start = format!("{root}{prefix}");
+    let end = prefix_end(start.as_bytes());
+    let mut from = start.into_bytes();
+    let mut at = revision;
+    let mut out = Vec::new();
+    loop {
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if let Some(r) = at {
+            options = options.with_revision(r);
+        }
+        let resp = kv
+            .get(from.clone(), Some(options))
+            .await
+            .map_err(unavailable)?;
+        let header_revision = resp.header().map_or(0, |h| h.revision());
+        let revision = *at.get_or_insert(header_revision);
+        let more = resp.more();
+        let kvs = resp.kvs().to_vec();
+        if let Some(last) = kvs.last() {
+            from = [last.key(), b"\0"].concat();
+        }
+        out.extend(kvs);
+        if !more {
+            return Ok((revision, out));
+        }
+    }
+}
+
+/// The whole state under `root`, read at one revision, page by page.
+pub(super) async fn load_all(client: &Client, root: &str) -> Result<Loaded, StoreError> {
+    let (revision, kvs) = range(client, root, "", None).await?;
+    let mut loaded = Loaded {
+        revision: revision as Revision,
+        next_event_seq: 1,
+        records: Vec::new(),
+    };
+    for kv in kvs {
+        let Some(key) = std::str::from_utf8(kv.key())
+            .ok()
+            .and_then(|k| k.strip_prefix(root))
+        else {
+            continue;
+        };
+        if let Some(seq) = key
+            .strip_prefix("event/")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            loaded.next_event_seq = loaded.next_event_seq.max(seq + 1);
+        } else if let Some(record) = codec::record_of(key, kv.value())? {
+            loaded.records.push((record, kv.mod_revision() as Revision));
+        }
+    }
+    Ok(loaded)
+}
+
+/// The end of the range of keys that start with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        load_all(&self.client, &self.prefix).await
+    }
+
+    async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
+        let fence = self.fence.borrow().clone();
+        let Some(fence) = fence else {
+            return Err(StoreError::NotLeader {
+                leader: match &*self.role.borrow() {
+                    Role::Follower { leader } => leader.clone(),
+                    Role::Leader { .. } => None,
+                },
+            });
+        };
+        let txn = self.txn(change, &fence)?;
+        let resp = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(unavailable)?;
+        if !resp.succeeded() {
+            return Err(self.conflict(change, &fence).await);
+        }
+        Ok(resp.header().map_or(0, |h| h.revision()) as Revision)
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let (_, kvs) = range(&self.client, &self.prefix, "event/", None).await?;
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        let mut out: Vec<Event> = Vec::new();
+        for kv in kvs.iter().rev() {
+            let event: Event = codec::decode(&String::from_utf8_lossy(kv.key()), kv.value())?;
+            if event.seq <= query.after_seq {
+                break;
+            }
+            if query.matches(&event) {
+                out.push(event);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.newest("job/", limit).await
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.one(&Key::Job(id.to_owned())).await
+    }
+
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.newest("rollout/", limit).await
+    }
+
+    async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.one(&Key::Rollout(id.to_owned())).await
+    }
+
+    fn role(&self) -> watch::Receiver<Role> {
+        self.role.clone()
+    }
+
+    async fn follow(&self, after: Revision) -> Option<mpsc::Receiver<Followed>> {
+        Some(follow::start(
+            self.client.clone(),
+            self.prefix.clone(),
+            after,
+        ))
+    }
+
+    async fn resign(&self) {
+        self.leadership.resign().await;
+    }
+}
+
+/// What a watched key is to the state: a record put, or removed.
+pub(super) fn record_key(relative: &str) -> Option<Key> {
+    let (kind, rest) = relative.split_once('/')?;
+    let rest = rest.to_owned();
+    Some(match kind {
+        "node" => Key::Node(rest.try_into().ok()?),
+        "token" => Key::Token(rest),
+        "key" => Key::NodeKey(rest.try_into().ok()?),
+        "revoked" => Key::Revoked(rest),
+        "group" => Key::Group(rest),
+        "upstream" => Key::Upstream(rest),
+        "route" => Key::Route(rest),
+        "meta" if rest == "settings" => Key::Settings,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_end_after_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+    }
+
+    #[test]
+    fn watched_keys_name_their_records() {
+        assert_eq!(record_key("meta/settings"), Some(Key::Settings));
+        assert_eq!(
+            record_key("route/example.com"),
+            Some(Key::Route("example.com".into()))
+        );
+        assert_eq!(record_key("meta/revision"), None);
+        assert_eq!(record_key("event/00000000000000000001"), None);
+    }
+}
