@@ -3,11 +3,13 @@
 //! (`node.key` 0600, `node.crt`, `ca.crt`).
 //!
 //! First start, in the manner of kubeadm's join: the CA is read from
-//! `ca_file`, or fetched from the master's own TLS chain and accepted only if
-//! its SHA-256 matches `ca_fingerprint` (printed by `clusterctl token
-//! create`). Then a CSR goes to the master's `Enrollment` service over TLS
-//! verified against that CA — with a join token it is signed at once;
-//! without one it waits as pending until `clusterctl keys accept`.
+//! `ca_file`, or fetched from the TLS chain of the master being tried and
+//! accepted only if its SHA-256 matches `ca_fingerprint` (printed by
+//! `clusterctl token create`). Then a CSR goes to that master's
+//! `Enrollment` service over TLS verified against that CA — with a join
+//! token it is signed at once; without one it waits as pending until
+//! `clusterctl keys accept`. Which master is tried is the session's
+//! choice (`session::Rotation`): each attempt names one.
 
 use cluster_proto as pb;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,8 +19,9 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::session::CONNECT_TIMEOUT;
 
 /// The node's credentials, as PEM.
 #[derive(Clone)]
@@ -53,8 +56,8 @@ pub enum EnrollError {
     Fetch { addr: String, reason: String },
     #[error("cannot make the node's key or request: {0}")]
     Key(#[from] rcgen::Error),
-    #[error("cannot reach the master for enrollment: {0}")]
-    Connect(String),
+    #[error("cannot reach the master at {master} for enrollment: {reason}")]
+    Connect { master: String, reason: String },
     #[error("enrollment refused: {0}")]
     Refused(String),
 }
@@ -63,8 +66,6 @@ pub enum EnrollError {
 pub struct Enrollment {
     pub dir: PathBuf,
     pub node_id: String,
-    /// `https://host:port`
-    pub master: String,
     pub ca_file: Option<PathBuf>,
     pub ca_fingerprint: Option<String>,
     pub token: Option<String>,
@@ -157,7 +158,8 @@ impl Enrollment {
         self.ca_path().exists() || self.ca_file.is_some() || self.ca_fingerprint.is_some()
     }
 
-    async fn ca(&self) -> Result<String, EnrollError> {
+    /// The CA: on disk, from `ca_file`, or pinned from `master`'s chain.
+    async fn ca(&self, master: &str) -> Result<String, EnrollError> {
         if let Some(ca) = read(&self.ca_path())? {
             return Ok(ca);
         }
@@ -167,7 +169,7 @@ impl Enrollment {
                 source: std::io::ErrorKind::NotFound.into(),
             })?
         } else if let Some(pin) = &self.ca_fingerprint {
-            fetch_pinned_ca(&self.master, pin).await?
+            fetch_pinned_ca(master, pin).await?
         } else {
             return Err(EnrollError::NoCa);
         };
@@ -189,14 +191,19 @@ impl Enrollment {
         let _ = std::fs::remove_file(self.cert_path());
     }
 
-    /// One attempt: enrolled, still pending, or an error worth retrying.
+    /// One attempt with `master` (`https://host:port`): enrolled, still
+    /// pending, or an error worth retrying (with another master).
     /// `without_token`: ask as pending even if a token is configured.
-    pub async fn attempt(&self, without_token: bool) -> Result<Progress, EnrollError> {
+    pub async fn attempt(
+        &self,
+        master: &str,
+        without_token: bool,
+    ) -> Result<Progress, EnrollError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| EnrollError::Io {
             path: self.dir.clone(),
             source,
         })?;
-        let ca_pem = self.ca().await?;
+        let ca_pem = self.ca(master).await?;
         let key = self.key()?;
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -205,18 +212,23 @@ impl Enrollment {
             .push(rcgen::DnType::CommonName, self.node_id.clone());
         let csr_pem = params.serialize_request(&key)?.pem()?;
 
-        let (host, _) = host_port(&self.master);
+        let (host, _) = host_port(master);
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&ca_pem))
             .domain_name(host);
-        let channel = Endpoint::from_shared(self.master.clone())
-            .map_err(|e| EnrollError::Connect(e.to_string()))?
+        let unreachable = |reason: String| EnrollError::Connect {
+            master: master.to_owned(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(master.to_owned())
+            .map_err(|e| unreachable(e.to_string()))?
             .tls_config(tls)
-            .map_err(|e| EnrollError::Connect(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
-            .map_err(|e| EnrollError::Connect(error_chain(&e)))?;
+            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let resp = pb::enrollment_client::EnrollmentClient::new(channel)
             .join(pb::JoinRequest {
                 node_id: self.node_id.clone(),
@@ -348,17 +360,18 @@ pub async fn fetch_pinned_ca(master: &str, pin: &str) -> Result<String, EnrollEr
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     let name = ServerName::try_from(host.clone()).map_err(|e| fail(e.to_string()))?;
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(&addr),
-    )
+    // TCP and the TLS handshake, within the one bound.
+    tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| fail(e.to_string()))
+    })
     .await
-    .map_err(|_| fail("timed out".into()))?
-    .map_err(|e| fail(e.to_string()))?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    .map_err(|_| fail(format!("no connection within {CONNECT_TIMEOUT:?}")))??;
     let der = verifier
         .found
         .lock()

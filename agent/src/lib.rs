@@ -9,7 +9,7 @@
 //! - [`facts`] — grains, with Salt's names.
 //! - [`usage`] — CPU, load, memory, disks, network rates.
 //! - [`state`] — the desired state held in memory and cached on disk.
-//! - [`session`] — the stream with the master; reconnects with backoff.
+//! - [`session`] — the stream with a master; the next master when it ends.
 //! - [`jobs`] — running the commands the master sends.
 //! - [`hosts`] — the managed block of the hosts file: render, write safely.
 //! - [`hosts_sync`] — the hosts file and hostname following the desired state.
@@ -94,7 +94,6 @@ pub async fn run(
     let enrollment = enroll::Enrollment {
         dir: config.data_dir.join("pki"),
         node_id: config.id.to_string(),
-        master: config.master.clone(),
         ca_file: config.ca_file.clone(),
         ca_fingerprint: config.ca_fingerprint.clone(),
         token: config.join_token.clone(),
@@ -218,7 +217,7 @@ pub async fn run(
         wants_proxy: balancers.proxy.is_some(),
     };
     let ctx = Arc::new(session::Context {
-        master: config.master.clone(),
+        masters: config.masters.clone(),
         hello,
         report_interval: config.report_interval,
         reconnect_min: config.reconnect_min,
@@ -243,7 +242,7 @@ pub async fn run(
         // The cached state holds until the master says otherwise.
         hosts_sync::sync(&ctx, &ctx.shared.current());
     }
-    tracing::info!(id = %config.id, %health_url, master = %config.master, "agent ready");
+    tracing::info!(id = %config.id, %health_url, masters = %config.masters.join(","), "agent ready");
     let session = tokio::spawn(session::maintain(ctx, token.clone()));
     let served = axum::serve(health, health::router(shared))
         .with_graceful_shutdown({

@@ -17,7 +17,8 @@ struct Args {
     /// Node id [default: the host name].
     #[arg(long, env = "CLUSTERCTL_ID")]
     id: Option<String>,
-    /// The master's gRPC address [default: http://127.0.0.1:7440].
+    /// The masters' gRPC addresses, comma-separated; tried in a random
+    /// order, the next one when a session ends [default: https://127.0.0.1:7440].
     #[arg(long, env = "CLUSTERCTL_MASTER")]
     master: Option<String>,
     /// Where the desired state is cached [default: /var/lib/clusterctl/agent].
@@ -69,7 +70,7 @@ fn load(args: Args) -> anyhow::Result<Config> {
     };
     let over = RawConfig {
         id: args.id,
-        master: args.master,
+        master: args.master.map(config::MasterList::from),
         data_dir: args.data_dir,
         health_listen: args.health_listen,
         advertise: args.advertise,

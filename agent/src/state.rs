@@ -19,6 +19,11 @@ use tokio::sync::watch;
 pub struct Desired {
     /// 0 until the master has said anything.
     pub generation: u64,
+    /// The leadership epoch the state was served under — the highest this
+    /// agent has seen, as an older one is never applied (0 with one master,
+    /// and in caches written before epochs existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     /// The name the master assigned.
     pub name: String,
     pub offline: Option<OfflineFlag>,
@@ -42,6 +47,7 @@ impl Desired {
     pub fn initial(id: &str) -> Desired {
         Desired {
             generation: 0,
+            epoch: 0,
             name: id.to_owned(),
             offline: None,
             hosts: Default::default(),
@@ -53,6 +59,10 @@ impl Desired {
     pub fn flag_status(&self) -> cluster_model::HealthStatus {
         cluster_model::HealthStatus::of(self.offline.as_ref(), false)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +196,7 @@ mod tests {
         assert_eq!(cache.load().unwrap(), None);
         let d = Desired {
             generation: 4,
+            epoch: 7,
             name: "web-1".into(),
             offline: Some(OfflineFlag {
                 reason: "deploy".into(),
@@ -198,6 +209,23 @@ mod tests {
         };
         cache.store(&d).unwrap();
         assert_eq!(cache.load().unwrap(), Some(d));
+    }
+
+    #[test]
+    fn a_cache_written_before_epochs_loads_with_epoch_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        std::fs::write(
+            cache.path(),
+            r#"{"generation": 3, "name": "web-1", "offline": null, "hosts": {}}"#,
+        )
+        .unwrap();
+        let d = cache.load().unwrap().unwrap();
+        assert_eq!((d.generation, d.epoch), (3, 0));
+        // And epoch 0 is not written, so the file stays what it was.
+        cache.store(&d).unwrap();
+        let text = std::fs::read_to_string(cache.path()).unwrap();
+        assert!(!text.contains("epoch"), "{text}");
     }
 
     #[test]

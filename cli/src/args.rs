@@ -8,7 +8,9 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "clusterctl", version, propagate_version = true)]
 pub struct Cli {
-    /// Master address, e.g. http://10.0.0.1:7440 [env: CLUSTERCTL_MASTER]
+    /// Master address, or several separated by commas, e.g.
+    /// https://10.0.0.1:7440,https://10.0.0.2:7440 (tried in a random order;
+    /// a call whose master goes away goes to the next) [env: CLUSTERCTL_MASTER]
     #[arg(long, global = true)]
     pub master: Option<String>,
     /// Context from the config file to use [env: CLUSTERCTL_CONTEXT]
@@ -95,6 +97,9 @@ pub enum Command {
     Undrain(UndrainArgs),
     /// Show the audit log: who drained what, when and why; nodes going down.
     Events(EventsArgs),
+    /// The cluster's masters: which one leads, each one's revision and
+    /// agents; the store's epoch, lease and endpoints.
+    Masters,
     /// Join tokens for new agents (admin).
     #[command(subcommand)]
     Token(TokenCommand),

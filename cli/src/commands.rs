@@ -57,6 +57,13 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             crate::declare::export(&mut client, file.as_deref(), output, out).await
         }
         Command::Undrain(a) => crate::drain::undrain(&mut client, a, env, output, out).await,
+        Command::Masters => {
+            let masters = client.masters().await?;
+            match output {
+                Output::Json => print_json(out, &masters),
+                Output::Table => write_out(out, &render::masters_text(&masters)),
+            }
+        }
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;
             match output {
@@ -78,7 +85,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                         t.token,
                         t.ca_fingerprint,
                         t.expires,
-                        target.master,
+                        target.masters.join(","),
                         t.token,
                         t.ca_fingerprint
                     ),
@@ -204,12 +211,12 @@ async fn add_user(
         current_context: Some(a.name.clone()),
         contexts: [(
             a.name.clone(),
-            Context {
-                master: target.master.clone(),
-                ca: Some(ca.clone()),
-                cert: Some(cert.clone()),
-                key: Some(key.clone()),
-            },
+            Context::for_masters(
+                &target.masters,
+                Some(ca.clone()),
+                Some(cert.clone()),
+                Some(key.clone()),
+            ),
         )]
         .into(),
     };

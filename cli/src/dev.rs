@@ -93,7 +93,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         }
     }));
     let admin = Target {
-        master: master_url.clone(),
+        masters: vec![master_url.clone()],
         origin: "clusterctl dev".into(),
         ca: Some(pki.join("ca.crt")),
         cert: Some(pki.join("admin.crt")),
@@ -112,7 +112,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         grains.insert("environment".into(), "dev".into());
         let config = cluster_agent::Config {
             id: cluster_model::NodeId::new(id.clone()).expect("dev node ids are valid"),
-            master: master_url.clone(),
+            masters: vec![master_url.clone()],
             data_dir: dir.path().join(&id),
             health_listen: addr,
             advertise: Some(addr.ip()),
@@ -250,6 +250,7 @@ fn keep_credentials(pki: &std::path::Path, config: &std::path::Path) -> Result<C
     }
     Ok(Context {
         master: String::new(),
+        masters: Vec::new(),
         ca: Some(dir.join("ca.crt")),
         cert: Some(dir.join("admin.crt")),
         key: Some(dir.join("admin.key")),

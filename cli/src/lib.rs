@@ -45,7 +45,7 @@ use std::path::PathBuf;
 pub struct Env {
     /// `$XDG_CONFIG_HOME`, else `$HOME/.config`.
     pub config_home: PathBuf,
-    /// `CLUSTERCTL_MASTER`
+    /// `CLUSTERCTL_MASTER`: one master, or several separated by commas.
     pub master: Option<String>,
     /// `CLUSTERCTL_CONTEXT`
     pub context: Option<String>,

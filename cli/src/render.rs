@@ -1,10 +1,16 @@
 //! Turning the CLI's view types into text: tables for people, JSON for
 //! scripts. Pure functions of their inputs (the clock is an argument).
+//!
+//! - `masters` — `clusterctl masters`: masters, the store, its endpoints.
 
 use crate::client::{EventView, JobResultView, JobView, KeyView, NodeResult, NodeView};
 use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
 use serde_json::Value;
+
+mod masters;
+
+pub use masters::masters_text;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();

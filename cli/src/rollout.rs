@@ -105,7 +105,7 @@ async fn follow(
     out: &mut dyn Write,
     already: usize,
 ) -> Result<(), Failure> {
-    let mut stream = client.watch_rollout(id).await?;
+    let mut watch = client.watch_rollout(id).await?;
     let bar = (env.terminal && output == Output::Table).then(|| {
         let pb = indicatif::ProgressBar::new(0);
         pb.set_style(
@@ -122,7 +122,7 @@ async fn follow(
     let mut last: Option<RolloutRecord> = None;
     loop {
         let next = tokio::select! {
-            r = Client::next_rollout(&mut stream) => r?,
+            r = client.next_rollout(&mut watch) => r?,
             _ = tokio::signal::ctrl_c() => {
                 if let Some(pb) = &bar {
                     pb.abandon();

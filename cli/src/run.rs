@@ -67,7 +67,12 @@ pub async fn run(
     let mut finished = None;
     loop {
         let ev = tokio::select! {
-            ev = Client::next_event(&mut stream) => ev?,
+            ev = Client::next_event(&mut stream) => ev.map_err(|mut f| {
+                if f.code == Failure::UNREACHABLE && !job_id.is_empty() {
+                    f.message.push_str(&format!("\n`clusterctl job {job_id}` shows what ran"));
+                }
+                f
+            })?,
             _ = tokio::signal::ctrl_c() => {
                 drop(stream);
                 return Err(Failure {

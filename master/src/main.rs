@@ -196,10 +196,23 @@ async fn main() -> ExitCode {
     match main_inner().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cluster-master: error: {e:#}");
+            eprintln!("cluster-master: error: {}", chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each cause once: one whose text the message
+/// already carries is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// Colour only on a terminal, and never with `NO_COLOR` set.

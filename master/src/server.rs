@@ -3,16 +3,22 @@
 //! signal end every session and return once all is closed (so the store's
 //! lock is released and a restart in the same process works).
 
-use crate::cluster::Cluster;
-use crate::config::Config;
-use crate::pki::files::{self, FilesError};
-use crate::store::{SledStore, StoreError};
+use crate::cluster::{Cluster, Me};
+use crate::config::{Config, StoreConfig};
+use crate::pki::files::{self, FilesError, Pki};
+use crate::store::{Role, SledStore, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How often the leader deletes history past its retention, and compacts
+/// the store's own history of revisions (to what it saw the time before,
+/// as Kubernetes' API server does).
+const RETAIN_EVERY: Duration = Duration::from_secs(30);
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
 
 /// How long a stopping master waits for jobs to store their records.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
@@ -41,6 +47,117 @@ pub enum RunError {
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
+    #[error(
+        "this cluster-master was built without etcd support (store = \"etcd\"); \
+         build it with `cargo build --release --features cluster-master/etcd` \
+         (its build needs protoc: apt-get install protobuf-compiler)"
+    )]
+    NoEtcd,
+    #[error("the cluster's CA in the store is unreadable: {0}")]
+    SharedCa(String),
+}
+
+/// The store, the PKI, and (with etcd) how to reach the other masters.
+struct Opened {
+    store: Arc<dyn Store>,
+    pki: Pki,
+    peers: Option<Arc<crate::grpc::masters::GrpcPeers>>,
+    /// Starts campaigning for leadership, once this master serves.
+    campaign: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Opens the configured store and the PKI that goes with it: the data
+/// directory's own CA with sled; with etcd, the cluster's, which the first
+/// master put in the store and every other one adopts.
+async fn open(config: &Config, master_url: &str) -> Result<Opened, RunError> {
+    let pki_dir = config.data_dir.join("pki");
+    let now = std::time::SystemTime::now();
+    match &config.store {
+        StoreConfig::Sled => {
+            let store = SledStore::open(&config.data_dir.join("store"))?;
+            let pki = files::load_or_init(
+                &pki_dir,
+                &config.cluster_name,
+                &config.server_names,
+                master_url,
+                now,
+            )?;
+            Ok(Opened {
+                store: Arc::new(store),
+                pki,
+                peers: None,
+                campaign: None,
+            })
+        }
+        #[cfg(not(feature = "etcd"))]
+        StoreConfig::Etcd(_) => Err(RunError::NoEtcd),
+        #[cfg(feature = "etcd")]
+        StoreConfig::Etcd(settings) => open_etcd(config, settings, master_url, now).await,
+    }
+}
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(
+    config: &Config,
+    settings: &crate::config::EtcdSettings,
+    master_url: &str,
+    now: std::time::SystemTime,
+) -> Result<Opened, RunError> {
+    use crate::pki::{Ca, Subject, new_key_and_csr};
+    use crate::store::etcd::{EtcdConfig, EtcdStore};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct SharedCa {
+        cert_pem: String,
+        key_pem: String,
+    }
+    let store = EtcdStore::connect(EtcdConfig {
+        endpoints: settings.endpoints.clone(),
+        prefix: settings.prefix.clone(),
+        lease_ttl: settings.lease_ttl,
+        name: config.name.clone(),
+        advertise: config.advertise.clone(),
+    })
+    .await?;
+    let pki_dir = config.data_dir.join("pki");
+    // This master's CA if it has one, else a new one: the store keeps the
+    // first master's, and every master adopts what the store keeps.
+    let (cert_pem, key_pem) = match files::local_ca(&pki_dir)? {
+        Some(pair) => pair,
+        None => {
+            let (ca, key) = Ca::generate(&config.cluster_name, now)
+                .map_err(|e| RunError::SharedCa(e.to_string()))?;
+            (ca.cert_pem, key)
+        }
+    };
+    let proposal = serde_json::to_vec(&SharedCa { cert_pem, key_pem }).expect("serialises");
+    let shared: SharedCa = serde_json::from_slice(&store.claim("ca", proposal).await?)
+        .map_err(|e| RunError::SharedCa(e.to_string()))?;
+    let admin = files::adopt(&pki_dir, &shared.cert_pem, &shared.key_pem, master_url, now)?;
+    let mut pki = files::load_or_init(
+        &pki_dir,
+        &config.cluster_name,
+        &config.server_names,
+        master_url,
+        now,
+    )?;
+    pki.created = pki.created.or(admin);
+    // This master's own identity towards the others.
+    let pki_error = |e: crate::pki::PkiError| RunError::SharedCa(e.to_string());
+    let (key, csr) = new_key_and_csr(&config.name).map_err(pki_error)?;
+    let (cert, _) = pki
+        .ca
+        .issue_client(&csr, &Subject::Master(config.name.clone()), now)
+        .map_err(pki_error)?;
+    let peers = crate::grpc::masters::GrpcPeers::new(&pki.ca.cert_pem, &cert, &key);
+    let store = Arc::new(store);
+    let campaigner = store.clone();
+    Ok(Opened {
+        store,
+        pki,
+        peers: Some(Arc::new(peers)),
+        campaign: Some(Box::new(move || campaigner.campaign())),
+    })
 }
 
 pub async fn run(
@@ -52,18 +169,17 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = SledStore::open(&config.data_dir.join("store"))?;
     let grpc_addr = listeners.grpc.local_addr().map_err(RunError::Http)?;
-    let pki = files::load_or_init(
-        &config.data_dir.join("pki"),
-        &config.cluster_name,
-        &config.server_names,
-        &crate::init::master_url(&Config {
-            listen: grpc_addr,
-            ..config.clone()
-        }),
-        std::time::SystemTime::now(),
-    )?;
+    let master_url = crate::init::master_url(&Config {
+        listen: grpc_addr,
+        ..config.clone()
+    });
+    let Opened {
+        store,
+        pki,
+        peers,
+        campaign,
+    } = open(&config, &master_url).await?;
     if let Some(admin) = &pki.created {
         tracing::info!(
             config = %admin.config.display(),
@@ -82,20 +198,34 @@ pub async fn run(
         base_domain: config.base_domain.clone(),
         role_aliases: config.role_aliases.clone(),
     };
-    let cluster =
-        Arc::new(Cluster::open(Arc::new(store), Arc::new(pki.ca), config.down_after, hosts).await?);
+    let me = Me {
+        name: config.name.clone(),
+        address: config.advertise.clone(),
+    };
+    let cluster = Cluster::open(store.clone(), Arc::new(pki.ca), config.down_after, hosts).await?;
+    let cluster = Arc::new(match &peers {
+        Some(peers) => cluster.with_peers(peers.clone(), me),
+        None => cluster.with_peers(Arc::new(crate::cluster::Alone), me),
+    });
     let token = CancellationToken::new();
     // Rollouts halt first, so none acts on what the shutdown itself causes
     // (sessions ending, their jobs lost); then everything else stops.
     let halt = CancellationToken::new();
     {
-        let (token, halt) = (token.clone(), halt.clone());
+        let (token, halt, store) = (token.clone(), halt.clone(), store.clone());
         tokio::spawn(async move {
             shutdown.await;
             halt.cancel();
+            // A planned stop hands leadership over at once, not after the
+            // lease runs out.
+            store.resign().await;
             token.cancel();
         });
     }
+    let follow = {
+        let (cluster, token) = (cluster.clone(), token.clone());
+        tokio::spawn(async move { cluster.follow_store(token).await })
+    };
 
     let liveness = tokio::spawn(liveness(cluster.clone(), config.name_expiry, token.clone()));
     let audit = tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
@@ -110,7 +240,13 @@ pub async fn run(
     });
 
     let jobs = Arc::new(crate::jobs::Jobs::new(config.job_output_limit));
+    if let Some(peers) = &peers {
+        peers.set_jobs(jobs.clone());
+    }
     let incoming = crate::tls::incoming(listeners.grpc, tls, token.clone());
+    if let Some(campaign) = campaign {
+        campaign();
+    }
     tracing::info!(generation = cluster.generation(), ca = %cluster.ca_fingerprint(), "master ready");
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
@@ -143,6 +279,7 @@ pub async fn run(
     rollouts.shutdown().await;
     jobs.wait(SHUTDOWN_PATIENCE).await;
     let _ = liveness.await;
+    let _ = follow.await;
     // Ends with the TLS acceptor, which the server dropped.
     let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, audit).await;
     if let Some(http) = http
@@ -160,10 +297,16 @@ async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: C
     let every = (cluster.down_after() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_retention = tokio::time::Instant::now();
+    let mut next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => {
+                // The leader's work: one event log, one sweep.
+                if !matches!(*cluster.role().borrow(), Role::Leader { .. }) {
+                    continue;
+                }
                 match cluster.sweep_liveness().await {
                     Ok(events) => for e in events {
                         tracing::warn!(node = %e.node, kind = e.kind.as_str(), detail = %e.detail, "liveness");
@@ -173,6 +316,21 @@ async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: C
                 if let Some(expiry) = name_expiry {
                     for name in cluster.expire_names(expiry).await {
                         tracing::warn!(node = %name, "forgot a node down too long; its name is free");
+                    }
+                }
+                let now = tokio::time::Instant::now();
+                if now >= next_retention {
+                    next_retention = now + RETAIN_EVERY;
+                    match cluster.retain(&crate::cluster::Retention::default()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(records = n, "deleted history past its retention"),
+                        Err(e) => tracing::warn!(error = %e, "cannot enforce retention"),
+                    }
+                }
+                if now >= next_compaction {
+                    next_compaction = now + COMPACT_EVERY;
+                    if let Err(e) = cluster.compact().await {
+                        tracing::warn!(error = %e, "cannot compact the store");
                     }
                 }
             }

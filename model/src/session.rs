@@ -33,6 +33,9 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub generation: u64,
+    /// The leadership it was served under (0 with one master): an agent
+    /// that has seen a newer one ignores it.
+    pub epoch: u64,
     pub node: NodeSpec,
     /// Every node's hosts line (none for agents that keep no hosts file).
     pub hosts: Vec<HostEntry>,
@@ -46,6 +49,8 @@ pub struct Snapshot {
 pub struct Delta {
     pub generation: u64,
     pub prev_generation: u64,
+    /// As in [`Snapshot`].
+    pub epoch: u64,
     /// Present when the node's own spec changed.
     pub node: Option<NodeSpec>,
     pub hosts_upsert: Vec<HostEntry>,

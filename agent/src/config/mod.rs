@@ -3,6 +3,9 @@
 //! optional, unknown keys refused) → overrides from flags and
 //! `CLUSTERCTL_*` environment → a validated [`Config`]. Every problem is
 //! reported at once; defaults live in [`DEFAULTS`] only.
+//!
+//! - `balancing` — checks, HAProxy's agent-check and stats, the proxy.
+//! - `masters` — `master`: one URL, a comma-separated list, or an array.
 
 use cluster_model::NodeId;
 pub use cluster_model::config::ConfigError;
@@ -15,17 +18,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod balancing;
+mod masters;
 
 pub use balancing::{
     AgentCheckConfig, CheckKind, CheckSpec, ProxyConfig, RawAgentCheck, RawCheck, RawProxy,
 };
+pub use masters::{MasterList, https};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The node's stable id (until enrollment assigns one from a certificate).
     pub id: NodeId,
-    /// The master's gRPC endpoint, `https://host:port`.
-    pub master: String,
+    /// The masters' gRPC endpoints, `https://host:port`, as configured
+    /// (the session tries them in a random order of its own).
+    pub masters: Vec<String>,
     /// Where the last desired state is cached.
     pub data_dir: PathBuf,
     /// The health endpoint load balancers probe.
@@ -36,7 +42,9 @@ pub struct Config {
     pub roles: Vec<String>,
     /// Static grains laid over the collected ones.
     pub grains: Map<String, Value>,
-    /// Reconnect backoff bounds (with jitter in between).
+    /// The backoff between whole passes over the masters that all failed:
+    /// full jitter, from `reconnect_min` up to a window doubling to
+    /// `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     /// Admits the node at once on first start (`clusterctl token create`).
@@ -73,7 +81,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub id: Option<String>,
-    pub master: Option<String>,
+    pub master: Option<MasterList>,
     pub data_dir: Option<PathBuf>,
     pub health_listen: Option<String>,
     pub advertise: Option<String>,
@@ -129,15 +137,6 @@ pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
     cluster_model::config::read_file(path)
 }
 
-/// The master is always reached over TLS: a bare `host:port` or an
-/// `http://` URL becomes `https://`.
-pub fn https(master: &str) -> String {
-    match master.split_once("://") {
-        Some((_, rest)) => format!("https://{rest}"),
-        None => format!("https://{master}"),
-    }
-}
-
 impl Config {
     /// `host_name` is the default id (read by the caller, so tests choose it).
     pub fn validate(
@@ -151,16 +150,11 @@ impl Config {
             .id
             .unwrap_or_else(|| host_name.split('.').next().unwrap_or_default().to_owned());
         let id = p.check(NodeId::new(id.clone()).map_err(|e| format!("id {id:?} {e}")));
-        let master = https(&raw.master.unwrap_or_else(|| d.master.into()));
-        if master
-            .parse::<http::Uri>()
-            .map(|u| u.host().is_none())
-            .unwrap_or(true)
-        {
-            p.push(format!(
-                "master = {master:?}: not a URL such as \"https://10.0.0.1:7440\""
-            ));
-        }
+        let masters = masters::masters(
+            raw.master
+                .unwrap_or_else(|| MasterList::from(d.master.to_owned())),
+            &mut p,
+        );
         let ca_fingerprint = raw.ca_fingerprint.map(|f| f.trim().to_lowercase());
         if let Some(f) = &ca_fingerprint {
             let hex = f.strip_prefix("sha256:").unwrap_or_default();
@@ -241,7 +235,7 @@ impl Config {
         p.finish("agent configuration", path, || {
             Some(Config {
                 id: id?,
-                master,
+                masters,
                 data_dir,
                 health_listen: health_listen?,
                 advertise,
@@ -284,15 +278,33 @@ mod tests {
     fn defaults_and_the_host_name_as_id() {
         let c = validate("").unwrap();
         assert_eq!(c.id, "box");
-        assert_eq!(c.master, "https://127.0.0.1:7440");
+        assert_eq!(c.masters, ["https://127.0.0.1:7440"]);
+        assert_eq!(c.reconnect_min, Duration::from_millis(100));
+        assert_eq!(c.reconnect_max, Duration::from_secs(5));
         assert_eq!(c.report_interval, Duration::from_secs(5));
     }
 
     #[test]
     fn the_master_is_always_reached_over_tls() {
-        let master = |m: &str| validate(&format!("master = {m:?}")).unwrap().master;
-        assert_eq!(master("10.0.0.1:7440"), "https://10.0.0.1:7440");
-        assert_eq!(master("http://m:1"), "https://m:1");
+        let master = |m: &str| validate(&format!("master = {m:?}")).unwrap().masters;
+        assert_eq!(master("10.0.0.1:7440"), ["https://10.0.0.1:7440"]);
+        assert_eq!(master("http://m:1"), ["https://m:1"]);
+    }
+
+    #[test]
+    fn several_masters_as_a_list_or_an_array_and_the_flag_wins() {
+        let c = validate("master = \"https://a:7440,https://b:7440\"").unwrap();
+        assert_eq!(c.masters, ["https://a:7440", "https://b:7440"]);
+        let c = validate("master = [\"a:7440\", \"b:7440\"]").unwrap();
+        assert_eq!(c.masters, ["https://a:7440", "https://b:7440"]);
+        // `--master` / CLUSTERCTL_MASTER replaces the file's list whole.
+        let file: RawConfig = toml::from_str("master = [\"a:7440\", \"b:7440\"]").unwrap();
+        let over = RawConfig {
+            master: Some(MasterList::from("c:7440,d:7440".to_owned())),
+            ..RawConfig::default()
+        };
+        let c = Config::validate(file.merge(over), None, "box").unwrap();
+        assert_eq!(c.masters, ["https://c:7440", "https://d:7440"]);
     }
 
     #[test]
@@ -304,7 +316,8 @@ report_interval = "10ms"
 roles = ["web", "bad role"]
 reconnect_min = "10s"
 reconnect_max = "1s"
-ca_fingerprint = "abc""#,
+ca_fingerprint = "abc"
+master = "https://a:7440,b c""#,
         )
         .unwrap_err();
         for want in [
@@ -314,6 +327,7 @@ ca_fingerprint = "abc""#,
             "role \"bad role\"",
             "reconnect_min (10s) must be above zero and at most reconnect_max (1s)",
             "ca_fingerprint = \"abc\": expected \"sha256:\" and 64 hex digits",
+            "master entry 2 of 2 = \"b c\": not a URL",
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }

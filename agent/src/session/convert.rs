@@ -17,10 +17,11 @@ fn host_line(h: HostEntry) -> (String, HostLine) {
     )
 }
 
-/// Everything, from a snapshot.
+/// Everything, from a snapshot (with the epoch it was served under).
 pub fn snapshot(s: Snapshot) -> Desired {
     Desired {
         generation: s.generation,
+        epoch: s.epoch,
         name: s.node.name.into_string(),
         offline: s.node.offline,
         hosts: s.hosts.into_iter().map(host_line).collect(),
@@ -28,13 +29,14 @@ pub fn snapshot(s: Snapshot) -> Desired {
     }
 }
 
-/// `current` with a delta's changes.
+/// `current` with a delta's changes (and the epoch it was served under).
 pub fn patch(current: &Desired, d: Delta) -> Desired {
     let mut next = current.clone();
     if let Some(p) = d.proxy {
         next.proxy = Some(p);
     }
     next.generation = d.generation;
+    next.epoch = d.epoch;
     if let Some(node) = d.node {
         next.name = node.name.into_string();
         next.offline = node.offline;

@@ -1,11 +1,18 @@
-//! The agent's session with the master: connect, say hello, apply the
-//! snapshot and deltas it sends, acknowledge each, report usage on a timer;
-//! on any failure, reconnect with exponential backoff and jitter, while the
-//! health endpoint keeps serving the last state (see `agent/LIFECYCLE.md`).
+//! The agent's session with a master: connect, say hello, apply the
+//! snapshot and deltas it sends, acknowledge each, report usage on a timer.
+//! When a session ends or an attempt fails the next master is tried; once
+//! every master failed in a row, the agent waits (full jitter) before the
+//! next pass — while the health endpoint keeps serving the last state (see
+//! `agent/LIFECYCLE.md`). A state served under an older leadership epoch
+//! than one already seen is refused, and another master tried.
 //!
 //! - `convert` — what the master sends ⇄ the agent's own desired state.
+//! - `rotation` — the order masters are tried in, and the backoff.
 
 mod convert;
+mod rotation;
+
+pub use rotation::{CONNECT_TIMEOUT, Rotation, backoff};
 
 use crate::enroll::{Credentials, Enrollment, Progress};
 use crate::state::{Cache, Desired, Shared};
@@ -23,7 +30,9 @@ use tonic::transport::Endpoint;
 
 /// What a session needs; kept across reconnects.
 pub struct Context {
-    pub master: String,
+    /// The masters, as configured (never empty); each session tries them
+    /// in a [`Rotation`] of its own order.
+    pub masters: Vec<String>,
     /// What this agent says of itself on every session (the cached
     /// generation is filled in at each connect).
     pub hello: Hello,
@@ -50,6 +59,8 @@ enum SessionError {
         master: String,
         source: tonic::transport::Error,
     },
+    #[error("cannot reach the master at {master}: no connection within {after:?}")]
+    ConnectTimeout { master: String, after: Duration },
     #[error("the master refused the session: {}", .0.message())]
     Refused(tonic::Status),
     #[error("the session broke: {0}")]
@@ -58,21 +69,26 @@ enum SessionError {
     Closed,
     #[error("invalid message from the master: {0}")]
     Invalid(cluster_model::wire::WireError),
+    #[error(
+        "the master at {master} served epoch {epoch}, older than epoch {seen} this agent has seen: \
+         it no longer leads (if the store was rebuilt from scratch, remove {cache} to start over)"
+    )]
+    StaleEpoch {
+        master: String,
+        epoch: u64,
+        seen: u64,
+        cache: std::path::PathBuf,
+    },
 }
 
-/// The delay before reconnect attempt `attempt` (0-based): exponential from
-/// `min`, capped at `max`, with "equal jitter" (half fixed, half random) so
-/// a fleet that lost its master does not return in lockstep. `unit` is a
-/// random number in [0, 1).
-pub fn backoff(attempt: u32, min: Duration, max: Duration, unit: f64) -> Duration {
-    let exp = min.saturating_mul(1u32 << attempt.min(20)).min(max);
-    exp / 2 + exp.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
-}
+/// A session that delivered a state and lasted this long was a good one:
+/// the next master is tried at once, and failures count afresh.
+const GOOD_SESSION: Duration = Duration::from_secs(1);
 
 /// Enrolls if needed, then keeps a session open until `token` is cancelled.
 pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     let mut sampler = Sampler::new();
-    let mut attempt = 0u32;
+    let mut rotation = Rotation::new(&ctx.masters, |n| fastrand::usize(..n));
     let mut credentials: Option<Credentials> = None;
     // After a refusal of our certificate the token is not used again: a
     // revoked node goes back to pending, as in Salt.
@@ -80,19 +96,18 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     loop {
         let creds = match &credentials {
             Some(c) => c.clone(),
-            None => match enroll(&ctx, token_spent, &token).await {
+            None => match enroll(&ctx, &mut rotation, token_spent, &token).await {
                 Some(c) => {
-                    // The backoff carries on: only a session that delivered a
-                    // state resets it, so a refused certificate cannot spin.
                     credentials = Some(c.clone());
                     c
                 }
                 None => return,
             },
         };
+        let master = rotation.current().to_owned();
         let started = Instant::now();
         let mut got_state = false;
-        let result = once(&ctx, &creds, &mut sampler, &token, &mut got_state).await;
+        let result = once(&ctx, &master, &creds, &mut sampler, &token, &mut got_state).await;
         ctx.shared.set_connected(false);
         if token.is_cancelled() {
             return;
@@ -101,6 +116,7 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
             Ok(()) => {}
             Err(SessionError::Refused(status)) if status.code() == tonic::Code::Unauthenticated => {
                 tracing::error!(
+                    %master,
                     reason = status.message(),
                     "the master no longer accepts this node's certificate; enrolling again (pending until an admin accepts)"
                 );
@@ -108,19 +124,23 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
                 credentials = None;
                 token_spent = true;
             }
-            Err(e) => tracing::warn!(error = %e, "session with the master ended"),
+            Err(e) => tracing::warn!(%master, error = %e, "session with the master ended"),
         }
-        if got_state && started.elapsed() > Duration::from_secs(1) {
-            attempt = 0;
-        }
-        let delay = backoff(
-            attempt,
-            ctx.reconnect_min,
-            ctx.reconnect_max,
-            fastrand::f64(),
+        // A refused certificate or a stale master delivered no state: it
+        // counts as a failure, so neither can spin.
+        let pass = if got_state && started.elapsed() > GOOD_SESSION {
+            rotation.ended();
+            None
+        } else {
+            rotation.failed()
+        };
+        let Some(pass) = pass else { continue };
+        let delay = backoff(pass, ctx.reconnect_min, ctx.reconnect_max, fastrand::f64());
+        tracing::debug!(
+            ?delay,
+            pass,
+            "every master failed; waiting before the next pass"
         );
-        attempt = attempt.saturating_add(1);
-        tracing::debug!(?delay, attempt, "reconnecting");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = token.cancelled() => return,
@@ -128,10 +148,12 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     }
 }
 
-/// Credentials from disk, or by enrolling (retrying with backoff while the
-/// master is away or the key is pending); `None` when cancelled.
+/// Credentials from disk, or by enrolling with the masters in turn
+/// (backing off after a whole pass failed, polling while the key is
+/// pending); `None` when cancelled.
 async fn enroll(
     ctx: &Context,
+    rotation: &mut Rotation,
     token_spent: bool,
     token: &CancellationToken,
 ) -> Option<Credentials> {
@@ -140,26 +162,36 @@ async fn enroll(
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "cannot read the node's credentials"),
     }
-    let mut attempt = 0u32;
+    let mut polls = 0u32;
     let mut said_pending = false;
     loop {
-        match ctx.enrollment.attempt(token_spent).await {
+        let master = rotation.current().to_owned();
+        let delay = match ctx.enrollment.attempt(&master, token_spent).await {
             Ok(Progress::Enrolled(c)) => {
-                tracing::info!(node = %ctx.hello.node_id, "enrolled: the master signed this node's certificate");
+                rotation.answered();
+                tracing::info!(node = %ctx.hello.node_id, %master, "enrolled: the master signed this node's certificate");
                 return Some(c);
             }
             Ok(Progress::Pending(msg)) => {
+                rotation.answered();
                 if !said_pending {
-                    tracing::warn!(node = %ctx.hello.node_id, "{msg}");
+                    tracing::warn!(node = %ctx.hello.node_id, %master, "{msg}");
                     said_pending = true;
                 }
+                // Pending keys are polled at most every few seconds.
+                let max = ctx.reconnect_max.max(Duration::from_secs(2));
+                let delay = backoff(polls, ctx.reconnect_min, max, fastrand::f64());
+                polls = polls.saturating_add(1);
+                Some(delay)
             }
-            Err(e) => tracing::warn!(error = %e, "enrollment failed; retrying"),
-        }
-        // Pending keys are polled at most every few seconds.
-        let max = ctx.reconnect_max.max(Duration::from_secs(2));
-        let delay = backoff(attempt, ctx.reconnect_min, max, fastrand::f64());
-        attempt = attempt.saturating_add(1);
+            Err(e) => {
+                tracing::warn!(%master, error = %e, "enrollment failed; trying the next master");
+                rotation.failed().map(|pass| {
+                    backoff(pass, ctx.reconnect_min, ctx.reconnect_max, fastrand::f64())
+                })
+            }
+        };
+        let Some(delay) = delay else { continue };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = token.cancelled() => return None,
@@ -169,26 +201,31 @@ async fn enroll(
 
 async fn once(
     ctx: &Context,
+    master: &str,
     creds: &Credentials,
     sampler: &mut Sampler,
     token: &CancellationToken,
     got_state: &mut bool,
 ) -> Result<(), SessionError> {
     let connect = |source| SessionError::Connect {
-        master: ctx.master.clone(),
+        master: master.to_owned(),
         source,
     };
-    let (host, _) = crate::enroll::host_port(&ctx.master);
-    let channel = Endpoint::from_shared(ctx.master.clone())
+    let (host, _) = crate::enroll::host_port(master);
+    let endpoint = Endpoint::from_shared(master.to_owned())
         .map_err(connect)?
         .tls_config(creds.tls(&host))
         .map_err(connect)?
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .connect()
+        .keep_alive_timeout(Duration::from_secs(20));
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await
+        .map_err(|_| SessionError::ConnectTimeout {
+            master: master.to_owned(),
+            after: CONNECT_TIMEOUT,
+        })?
         .map_err(connect)?;
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(16);
@@ -206,7 +243,7 @@ async fn once(
         .map_err(SessionError::Refused)?
         .into_inner();
     ctx.shared.set_connected(true);
-    tracing::info!(master = %ctx.master, "session open");
+    tracing::info!(%master, "session open");
     // Jobs started on this session report through it; when it ends they
     // are cancelled (their results could not be delivered).
     let (job_tx, mut job_rx) = mpsc::channel::<crate::jobs::JobEvent>(64);
@@ -274,14 +311,14 @@ async fn once(
                 let msg = msg.map_err(SessionError::Broken)?.ok_or(SessionError::Closed)?;
                 let reply = match msg.msg {
                     Some(In::Snapshot(s)) => {
-                        *got_state = true;
-                        let desired = convert::snapshot(Snapshot::try_from(s).map_err(SessionError::Invalid)?);
-                        if let Some(stop) = &ctx.dry_run {
-                            crate::hosts_sync::print_plan(ctx, &desired);
-                            stop.cancel();
-                            return Ok(());
+                        let s = Snapshot::try_from(s).map_err(SessionError::Invalid)?;
+                        match receive(ctx, master, Push::Snapshot(s))? {
+                            Received::Reply(reply) => {
+                                *got_state = true;
+                                Some(*reply)
+                            }
+                            Received::Printed => return Ok(()),
                         }
-                        Some(apply(ctx, desired))
                     }
                     Some(In::Run(r)) => {
                         tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
@@ -296,13 +333,10 @@ async fn once(
                         None
                     }
                     Some(In::Delta(d)) => {
-                        let have = ctx.shared.current().generation;
-                        if d.prev_generation != have {
-                            tracing::warn!(have, prev = d.prev_generation, "gap in deltas; asking for a snapshot");
-                            Some(Out::Resync(pb::ResyncRequest { have_generation: have }))
-                        } else {
-                            let d = Delta::try_from(d).map_err(SessionError::Invalid)?;
-                            Some(apply(ctx, convert::patch(&ctx.shared.current(), d)))
+                        let d = Delta::try_from(d).map_err(SessionError::Invalid)?;
+                        match receive(ctx, master, Push::Delta(d))? {
+                            Received::Reply(reply) => Some(*reply),
+                            Received::Printed => return Ok(()),
                         }
                     }
                     None => None,
@@ -314,6 +348,70 @@ async fn once(
             }
         }
     }
+}
+
+/// A state the master pushed.
+enum Push {
+    Snapshot(Snapshot),
+    Delta(Delta),
+}
+
+/// What became of a pushed state.
+#[derive(Debug)]
+enum Received {
+    /// What to answer: the acknowledgement of the state applied, or a
+    /// request for a snapshot when a delta does not follow on.
+    Reply(Box<Out>),
+    /// A dry run printed what the hosts file would become.
+    Printed,
+}
+
+/// Applies a pushed state, unless it was served under an older epoch than
+/// the one this agent holds — the highest it has seen, since every state
+/// applied carries its epoch and an older one is never applied. Equal or
+/// newer epochs apply, and the newer one is remembered with the state (in
+/// memory and in the cache).
+fn receive(ctx: &Context, master: &str, push: Push) -> Result<Received, SessionError> {
+    let current = ctx.shared.current();
+    let epoch = match &push {
+        Push::Snapshot(s) => s.epoch,
+        Push::Delta(d) => d.epoch,
+    };
+    if epoch < current.epoch {
+        return Err(SessionError::StaleEpoch {
+            master: master.to_owned(),
+            epoch,
+            seen: current.epoch,
+            cache: ctx.cache.path().to_owned(),
+        });
+    }
+    let desired = match push {
+        Push::Snapshot(s) => {
+            let desired = convert::snapshot(s);
+            if let Some(stop) = &ctx.dry_run {
+                crate::hosts_sync::print_plan(ctx, &desired);
+                stop.cancel();
+                return Ok(Received::Printed);
+            }
+            desired
+        }
+        Push::Delta(d) if d.prev_generation != current.generation => {
+            let have = current.generation;
+            tracing::warn!(
+                have,
+                prev = d.prev_generation,
+                "gap in deltas; asking for a snapshot"
+            );
+            return Ok(Received::Reply(Box::new(Out::Resync(pb::ResyncRequest {
+                have_generation: have,
+            }))));
+        }
+        Push::Delta(d) => convert::patch(&current, d),
+    };
+    if epoch > current.epoch && current.epoch > 0 {
+        tracing::info!(%master, epoch, was = current.epoch, "a newer leadership epoch");
+    }
+    Ok(Received::Reply(Box::new(apply(ctx, desired))))
 }
 
 /// Resolves when the watch moves; never when there is none (or it closed).
@@ -388,19 +486,4 @@ fn apply(ctx: &Context, desired: Desired) -> Out {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_grows_then_caps_and_jitters_within_half() {
-        let ms = Duration::from_millis;
-        let (min, max) = (ms(100), ms(5000));
-        assert_eq!(backoff(0, min, max, 0.0), ms(50));
-        assert_eq!(backoff(0, min, max, 1.0), ms(100));
-        assert_eq!(backoff(3, min, max, 0.0), ms(400));
-        assert_eq!(backoff(10, min, max, 0.0), ms(2500));
-        assert_eq!(backoff(10, min, max, 1.0), ms(5000));
-        assert_eq!(backoff(u32::MAX, min, max, 0.5), ms(3750));
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
 //! Calls for load balancing: upstreams and routes.
 
+use super::failover::Call;
 use super::{Client, unreadable};
 use crate::Failure;
 use cluster_balancer::{Domain, UpstreamSource};
@@ -21,11 +22,12 @@ pub struct BalancingView {
 impl Client {
     pub async fn balancing(&mut self) -> Result<BalancingView, Failure> {
         let resp = self
-            .control
-            .list_balancing(pb::ListBalancingRequest {})
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Read,
+                pb::ListBalancingRequest {},
+                |mut c, r| async move { c.list_balancing(r).await },
+            )
+            .await?;
         let routes = resp
             .routes
             .into_iter()
@@ -62,13 +64,14 @@ impl Client {
         source: &UpstreamSource,
     ) -> Result<Vec<ResolvedServer>, Failure> {
         let resp = self
-            .control
-            .set_upstream(pb::SetUpstreamRequest {
-                upstream: Some(upstream_to_pb(name, source)),
-            })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Write,
+                pb::SetUpstreamRequest {
+                    upstream: Some(upstream_to_pb(name, source)),
+                },
+                |mut c, r| async move { c.set_upstream(r).await },
+            )
+            .await?;
         let resolved = resp.resolved.unwrap_or_default();
         let view = cluster_model::ProxyView::try_from(pb::ProxyConfig {
             version: 0,
@@ -80,12 +83,14 @@ impl Client {
     }
 
     pub async fn remove_upstream(&mut self, name: &str) -> Result<(), Failure> {
-        self.control
-            .remove_upstream(pb::RemoveUpstreamRequest {
+        self.unary(
+            Call::Write,
+            pb::RemoveUpstreamRequest {
                 name: name.to_owned(),
-            })
-            .await
-            .map_err(Failure::from_status)?;
+            },
+            |mut c, r| async move { c.remove_upstream(r).await },
+        )
+        .await?;
         Ok(())
     }
 
@@ -97,18 +102,19 @@ impl Client {
         upstreams: &BTreeMap<String, UpstreamSource>,
     ) -> Result<u64, Failure> {
         let resp = self
-            .control
-            .set_routes(pb::SetRoutesRequest {
-                set: set.iter().map(|(d, c)| route_to_pb(d, c)).collect(),
-                remove: remove.to_vec(),
-                upstreams: upstreams
-                    .iter()
-                    .map(|(n, s)| upstream_to_pb(n, s))
-                    .collect(),
-            })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Write,
+                pb::SetRoutesRequest {
+                    set: set.iter().map(|(d, c)| route_to_pb(d, c)).collect(),
+                    remove: remove.to_vec(),
+                    upstreams: upstreams
+                        .iter()
+                        .map(|(n, s)| upstream_to_pb(n, s))
+                        .collect(),
+                },
+                |mut c, r| async move { c.set_routes(r).await },
+            )
+            .await?;
         Ok(resp.version)
     }
 }

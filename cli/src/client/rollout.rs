@@ -1,6 +1,8 @@
 //! Calls for rolling deploys. The master sends a rollout's record whole
-//! (JSON); it is read into the master's own type.
+//! (JSON); it is read into the master's own type. Following one survives
+//! its master going away: the watch is opened again on the next.
 
+use super::failover::{Call, Outage, went_away};
 use super::{Client, Targeting, target_pb};
 use crate::Failure;
 use cluster_model::rollout::RolloutRecord;
@@ -29,83 +31,134 @@ impl Client {
     pub async fn start_rollout(&mut self, r: RolloutRequest) -> Result<RolloutRecord, Failure> {
         let ms = |d: Duration| d.as_millis() as u64;
         let info = self
-            .control
-            .start_rollout(pb::StartRolloutRequest {
-                target: Some(target_pb(&r.target)),
-                argv: r.argv,
-                batch: r.batch,
-                max_failures: r.max_failures,
-                drain_timeout_ms: ms(r.drain_timeout),
-                healthy_for_ms: ms(r.healthy_for),
-                health_timeout_ms: ms(r.health_timeout),
-                command_timeout_ms: r.command_timeout.map_or(0, ms),
-                allow_last: r.allow_last,
-            })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Write,
+                pb::StartRolloutRequest {
+                    target: Some(target_pb(&r.target)),
+                    argv: r.argv,
+                    batch: r.batch,
+                    max_failures: r.max_failures,
+                    drain_timeout_ms: ms(r.drain_timeout),
+                    healthy_for_ms: ms(r.healthy_for),
+                    health_timeout_ms: ms(r.health_timeout),
+                    command_timeout_ms: r.command_timeout.map_or(0, ms),
+                    allow_last: r.allow_last,
+                },
+                |mut c, r| async move { c.start_rollout(r).await },
+            )
+            .await?;
         record(info)
     }
 
     pub async fn rollout(&mut self, id: &str) -> Result<RolloutRecord, Failure> {
         let info = self
-            .control
-            .get_rollout(pb::RolloutRequest { id: id.to_owned() })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Read,
+                pb::RolloutRequest { id: id.to_owned() },
+                |mut c, r| async move { c.get_rollout(r).await },
+            )
+            .await?;
         record(info)
     }
 
     pub async fn rollouts(&mut self, limit: u32) -> Result<Vec<RolloutRecord>, Failure> {
         let resp = self
-            .control
-            .list_rollouts(pb::ListRolloutsRequest { limit })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Read,
+                pb::ListRolloutsRequest { limit },
+                |mut c, r| async move { c.list_rollouts(r).await },
+            )
+            .await?;
         resp.rollouts.into_iter().map(record).collect()
     }
 
     pub async fn resume_rollout(&mut self, id: &str) -> Result<RolloutRecord, Failure> {
         let info = self
-            .control
-            .resume_rollout(pb::RolloutRequest { id: id.to_owned() })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Write,
+                pb::RolloutRequest { id: id.to_owned() },
+                |mut c, r| async move { c.resume_rollout(r).await },
+            )
+            .await?;
         record(info)
     }
 
     pub async fn abort_rollout(&mut self, id: &str) -> Result<RolloutRecord, Failure> {
         let info = self
-            .control
-            .abort_rollout(pb::RolloutRequest { id: id.to_owned() })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner();
+            .unary(
+                Call::Write,
+                pb::RolloutRequest { id: id.to_owned() },
+                |mut c, r| async move { c.abort_rollout(r).await },
+            )
+            .await?;
         record(info)
     }
 
-    /// The rollout's record on every change, until it stops running.
-    pub async fn watch_rollout(
-        &mut self,
-        id: &str,
-    ) -> Result<tonic::Streaming<pb::RolloutInfo>, Failure> {
-        Ok(self
-            .control
-            .watch_rollout(pb::RolloutRequest { id: id.to_owned() })
-            .await
-            .map_err(Failure::from_status)?
-            .into_inner())
+    /// Follows a rollout: its record on every change, until it stops
+    /// running ([`Client::next_rollout`]).
+    pub async fn watch_rollout(&mut self, id: &str) -> Result<RolloutWatch, Failure> {
+        let mut watch = RolloutWatch {
+            id: id.to_owned(),
+            stream: None,
+            outage: None,
+        };
+        let stream = self.open_watch(&mut watch).await?;
+        watch.stream = Some(stream);
+        Ok(watch)
     }
 
+    /// The rollout's next record (`None` once the master ended the
+    /// watch). Opened again on the next master while its master went away:
+    /// a watch only reads, and each record is whole.
     pub async fn next_rollout(
-        stream: &mut tonic::Streaming<pb::RolloutInfo>,
+        &mut self,
+        watch: &mut RolloutWatch,
     ) -> Result<Option<RolloutRecord>, Failure> {
-        match stream.message().await.map_err(Failure::from_status)? {
-            Some(info) => record(info).map(Some),
-            None => Ok(None),
+        loop {
+            let mut stream = match watch.stream.take() {
+                Some(s) => s,
+                None => self.open_watch(watch).await?,
+            };
+            match stream.message().await {
+                Ok(Some(info)) => {
+                    watch.stream = Some(stream);
+                    watch.outage = None;
+                    return record(info).map(Some);
+                }
+                Ok(None) => return Ok(None),
+                Err(status) if went_away(&status) => {
+                    let outage = watch.outage.get_or_insert_with(|| Outage::new(Call::Read));
+                    self.failover(outage, &status).await?;
+                }
+                Err(status) => return Err(Failure::from_status(status)),
+            }
         }
     }
+
+    async fn open_watch(
+        &mut self,
+        watch: &mut RolloutWatch,
+    ) -> Result<tonic::Streaming<pb::RolloutInfo>, Failure> {
+        loop {
+            let request = pb::RolloutRequest {
+                id: watch.id.clone(),
+            };
+            match self.control.watch_rollout(request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if went_away(&status) => {
+                    let outage = watch.outage.get_or_insert_with(|| Outage::new(Call::Read));
+                    self.failover(outage, &status).await?;
+                }
+                Err(status) => return Err(Failure::from_status(status)),
+            }
+        }
+    }
+}
+
+/// A rollout being followed: the open stream, if any, and the outage it is
+/// in while masters are away.
+pub struct RolloutWatch {
+    id: String,
+    stream: Option<tonic::Streaming<pb::RolloutInfo>>,
+    outage: Option<Outage>,
 }

@@ -15,6 +15,9 @@
 //!
 //! - `sessions` — agents connecting, what they report, what they are sent.
 //! - `ops` — every other mutation and read, by area.
+//! - `retention` — the history kept bounded (the leader's work).
+//! - `replica` — one master among several: commits made by the leader,
+//!   the state following what the others commit.
 //! - `drain` — drains followed until really out of rotation (or back in);
 //!   waiting for acknowledgements and rotation.
 //! - `error` — [`ClusterError`].
@@ -22,6 +25,8 @@
 mod drain;
 mod error;
 mod ops;
+mod replica;
+mod retention;
 mod sessions;
 
 #[cfg(test)]
@@ -32,12 +37,16 @@ pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
 pub use ops::{Caller, TokenGrant};
+pub use replica::{Alone, LEADER_PATIENCE, MasterView, Masters, Me, PeerStatus, Peers};
+pub use retention::Retention;
 pub use sessions::{SessionHandle, SessionSnapshot};
 
 use crate::pki::{Ca, Subject};
 use crate::state::plan::{Command, Env, Issuer};
 use crate::state::{Config, Effects, State};
-use crate::store::{Change, Revision, Store, StoreError};
+use crate::store::{
+    Expect, Followed, Key, Precondition, Record, RequestRecord, Revision, Store, StoreError,
+};
 use cluster_model::NodeId;
 use cluster_model::job::JobCommand;
 use cluster_model::time::now_ms;
@@ -78,8 +87,54 @@ impl Issuer for Ca {
 /// How many times a commit that lost a race is planned again.
 const REPLANS: usize = 3;
 
+/// The call being served, under its caller's request id.
+#[derive(Default)]
+struct Request {
+    /// Taken by the call's first change.
+    id: Option<String>,
+    /// Set when that change was made before: the call was answered from
+    /// its record.
+    replayed: bool,
+}
+
+tokio::task_local! {
+    static REQUEST: std::cell::RefCell<Request>;
+}
+
+/// Runs `f` as the call with request id `id` (`x-request-id`): its first
+/// change is made once, however many times the call is retried with it.
+pub async fn with_request<F: std::future::Future>(id: Option<String>, f: F) -> F::Output {
+    let request = Request {
+        id,
+        replayed: false,
+    };
+    REQUEST.scope(std::cell::RefCell::new(request), f).await
+}
+
+fn take_request() -> Option<String> {
+    REQUEST
+        .try_with(|r| r.borrow_mut().id.take())
+        .ok()
+        .flatten()
+}
+
+/// Whether the call being served was answered from the record of an
+/// earlier try (what only that try could say, a secret, is gone).
+pub fn replayed() -> bool {
+    REQUEST.try_with(|r| r.borrow().replayed).unwrap_or(false)
+}
+
 pub struct Cluster {
     store: Arc<dyn Store>,
+    /// The leader, when another master leads.
+    peers: Arc<dyn Peers>,
+    /// This master, as the others know it.
+    me: Me,
+    role: watch::Receiver<crate::store::Role>,
+    /// Commits made through any master, until `follow` takes them.
+    following: tokio::sync::Mutex<Option<mpsc::Receiver<Followed>>>,
+    /// The store revision every commit up to has been followed.
+    followed: watch::Sender<Revision>,
     /// Signs node and user certificates.
     ca: Arc<Ca>,
     inner: Mutex<Inner>,
@@ -111,10 +166,19 @@ impl Cluster {
             down_after_ms: down_after.as_millis() as u64,
             started_ms: now,
         };
-        let state = State::load(config, store.load().await?, now);
+        let loaded = store.load().await?;
+        let revision = loaded.revision;
+        let following = store.follow(revision).await;
+        let state = State::load(config, loaded, now);
         let proxy_version = state.proxy_view().version;
+        let role = store.role();
         Ok(Cluster {
             store,
+            peers: Arc::new(Alone),
+            me: Me::default(),
+            role,
+            following: tokio::sync::Mutex::new(following),
+            followed: watch::Sender::new(revision),
             ca,
             inner: Mutex::new(Inner {
                 state,
@@ -127,6 +191,14 @@ impl Cluster {
             proxy_changed: watch::Sender::new(proxy_version),
             down_after,
         })
+    }
+
+    /// Commits go to the leader through `peers` when another master leads;
+    /// `me` is this master as the others know it.
+    pub fn with_peers(mut self, peers: Arc<dyn Peers>, me: Me) -> Cluster {
+        self.peers = peers;
+        self.me = me;
+        self
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -148,9 +220,21 @@ impl Cluster {
 
     /// [`Cluster::execute`] for callers that hold the writer lock.
     async fn execute_locked<C: Command>(&self, cmd: &C) -> Result<C::Out, ClusterError> {
+        let request = take_request();
         let mut attempt = 0;
         loop {
-            let planned = {
+            // A retry of a call that took effect is answered as it was.
+            if let Some(id) = &request
+                && let Some(done) = self.read(|st| st.request(id).cloned())
+            {
+                let _ = REQUEST.try_with(|r| r.borrow_mut().replayed = true);
+                return serde_json::from_str(&done.out).map_err(|e| {
+                    ClusterError::Invalid(format!(
+                        "request {id} took effect before, but its answer cannot be read again: {e}"
+                    ))
+                });
+            }
+            let mut planned = {
                 let env = Env {
                     now_ms: now_ms(),
                     issuer: &*self.ca,
@@ -160,10 +244,27 @@ impl Cluster {
             if planned.change.is_empty() {
                 return Ok(planned.out);
             }
+            if let Some(id) = &request {
+                let out = serde_json::to_string(&planned.out).expect("answers serialise");
+                let change = &mut planned.change;
+                change.puts.push(Record::Request(RequestRecord {
+                    id: id.clone(),
+                    out,
+                    at_ms: change.at_ms,
+                }));
+                change.preconditions.push(Precondition {
+                    key: Key::Request(id.clone()),
+                    expect: Expect::Absent,
+                });
+            }
             match self.commit(planned.change).await {
                 Ok(()) => return Ok(planned.out),
-                Err(StoreError::Conflict { key, .. }) if attempt < REPLANS => {
-                    tracing::info!(%key, "the store moved under a change; planning it again");
+                Err(
+                    e @ (StoreError::Conflict { .. }
+                    | StoreError::Stale { .. }
+                    | StoreError::Outdated { .. }),
+                ) if attempt < REPLANS => {
+                    tracing::info!(reason = %e, "the store moved under a change; planning it again");
                     attempt += 1;
                 }
                 Err(e) => return Err(e.into()),
@@ -171,21 +272,14 @@ impl Cluster {
         }
     }
 
-    /// Makes `change` durable, then current, then wakes what it moved.
-    async fn commit(&self, change: Change) -> Result<(), StoreError> {
-        let revision: Revision = self.store.commit(&change).await?;
-        let mut inner = self.inner();
-        let effects = inner.state.apply(&change, revision);
-        self.wake(&mut inner, effects);
-        Ok(())
-    }
-
     /// Turns effects into wake-ups; called with the state lock held, so
     /// every session reads the state they announce.
     fn wake(&self, inner: &mut Inner, effects: Effects) {
         for id in &effects.close {
             // Dropping the session's watch ends its loop and closes the stream.
-            inner.channels.remove(id);
+            if inner.channels.remove(id).is_some() {
+                self.store.publish(id, None);
+            }
         }
         for (id, revision) in &effects.specs {
             if let Some(ch) = inner.channels.get(id) {

@@ -143,6 +143,14 @@ impl Cluster {
             by: by.to_owned(),
         };
         let token = self.execute(&cmd).await?;
+        if super::replayed() {
+            // Only the hash of the secret is stored; it was shown once.
+            return Err(ClusterError::Invalid(format!(
+                "this request already created token {} (its secret is shown only once); \
+                 create another with a new request",
+                token.id
+            )));
+        }
         Ok(TokenGrant {
             token: format!("{}.{}", token.id, cmd.secret),
             ca_fingerprint: self.ca_fingerprint(),

@@ -69,12 +69,14 @@ impl Cluster {
             node: node_id.clone(),
             session: Session {
                 id: session_id,
+                remote: false,
                 wants_hosts,
                 wants_proxy,
             },
             now_ms: now_ms(),
         });
         self.wake(&mut inner, observed.effects);
+        self.publish(&inner, &node_id);
         Ok(SessionHandle {
             node_id,
             session_id,
@@ -97,17 +99,23 @@ impl Cluster {
         if observed.accepted && inner.channels.get(&h.node_id).map(|c| c.id) == Some(h.session_id) {
             inner.channels.remove(&h.node_id);
         }
+        if observed.accepted {
+            self.store.publish(&h.node_id, None);
+        }
         self.wake(&mut inner, observed.effects);
     }
 
     pub fn report_usage(&self, h: &SessionHandle, usage: Usage) {
         let mut inner = self.inner();
-        inner.state.observe(Observation::Usage {
+        let observed = inner.state.observe(Observation::Usage {
             node: h.node_id.clone(),
             session: h.session_id,
             usage,
             now_ms: now_ms(),
         });
+        if observed.accepted {
+            self.publish(&inner, &h.node_id);
+        }
     }
 
     /// The agent applied its state up to a generation; when it says its
@@ -122,6 +130,9 @@ impl Cluster {
                 now_ms: now_ms(),
             });
             self.wake(&mut inner, observed.effects.clone());
+            if observed.accepted {
+                self.publish(&inner, &h.node_id);
+            }
             observed
         };
         if let Some(error) = observed.cache {
@@ -150,6 +161,9 @@ impl Cluster {
                 now_ms: now_ms(),
             });
             self.wake(&mut inner, observed.effects.clone());
+            if observed.accepted {
+                self.publish(&inner, &h.node_id);
+            }
             observed
         };
         if !observed.flipped.is_empty() {
@@ -172,11 +186,55 @@ impl Cluster {
             report,
             now_ms: now_ms(),
         });
+        if observed.accepted {
+            self.publish(&inner, &h.node_id);
+        }
         self.wake(&mut inner, observed.effects);
     }
 
-    /// Hands a job command to the node's session; false when it has none.
+    /// Tells the other masters what this master's session with `node`
+    /// says now.
+    fn publish(&self, inner: &super::Inner, node: &NodeId) {
+        self.store.publish(
+            node,
+            inner
+                .state
+                .live_record(node, &self.me.name, &self.me.address),
+        );
+    }
+
+    /// Hands a job command to the node's session — this master's, or the
+    /// one another master holds (relayed there; its reports come back
+    /// the same way); false when it has none.
     pub async fn command(&self, node_id: &str, cmd: JobCommand) -> bool {
+        enum Via {
+            Here(mpsc::Sender<JobCommand>),
+            There(String),
+        }
+        let via = {
+            let inner = self.inner();
+            match inner.channels.get(node_id) {
+                Some(c) => Some(Via::Here(c.commands.clone())),
+                None => inner
+                    .state
+                    .live(node_id)
+                    .and_then(|l| l.master.as_ref())
+                    .map(|(_, address)| Via::There(address.clone())),
+            }
+        };
+        match via {
+            Some(Via::Here(tx)) => tx.send(cmd).await.is_ok(),
+            Some(Via::There(address)) => match NodeId::try_from(node_id.to_owned()) {
+                Ok(id) => self.peers.command(&address, &id, cmd).await,
+                Err(_) => false,
+            },
+            None => false,
+        }
+    }
+
+    /// Hands a job command to the node's session on this master only (a
+    /// command relayed here from another master).
+    pub async fn command_here(&self, node_id: &str, cmd: JobCommand) -> bool {
         let tx = self
             .inner()
             .channels
@@ -208,6 +266,7 @@ impl Cluster {
         };
         let snapshot = Snapshot {
             generation: st.revision(),
+            epoch: self.epoch(),
             node: node.value.spec(),
             hosts,
             proxy,
@@ -254,6 +313,7 @@ impl Cluster {
         let delta = Delta {
             generation: st.revision(),
             prev_generation: sent.generation,
+            epoch: self.epoch(),
             node: spec,
             hosts_upsert: hosts.upsert,
             hosts_removed: hosts.removed,

@@ -29,7 +29,7 @@ pub struct ControlSvc {
     pub rollouts: Arc<crate::rollout::Rollouts>,
 }
 
-type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
+pub(super) type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 pub(super) type DrainStream = Pin<Box<dyn Stream<Item = Result<pb::DrainEvent, Status>> + Send>>;
 pub(super) type WatchRolloutStream =
     Pin<Box<dyn Stream<Item = Result<pb::RolloutInfo, Status>> + Send>>;
@@ -39,6 +39,48 @@ impl pb::control_server::Control for ControlSvc {
     type RunStream = RunStream;
     type DrainStream = DrainStream;
     type WatchRolloutStream = WatchRolloutStream;
+
+    async fn list_masters(
+        &self,
+        request: Request<pb::ListMastersRequest>,
+    ) -> Result<Response<pb::ListMastersResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Read, "list masters").await?;
+        let m = self.cluster.masters().await;
+        let t = &m.topology;
+        Ok(Response::new(pb::ListMastersResponse {
+            store: t.store.to_owned(),
+            masters: m
+                .masters
+                .iter()
+                .map(|v| pb::MasterInfo {
+                    name: v.entry.name.clone(),
+                    address: v.entry.address.clone(),
+                    leader: v.leader,
+                    answering: v.answering,
+                    revision: v.status.as_ref().map_or(0, |s| s.revision),
+                    error: v.status.as_ref().err().cloned().unwrap_or_default(),
+                    agents: v.status.as_ref().map_or(0, |s| s.agents),
+                })
+                .collect(),
+            epoch: t.epoch,
+            lease_remaining_ms: t.lease_remaining.map_or(0, |d| d.as_millis() as u64),
+            revision: t.revision,
+            endpoints: t
+                .endpoints
+                .iter()
+                .map(|e| pb::StoreEndpoint {
+                    endpoint: e.endpoint.clone(),
+                    healthy: e.error.is_none(),
+                    error: e.error.clone().unwrap_or_default(),
+                    revision: e.revision,
+                    leader: e.leader,
+                    version: e.version.clone(),
+                    db_size_bytes: e.db_size_bytes,
+                    latency_ms: e.latency.as_secs_f64() * 1000.0,
+                })
+                .collect(),
+        }))
+    }
 
     async fn export_cluster(
         &self,

@@ -6,6 +6,8 @@
 //!   `control_rollout` hold the load-balancing, rollout and cluster-file
 //!   calls).
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
+//! - `masters` — `Masters`: between the masters of one cluster (a
+//!   standby's commits, status), and how this master calls the others.
 //! - `convert` — refusals into statuses, requests into commands (the wire
 //!   types themselves convert in `cluster_model::wire`).
 //! - `convert_lb` — the load-balancing replies.
@@ -20,6 +22,7 @@ mod control_rollout;
 pub mod convert;
 mod convert_lb;
 pub mod enroll;
+pub mod masters;
 
 use crate::cluster::Cluster;
 use crate::jobs::Jobs;
@@ -32,7 +35,7 @@ use tonic::transport::server::{Router, Server};
 /// Largest message accepted from a peer (grains of a big host fit easily).
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
-/// The master's three services on `server`; each agent session's loop is
+/// The master's four services on `server`; each agent session's loop is
 /// spawned on `sessions`.
 pub fn services(
     mut server: Server,
@@ -51,8 +54,13 @@ pub fn services(
     .max_decoding_message_size(MAX_MESSAGE);
     let control = pb::control_server::ControlServer::new(control::ControlSvc {
         cluster: cluster.clone(),
-        jobs,
+        jobs: jobs.clone(),
         rollouts,
+    })
+    .max_decoding_message_size(MAX_MESSAGE);
+    let masters = pb::masters_server::MastersServer::new(masters::MastersSvc {
+        cluster: cluster.clone(),
+        jobs,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     // Enrollment is open to callers without a certificate: small messages only.
@@ -60,6 +68,91 @@ pub fn services(
         .max_decoding_message_size(64 * 1024);
     server
         .add_service(agent)
-        .add_service(control)
+        .add_service(RequestIds(control))
+        .add_service(masters)
         .add_service(enroll)
+}
+
+/// The longest request id a caller may send, and what it may be made of.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Control's calls under the caller's `x-request-id`: a retried mutation
+/// with the same id takes effect once (see `cluster::with_request`). A
+/// malformed id is refused before the call runs.
+#[derive(Clone)]
+pub struct RequestIds<S>(pub S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for RequestIds<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// The request id in `value`, or why it is refused.
+fn request_id(value: Option<&http::HeaderValue>) -> Result<Option<String>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let id = value
+        .to_str()
+        .map_err(|_| "x-request-id is not text".to_owned())?;
+    if id.is_empty() || id.len() > MAX_REQUEST_ID {
+        return Err(format!(
+            "x-request-id must be 1 to {MAX_REQUEST_ID} characters (it is {})",
+            id.len()
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "x-request-id may hold only letters, digits, '.', '_' and '-' (not {c:?})"
+        ));
+    }
+    Ok(Some(id.to_owned()))
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for RequestIds<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match request_id(req.headers().get("x-request-id")) {
+            Ok(id) => Box::pin(crate::cluster::with_request(id, self.0.call(req))),
+            Err(why) => {
+                let refused = tonic::Status::invalid_argument(why).into_http();
+                Box::pin(async move { Ok(refused) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_plain_tokens() {
+        let v = |s: &'static str| http::HeaderValue::from_static(s);
+        assert_eq!(request_id(None), Ok(None));
+        assert_eq!(
+            request_id(Some(&v("3f2a-9c.x_1"))),
+            Ok(Some("3f2a-9c.x_1".into()))
+        );
+        let long = "a".repeat(65);
+        let e = request_id(Some(&http::HeaderValue::from_str(&long).unwrap())).unwrap_err();
+        assert!(e.contains("1 to 64") && e.contains("65"), "{e}");
+        let e = request_id(Some(&v("a/b"))).unwrap_err();
+        assert!(e.contains("'/'"), "{e}");
+    }
 }

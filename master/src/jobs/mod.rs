@@ -111,6 +111,17 @@ impl Jobs {
         }
     }
 
+    /// What this master's sessions report of a job another master runs,
+    /// to relay back there.
+    pub fn relay(&self, job_id: &str) -> mpsc::Receiver<(String, Report)> {
+        self.register(job_id)
+    }
+
+    /// A relayed job is over here.
+    pub fn forget(&self, job_id: &str) {
+        self.unregister(job_id);
+    }
+
     fn register(&self, job_id: &str) -> mpsc::Receiver<(String, Report)> {
         let (tx, rx) = mpsc::channel(1024);
         self.active().insert(job_id.to_owned(), tx);

@@ -28,6 +28,16 @@ pub enum FilesError {
     HalfPair { path: PathBuf, missing: PathBuf },
     #[error("{path}: {source}")]
     Pki { path: PathBuf, source: PkiError },
+    #[error(
+        "{path} holds a CA ({local}) other than the cluster's in the store ({cluster}); \
+         a master serves one cluster: move {path} away to adopt the cluster's CA, \
+         or point this master at its own store"
+    )]
+    ForeignCa {
+        path: PathBuf,
+        local: String,
+        cluster: String,
+    },
 }
 
 pub struct Pki {
@@ -122,6 +132,59 @@ pub fn load_or_init(
         server_key_pem,
         created,
     })
+}
+
+/// The CA in `dir`, as PEM (certificate, key), when there is one.
+pub fn local_ca(dir: &Path) -> Result<Option<(String, String)>, FilesError> {
+    let (ca_crt, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    match (ca_crt.exists(), ca_key.exists()) {
+        (false, false) => Ok(None),
+        (true, false) => Err(FilesError::HalfPair {
+            path: ca_crt,
+            missing: ca_key,
+        }),
+        (false, true) => Err(FilesError::HalfPair {
+            path: ca_key,
+            missing: ca_crt,
+        }),
+        (true, true) => Ok(Some((
+            std::fs::read_to_string(&ca_crt).map_err(io(&ca_crt))?,
+            std::fs::read_to_string(&ca_key).map_err(io(&ca_key))?,
+        ))),
+    }
+}
+
+/// Takes the cluster's CA (shared by every master, from the store) into
+/// `dir`: written with an admin identity when the directory has none;
+/// refused when it holds another. The admin files, when written.
+pub fn adopt(
+    dir: &Path,
+    cert_pem: &str,
+    key_pem: &str,
+    master_url: &str,
+    now: SystemTime,
+) -> Result<Option<AdminFiles>, FilesError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let ca_crt = dir.join("ca.crt");
+    let pki = |source| FilesError::Pki {
+        path: ca_crt.clone(),
+        source,
+    };
+    let cluster = Ca::from_pem(cert_pem, key_pem).map_err(pki)?;
+    if let Some((local_cert, local_key)) = local_ca(dir)? {
+        let local = Ca::from_pem(&local_cert, &local_key).map_err(pki)?;
+        if local.cert_der != cluster.cert_der {
+            return Err(FilesError::ForeignCa {
+                path: ca_crt,
+                local: local.fingerprint(),
+                cluster: cluster.fingerprint(),
+            });
+        }
+        return Ok(None);
+    }
+    write_new(&dir.join("ca.key"), key_pem, 0o600)?;
+    write_new(&ca_crt, cert_pem, 0o644)?;
+    write_admin(dir, &cluster, master_url, now).map(Some)
 }
 
 /// The admin identity made with a new CA, and a clusterctl config using it.
@@ -224,5 +287,55 @@ mod tests {
             err.contains("refusing to make a new CA over half of an old one"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_master_adopts_the_cluster_ca_and_refuses_another() {
+        let now = SystemTime::now();
+        let (cluster, cluster_key) = Ca::generate("c", now).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let admin = adopt(
+            fresh.path(),
+            &cluster.cert_pem,
+            &cluster_key,
+            "https://m2:7440",
+            now,
+        )
+        .unwrap()
+        .expect("a fresh directory gets admin files");
+        assert!(admin.config.exists());
+        let pki = load_or_init(fresh.path(), "c", &[], "https://m2:7440", now).unwrap();
+        assert_eq!(pki.ca.fingerprint(), cluster.fingerprint());
+        assert!(pki.created.is_none(), "adopted, not made");
+        // Adopting the same CA again is a no-op.
+        assert!(
+            adopt(
+                fresh.path(),
+                &cluster.cert_pem,
+                &cluster_key,
+                "https://m2:7440",
+                now
+            )
+            .unwrap()
+            .is_none()
+        );
+
+        // A directory with a CA of its own is not taken over.
+        let own = tempfile::tempdir().unwrap();
+        let mine = load_or_init(own.path(), "c", &[], "https://m3:7440", now).unwrap();
+        let err = adopt(
+            own.path(),
+            &cluster.cert_pem,
+            &cluster_key,
+            "https://m3:7440",
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&mine.ca.fingerprint()), "{err}");
+        assert!(err.contains(&cluster.fingerprint()), "{err}");
+        assert!(err.contains("move"), "{err}");
+        let kept = load_or_init(own.path(), "c", &[], "https://m3:7440", now).unwrap();
+        assert_eq!(kept.ca.fingerprint(), mine.ca.fingerprint());
     }
 }

@@ -44,7 +44,7 @@ pub use live::{Live, Observation, Observed, Session};
 pub use plan::{Command, Env, Issuer, Planned};
 pub use status::BalancingState;
 
-use crate::store::{Change, Key, Loaded, Record, Revision};
+use crate::store::{Change, Key, Loaded, Record, RequestRecord, Revision};
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_model::clusterfile::Settings;
 use cluster_model::{EventKind, KeyRecord, KeyState, Node, NodeId, NodeName, ProxyView, Token};
@@ -109,6 +109,8 @@ pub struct State {
     routes: BTreeMap<String, Stored<Domain>>,
     /// Applied from a cluster file (`None`: never; the configuration holds).
     settings: Option<Stored<Settings>>,
+    /// Mutating calls that took effect, by request id.
+    requests: BTreeMap<String, Stored<RequestRecord>>,
 
     /// This master's sessions, by node.
     live: HashMap<NodeId, Live>,
@@ -141,6 +143,7 @@ impl State {
             upstreams: BTreeMap::new(),
             routes: BTreeMap::new(),
             settings: None,
+            requests: BTreeMap::new(),
             live: HashMap::new(),
             names: HashMap::new(),
             group_exprs: BTreeMap::new(),
@@ -159,6 +162,9 @@ impl State {
         for (record, revision) in loaded.records {
             st.put(record, revision, &mut effects);
         }
+        for (node, record) in loaded.live {
+            st.remote(&node, Some(record), &mut effects);
+        }
         st.revision = loaded.revision;
         st.next_event_seq = loaded.next_event_seq.max(1);
         st.down = st
@@ -175,6 +181,33 @@ impl State {
         });
         st.derive(now_ms, &mut effects);
         st
+    }
+
+    /// The state loaded again whole (the store's history was compacted past
+    /// what this master followed): records replaced, what the sessions
+    /// said kept. Every session is ended, so each agent connects again and
+    /// is sent a snapshot: a delta cannot say what went in the gap.
+    pub fn reload(&mut self, loaded: Loaded, now_ms: u64) -> Effects {
+        // This master's own sessions' observations stay; the others' come
+        // again with the load.
+        let mut live = std::mem::take(&mut self.live);
+        live.retain(|_, l| l.session.is_some_and(|s| !s.remote));
+        let mut effects = Effects {
+            close: live.keys().cloned().collect(),
+            waiters: true,
+            ..Effects::default()
+        };
+        let proxy_version = self.proxy.version;
+        *self = State::load(self.config.clone(), loaded, now_ms);
+        for (id, l) in live {
+            self.live.insert(id, l);
+        }
+        // Versions only grow, for the proxies.
+        if self.proxy.version <= proxy_version {
+            Arc::make_mut(&mut self.proxy).version = proxy_version + 1;
+        }
+        self.derive(now_ms, &mut effects);
+        effects
     }
 
     /// Makes a committed change current. The only place records change.
@@ -278,6 +311,10 @@ impl State {
             Record::Settings(s) => {
                 self.settings = Some(Stored { value: s, revision });
             }
+            Record::Request(r) => {
+                self.requests
+                    .insert(r.id.clone(), Stored { value: r, revision });
+            }
             // Read from the store when asked for; not held here.
             Record::Job(_) | Record::Rollout(_) => {}
         }
@@ -317,6 +354,9 @@ impl State {
                 self.routes.remove(d);
             }
             Key::Settings => self.settings = None,
+            Key::Request(id) => {
+                self.requests.remove(id);
+            }
             Key::Job(_) | Key::Rollout(_) | Key::Event(_) => {}
         }
     }
@@ -380,7 +420,10 @@ impl State {
 
     /// Nodes with an open session on this master.
     pub fn sessions(&self) -> usize {
-        self.live.values().filter(|l| l.session.is_some()).count()
+        self.live
+            .values()
+            .filter(|l| l.session.is_some_and(|s| !s.remote))
+            .count()
     }
 
     pub fn id_of(&self, name: &str) -> Option<&NodeId> {
@@ -442,6 +485,7 @@ impl State {
             Key::Upstream(n) => self.upstreams.get(n).map(|s| s.revision),
             Key::Route(d) => self.routes.get(d).map(|s| s.revision),
             Key::Settings => self.settings.as_ref().map(|s| s.revision),
+            Key::Request(id) => self.requests.get(id).map(|s| s.revision),
             Key::Job(_) | Key::Rollout(_) | Key::Event(_) => None,
         }
     }
@@ -496,6 +540,28 @@ impl State {
                 .iter()
                 .map(|s| (Record::Settings(s.value.clone()), s.revision)),
         );
+        out.extend(
+            self.requests
+                .values()
+                .map(|s| (Record::Request(s.value.clone()), s.revision)),
+        );
         out
+    }
+
+    /// What the call with request id `id` answered, when it took effect.
+    pub fn request(&self, id: &str) -> Option<&RequestRecord> {
+        self.requests.get(id).map(|s| &s.value)
+    }
+
+    /// Request records made at `before_ms` or earlier, oldest first.
+    pub fn requests_before(&self, before_ms: u64) -> Vec<String> {
+        let mut old: Vec<(&u64, &String)> = self
+            .requests
+            .values()
+            .filter(|s| s.value.at_ms <= before_ms)
+            .map(|s| (&s.value.at_ms, &s.value.id))
+            .collect();
+        old.sort();
+        old.into_iter().map(|(_, id)| id.clone()).collect()
     }
 }

@@ -7,14 +7,17 @@
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_model::clusterfile::Settings;
 use cluster_model::rollout::RolloutRecord;
-use cluster_model::{Event, JobRecord, KeyRecord, Node, NodeId, Token};
+use cluster_model::{
+    Applied, CheckResult, Event, JobRecord, KeyRecord, LbReport, Node, NodeId, Token, Usage,
+};
+use serde::{Deserialize, Serialize};
 
 /// The store's revision: every commit moves it by one (in sled; in etcd by
 /// at least one). It is the generation agents see.
 pub type Revision = u64;
 
 /// Where a record lives in the store.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Key {
     Node(NodeId),
     Token(String),
@@ -30,6 +33,9 @@ pub enum Key {
     Job(String),
     Rollout(String),
     Event(u64),
+    /// A mutating call's request id: what it answered, so a retry with
+    /// the same id answers the same without acting again.
+    Request(String),
 }
 
 impl std::fmt::Display for Key {
@@ -46,12 +52,13 @@ impl std::fmt::Display for Key {
             Key::Job(id) => write!(f, "job/{id}"),
             Key::Rollout(id) => write!(f, "rollout/{id}"),
             Key::Event(seq) => write!(f, "event/{seq}"),
+            Key::Request(id) => write!(f, "request/{id}"),
         }
     }
 }
 
 /// One record to put.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     Node(Node),
     Token(Token),
@@ -72,6 +79,17 @@ pub enum Record {
     Settings(Settings),
     Job(JobRecord),
     Rollout(RolloutRecord),
+    Request(RequestRecord),
+}
+
+/// A mutating call that took effect, under the request id its caller sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    #[serde(skip)]
+    pub id: String,
+    /// What the call answered (its command's outcome, as JSON).
+    pub out: String,
+    pub at_ms: u64,
 }
 
 impl Record {
@@ -87,12 +105,13 @@ impl Record {
             Record::Settings(_) => Key::Settings,
             Record::Job(j) => Key::Job(j.id.clone()),
             Record::Rollout(r) => Key::Rollout(r.id.clone()),
+            Record::Request(r) => Key::Request(r.id.clone()),
         }
     }
 }
 
 /// What a record must be for the change to hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expect {
     /// Absent.
     Absent,
@@ -110,14 +129,15 @@ impl Expect {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Precondition {
     pub key: Key,
     pub expect: Expect,
 }
 
-/// One atomic, durable change.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One atomic, durable change. (Serialised only to travel from a
+/// standby master to the leader.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub puts: Vec<Record>,
     pub deletes: Vec<Key>,
@@ -145,4 +165,33 @@ pub struct Loaded {
     pub records: Vec<(Record, Revision)>,
     /// The sequence number the next event gets.
     pub next_event_seq: u64,
+    /// What the other masters' sessions say (with several masters).
+    pub live: Vec<(NodeId, LiveRecord)>,
+}
+
+/// What one master's session with a node's agent says, as the other
+/// masters see it. Not desired state: each master writes its own
+/// sessions' records (not through the leader), and they vanish with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    /// The master holding the session, and its address (jobs for the node
+    /// are relayed there).
+    pub master: String,
+    #[serde(default)]
+    pub address: String,
+    /// When the session opened (the newest session of a node wins).
+    pub since_ms: u64,
+    pub last_seen_ms: u64,
+    #[serde(default)]
+    pub wants_hosts: bool,
+    #[serde(default)]
+    pub wants_proxy: bool,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub applied: Applied,
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    #[serde(default)]
+    pub lb: Option<LbReport>,
 }

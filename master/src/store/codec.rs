@@ -23,6 +23,7 @@ pub(super) fn record_json(r: &Record) -> Vec<u8> {
         Record::Settings(s) => to_json(s),
         Record::Job(j) => to_json(j),
         Record::Rollout(r) => to_json(r),
+        Record::Request(r) => to_json(r),
     }
 }
 
@@ -62,6 +63,11 @@ pub(super) fn record_of(key: &str, json: &[u8]) -> Result<Option<Record>, StoreE
             chain: decode(key, json)?,
         },
         "meta" if rest == "settings" => Record::Settings(decode(key, json)?),
+        "request" => {
+            let mut r: super::RequestRecord = decode(key, json)?;
+            r.id = rest;
+            Record::Request(r)
+        }
         _ => return Ok(None),
     }))
 }

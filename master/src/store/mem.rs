@@ -47,6 +47,7 @@ impl MemStore {
                 .cloned()
                 .collect(),
             next_event_seq: inner.events.keys().next_back().map_or(1, |s| s + 1),
+            live: Vec::new(),
         })
     }
 
@@ -83,6 +84,9 @@ impl MemStore {
         }
         for k in &change.deletes {
             inner.records.remove(k);
+            if let Key::Event(seq) = k {
+                inner.events.remove(seq);
+            }
         }
         for e in &change.events {
             inner.events.insert(e.seq, e.clone());
@@ -102,6 +106,32 @@ impl MemStore {
 impl Store for MemStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
         self.load_now()
+    }
+
+    async fn expired(
+        &self,
+        history: super::History,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<Key>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        let keys: Vec<Key> = match history {
+            super::History::Events => inner.events.keys().map(|s| Key::Event(*s)).collect(),
+            super::History::Jobs => inner
+                .records
+                .keys()
+                .filter(|k| matches!(k, Key::Job(_)))
+                .cloned()
+                .collect(),
+            super::History::Rollouts => inner
+                .records
+                .keys()
+                .filter(|k| matches!(k, Key::Rollout(_)))
+                .cloned()
+                .collect(),
+        };
+        let over = keys.len().saturating_sub(keep).min(limit);
+        Ok(keys.into_iter().take(over).collect())
     }
 
     async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {

@@ -26,7 +26,9 @@ mod sled;
 #[cfg(test)]
 pub mod mem;
 
-pub use self::change::{Change, Expect, Key, Loaded, Precondition, Record, Revision};
+pub use self::change::{
+    Change, Expect, Key, LiveRecord, Loaded, Precondition, Record, RequestRecord, Revision,
+};
 pub use self::sled::SledStore;
 
 use cluster_model::rollout::RolloutRecord;
@@ -55,14 +57,48 @@ impl EventQuery {
     }
 }
 
+/// History the master keeps bounded: the event log, jobs, rollouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    Events,
+    Jobs,
+    Rollouts,
+}
+
+impl History {
+    /// The key prefix its records live under (relative).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            History::Events => "event/",
+            History::Jobs => "job/",
+            History::Rollouts => "rollout/",
+        }
+    }
+}
+
 /// Who commits: this master, or another one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// This master; `epoch` is the revision its leadership began at, so
-    /// pushes of an older leader can be told apart.
-    Leader { epoch: Revision },
+    /// This master; `epoch` is the revision its leadership began at (its
+    /// fence), so pushes of an older leader can be told apart; `from` the
+    /// store's revision when it won: every earlier leader's commits are at
+    /// or below it, so it commits once its state has followed that far.
+    Leader { epoch: Revision, from: Revision },
     /// Another master leads (its address, when known); commits go there.
-    Follower { leader: Option<String> },
+    /// `epoch`: the newest leadership this master knows of.
+    Follower {
+        leader: Option<String>,
+        epoch: Revision,
+    },
+}
+
+impl Role {
+    /// The leadership the state is served under.
+    pub fn epoch(&self) -> Revision {
+        match self {
+            Role::Leader { epoch, .. } | Role::Follower { epoch, .. } => *epoch,
+        }
+    }
 }
 
 /// What another master committed, as the store saw it.
@@ -73,6 +109,52 @@ pub enum Followed {
     /// The history was compacted past what was followed: the state again,
     /// whole.
     Reload(Loaded),
+    /// Every commit up to this revision has been followed (revisions that
+    /// moved nothing of the state: the election, progress).
+    Seen(Revision),
+    /// What a master's session with a node says now (`None`: it ended).
+    Live {
+        node: NodeId,
+        record: Option<LiveRecord>,
+    },
+}
+
+/// A master as the store knows it: campaigning for leadership.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MasterEntry {
+    pub name: String,
+    /// Its gRPC address.
+    pub address: String,
+}
+
+/// One of the store's endpoints, as it answered a status call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointHealth {
+    pub endpoint: String,
+    /// Why it is unhealthy (`None`: it answered).
+    pub error: Option<String>,
+    pub revision: Revision,
+    /// Whether it leads the store's own cluster.
+    pub leader: bool,
+    pub version: String,
+    pub db_size_bytes: u64,
+    pub latency: std::time::Duration,
+}
+
+/// What the store knows of the masters and of itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Topology {
+    /// "sled" or "etcd".
+    pub store: &'static str,
+    /// Every master campaigning, the leader first.
+    pub masters: Vec<MasterEntry>,
+    /// Whether the first of `masters` leads (else no one does now).
+    pub led: bool,
+    pub epoch: Revision,
+    pub lease_remaining: Option<std::time::Duration>,
+    /// The store's revision now (0: as the state says).
+    pub revision: Revision,
+    pub endpoints: Vec<EndpointHealth>,
 }
 
 #[async_trait::async_trait]
@@ -100,11 +182,35 @@ pub trait Store: Send + Sync + 'static {
     /// Gives up leading (a planned stop), so another master takes over at
     /// once.
     async fn resign(&self) {}
+    /// The oldest records of `history` beyond the newest `keep`, at most
+    /// `limit` of them: what retention deletes next.
+    async fn expired(
+        &self,
+        history: History,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<Key>, StoreError>;
+    /// Drops the store's own history of old revisions (etcd's compaction),
+    /// up to what the previous call saw: a watcher that far behind loads
+    /// the state again. Nothing to do for most stores.
+    async fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Tells the other masters what this master's session with `node`
+    /// says (`None`: it ended). Returns at once; rapid updates coalesce.
+    fn publish(&self, _node: &NodeId, _record: Option<LiveRecord>) {}
+    /// The masters and the store's endpoints (`clusterctl masters`).
+    async fn topology(&self) -> Topology {
+        Topology {
+            store: "sled",
+            ..Topology::default()
+        }
+    }
 }
 
 /// The role of a store only this master writes to.
 pub fn sole_leader() -> tokio::sync::watch::Sender<Role> {
-    tokio::sync::watch::Sender::new(Role::Leader { epoch: 0 })
+    tokio::sync::watch::Sender::new(Role::Leader { epoch: 0, from: 0 })
 }
 
 /// What a storage engine reported, without naming its types.
@@ -145,4 +251,11 @@ pub enum StoreError {
     TooLarge { bytes: usize, limit: usize },
     #[error("the store cannot be reached: {0}")]
     Unavailable(#[source] EngineError),
+    /// The leader refused a change planned here on a view that has moved
+    /// since: plan it again once this master has followed `now`.
+    #[error("the change was planned at revision {planned}; the store has moved to {now}")]
+    Outdated { planned: Revision, now: Revision },
+    /// The leader refused the change for good (over the store's limits).
+    #[error("{0}")]
+    Refused(String),
 }

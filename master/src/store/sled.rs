@@ -29,6 +29,7 @@ const JOB: &[u8] = b"job/";
 const UPSTREAM: &[u8] = b"upstream/";
 const ROUTE: &[u8] = b"route/";
 const ROLLOUT: &[u8] = b"rollout/";
+const REQUEST: &[u8] = b"request/";
 const SETTINGS: &[u8] = b"meta/settings";
 const REVISION: &[u8] = b"meta/revision";
 const FORMAT: &[u8] = b"meta/format";
@@ -37,7 +38,7 @@ const GENERATION: &[u8] = b"meta/generation";
 const LAYOUT: &[u8] = b"2";
 
 /// The prefixes whose records carry a revision.
-const REVISIONED: [&[u8]; 7] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUTE];
+const REVISIONED: [&[u8]; 8] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUTE, REQUEST];
 
 #[derive(Clone)]
 pub struct SledStore {
@@ -147,6 +148,7 @@ fn key_bytes(k: &Key) -> Vec<u8> {
         Key::Job(id) => join(JOB, id.as_bytes()),
         Key::Rollout(id) => join(ROLLOUT, id.as_bytes()),
         Key::Event(seq) => join(EVENT, &seq.to_be_bytes()),
+        Key::Request(id) => join(REQUEST, id.as_bytes()),
     }
 }
 
@@ -324,6 +326,28 @@ impl SledStore {
 impl Store for SledStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
         self.load_now()
+    }
+
+    async fn expired(
+        &self,
+        history: super::History,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<Key>, StoreError> {
+        let prefix = history.prefix().as_bytes();
+        let total = self.db.scan_prefix(prefix).keys().count();
+        let over = total.saturating_sub(keep).min(limit);
+        let mut out = Vec::with_capacity(over);
+        for k in self.db.scan_prefix(prefix).keys().take(over) {
+            let k = k.map_err(read)?;
+            let rest = &k[prefix.len()..];
+            out.push(match history {
+                super::History::Events => Key::Event(u64_of(&k, rest)?),
+                super::History::Jobs => Key::Job(lossy(rest)),
+                super::History::Rollouts => Key::Rollout(lossy(rest)),
+            });
+        }
+        Ok(out)
     }
 
     async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {

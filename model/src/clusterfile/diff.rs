@@ -3,10 +3,10 @@
 
 use super::DesiredCluster;
 use cluster_balancer::UpstreamSource;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Add,
@@ -15,7 +15,7 @@ pub enum ChangeKind {
 }
 
 /// One thing that changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub kind: ChangeKind,
     /// What it is: `upstream app`, `route example.com`, `cluster base_domain`.

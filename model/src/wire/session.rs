@@ -153,6 +153,7 @@ impl From<&Snapshot> for pb::Snapshot {
     fn from(s: &Snapshot) -> pb::Snapshot {
         pb::Snapshot {
             generation: s.generation,
+            epoch: s.epoch,
             node: Some((&s.node).into()),
             hosts: s.hosts.iter().map(Into::into).collect(),
             proxy: s.proxy.as_ref().map(Into::into),
@@ -165,6 +166,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
     fn try_from(s: pb::Snapshot) -> Result<Snapshot, WireError> {
         Ok(Snapshot {
             generation: s.generation,
+            epoch: s.epoch,
             node: spec_of(s.node, "snapshot.node")?,
             hosts: s
                 .hosts
@@ -181,6 +183,7 @@ impl From<&Delta> for pb::Delta {
         pb::Delta {
             generation: d.generation,
             prev_generation: d.prev_generation,
+            epoch: d.epoch,
             node: d.node.as_ref().map(Into::into),
             hosts_upsert: d.hosts_upsert.iter().map(Into::into).collect(),
             hosts_removed: d.hosts_removed.iter().map(ToString::to_string).collect(),
@@ -195,6 +198,7 @@ impl TryFrom<pb::Delta> for Delta {
         Ok(Delta {
             generation: d.generation,
             prev_generation: d.prev_generation,
+            epoch: d.epoch,
             node: d.node.map(TryInto::try_into).transpose()?,
             hosts_upsert: d
                 .hosts_upsert
@@ -268,6 +272,20 @@ impl From<&JobCommand> for pb::MasterMessage {
             }),
         };
         pb::MasterMessage { msg: Some(msg) }
+    }
+}
+
+/// A job command relayed between masters (a snapshot or delta is not one).
+impl TryFrom<pb::MasterMessage> for JobCommand {
+    type Error = WireError;
+    fn try_from(m: pb::MasterMessage) -> Result<JobCommand, WireError> {
+        use pb::master_message::Msg;
+        match m.msg {
+            Some(Msg::Run(r)) => Ok(r.into()),
+            Some(Msg::Cancel(c)) => Ok(JobCommand::Cancel { job_id: c.job_id }),
+            Some(_) => Err(WireError::invalid("command", "not a job command")),
+            None => Err(WireError::Missing("command")),
+        }
     }
 }
 
@@ -376,6 +394,7 @@ mod tests {
         };
         let snap = Snapshot {
             generation: 4,
+            epoch: 2,
             node: spec.clone(),
             hosts: vec![host.clone()],
             proxy: Some(ProxyView::default()),
@@ -384,6 +403,7 @@ mod tests {
         let delta = Delta {
             generation: 5,
             prev_generation: 4,
+            epoch: 2,
             node: Some(spec),
             hosts_upsert: vec![host],
             hosts_removed: vec!["n2".try_into().unwrap()],

@@ -250,3 +250,116 @@ async fn an_agent_that_cannot_cache_its_state_is_shown_and_recorded_once() {
     assert!(agent[0].contains("No space left on device"), "{agent:?}");
     assert!(agent[1].contains("durable again"), "{agent:?}");
 }
+
+#[tokio::test]
+async fn a_retried_request_takes_effect_once_and_is_answered_the_same() {
+    let (store, c, _) = cluster(&["a", "b"]).await;
+    let drain = |id: &'static str| {
+        let c = &c;
+        with_request(Some(id.to_owned()), async move {
+            c.set_offline(&names(&["a"]), Some("deploy".into()), "alice")
+                .await
+                .unwrap()
+        })
+    };
+    let (_, first) = drain("req-1").await;
+    assert!(first[0].changed);
+    let commits = store.commits();
+    let (_, again) = drain("req-1").await;
+    assert_eq!(again, first, "answered as the first time: changed");
+    assert_eq!(store.commits(), commits, "no second commit");
+    // Without the id, the same drain is a no-op that says so.
+    let (_, plain) = c
+        .set_offline(&names(&["a"]), Some("deploy".into()), "alice")
+        .await
+        .unwrap();
+    assert!(!plain[0].changed);
+
+    // A token's secret is shown once: a replay says so rather than
+    // answering with a secret that was never stored.
+    let token = with_request(Some("req-2".into()), async {
+        c.create_token("admin", Duration::from_secs(60), None, vec![])
+            .await
+    })
+    .await
+    .unwrap();
+    let replay = with_request(Some("req-2".into()), async {
+        c.create_token("admin", Duration::from_secs(60), None, vec![])
+            .await
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    let id = token.token.split('.').next().unwrap();
+    assert!(
+        replay.contains(id) && replay.contains("shown only once"),
+        "{replay}"
+    );
+    let tokens = c.events(0, 100, None).await.unwrap();
+    assert_eq!(
+        tokens.iter().filter(|e| e.kind == EventKind::Token).count(),
+        1,
+        "one token made"
+    );
+
+    // The record survives a restart: the answer comes from the store.
+    let reopened = Cluster::open(
+        store.clone(),
+        ca(),
+        Duration::from_secs(15),
+        HostsNaming::default(),
+    )
+    .await
+    .unwrap();
+    let (_, after) = with_request(Some("req-1".into()), async {
+        reopened
+            .set_offline(&names(&["a"]), Some("deploy".into()), "alice")
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(after, first);
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_history_and_forgets_old_requests() {
+    let (_, c, _) = cluster(&["a"]).await;
+    for i in 0..7 {
+        with_request(Some(format!("r{i}")), async {
+            c.set_offline(&names(&["a"]), Some(format!("reason {i}")), "alice")
+                .await
+                .unwrap();
+            c.set_offline(&names(&["a"]), None, "alice").await.unwrap();
+        })
+        .await;
+    }
+    let before = c.events(0, 1000, None).await.unwrap();
+    assert!(before.len() > 5, "{} events", before.len());
+    let keep = Retention {
+        events: 5,
+        jobs: 10,
+        rollouts: 10,
+        requests: Duration::from_secs(3600),
+    };
+    let gone = c.retain(&keep).await.unwrap();
+    assert_eq!(gone, before.len() - 5);
+    let after = c.events(0, 1000, None).await.unwrap();
+    assert_eq!(
+        after,
+        before[before.len() - 5..].to_vec(),
+        "the newest five"
+    );
+    // Requests are remembered for their time, then forgotten.
+    assert!(c.read(|st| st.request("r0").is_some()));
+    let gone = c
+        .retain(&Retention {
+            requests: Duration::ZERO,
+            ..keep
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone, 7, "seven answered requests");
+    assert!(c.read(|st| st.request("r0").is_none()));
+    // Nothing more to do.
+    assert_eq!(c.retain(&keep).await.unwrap(), 0);
+}

@@ -115,7 +115,7 @@ fn redeem<'a>(st: &'a State, token: &str, now_ms: u64) -> Result<&'a Token, Stri
     Ok(t)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JoinOutcome {
     Accepted { cert_pem: String },
     Pending,

@@ -32,7 +32,7 @@ pub use nodes::{
     CacheEvent, CheckEvents, NodeChange, Register, RemoveNode, Rename, SetLabels, SetOut,
     SweepLiveness,
 };
-pub use records::{RecordJob, RecordRollout};
+pub use records::{Forget, RecordJob, RecordRollout};
 
 use super::State;
 use crate::cluster::ClusterError;
@@ -68,7 +68,9 @@ pub struct Planned<T> {
 
 /// One mutation of the cluster.
 pub trait Command {
-    type Out;
+    /// What the caller is answered; kept with the change under the call's
+    /// request id, so a retry is answered the same.
+    type Out: serde::Serialize + serde::de::DeserializeOwned;
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<Self::Out>, ClusterError>;
 }
 

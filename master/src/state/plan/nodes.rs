@@ -135,7 +135,7 @@ fn role_service(st: &State, roles: &[String]) -> Option<(String, Naming)> {
 }
 
 /// One node's part of a drain or undrain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeChange {
     pub id: NodeId,
     pub name: NodeName,

@@ -78,6 +78,7 @@ pub fn connect(st: &mut State, hello: Hello, session: u64, now: u64) {
         node,
         session: Session {
             id: session,
+            remote: false,
             wants_hosts: true,
             wants_proxy,
         },

@@ -4,8 +4,10 @@
 //!
 //! - `prop` — random command sequences: the live state equals the state
 //!   reloaded from what was committed.
+//! - `remote` — sessions other masters hold, as they publish them.
 
 mod prop;
+mod remote;
 
 use super::plan::testing::{NOW, connect, hello, role, run, state, to, web};
 use super::plan::*;

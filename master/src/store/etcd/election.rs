@@ -17,7 +17,7 @@
 //! Followers learn the leader's address by observing the election.
 
 use super::EtcdConfig;
-use crate::store::{Revision, Role};
+use crate::store::{MasterEntry, Revision, Role};
 use etcd_client::Client;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,35 +47,75 @@ struct Shared {
 pub struct Leadership {
     shared: Arc<Shared>,
     client: Client,
-    task: tokio::task::JoinHandle<()>,
+    /// What `campaign` starts.
+    campaign: std::sync::Mutex<Option<Campaign>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+struct Campaign {
+    name: String,
+    me: Candidate,
+    ttl: Duration,
 }
 
 /// How often a failed step (a grant, a campaign) is tried again.
 const RETRY: Duration = Duration::from_millis(250);
 
 impl Leadership {
+    /// Follows who leads; campaigns only once [`Leadership::campaign`]
+    /// is called (when this master serves).
     pub fn start(client: Client, config: &EtcdConfig) -> Leadership {
         let shared = Arc::new(Shared {
-            role: watch::Sender::new(Role::Follower { leader: None }),
+            role: watch::Sender::new(Role::Follower {
+                leader: None,
+                epoch: 0,
+            }),
             fence: watch::Sender::new(None),
             fenced: Notify::new(),
             stop: CancellationToken::new(),
             term: std::sync::Mutex::new(None),
         });
         let name = format!("{}election", config.prefix);
-        tokio::spawn(observe(client.clone(), name.clone(), shared.clone()));
-        let task = tokio::spawn(run(
+        let me = Candidate {
+            name: config.name.clone(),
+            address: config.advertise.clone(),
+        };
+        tokio::spawn(observe(
             client.clone(),
-            name,
-            config.advertise.clone(),
-            config.lease_ttl,
+            name.clone(),
+            me.name.clone(),
             shared.clone(),
         ));
         Leadership {
             shared,
             client,
-            task,
+            campaign: std::sync::Mutex::new(Some(Campaign {
+                name,
+                me,
+                ttl: config.lease_ttl,
+            })),
+            task: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Stands for election (once).
+    pub fn campaign(&self) {
+        let Some(c) = self
+            .campaign
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let task = tokio::spawn(run(
+            self.client.clone(),
+            c.name,
+            c.me,
+            c.ttl,
+            self.shared.clone(),
+        ));
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
     pub fn role(&self) -> watch::Receiver<Role> {
@@ -111,13 +151,20 @@ impl Leadership {
             }
             let _ = self.client.lease_client().revoke(lease).await;
         }
-        self.task.abort();
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
     }
 }
 
 /// Keeps `lease` alive every `ttl / 3`; returns when no renewal succeeded
 /// for 3/4 of the TTL (the lease may be about to expire) or on `stop`.
-async fn keep_alive(client: &Client, lease: i64, ttl: Duration, stop: &CancellationToken) {
+pub(super) async fn keep_alive(
+    client: &Client,
+    lease: i64,
+    ttl: Duration,
+    stop: &CancellationToken,
+) {
     let patience = ttl * 3 / 4;
     let mut last_ok = Instant::now();
     let mut stream = None;
@@ -153,7 +200,18 @@ async fn keep_alive(client: &Client, lease: i64, ttl: Duration, stop: &Cancellat
     }
 }
 
-async fn run(client: Client, name: String, advertise: String, ttl: Duration, shared: Arc<Shared>) {
+/// What a campaigning master announces: the value of its election key.
+pub type Candidate = MasterEntry;
+
+/// The candidate an election key's value names.
+pub fn candidate_of(value: &[u8]) -> Option<Candidate> {
+    serde_json::from_slice(value).ok()
+}
+
+async fn run(client: Client, name: String, me: Candidate, ttl: Duration, shared: Arc<Shared>) {
+    // `<prefix>election` → `<prefix>meta/revision`.
+    let meta = format!("{}meta/revision", name.trim_end_matches("election"));
+    let value = serde_json::to_vec(&me).expect("a candidate serialises");
     let ttl_secs = ttl.as_secs().max(2) as i64;
     let ttl = Duration::from_secs(ttl_secs as u64);
     while !shared.stop.is_cancelled() {
@@ -169,7 +227,7 @@ async fn run(client: Client, name: String, advertise: String, ttl: Duration, sha
         let kept = keep_alive(&client, lease, ttl, &shared.stop);
         tokio::pin!(kept);
         let mut election = client.election_client();
-        let campaign = election.campaign(name.clone(), advertise.clone(), lease);
+        let campaign = election.campaign(name.clone(), value.clone(), lease);
         let won = tokio::select! {
             _ = shared.stop.cancelled() => return,
             _ = &mut kept => None,
@@ -184,11 +242,28 @@ async fn run(client: Client, name: String, advertise: String, ttl: Duration, sha
             key: leader.key().to_vec(),
             revision: leader.rev(),
         };
-        tracing::info!(revision = fence.revision, "this master leads");
+        // Every earlier leader's commits are at or below the revision of
+        // the last one (each rewrites `meta/revision`; the earlier leader's
+        // key is gone, so its fenced commits fail from now): this master
+        // commits once it has followed that far.
+        let from = loop {
+            match client.kv_client().get(meta.clone(), None).await {
+                Ok(r) => break r.kvs().first().map_or(0, |kv| kv.mod_revision()) as Revision,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the store's revision; trying again");
+                    tokio::select! {
+                        _ = shared.stop.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        };
+        tracing::info!(epoch = fence.revision, from, "this master leads");
         *shared.term.lock().unwrap_or_else(|e| e.into_inner()) = Some((lease, Some(leader)));
         shared.fence.send_replace(Some(fence.clone()));
         shared.role.send_replace(Role::Leader {
             epoch: fence.revision as Revision,
+            from,
         });
         tokio::select! {
             _ = shared.stop.cancelled() => return,
@@ -196,24 +271,33 @@ async fn run(client: Client, name: String, advertise: String, ttl: Duration, sha
             _ = shared.fenced.notified() => tracing::warn!("fenced: another master leads now"),
         }
         shared.fence.send_replace(None);
-        shared.role.send_replace(Role::Follower { leader: None });
+        shared.role.send_replace(Role::Follower {
+            leader: None,
+            epoch: fence.revision as Revision,
+        });
         let _ = client.lease_client().revoke(lease).await;
     }
 }
 
 /// Follows who leads, for followers to send commits there.
-async fn observe(client: Client, name: String, shared: Arc<Shared>) {
+async fn observe(client: Client, name: String, me: String, shared: Arc<Shared>) {
     while !shared.stop.is_cancelled() {
         let mut election = client.election_client();
         if let Ok(mut stream) = election.observe(name.clone()).await {
             while let Ok(Some(resp)) = stream.message().await {
-                let leader = resp
-                    .kv()
-                    .and_then(|kv| std::str::from_utf8(kv.value()).ok())
-                    .map(str::to_owned);
+                let Some(kv) = resp.kv() else { continue };
+                let epoch = kv.create_revision() as Revision;
+                // Its own key: this master leads, or did a moment ago.
+                let leader = candidate_of(kv.value())
+                    .filter(|c| c.name != me)
+                    .map(|c| c.address);
                 shared.role.send_if_modified(|role| match role {
-                    Role::Follower { leader: known } if *known != leader => {
+                    Role::Follower {
+                        leader: known,
+                        epoch: seen,
+                    } if (*known != leader || *seen != epoch) && epoch >= *seen => {
                         *known = leader.clone();
+                        *seen = epoch;
                         true
                     }
                     _ => false,

@@ -7,6 +7,7 @@
 use super::{load_all, record_key};
 use crate::store::codec;
 use crate::store::{Change, Followed, Revision};
+use cluster_model::NodeId;
 use cluster_model::time::now_ms;
 use etcd_client::{Client, EventType, WatchOptions};
 use std::time::Duration;
@@ -97,6 +98,23 @@ async fn follow(
             else {
                 continue;
             };
+            // Sessions' records: observations, not a part of any change.
+            if let Some(node) = key.strip_prefix("live/") {
+                let Ok(node) = NodeId::try_from(node.to_owned()) else {
+                    continue;
+                };
+                let record = match event.event_type() {
+                    EventType::Put => match codec::decode(key, kv.value()) {
+                        Ok(r) => Some(r),
+                        Err(_) => continue,
+                    },
+                    EventType::Delete => None,
+                };
+                if tx.send(Followed::Live { node, record }).await.is_err() {
+                    return Ok(Resume::After);
+                }
+                continue;
+            }
             match event.event_type() {
                 EventType::Put => {
                     if key.starts_with("event/") {
@@ -119,16 +137,25 @@ async fn follow(
         {
             return Ok(Resume::After);
         }
-        if let Some(h) = resp.header() {
-            *next = (*next).max(h.revision() + 1);
+        // Events up to their last revision were all sent; a response with
+        // none (a progress notification) vouches for its header's revision.
+        let seen = match resp.events().last().and_then(|e| e.kv()) {
+            Some(kv) => kv.mod_revision(),
+            None => resp.header().map_or(0, |h| h.revision()),
+        };
+        if seen >= *next {
+            *next = seen + 1;
+            if tx.send(Followed::Seen(seen as Revision)).await.is_err() {
+                return Ok(Resume::After);
+            }
         }
     }
     Ok(Resume::After)
 }
 
 async fn send(tx: &mpsc::Sender<Followed>, revision: i64, change: Change) -> Result<(), ()> {
-    // Revisions that touched nothing of the state (the election, leases)
-    // move nothing.
+    // Revisions that touched nothing of the state (the election) are only
+    // seen.
     if change.is_empty() {
         return Ok(());
     }

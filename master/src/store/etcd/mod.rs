@@ -21,19 +21,22 @@
 //!   master; stepping down before the lease can have expired.
 //! - `follow` — commits made through the other masters, from a watch;
 //!   a watch cancelled by compaction loads the state again.
+//! - `presence` — what this master's agent sessions say, for the others
+//!   (`live/<id>`, on this master's own lease).
 
 mod election;
 mod follow;
+mod presence;
 
-pub use election::Leadership;
+pub use election::{Candidate, Leadership, candidate_of};
 
 use super::codec::{self, key_text, record_json, to_json};
 use super::{
-    Change, EngineError, EventQuery, Expect, Followed, Key, Loaded, Revision, Role, Store,
-    StoreError,
+    Change, EndpointHealth, EngineError, EventQuery, Expect, Followed, Key, LiveRecord, Loaded,
+    Revision, Role, Store, StoreError, Topology,
 };
 use cluster_model::rollout::RolloutRecord;
-use cluster_model::{Event, JobRecord};
+use cluster_model::{Event, JobRecord, NodeId};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -45,6 +48,8 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 const REQUEST_MARGIN: usize = 16 * 1024;
 /// Keys read per page when loading.
 const PAGE: i64 = 500;
+/// How long an endpoint may take to say how it is.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a master reaches etcd and whom it says it is.
 #[derive(Debug, Clone)]
@@ -54,8 +59,9 @@ pub struct EtcdConfig {
     pub prefix: String,
     /// The leader's lease. etcd's minimum is 2 s.
     pub lease_ttl: Duration,
-    /// This master's address for the others (its gRPC URL), announced when
-    /// it leads.
+    /// This master's name, and its address for the others (its gRPC
+    /// URL), announced when it campaigns.
+    pub name: String,
     pub advertise: String,
 }
 
@@ -65,11 +71,17 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
 
 pub struct EtcdStore {
     client: Client,
+    endpoints: Vec<String>,
+    /// One client per endpoint, for its health alone.
+    members: tokio::sync::Mutex<std::collections::HashMap<String, Client>>,
     prefix: String,
     role: watch::Receiver<Role>,
     /// The key and create revision this master leads with, when it does.
     fence: watch::Receiver<Option<election::Fence>>,
     leadership: Leadership,
+    presence: presence::Presence,
+    /// The revision the next compaction goes up to (what the last one saw).
+    compacted: std::sync::atomic::AtomicI64,
 }
 
 impl EtcdStore {
@@ -86,12 +98,54 @@ impl EtcdStore {
                 source: Box::new(e),
             })?;
         let leadership = Leadership::start(client.clone(), &config);
+        let presence =
+            presence::Presence::start(client.clone(), config.prefix.clone(), config.lease_ttl);
         Ok(EtcdStore {
+            endpoints: config.endpoints.clone(),
+            members: Default::default(),
             role: leadership.role(),
             fence: leadership.fence(),
             prefix: config.prefix,
             client,
             leadership,
+            presence,
+            compacted: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+
+    /// Stands for election: call once this master serves.
+    pub fn campaign(&self) {
+        self.leadership.campaign();
+    }
+
+    /// The value under `key` (relative): `value` if there was none (this
+    /// call put it), else the one already there — whichever master came
+    /// first wins, once.
+    pub async fn claim(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let key = format!("{}{key}", self.prefix);
+        let txn = Txn::new()
+            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), value.clone(), None)])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(unavailable)?;
+        if resp.succeeded() {
+            return Ok(value);
+        }
+        for r in resp.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(g) = r
+                && let Some(kv) = g.kvs().first()
+            {
+                return Ok(kv.value().to_vec());
+            }
+        }
+        Err(StoreError::Corrupt {
+            key,
+            reason: "present, then absent, within one transaction".into(),
         })
     }
 
@@ -134,6 +188,45 @@ impl EtcdStore {
             .first()
             .map(|kv| codec::decode(&key, kv.value()))
             .transpose()
+    }
+
+    /// What one endpoint says of itself, within a second.
+    async fn endpoint_health(&self, endpoint: &str) -> EndpointHealth {
+        let mut health = EndpointHealth {
+            endpoint: endpoint.to_owned(),
+            ..EndpointHealth::default()
+        };
+        let started = std::time::Instant::now();
+        let asked = tokio::time::timeout(HEALTH_TIMEOUT, async {
+            let mut members = self.members.lock().await;
+            let client = match members.get(endpoint) {
+                Some(c) => c.clone(),
+                None => {
+                    let options = etcd_client::ConnectOptions::new()
+                        .with_connect_timeout(HEALTH_TIMEOUT)
+                        .with_timeout(HEALTH_TIMEOUT);
+                    let c = Client::connect([endpoint], Some(options)).await?;
+                    members.insert(endpoint.to_owned(), c.clone());
+                    c
+                }
+            };
+            drop(members);
+            client.maintenance_client().status().await
+        })
+        .await;
+        health.latency = started.elapsed();
+        match asked {
+            Ok(Ok(status)) => {
+                let member = status.header().map_or(0, |h| h.member_id());
+                health.revision = status.header().map_or(0, |h| h.revision()) as Revision;
+                health.leader = member != 0 && status.leader() == member;
+                health.version = status.version().to_owned();
+                health.db_size_bytes = status.db_size().max(0) as u64;
+            }
+            Ok(Err(e)) => health.error = Some(e.to_string()),
+            Err(_) => health.error = Some(format!("no answer within {HEALTH_TIMEOUT:?}")),
+        }
+        health
     }
 
     /// Why a transaction's compares failed: the first precondition that no
@@ -303,6 +396,7 @@ pub(super) async fn load_all(client: &Client, root: &str) -> Result<Loaded, Stor
         revision: revision as Revision,
         next_event_seq: 1,
         records: Vec::new(),
+        live: Vec::new(),
     };
     for kv in kvs {
         let Some(key) = std::str::from_utf8(kv.key())
@@ -346,7 +440,7 @@ impl Store for EtcdStore {
         let Some(fence) = fence else {
             return Err(StoreError::NotLeader {
                 leader: match &*self.role.borrow() {
-                    Role::Follower { leader } => leader.clone(),
+                    Role::Follower { leader, .. } => leader.clone(),
                     Role::Leader { .. } => None,
                 },
             });
@@ -417,7 +511,115 @@ impl Store for EtcdStore {
     }
 
     async fn resign(&self) {
+        self.presence.stop();
         self.leadership.resign().await;
+    }
+
+    fn publish(&self, node: &NodeId, record: Option<LiveRecord>) {
+        self.presence.publish(node, record);
+    }
+
+    async fn expired(
+        &self,
+        history: super::History,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<Key>, StoreError> {
+        let start = format!("{}{}", self.prefix, history.prefix());
+        let end = prefix_end(start.as_bytes());
+        let mut kv = self.client.kv_client();
+        let counted = kv
+            .get(
+                start.clone(),
+                Some(GetOptions::new().with_range(end.clone()).with_count_only()),
+            )
+            .await
+            .map_err(unavailable)?;
+        let over = (counted.count().max(0) as usize)
+            .saturating_sub(keep)
+            .min(limit);
+        if over == 0 {
+            return Ok(Vec::new());
+        }
+        let options = GetOptions::new()
+            .with_range(end)
+            .with_keys_only()
+            .with_sort(SortTarget::Key, SortOrder::Ascend)
+            .with_limit(over as i64);
+        let resp = kv
+            .get(start.clone(), Some(options))
+            .await
+            .map_err(unavailable)?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let rest = std::str::from_utf8(kv.key()).ok()?.strip_prefix(&start)?;
+                Some(match history {
+                    super::History::Events => Key::Event(rest.parse().ok()?),
+                    super::History::Jobs => Key::Job(rest.to_owned()),
+                    super::History::Rollouts => Key::Rollout(rest.to_owned()),
+                })
+            })
+            .collect())
+    }
+
+    async fn compact(&self) -> Result<(), StoreError> {
+        let now = self
+            .client
+            .kv_client()
+            .get(format!("{}meta/revision", self.prefix), None)
+            .await
+            .map_err(unavailable)?
+            .header()
+            .map_or(0, |h| h.revision());
+        let previous = self
+            .compacted
+            .swap(now, std::sync::atomic::Ordering::SeqCst);
+        if previous > 0 && previous < now {
+            self.client
+                .kv_client()
+                .compact(previous, None)
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(revision = previous, "compacted the store's history");
+        }
+        Ok(())
+    }
+
+    async fn topology(&self) -> Topology {
+        let mut t = Topology {
+            store: "etcd",
+            ..Topology::default()
+        };
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend);
+        let election = format!("{}election/", self.prefix);
+        let mut kv = self.client.kv_client();
+        let asked = tokio::time::timeout(HEALTH_TIMEOUT, kv.get(election, Some(options))).await;
+        if let Ok(Ok(resp)) = asked {
+            t.revision = resp.header().map_or(0, |h| h.revision()) as Revision;
+            t.masters = resp
+                .kvs()
+                .iter()
+                .filter_map(|kv| candidate_of(kv.value()))
+                .collect();
+            if let Some(first) = resp.kvs().first() {
+                t.led = true;
+                t.epoch = first.create_revision() as Revision;
+                let mut leases = self.client.lease_client();
+                let ttl =
+                    tokio::time::timeout(HEALTH_TIMEOUT, leases.time_to_live(first.lease(), None))
+                        .await;
+                if let Ok(Ok(ttl)) = ttl {
+                    t.lease_remaining = Some(Duration::from_secs(ttl.ttl().max(0) as u64));
+                }
+            }
+        }
+        let asked = self.endpoints.iter().map(|e| self.endpoint_health(e));
+        t.endpoints = futures_util::future::join_all(asked).await;
+        t
     }
 }
 
@@ -434,6 +636,7 @@ pub(super) fn record_key(relative: &str) -> Option<Key> {
         "upstream" => Key::Upstream(rest),
         "route" => Key::Route(rest),
         "meta" if rest == "settings" => Key::Settings,
+        "request" => Key::Request(rest),
         _ => return None,
     })
 }
