@@ -111,6 +111,9 @@ pub enum Command {
     User(UserCommand),
     /// Run a master and three agents locally, for trying things out.
     Dev(DevArgs),
+    /// One master of `dev --masters`, run by it.
+    #[command(hide = true)]
+    DevMaster(DevMasterArgs),
     /// Upstreams the proxies balance over: listed servers or a role's nodes.
     #[command(subcommand)]
     Upstream(UpstreamCommand),
@@ -493,6 +496,25 @@ pub struct DevArgs {
     /// Agents' health port (0: any free port).
     #[arg(long, default_value_t = 7442)]
     pub health_port: u16,
+    /// Masters: 1 (embedded, on sled), or several on a real 3-member etcd
+    /// cluster started alongside (needs `etcd` on PATH, and a clusterctl
+    /// built with the `etcd` feature).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub masters: u8,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DevMasterArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    #[arg(long)]
+    pub http_listen: std::net::SocketAddr,
+    #[arg(long)]
+    pub data_dir: std::path::PathBuf,
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoint: Vec<String>,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

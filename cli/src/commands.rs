@@ -15,6 +15,14 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
     match &cli.command {
         #[cfg(feature = "dev")]
         Command::Dev(args) => return crate::dev::run(args, env, out).await,
+        #[cfg(feature = "etcd")]
+        Command::DevMaster(args) => return crate::dev::run_master(args).await,
+        #[cfg(not(feature = "etcd"))]
+        Command::DevMaster(_) => {
+            return Err(Failure::bad_input(
+                "this clusterctl was built without etcd support (the cargo feature \"etcd\")",
+            ));
+        }
         #[cfg(not(feature = "dev"))]
         Command::Dev(_) => {
             return Err(Failure::bad_input(
@@ -163,7 +171,9 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             NodegroupCommand::Set { name, expr } => client.set_group(&name, &expr).await,
             NodegroupCommand::Rm { name } => client.set_group(&name, "").await,
         },
-        Command::Dev(_) | Command::Target(_) => unreachable!("handled above"),
+        Command::Dev(_) | Command::DevMaster(_) | Command::Target(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -5,6 +5,9 @@
 //! context (with a copy of the admin credentials) and makes it current, so
 //! `clusterctl nodes` in another terminal just works. Ctrl-C stops it all.
 
+#[cfg(feature = "etcd")]
+mod ha;
+
 use crate::args::DevArgs;
 use crate::client::Client;
 use crate::context::{self, Context, Target};
@@ -41,16 +44,18 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         .with_target(false)
         .try_init();
     let io = |e: std::io::Error| Failure::partial(format!("cannot set up the dev cluster: {e}"));
+    if args.masters > 1 && !cfg!(feature = "etcd") {
+        return Err(Failure::bad_input(
+            "`clusterctl dev --masters` needs a clusterctl built with etcd support:\n\
+             \x20 cargo run --release --features cluster-cli/etcd --bin clusterctl -- dev --masters 3\n\
+             hint: its build needs protoc (apt-get install protobuf-compiler), running it etcd \
+             (apt-get install etcd-server)",
+        ));
+    }
     let dir = tempfile::Builder::new()
         .prefix("clusterctl-dev-")
         .tempdir()
         .map_err(io)?;
-    let loopback = IpAddr::from([127, 0, 0, 1]);
-    let grpc = bind((loopback, args.port).into(), "the master (gRPC)").await?;
-    let http = bind((loopback, args.http_port).into(), "the master (HTTP)").await?;
-    let master_addr = grpc.local_addr().map_err(io)?;
-    let http_addr = http.local_addr().map_err(io)?;
-    let master_url = format!("https://{master_addr}");
     let mut healths = Vec::new();
     for i in 0..args.agents {
         let ip = IpAddr::from([127, 0, 0, 2 + i]);
@@ -59,41 +64,106 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
 
     let token = CancellationToken::new();
     let mut tasks = Vec::new();
-    let master_config = cluster_master::Config {
-        listen: master_addr,
-        http_listen: Some(http_addr),
-        data_dir: dir.path().join("master"),
-        down_after: Duration::from_secs(6),
-        server_names: vec!["127.0.0.1".into(), "localhost".into()],
-        cluster_name: "dev".into(),
-        job_output_limit: 64 * 1024,
-        base_domain: None,
-        name_expiry: None,
-        role_aliases: Default::default(),
-        store: cluster_master::config::StoreConfig::Sled,
-        name: "dev".into(),
-        advertise: master_url.clone(),
-    };
-    let pki = dir.path().join("master").join("pki");
-    let stop = token.clone();
-    tasks.push(tokio::spawn(async move {
-        let listeners = cluster_master::Listeners {
-            grpc,
-            http: Some(http),
+    // Masters: (name, gRPC URL, HTTP URL, pid when its own process).
+    let mut masters: Vec<(String, String, String, Option<u32>)> = Vec::new();
+    #[cfg(feature = "etcd")]
+    let mut children: Vec<ha::Managed> = Vec::new();
+    #[cfg(feature = "etcd")]
+    let mut etcd_urls: Vec<String> = Vec::new();
+    let pki;
+    if args.masters == 1 {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let grpc = bind((loopback, args.port).into(), "the master (gRPC)").await?;
+        let http = bind((loopback, args.http_port).into(), "the master (HTTP)").await?;
+        let master_addr = grpc.local_addr().map_err(io)?;
+        let http_addr = http.local_addr().map_err(io)?;
+        let master_url = format!("https://{master_addr}");
+        masters.push((
+            "dev".into(),
+            master_url.clone(),
+            format!("http://{http_addr}"),
+            None,
+        ));
+        let master_config = cluster_master::Config {
+            listen: master_addr,
+            http_listen: Some(http_addr),
+            data_dir: dir.path().join("master"),
+            down_after: Duration::from_secs(6),
+            server_names: vec!["127.0.0.1".into(), "localhost".into()],
+            cluster_name: "dev".into(),
+            job_output_limit: 64 * 1024,
+            base_domain: None,
+            name_expiry: None,
+            role_aliases: Default::default(),
+            store: cluster_master::config::StoreConfig::Sled,
+            name: "dev".into(),
+            advertise: master_url.clone(),
         };
-        if let Err(e) =
-            cluster_master::run(
-                listeners,
-                master_config,
-                async move { stop.cancelled().await },
-            )
-            .await
+        pki = dir.path().join("master").join("pki");
+        let stop = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let listeners = cluster_master::Listeners {
+                grpc,
+                http: Some(http),
+            };
+            if let Err(e) =
+                cluster_master::run(
+                    listeners,
+                    master_config,
+                    async move { stop.cancelled().await },
+                )
+                .await
+            {
+                tracing::error!(error = %e, "master failed");
+            }
+        }));
+    } else {
+        #[cfg(feature = "etcd")]
         {
-            tracing::error!(error = %e, "master failed");
+            let (members, urls) = ha::start_etcd(dir.path())?;
+            children.extend(members);
+            etcd_urls = urls;
+            let specs = ha::plan_masters(args.masters, args.port, args.http_port, dir.path())?;
+            for spec in &specs {
+                let child = ha::start_master(spec, &etcd_urls, dir.path())?;
+                masters.push((
+                    spec.name.clone(),
+                    format!("https://{}", spec.grpc),
+                    format!("http://{}", spec.http),
+                    Some(child.pid()),
+                ));
+                children.push(child);
+            }
+            pki = specs[0].data_dir.join("pki");
+            // The first master's admin identity is there once it serves.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !pki.join("admin.key").exists() {
+                if let Some(c) = children
+                    .iter_mut()
+                    .find_map(|c| c.exited().is_some().then_some(c))
+                {
+                    return Err(Failure::partial(format!(
+                        "{} stopped while starting; its log ({}):\n{}",
+                        c.what,
+                        c.log.display(),
+                        ha::tail(&c.log)
+                    )));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Failure::partial(format!(
+                        "the first master did not start within 30s; its log:\n{}",
+                        ha::tail(&dir.path().join("m1.log"))
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-    }));
+        #[cfg(not(feature = "etcd"))]
+        unreachable!("refused above");
+    }
+    let urls: Vec<String> = masters.iter().map(|m| m.1.clone()).collect();
     let admin = Target {
-        masters: vec![master_url.clone()],
+        masters: urls.clone(),
         origin: "clusterctl dev".into(),
         ca: Some(pki.join("ca.crt")),
         cert: Some(pki.join("admin.crt")),
@@ -112,7 +182,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         grains.insert("environment".into(), "dev".into());
         let config = cluster_agent::Config {
             id: cluster_model::NodeId::new(id.clone()).expect("dev node ids are valid"),
-            masters: vec![master_url.clone()],
+            masters: urls.clone(),
             data_dir: dir.path().join(&id),
             health_listen: addr,
             advertise: Some(addr.ip()),
@@ -153,20 +223,49 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     wait_until_registered(&mut client, nodes.len()).await?;
     let config_path = context::path(env);
     let creds = keep_credentials(&pki, &config_path)?;
-    context::set_current(
-        &config_path,
-        "dev",
-        Context {
-            master: master_url.clone(),
+    let context = match urls.as_slice() {
+        [one] => Context {
+            master: one.clone(),
             ..creds
         },
-    )?;
+        many => Context {
+            masters: many.to_vec(),
+            ..creds
+        },
+    };
+    context::set_current(&config_path, "dev", context)?;
 
-    let mut banner = format!(
-        "clusterctl dev: a master and {} agents are running. Ctrl-C stops them.\n\n\
-         \x20 master  {master_url}  (HTTP: http://{http_addr}/metrics)\n",
-        nodes.len()
-    );
+    let mut banner = if masters.len() == 1 {
+        format!(
+            "clusterctl dev: a master and {} agents are running. Ctrl-C stops them.\n\n\
+             \x20 master  {}  (HTTP: {}/metrics)\n",
+            nodes.len(),
+            masters[0].1,
+            masters[0].2
+        )
+    } else {
+        let mut b = format!(
+            "clusterctl dev: {} masters on a 3-member etcd cluster, and {} agents, are running. \
+             Ctrl-C stops them.\n\n",
+            masters.len(),
+            nodes.len()
+        );
+        for (name, url, http, pid) in &masters {
+            b.push_str(&format!(
+                "  master {name:<4} {url}  (HTTP: {http}/metrics)  pid {}\n",
+                pid.unwrap_or_default()
+            ));
+        }
+        #[cfg(feature = "etcd")]
+        for (i, url) in etcd_urls.iter().enumerate() {
+            let pid = children
+                .iter()
+                .find(|c| c.what == format!("etcd member e{}", i + 1))
+                .map_or(0, |c| c.pid());
+            b.push_str(&format!("  etcd   e{}   {url}  pid {pid}\n", i + 1));
+        }
+        b
+    };
     for (id, url, role) in &nodes {
         banner.push_str(&format!("  {id:<6}  {url}  (role {role})\n"));
     }
@@ -178,9 +277,16 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
          \x20 clusterctl drain {first} --reason deploy --wait\n\
          \x20 curl -i {first_url}\n\
          \x20 clusterctl undrain {first} --wait\n\
-         \x20 clusterctl events\n\n",
+         \x20 clusterctl events\n",
         config_path.display()
     ));
+    if masters.len() > 1 {
+        banner.push_str(
+            "\x20 clusterctl masters                       # who leads, each one's revision\n\
+             \x20 kill -9 <the leader's pid>; clusterctl masters   # another takes over in ~2 s\n",
+        );
+    }
+    banner.push('\n');
     crate::commands::write_out(out, &banner)?;
 
     shutdown_signal().await;
@@ -189,8 +295,56 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     for t in tasks {
         let _ = t.await;
     }
+    // Masters before etcd, so they resign and stop cleanly.
+    #[cfg(feature = "etcd")]
+    for c in children.iter_mut().rev() {
+        c.stop();
+    }
     crate::commands::write_out(out, "stopped.\n")?;
     Ok(())
+}
+
+/// One master of `dev --masters`, in its own process: on the dev etcd
+/// cluster, until SIGTERM.
+#[cfg(feature = "etcd")]
+pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .log_internal_errors(false)
+        .try_init();
+    let grpc = bind(args.listen, "the master (gRPC)").await?;
+    let http = bind(args.http_listen, "the master (HTTP)").await?;
+    let url = format!("https://{}", args.listen);
+    let config = cluster_master::Config {
+        listen: args.listen,
+        http_listen: Some(args.http_listen),
+        data_dir: args.data_dir.clone(),
+        down_after: Duration::from_secs(6),
+        server_names: vec!["127.0.0.1".into(), "localhost".into()],
+        cluster_name: "dev".into(),
+        job_output_limit: 64 * 1024,
+        base_domain: None,
+        name_expiry: None,
+        role_aliases: Default::default(),
+        store: cluster_master::config::StoreConfig::Etcd(cluster_master::config::EtcdSettings {
+            endpoints: args.etcd_endpoint.clone(),
+            prefix: "/clusterctl/v1/".into(),
+            lease_ttl: ha::LEASE_TTL,
+        }),
+        name: args.name.clone(),
+        advertise: url,
+    };
+    let listeners = cluster_master::Listeners {
+        grpc,
+        http: Some(http),
+    };
+    cluster_master::run(listeners, config, shutdown_signal())
+        .await
+        .map_err(|e| Failure::partial(format!("master {} failed: {e}", args.name)))
 }
 
 /// The master makes its CA and admin identity as it starts: connect once

@@ -108,6 +108,41 @@ async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
         "# HELP cluster_generation Generation of the desired state.\n# TYPE cluster_generation counter\ncluster_generation {}",
         cluster.generation()
     );
+    let role = cluster.role().borrow().clone();
+    let leads = matches!(role, crate::store::Role::Leader { .. });
+    let name = cluster.name();
+    let _ = writeln!(
+        out,
+        "# HELP cluster_master_leader Whether this master leads (makes every commit).\n# TYPE cluster_master_leader gauge\ncluster_master_leader{{master=\"{name}\"}} {}",
+        u8::from(leads)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cluster_master_epoch The leadership served under (the leader's fence revision).\n# TYPE cluster_master_epoch gauge\ncluster_master_epoch {}",
+        role.epoch()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cluster_store_followed_revision The store revision this master has followed.\n# TYPE cluster_store_followed_revision gauge\ncluster_store_followed_revision {}",
+        cluster.followed()
+    );
+    out.push_str("# HELP cluster_commit_seconds How long commits take: in the store (via=\"store\"), or a standby's through the leader (via=\"leader\").\n# TYPE cluster_commit_seconds histogram\n");
+    let latency = cluster.commit_latency();
+    for (via, h) in [("store", &latency.store), ("leader", &latency.leader)] {
+        let (buckets, total, sum) = h.snapshot();
+        for (bound, n) in buckets {
+            let _ = writeln!(
+                out,
+                "cluster_commit_seconds_bucket{{via=\"{via}\",le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "cluster_commit_seconds_bucket{{via=\"{via}\",le=\"+Inf\"}} {total}"
+        );
+        let _ = writeln!(out, "cluster_commit_seconds_sum{{via=\"{via}\"}} {sum:.6}");
+        let _ = writeln!(out, "cluster_commit_seconds_count{{via=\"{via}\"}} {total}");
+    }
     out.push_str("# HELP cluster_node_last_seen_seconds Seconds since the agent was last heard from.\n# TYPE cluster_node_last_seen_seconds gauge\n");
     for n in &nodes {
         let _ = writeln!(

@@ -20,6 +20,10 @@ use tokio_util::task::TaskTracker;
 const RETAIN_EVERY: Duration = Duration::from_secs(30);
 const COMPACT_EVERY: Duration = Duration::from_secs(300);
 
+/// How long a starting master waits for its store to answer.
+#[cfg(feature = "etcd")]
+const STORE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// How long a stopping master waits for jobs to store their records.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -131,8 +135,21 @@ async fn open_etcd(
         }
     };
     let proposal = serde_json::to_vec(&SharedCa { cert_pem, key_pem }).expect("serialises");
-    let shared: SharedCa = serde_json::from_slice(&store.claim("ca", proposal).await?)
-        .map_err(|e| RunError::SharedCa(e.to_string()))?;
+    // etcd may still be electing its own leader (started alongside):
+    // try for a while before giving up.
+    let deadline = tokio::time::Instant::now() + STORE_PATIENCE;
+    let claimed = loop {
+        match store.claim("ca", proposal.clone()).await {
+            Ok(v) => break v,
+            Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "the store does not answer yet; trying again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let shared: SharedCa =
+        serde_json::from_slice(&claimed).map_err(|e| RunError::SharedCa(e.to_string()))?;
     let admin = files::adopt(&pki_dir, &shared.cert_pem, &shared.key_pem, master_url, now)?;
     let mut pki = files::load_or_init(
         &pki_dir,
@@ -256,6 +273,11 @@ pub async fn run(
         .max_concurrent_streams(Some(128))
         .concurrency_limit_per_connection(256);
     let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone(), halt).await;
+    let housekeeping = tokio::spawn(housekeeping(
+        cluster.clone(),
+        rollouts.clone(),
+        token.clone(),
+    ));
     let sessions = TaskTracker::new();
     let served = crate::grpc::services(
         server,
@@ -279,6 +301,7 @@ pub async fn run(
     rollouts.shutdown().await;
     jobs.wait(SHUTDOWN_PATIENCE).await;
     let _ = liveness.await;
+    let _ = housekeeping.await;
     let _ = follow.await;
     // Ends with the TLS acceptor, which the server dropped.
     let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, audit).await;
@@ -297,8 +320,6 @@ async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: C
     let every = (cluster.down_after() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_retention = tokio::time::Instant::now();
-    let mut next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -318,22 +339,48 @@ async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: C
                         tracing::warn!(node = %name, "forgot a node down too long; its name is free");
                     }
                 }
-                let now = tokio::time::Instant::now();
-                if now >= next_retention {
-                    next_retention = now + RETAIN_EVERY;
-                    match cluster.retain(&crate::cluster::Retention::default()).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(records = n, "deleted history past its retention"),
-                        Err(e) => tracing::warn!(error = %e, "cannot enforce retention"),
-                    }
-                }
-                if now >= next_compaction {
-                    next_compaction = now + COMPACT_EVERY;
-                    if let Err(e) = cluster.compact().await {
-                        tracing::warn!(error = %e, "cannot compact the store");
-                    }
-                }
+
             }
+        }
+    }
+}
+
+/// The leader's housekeeping: history past its retention, the store's own
+/// history of revisions, rollouts whose master is gone.
+async fn housekeeping(
+    cluster: Arc<Cluster>,
+    rollouts: Arc<crate::rollout::Rollouts>,
+    token: CancellationToken,
+) {
+    let mut retention = tokio::time::interval(RETAIN_EVERY);
+    let mut compaction = tokio::time::interval(COMPACT_EVERY);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    compaction.tick().await; // the first compaction only notes the revision
+    loop {
+        let compact = tokio::select! {
+            _ = token.cancelled() => return,
+            _ = retention.tick() => false,
+            _ = compaction.tick() => true,
+        };
+        if !matches!(*cluster.role().borrow(), Role::Leader { .. }) {
+            continue;
+        }
+        if compact {
+            if let Err(e) = cluster.compact().await {
+                tracing::warn!(error = %e, "cannot compact the store");
+            }
+            continue;
+        }
+        match cluster.retain(&crate::cluster::Retention::default()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "deleted history past its retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot enforce retention"),
+        }
+        match rollouts.orphans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(rollouts = n, "held rollouts whose master is gone"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for orphaned rollouts"),
         }
     }
 }

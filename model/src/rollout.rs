@@ -116,6 +116,10 @@ pub struct RolloutRecord {
     /// The most nodes the rollout had out of rotation at once.
     pub max_out: usize,
     pub log: Vec<LogLine>,
+    /// The master driving it (with several masters; empty in records
+    /// from before they could be several).
+    #[serde(default)]
+    pub master: String,
 }
 
 /// Log lines kept per rollout (the oldest go first).

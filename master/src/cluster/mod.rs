@@ -20,10 +20,12 @@
 //!   the state following what the others commit.
 //! - `drain` — drains followed until really out of rotation (or back in);
 //!   waiting for acknowledgements and rotation.
+//! - `latency` — how long commits take, for `/metrics`.
 //! - `error` — [`ClusterError`].
 
 mod drain;
 mod error;
+mod latency;
 mod ops;
 mod replica;
 mod retention;
@@ -36,6 +38,7 @@ pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
+pub use latency::{BUCKETS, CommitLatency, Histogram};
 pub use ops::{Caller, TokenGrant};
 pub use replica::{Alone, LEADER_PATIENCE, MasterView, Masters, Me, PeerStatus, Peers};
 pub use retention::Retention;
@@ -135,6 +138,8 @@ pub struct Cluster {
     following: tokio::sync::Mutex<Option<mpsc::Receiver<Followed>>>,
     /// The store revision every commit up to has been followed.
     followed: watch::Sender<Revision>,
+    /// How long commits take.
+    latency: CommitLatency,
     /// Signs node and user certificates.
     ca: Arc<Ca>,
     inner: Mutex<Inner>,
@@ -179,6 +184,7 @@ impl Cluster {
             role,
             following: tokio::sync::Mutex::new(following),
             followed: watch::Sender::new(revision),
+            latency: CommitLatency::default(),
             ca,
             inner: Mutex::new(Inner {
                 state,

@@ -130,15 +130,24 @@ impl Cluster {
         let mut role = self.role.clone();
         loop {
             let current = role.borrow_and_update().clone();
+            let started = std::time::Instant::now();
             let result = match &current {
                 Role::Leader { from, .. } => match self.caught_up(*from, deadline).await {
-                    Ok(()) => self.store.commit(&change).await.map(Made::Here),
+                    Ok(()) => {
+                        let r = self.store.commit(&change).await.map(Made::Here);
+                        self.latency.store.observe(started.elapsed());
+                        r
+                    }
                     Err(e) => Err(e),
                 },
                 Role::Follower {
                     leader: Some(leader),
                     ..
-                } => self.peers.commit(leader, &change).await.map(Made::There),
+                } => {
+                    let r = self.peers.commit(leader, &change).await.map(Made::There);
+                    self.latency.leader.observe(started.elapsed());
+                    r
+                }
                 Role::Follower { leader: None, .. } => Err(StoreError::NotLeader { leader: None }),
             };
             match result {
@@ -186,7 +195,10 @@ impl Cluster {
         };
         self.caught_up(from, Instant::now() + LEADER_PATIENCE)
             .await?;
-        match self.store.commit(&change).await {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(&change).await;
+        self.latency.store.observe(started.elapsed());
+        match committed {
             Ok(revision) => {
                 let mut inner = self.inner();
                 if revision > inner.state.revision() {
@@ -251,6 +263,21 @@ impl Cluster {
             })
             .collect();
         Masters { topology, masters }
+    }
+
+    /// How long commits take.
+    pub fn commit_latency(&self) -> &super::CommitLatency {
+        &self.latency
+    }
+
+    /// This master's name.
+    pub fn name(&self) -> &str {
+        &self.me.name
+    }
+
+    /// The store revision this master has followed every commit up to.
+    pub fn followed(&self) -> Revision {
+        *self.followed.borrow()
     }
 
     /// This master's view, for the others.

@@ -124,7 +124,26 @@ impl ControlSvc {
             if tx.send(Ok(rollout_info(&first))).await.is_err() {
                 return;
             }
-            let Some(mut watch) = watch else { return };
+            let Some(mut watch) = watch else {
+                // Driven by another master: follow its stored record.
+                let mut last = first;
+                while last.state == cluster_model::rollout::RolloutState::Running {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                    }
+                    let Ok(rec) = rollouts.get(&id).await else {
+                        return;
+                    };
+                    if rec != last {
+                        if tx.send(Ok(rollout_info(&rec))).await.is_err() {
+                            return;
+                        }
+                        last = rec;
+                    }
+                }
+                return;
+            };
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,

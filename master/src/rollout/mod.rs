@@ -69,8 +69,11 @@ impl Rollouts {
             halt,
         });
         let stored = cluster.rollouts(100).await.unwrap_or_default();
+        // Only this master's own: another master may be driving the rest.
+        let alone = cluster.masters().await.topology.store == "sled";
         for mut rec in stored {
-            if rec.state == RolloutState::Running {
+            let mine = alone || rec.master.is_empty() || rec.master == cluster.name();
+            if rec.state == RolloutState::Running && mine {
                 rec.state = RolloutState::Interrupted;
                 rec.log(
                 now_ms(),
@@ -142,6 +145,7 @@ impl Rollouts {
             details: BTreeMap::new(),
             max_out: 0,
             log: Vec::new(),
+            master: self.cluster.name().to_owned(),
         };
         rec.log(
             now_ms(),
@@ -163,6 +167,63 @@ impl Rollouts {
             .await?;
         self.spawn(rec.clone());
         Ok(rec)
+    }
+
+    /// Refuses to act on a rollout another live master is driving: only
+    /// its driver can stop it where it is.
+    async fn not_elsewhere(&self, rec: &RolloutRecord, what: &str) -> Result<(), ClusterError> {
+        if rec.state != RolloutState::Running || rec.master == self.cluster.name() {
+            return Ok(());
+        }
+        let masters = self.cluster.masters().await;
+        let Some(driver) = masters
+            .topology
+            .masters
+            .iter()
+            .find(|m| m.name == rec.master)
+        else {
+            return Ok(()); // its master is gone: see `orphans`
+        };
+        Err(ClusterError::Invalid(format!(
+            "rollout {} is driven by master {} ({}); {what} it there: clusterctl --master {} rollout {what} {}",
+            rec.id, driver.name, driver.address, driver.address, rec.id
+        )))
+    }
+
+    /// Running rollouts whose master is gone (no longer campaigning): held
+    /// as interrupted, for someone to resume. The leader's work.
+    pub async fn orphans(&self) -> Result<usize, ClusterError> {
+        let masters = self.cluster.masters().await;
+        if masters.topology.store == "sled" {
+            return Ok(0);
+        }
+        let live: Vec<&str> = masters
+            .topology
+            .masters
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let mut held = 0;
+        for mut rec in self.cluster.rollouts(100).await? {
+            if rec.state != RolloutState::Running
+                || self.running().contains_key(&rec.id)
+                || live.contains(&rec.master.as_str())
+            {
+                continue;
+            }
+            rec.state = RolloutState::Interrupted;
+            rec.log(
+                now_ms(),
+                "",
+                &format!(
+                    "master {} driving it is gone; the rollout holds here (`clusterctl rollout resume` goes on)",
+                    if rec.master.is_empty() { "?" } else { &rec.master }
+                ),
+            );
+            self.cluster.record_rollout(&rec, None).await?;
+            held += 1;
+        }
+        Ok(held)
     }
 
     /// Nodes another running rollout is working on.
@@ -276,6 +337,8 @@ impl Rollouts {
             return Err(ClusterError::Invalid(format!("rollout {id} is running")));
         }
         let mut rec = self.get(id).await?;
+        self.not_elsewhere(&rec, "resume").await?;
+        rec.master = self.cluster.name().to_owned();
         if rec.state == RolloutState::Succeeded {
             return Err(ClusterError::Invalid(format!(
                 "rollout {id} already succeeded"
@@ -306,6 +369,7 @@ impl Rollouts {
             .map(|r| (r.stop.clone(), r.record.subscribe()));
         let Some((stop, mut rx)) = found else {
             let mut rec = self.get(id).await?;
+            self.not_elsewhere(&rec, "abort").await?;
             if matches!(rec.state, RolloutState::Succeeded | RolloutState::Aborted) {
                 return Ok(rec);
             }

@@ -129,6 +129,17 @@ impl Leadership {
     /// A commit found the fence gone: lead no more.
     pub fn fenced(&self) {
         self.shared.fence.send_replace(None);
+        // At once, not when the campaign task hears of it.
+        self.shared.role.send_if_modified(|role| match role {
+            Role::Leader { epoch, .. } => {
+                *role = Role::Follower {
+                    leader: None,
+                    epoch: *epoch,
+                };
+                true
+            }
+            Role::Follower { .. } => false,
+        });
         self.shared.fenced.notify_one();
     }
 

@@ -308,7 +308,10 @@ impl EtcdStore {
             CompareOp::Equal,
             fence.revision,
         )];
-        let exact = change.preconditions.len() + change.events.len() < MAX_TXN_OPS;
+        // One compare per precondition and new event, when their number
+        // leaves room for the operations; else the coarse compare.
+        let exact = change.preconditions.len() + change.events.len() + 1;
+        let exact = exact < MAX_TXN_OPS && nesting(exact, ops.len()).is_some();
         if exact {
             for p in &change.preconditions {
                 let key = self.key(&p.key);
@@ -333,21 +336,25 @@ impl EtcdStore {
                 change.read_revision as i64 + 1,
             ));
         }
-        // Past the limit, the operations go in nested transactions of at
-        // most the limit each: the commit stays one atomic step.
-        let ops = if ops.len() <= MAX_TXN_OPS {
+        // Past the limit, the operations go in nested transactions: the
+        // commit stays one atomic step.
+        let Some(chunk) = nesting(compares.len(), ops.len()) else {
+            return Err(StoreError::Refused(format!(
+                "the change is {} operations; etcd takes at most {} in one transaction \
+                 ({} nested transactions of {} each)",
+                ops.len(),
+                (MAX_TXN_OPS / 2).pow(2),
+                MAX_TXN_OPS / 2,
+                MAX_TXN_OPS / 2
+            )));
+        };
+        let ops = if chunk >= ops.len() {
             ops
         } else {
-            ops.chunks(MAX_TXN_OPS)
+            ops.chunks(chunk)
                 .map(|chunk| TxnOp::txn(Txn::new().and_then(chunk.to_vec())))
                 .collect()
         };
-        if ops.len() > MAX_TXN_OPS {
-            return Err(StoreError::TooLarge {
-                bytes: ops.len(),
-                limit: MAX_TXN_OPS * MAX_TXN_OPS,
-            });
-        }
         Ok(Txn::new().when(compares).and_then(ops))
     }
 }
@@ -415,6 +422,21 @@ pub(super) async fn load_all(client: &Client, root: &str) -> Result<Loaded, Stor
         }
     }
     Ok(loaded)
+}
+
+/// How many operations go in each nested transaction so that `ops`
+/// operations fit under `compares` compares (`None`: they cannot). etcd
+/// counts a transaction's compares and operations against its limit, and
+/// gives a nested one only what its parent left: `k` nested transactions
+/// hold at most `limit - max(compares, k)` operations each.
+fn nesting(compares: usize, ops: usize) -> Option<usize> {
+    if compares.max(ops) <= MAX_TXN_OPS {
+        return Some(ops.max(1));
+    }
+    (1..MAX_TXN_OPS).find_map(|k| {
+        let each = MAX_TXN_OPS.checked_sub(compares.max(k))?;
+        (each > 0 && k * each >= ops).then(|| ops.div_ceil(k))
+    })
 }
 
 /// The end of the range of keys that start with `prefix`.
@@ -642,8 +664,31 @@ pub(super) fn record_key(relative: &str) -> Option<Key> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit {
     use super::*;
+
+    #[test]
+    fn operations_nest_within_what_etcd_leaves_each_level() {
+        assert_eq!(nesting(2, 100), Some(100), "fits as it is");
+        // 301 operations under 2 compares: 3 nested of at most 125.
+        let each = nesting(2, 301).unwrap();
+        let k = 301usize.div_ceil(each);
+        assert!(each <= MAX_TXN_OPS - k.max(2), "{k} × {each}");
+        // With 100 compares, each level below has 28 left.
+        let each = nesting(100, 300).unwrap();
+        let k = 300usize.div_ceil(each);
+        assert!(
+            each <= MAX_TXN_OPS - k.max(100) && k * each >= 300,
+            "{k} × {each}"
+        );
+        // At most 64 × 64 under two compares.
+        assert!(nesting(2, 4096).is_some());
+        assert!(nesting(2, 4097).is_none());
+        assert!(nesting(127, 200).is_none());
+    }
 
     #[test]
     fn ranges_end_after_every_key_with_the_prefix() {
