@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
+#                                #          hafailover hadrain hafanout
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -22,16 +23,33 @@
 #          through the agent's proxy and through HAProxy (agent-check)
 # rollout — a rollout over 10 nodes with a no-op command: time per batch
 #          beyond the load balancer's waits
+# hafailover — 3 masters on a real 3-member etcd cluster (lease 2 s), 10
+#          agents: the leader killed 20 times (and 10 more without writes)
+#          → a write back, → its agents on a live master; against one
+#          master on sled killed and restarted at once
+# hadrain — drain propagation (300 cycles) and `clusterctl run '*' -- true`
+#          (15 runs) with 20 agents: sled, etcd via the leader, etcd via a
+#          standby, in turn
+# hafanout — `run` fanned out to 1,000 simulated agents: one master on
+#          sled; 3 on etcd with every session on the leader; spread over
+#          the 3 (called through the leader, then a standby); twice each
 #
 # Needs wrk, nginx and HAProxy for proxy and lbdrain (tests/run installs them).
+# Needs etcd (Debian's etcd-server, etcd-client) and protoc for the ha modes:
+# their build enables the master's etcd store (--features cluster-cli/etcd).
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
-cargo build --release --workspace --bins --quiet   # every binary: the benches start the real ones
+# Every binary: the benches start the real ones. With an ha mode, the
+# master has its etcd store; the sled figures of the same run come from
+# that same build.
+features=()
+if has hafailover || has hadrain || has hafanout; then features=(--features cluster-cli/etcd); fi
+cargo build --release --workspace --bins --quiet "${features[@]}"
 bin=target/release
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
@@ -124,4 +142,35 @@ fi
 
 if has rollout; then
   "$bin/lb-bench" rollout --nodes 10
+fi
+
+if has hafailover; then
+  "$bin/ha-bench" failover --kills "${HA_KILLS:-20}" --quiet-kills "${HA_QUIET_KILLS:-10}" --agents 10
+fi
+
+if has hadrain; then
+  "$bin/ha-bench" drain --agents 20 --cycles "${HA_DRAIN_CYCLES:-300}" --runs "${HA_RUN_RUNS:-15}"
+fi
+
+if has hafanout; then
+  # name|flags; the ratios are of each way's p50 (mean over the repeats) to sled's.
+  ways=("sled|" "etcd, all sessions on the leader|--store etcd --masters 3 --sessions one"
+        "etcd, spread over 3, via the leader|--store etcd --masters 3 --sessions spread"
+        "etcd, spread over 3, via a standby|--store etcd --masters 3 --sessions spread --via standby")
+  declare -A p50s=()
+  for _ in $(seq "${HA_FANOUT_REPEATS:-2}"); do
+    for way in "${ways[@]}"; do
+      name=${way%%|*}; flags=${way#*|}
+      echo "## fanout-bench --agents 1000 --runs 5 $flags"
+      out=$("$bin/fanout-bench" --agents 1000 --runs 5 $flags)
+      echo "$out"
+      p50s[$name]+="$(sed -n 's/^fan-out.* p50=\([0-9.]*\)ms.*/\1/p' <<<"$out") "
+    done
+  done
+  mean() { awk '{s=0; for (i=1;i<=NF;i++) s+=$i; printf "%.1f", s/NF}' <<<"$1"; }
+  sled=$(mean "${p50s[sled]}")
+  for way in "${ways[@]}"; do
+    name=${way%%|*}; m=$(mean "${p50s[$name]}")
+    echo "fan-out to 1000, $name: p50 per repeat ${p50s[$name]}(mean ${m}ms); etcd/sled $(awk "BEGIN {printf \"%.2f\", $m / $sled}")x"
+  done
 fi

@@ -3,30 +3,38 @@
 //! Linux), clusterctl run in-process through the same `run` the binary
 //! calls, and [`eventually`] for convergence with a bounded patience.
 //!
+//! - [`process`] — [`Proc`], one child process with its log kept.
 //! - [`procs`] — [`MasterProc`] and [`AgentProc`] builders; kill, stop, restart.
 //! - [`ctl`] — run clusterctl and capture its exit code and output.
 //! - [`http`] — a plain HTTP GET for health endpoints.
 //! - [`lb`] — backend apps, steady client load, real HAProxy/Varnish/nginx.
+//! - [`etcd`] — a real etcd cluster of several members, for masters to share.
+//! - [`ha`] — several masters on one etcd cluster; a watch on agents' health.
 
 pub mod ctl;
+pub mod etcd;
+pub mod ha;
 pub mod http;
 pub mod lb;
+pub mod process;
 pub mod procs;
 
 pub use ctl::{Admin, Ctl, ctl};
+pub use etcd::EtcdCluster;
+pub use ha::{Expect, HealthWatch, Masters};
 pub use http::get;
 pub use procs::{AgentProc, MasterProc, Proc};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Polls `check` until it returns true, or panics naming `what` after
-/// `patience`. The poll interval is short; the patience is the bound.
 /// Installs the process-wide crypto provider (ring) once.
 pub fn crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Polls `check` until it returns true, or panics naming `what` after
+/// `patience`. The poll interval is short; the patience is the bound.
 pub async fn eventually<F, Fut>(what: &str, patience: Duration, mut check: F)
 where
     F: FnMut() -> Fut,

@@ -1,126 +1,17 @@
 //! Real master and agent processes for tests and benchmarks.
 //!
-//! Each process's stderr is read by a thread that keeps the log (shown when
-//! a test fails) and reports the line announcing the bound addresses, so
-//! port 0 works. Dropping a handle kills its process.
+//! Each is a [`Proc`] whose log reports the line announcing the bound
+//! addresses, so port 0 works. Dropping a handle kills its process. A
+//! master keeps its state in sled in its data directory, or in etcd with
+//! other masters ([`MasterBuilder::etcd`]); masters and agents can be
+//! paused (SIGSTOP) and resumed.
 
-use std::io::{BufRead, BufReader};
+pub use crate::process::{Proc, free_port};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const READY_PATIENCE: Duration = Duration::from_secs(20);
-
-/// A process whose stderr is kept; killed when dropped (its log shown
-/// when the test is failing).
-pub struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    /// Reads stderr until the process closes it.
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Proc {
-    /// Starts `cmd` (without the caller's `CLUSTERCTL_*` environment, but
-    /// with what `cmd` sets itself) and waits for a stderr line containing
-    /// `marker`; returns the process and that line.
-    pub fn start(mut cmd: Command, marker: &'static str) -> Result<(Proc, String), String> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info");
-        let own: Vec<_> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CLUSTERCTL_") && !own.contains(&k) {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let reader = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains(marker) {
-                        let _ = tx.send(line.clone());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            })
-        };
-        match rx.recv_timeout(READY_PATIENCE) {
-            Ok(line) => Ok((
-                Proc {
-                    child,
-                    log,
-                    reader: Some(reader),
-                },
-                line,
-            )),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                let _ = reader.join();
-                Err(format!(
-                    "process did not log {marker:?} (exit: {status:?}); its log:\n{}",
-                    log.lock().unwrap()
-                ))
-            }
-        }
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.read_to_end();
-    }
-
-    /// Waits for the reader to have every line the process wrote.
-    fn read_to_end(&mut self) {
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-
-    /// What it has written to stderr so far.
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then wait; the exit code (None when killed by a signal).
-    pub fn terminate(&mut self) -> Option<i32> {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let code = self.child.wait().ok().and_then(|s| s.code());
-        self.read_to_end();
-        code
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        // A failing test shows what its processes said.
-        if std::thread::panicking() {
-            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- log of {:?} (last 40 lines) ---", self.child.id());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
 
 /// The value of `key=` in a log line.
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -132,9 +23,32 @@ pub struct MasterBuilder {
     down_after: Duration,
     listen: String,
     config: String,
+    /// etcd's client URLs: the state lives there, shared with other masters.
+    etcd: Option<Vec<String>>,
+    name: Option<String>,
+    lease_ttl: Option<Duration>,
 }
 
 impl MasterBuilder {
+    /// Keep the state in the etcd cluster at `endpoints` (with other
+    /// masters) instead of sled in the data directory.
+    pub fn etcd(mut self, endpoints: &[String]) -> Self {
+        self.etcd = Some(endpoints.to_vec());
+        self
+    }
+
+    /// This master's name among several.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// The leader's lease with etcd (2 s at least).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
     pub fn down_after(mut self, d: Duration) -> Self {
         self.down_after = d;
         self
@@ -153,29 +67,60 @@ impl MasterBuilder {
     }
 
     pub fn spawn(self) -> MasterProc {
+        let mut m = self.build();
+        m.start().unwrap_or_else(|e| panic!("{e}"));
+        m
+    }
+
+    /// The master, configured but not started ([`MasterProc::restart`]
+    /// starts it): its URL is known before it runs.
+    pub fn build(mut self) -> MasterProc {
+        let mut grpc: SocketAddr = self.listen.parse().expect("listen address");
+        if let Some(endpoints) = &self.etcd {
+            let list = endpoints
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.config
+                .push_str(&format!("store = \"etcd\"\netcd_endpoints = [{list}]\n"));
+            // Other masters and agents reach it at its advertised URL,
+            // which names the port: it cannot be 0.
+            if grpc.port() == 0 {
+                grpc.set_port(free_port(grpc.ip()));
+            }
+        }
+        if let Some(name) = &self.name {
+            self.config.push_str(&format!("name = {name:?}\n"));
+        }
+        if let Some(ttl) = self.lease_ttl {
+            self.config
+                .push_str(&format!("lease_ttl = \"{}ms\"\n", ttl.as_millis()));
+        }
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         let config = (!self.config.is_empty()).then(|| {
             let path = dir.path().join("master.toml");
             std::fs::write(&path, &self.config).expect("write master config");
             path
         });
-        let mut m = MasterProc {
+        MasterProc {
             config,
             proc: None,
+            paused: false,
             last_log: String::new(),
             join: Mutex::new(None),
-            grpc: self.listen.parse().expect("listen address"),
+            grpc,
             http: "127.0.0.1:0".parse().unwrap(),
             dir,
             down_after: self.down_after,
-        };
-        m.start().unwrap_or_else(|e| panic!("{e}"));
-        m
+        }
     }
 }
 
 pub struct MasterProc {
     proc: Option<Proc>,
+    /// Stopped with SIGSTOP: it holds its sockets but answers nothing.
+    paused: bool,
     /// What the last process said, once it is gone (stopped or killed).
     last_log: String,
     config: Option<PathBuf>,
@@ -192,6 +137,9 @@ impl MasterProc {
             down_after: Duration::from_secs(15),
             listen: "127.0.0.1:0".into(),
             config: String::new(),
+            etcd: None,
+            name: None,
+            lease_ttl: None,
         }
     }
 
@@ -215,7 +163,7 @@ impl MasterProc {
         // "master ready" comes once the CA and admin identity exist; the
         // addresses were logged just before, when the sockets were bound.
         let (proc, _) = Proc::start(cmd, "master ready")?;
-        let log = proc.log.lock().unwrap().clone();
+        let log = proc.log();
         let start = log
             .lines()
             .find(|l| l.contains("starting master"))
@@ -227,6 +175,7 @@ impl MasterProc {
             .and_then(|a| a.parse().ok())
             .expect("http address in log");
         self.proc = Some(proc);
+        self.paused = false;
         Ok(())
     }
 
@@ -305,6 +254,32 @@ impl MasterProc {
             None => self.last_log.clone(),
         }
     }
+
+    /// SIGSTOP: the process holds its sockets and leases but does nothing
+    /// (a long GC pause, a frozen VM).
+    pub fn pause(&mut self) {
+        if let Some(p) = &self.proc {
+            p.signal(libc::SIGSTOP);
+            self.paused = true;
+        }
+    }
+
+    /// SIGCONT after [`MasterProc::pause`].
+    pub fn resume(&mut self) {
+        if let Some(p) = &self.proc {
+            p.signal(libc::SIGCONT);
+            self.paused = false;
+        }
+    }
+
+    /// Running, and not paused.
+    pub fn is_up(&self) -> bool {
+        self.proc.is_some() && !self.paused
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
 }
 
 pub struct AgentBuilder {
@@ -320,6 +295,13 @@ pub struct AgentBuilder {
 }
 
 impl AgentBuilder {
+    /// The masters it may talk to, in place of the one it was built with
+    /// (the token and CA still come from that one).
+    pub fn masters(mut self, urls: &[String]) -> Self {
+        self.master = urls.join(",");
+        self
+    }
+
     /// The loopback address to serve health on, e.g. "127.0.0.3".
     pub fn addr(mut self, ip: &str) -> Self {
         self.addr = ip.to_owned();
@@ -463,14 +445,25 @@ impl AgentProc {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().map(|p| p.child.id())
+        self.proc.as_ref().map(|p| p.pid())
+    }
+
+    /// SIGSTOP: it answers nothing, its session hangs.
+    pub fn pause(&self) {
+        if let Some(p) = &self.proc {
+            p.signal(libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT after [`AgentProc::pause`].
+    pub fn resume(&self) {
+        if let Some(p) = &self.proc {
+            p.signal(libc::SIGCONT);
+        }
     }
 
     pub fn log(&self) -> String {
-        self.proc
-            .as_ref()
-            .map(|p| p.log.lock().unwrap().clone())
-            .unwrap_or_default()
+        self.proc.as_ref().map(|p| p.log()).unwrap_or_default()
     }
 
     /// `(status, body)` of this agent's health endpoint.

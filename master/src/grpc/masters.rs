@@ -69,6 +69,12 @@ impl pb::masters_server::Masters for MastersSvc {
             },
             Err(e @ StoreError::Fenced) => refused(Refusal::NotLeader, &e),
             Err(e @ StoreError::TooLarge { .. }) => refused(Refusal::TooLarge, &e),
+            // The standby says "the store cannot be reached" itself.
+            Err(StoreError::Unavailable(inner)) => pb::CommitResponse {
+                refusal: Refusal::Unavailable as i32,
+                message: inner.to_string(),
+                ..Default::default()
+            },
             Err(e) => refused(Refusal::Unavailable, &e),
         };
         Ok(Response::new(resp))

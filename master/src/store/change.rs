@@ -85,7 +85,8 @@ pub enum Record {
 /// A mutating call that took effect, under the request id its caller sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    #[serde(skip)]
+    /// Also its key's last part (what a stored record is read back by).
+    #[serde(default)]
     pub id: String,
     /// What the call answered (its command's outcome, as JSON).
     pub out: String,

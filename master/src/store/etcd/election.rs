@@ -21,7 +21,7 @@ use crate::store::{MasterEntry, Revision, Role};
 use etcd_client::Client;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +37,37 @@ pub struct Fence {
 struct Shared {
     role: watch::Sender<Role>,
     fence: watch::Sender<Option<Fence>>,
-    /// A commit found the fence gone.
-    fenced: Notify,
     stop: CancellationToken,
     /// The lease and leader key of the current term, to resign.
     term: std::sync::Mutex<Option<(i64, Option<etcd_client::LeaderKey>)>>,
+    /// The last leader the election was seen to have (another master's
+    /// address, and its epoch), kept while this master leads too: a
+    /// master that steps down knows whom to send commits to at once.
+    observed: std::sync::Mutex<(Option<String>, Revision)>,
+}
+
+impl Shared {
+    /// Steps down from leading `epoch`: a follower of whoever the election
+    /// was last seen to have (if it is newer).
+    fn step_down(&self, epoch: Revision) {
+        let (leader, seen) = self
+            .observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (leader, epoch) = if seen > epoch {
+            (leader, seen)
+        } else {
+            (None, epoch)
+        };
+        self.role.send_if_modified(|role| match role {
+            Role::Leader { .. } => {
+                *role = Role::Follower { leader, epoch };
+                true
+            }
+            Role::Follower { .. } => false,
+        });
+    }
 }
 
 pub struct Leadership {
@@ -71,7 +97,7 @@ impl Leadership {
                 epoch: 0,
             }),
             fence: watch::Sender::new(None),
-            fenced: Notify::new(),
+            observed: std::sync::Mutex::new((None, 0)),
             stop: CancellationToken::new(),
             term: std::sync::Mutex::new(None),
         });
@@ -130,17 +156,8 @@ impl Leadership {
     pub fn fenced(&self) {
         self.shared.fence.send_replace(None);
         // At once, not when the campaign task hears of it.
-        self.shared.role.send_if_modified(|role| match role {
-            Role::Leader { epoch, .. } => {
-                *role = Role::Follower {
-                    leader: None,
-                    epoch: *epoch,
-                };
-                true
-            }
-            Role::Follower { .. } => false,
-        });
-        self.shared.fenced.notify_one();
+        let epoch = self.shared.role.borrow().epoch();
+        self.shared.step_down(epoch);
     }
 
     /// Stops campaigning and gives leadership up at once.
@@ -160,7 +177,7 @@ impl Leadership {
                     .resign(Some(etcd_client::ResignOptions::new().with_leader(leader)))
                     .await;
             }
-            let _ = self.client.lease_client().revoke(lease).await;
+            revoke(&self.client, lease).await;
         }
         if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
@@ -174,39 +191,51 @@ pub(super) async fn keep_alive(
     client: &Client,
     lease: i64,
     ttl: Duration,
+    what: &str,
     stop: &CancellationToken,
 ) {
     let patience = ttl * 3 / 4;
     let mut last_ok = Instant::now();
     let mut stream = None;
     loop {
-        if last_ok.elapsed() >= patience {
+        let left = patience.saturating_sub(last_ok.elapsed());
+        if left.is_zero() {
             tracing::warn!(
                 lease,
-                "the leader's lease could not be renewed in time; stepping down"
+                "{what}: the lease could not be renewed in time; giving it up"
             );
             return;
         }
-        if stream.is_none() {
-            stream = client.lease_client().keep_alive(lease).await.ok();
-        }
-        if let Some((keeper, responses)) = stream.as_mut() {
-            let sent = Instant::now();
-            let renewed = tokio::time::timeout(ttl / 3, async {
-                keeper.keep_alive().await.ok()?;
-                responses.message().await.ok().flatten()
-            })
-            .await;
-            match renewed {
-                // A TTL of 0 means the lease has expired.
-                Ok(Some(r)) if r.ttl() > 0 => last_ok = sent,
-                Ok(Some(_)) => return,
-                _ => stream = None,
+        // Each try is bounded by what patience is left, so one stuck on a
+        // member that died cannot use it all.
+        let attempt = left.min(ttl / 4);
+        let sent = Instant::now();
+        let renewed = tokio::time::timeout(attempt, async {
+            if stream.is_none() {
+                stream = Some(client.lease_client().keep_alive(lease).await.ok()?);
             }
-        }
+            let (keeper, responses) = stream.as_mut()?;
+            keeper.keep_alive().await.ok()?;
+            responses.message().await.ok().flatten()
+        })
+        .await;
+        let pause = match renewed {
+            // A TTL of 0 means the lease has expired.
+            Ok(Some(r)) if r.ttl() > 0 => {
+                last_ok = sent;
+                ttl / 3
+            }
+            Ok(Some(_)) => return,
+            // Failed: at once again on a new stream (another member may
+            // answer), not a third of the TTL later.
+            _ => {
+                stream = None;
+                Duration::from_millis(50)
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -235,7 +264,7 @@ async fn run(client: Client, name: String, me: Candidate, ttl: Duration, shared:
             }
         };
         *shared.term.lock().unwrap_or_else(|e| e.into_inner()) = Some((lease, None));
-        let kept = keep_alive(&client, lease, ttl, &shared.stop);
+        let kept = keep_alive(&client, lease, ttl, "the leader's election", &shared.stop);
         tokio::pin!(kept);
         let mut election = client.election_client();
         let campaign = election.campaign(name.clone(), value.clone(), lease);
@@ -245,7 +274,7 @@ async fn run(client: Client, name: String, me: Candidate, ttl: Duration, shared:
             won = campaign => won.ok().and_then(|mut r| r.take_leader()),
         };
         let Some(leader) = won else {
-            let _ = client.lease_client().revoke(lease).await;
+            revoke(&client, lease).await;
             tokio::time::sleep(RETRY).await;
             continue;
         };
@@ -271,22 +300,40 @@ async fn run(client: Client, name: String, me: Candidate, ttl: Duration, shared:
         };
         tracing::info!(epoch = fence.revision, from, "this master leads");
         *shared.term.lock().unwrap_or_else(|e| e.into_inner()) = Some((lease, Some(leader)));
+        // A commit that finds the fence gone takes it away (`fenced`).
+        let mut fenced = shared.fence.subscribe();
         shared.fence.send_replace(Some(fence.clone()));
+        fenced.mark_unchanged();
         shared.role.send_replace(Role::Leader {
             epoch: fence.revision as Revision,
             from,
         });
-        tokio::select! {
+        let why = tokio::select! {
             _ = shared.stop.cancelled() => return,
-            _ = &mut kept => {}
-            _ = shared.fenced.notified() => tracing::warn!("fenced: another master leads now"),
-        }
+            _ = &mut kept => "the lease could not be renewed in time",
+            _ = fenced.wait_for(Option::is_none) => "fenced: another master leads now",
+        };
+        tracing::warn!(epoch = fence.revision, "stepping down: {why}");
         shared.fence.send_replace(None);
-        shared.role.send_replace(Role::Follower {
-            leader: None,
-            epoch: fence.revision as Revision,
-        });
-        let _ = client.lease_client().revoke(lease).await;
+        shared.step_down(fence.revision as Revision);
+        revoke(&client, lease).await;
+    }
+}
+
+/// Revokes `lease` (its election key goes with it, so the next candidate
+/// need not wait out its TTL), trying again for a moment when the member
+/// asked does not answer.
+async fn revoke(client: &Client, lease: i64) {
+    for _ in 0..20 {
+        let revoked = tokio::time::timeout(RETRY, client.lease_client().revoke(lease)).await;
+        match revoked {
+            Ok(Ok(_)) => return,
+            // Gone already (expired): nothing to revoke.
+            Ok(Err(etcd_client::Error::GRpcStatus(s))) if s.code() == tonic::Code::NotFound => {
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 
@@ -302,6 +349,12 @@ async fn observe(client: Client, name: String, me: String, shared: Arc<Shared>) 
                 let leader = candidate_of(kv.value())
                     .filter(|c| c.name != me)
                     .map(|c| c.address);
+                {
+                    let mut observed = shared.observed.lock().unwrap_or_else(|e| e.into_inner());
+                    if epoch >= observed.1 {
+                        *observed = (leader.clone(), epoch);
+                    }
+                }
                 shared.role.send_if_modified(|role| match role {
                     Role::Follower {
                         leader: known,

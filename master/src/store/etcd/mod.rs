@@ -48,6 +48,12 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 const REQUEST_MARGIN: usize = 16 * 1024;
 /// Keys read per page when loading.
 const PAGE: i64 = 500;
+/// How long a commit may take in all, and one attempt at it: a member
+/// whose etcd leader died holds a request until its own timeout (about
+/// 7 s), while another member answers once a new leader is elected
+/// (about a second), so an attempt is given up early and tried again.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an endpoint may take to say how it is.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -91,15 +97,22 @@ impl EtcdStore {
             .with_connect_timeout(Duration::from_secs(2))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
-        let client = Client::connect(&config.endpoints, Some(options))
+        let client = Client::connect(&config.endpoints, Some(options.clone()))
             .await
             .map_err(|e| StoreError::Open {
                 path: config.endpoints.join(",").into(),
                 source: Box::new(e),
             })?;
-        let leadership = Leadership::start(client.clone(), &config);
-        let presence =
-            presence::Presence::start(client.clone(), config.prefix.clone(), config.lease_ttl);
+        // The leases are kept alive on a connection of their own, so no
+        // burst of commits or watch traffic delays a renewal.
+        let leases = Client::connect(&config.endpoints, Some(options.clone()))
+            .await
+            .map_err(|e| StoreError::Open {
+                path: config.endpoints.join(",").into(),
+                source: Box::new(e),
+            })?;
+        let leadership = Leadership::start(leases.clone(), &config);
+        let presence = presence::Presence::start(leases, config.prefix.clone(), config.lease_ttl);
         Ok(EtcdStore {
             endpoints: config.endpoints.clone(),
             members: Default::default(),
@@ -227,6 +240,35 @@ impl EtcdStore {
             Err(_) => health.error = Some(format!("no answer within {HEALTH_TIMEOUT:?}")),
         }
         health
+    }
+
+    /// Whether `change` is what the store holds now — every put's value,
+    /// every event, every delete gone — so an attempt this master did not
+    /// hear back from was committed after all: its revision.
+    async fn landed(&self, change: &Change) -> Option<Revision> {
+        let mut kv = self.client.kv_client();
+        let mut revision = 0;
+        let mut expect: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        for r in &change.puts {
+            expect.push((self.key(&r.key()), Some(record_json(r))));
+        }
+        for e in &change.events {
+            expect.push((self.key(&Key::Event(e.seq)), Some(to_json(e))));
+        }
+        for k in &change.deletes {
+            expect.push((self.key(k), None));
+        }
+        for (key, value) in expect {
+            let found = kv.get(key, None).await.ok()?;
+            match (found.kvs().first(), value) {
+                (Some(kv), Some(v)) if kv.value() == v.as_slice() => {
+                    revision = revision.max(kv.mod_revision());
+                }
+                (None, None) => {}
+                _ => return None,
+            }
+        }
+        (revision > 0).then_some(revision as Revision)
     }
 
     /// Why a transaction's compares failed: the first precondition that no
@@ -468,16 +510,50 @@ impl Store for EtcdStore {
             });
         };
         let txn = self.txn(change, &fence)?;
-        let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(unavailable)?;
-        if !resp.succeeded() {
-            return Err(self.conflict(change, &fence).await);
+        let mut kv = self.client.kv_client();
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        // Whether an attempt may have been committed without this master
+        // hearing it (a member died under it, the answer was lost).
+        let mut unsure = None;
+        loop {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, kv.txn(txn.clone())).await {
+                Ok(Ok(resp)) if resp.succeeded() => {
+                    return Ok(resp.header().map_or(0, |h| h.revision()) as Revision);
+                }
+                Ok(Ok(_)) => {
+                    // Refused — perhaps because an earlier attempt did it.
+                    if unsure.is_some()
+                        && let Some(revision) = self.landed(change).await
+                    {
+                        return Ok(revision);
+                    }
+                    return Err(self.conflict(change, &fence).await);
+                }
+                Ok(Err(etcd_client::Error::GRpcStatus(s)))
+                    if s.code() == tonic::Code::InvalidArgument =>
+                {
+                    // etcd refused the request itself (its limits).
+                    return Err(StoreError::Refused(format!(
+                        "etcd refused the change: {}",
+                        s.message()
+                    )));
+                }
+                Ok(Err(e)) => unsure = Some(e.to_string()),
+                Err(_) => unsure = Some(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "etcd did not commit within {COMMIT_TIMEOUT:?} ({}; has it lost its quorum?); \
+                         the change may or may not have been made",
+                        unsure.unwrap_or_default()
+                    )
+                    .into(),
+                ));
+            }
+            // Another member may answer (etcd electing a new leader).
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(resp.header().map_or(0, |h| h.revision()) as Revision)
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {

@@ -117,7 +117,7 @@ async fn leases(client: Client, ttl: Duration, shared: Arc<Shared>) {
             p.dirty.extend(live);
         }
         shared.wake.notify_one();
-        keep_alive(&client, lease, ttl, &shared.stop).await;
+        keep_alive(&client, lease, ttl, "the session records", &shared.stop).await;
         if shared.stop.is_cancelled() {
             let _ = client.lease_client().revoke(lease).await;
             return;

@@ -19,7 +19,13 @@
 //! cargo build --release -p cluster-master -p cluster-tests --bins && target/release/fanout-bench --agents 1000
 //! ```
 //!
-//! Flags: `--agents N` (default 1000), `--runs R` (default 5). Both this
+//! Flags: `--agents N` (default 1000), `--runs R` (default 5); and where
+//! the sessions go ([`deploy`]): `--store sled|etcd` (default sled: one
+//! master), `--masters N` (etcd only, default 1), `--sessions one|spread`
+//! (all on the called master, or round-robin over every master; default
+//! spread), `--via leader|standby` (the master called; default leader).
+//! The `etcd` store needs the master built with `--features
+//! cluster-cli/etcd` and Debian's etcd on the PATH. Both this
 //! process and the master hold one file descriptor per agent, so the open
 //! files limit (raised to its hard limit here, and inherited by the master)
 //! must exceed N by some headroom; when it does not, the bench says so and
@@ -68,6 +74,10 @@ type Control = pb::control_client::ControlClient<Channel>;
 struct Args {
     agents: usize,
     runs: usize,
+    store: Store,
+    masters: usize,
+    sessions: Sessions,
+    via: Via,
 }
 
 fn parse_args() -> Args {
@@ -83,7 +93,25 @@ fn parse_args() -> Args {
             })
             .unwrap_or(default)
     };
-    let known = ["--agents", "--runs"];
+    let word = |name: &str, default: &'static str, choices: &[&'static str]| -> &'static str {
+        let Some(i) = args.iter().position(|a| a == name) else {
+            return default;
+        };
+        let given = args.get(i + 1).map(String::as_str).unwrap_or_default();
+        choices
+            .iter()
+            .copied()
+            .find(|c| *c == given)
+            .unwrap_or_else(|| usage(&format!("{name} takes one of {}", choices.join(", "))))
+    };
+    let known = [
+        "--agents",
+        "--runs",
+        "--store",
+        "--masters",
+        "--sessions",
+        "--via",
+    ];
     if let Some(unknown) = args
         .iter()
         .step_by(2)
@@ -94,19 +122,37 @@ fn parse_args() -> Args {
     Args {
         agents: value("--agents", 1000),
         runs: value("--runs", 5),
+        store: match word("--store", "sled", &["sled", "etcd"]) {
+            "etcd" => Store::Etcd,
+            _ => Store::Sled,
+        },
+        masters: value("--masters", 1),
+        sessions: match word("--sessions", "spread", &["one", "spread"]) {
+            "one" => Sessions::One,
+            _ => Sessions::Spread,
+        },
+        via: match word("--via", "leader", &["leader", "standby"]) {
+            "standby" => Via::Standby,
+            _ => Via::Leader,
+        },
     }
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("fanout-bench: {problem}\nusage: fanout-bench [--agents N] [--runs R]");
+    eprintln!(
+        "fanout-bench: {problem}\nusage: fanout-bench [--agents N] [--runs R] [--store sled|etcd] \
+         [--masters N] [--sessions one|spread] [--via leader|standby]"
+    );
     std::process::exit(2);
 }
 
+mod deploy;
 mod enroll;
 mod limits;
 mod measure;
 mod sessions;
 
+use deploy::*;
 use enroll::*;
 use limits::*;
 use measure::*;
@@ -128,16 +174,27 @@ async fn main() {
 
 /// Sets up the master and the sessions, runs, prints the figures. Errors
 /// return (never exit) so the master is dropped, hence killed, on the way.
-async fn bench(Args { agents, runs }: Args) -> Result<(), String> {
-    let master = MasterProc::builder().spawn();
+async fn bench(args: Args) -> Result<(), String> {
+    let Args {
+        agents,
+        runs,
+        sessions,
+        ..
+    } = args;
+    let deployment = Deployment::start(args.store, args.masters, args.via).await?;
     let ended = Arc::new(Ended::default());
     let _closing = Closing(ended.clone());
+    let master = deployment.called();
     let admin = master.admin();
     let pid = master_pid(master.data_dir()).ok_or("cannot find the master's process in /proc")?;
     let (token, _fingerprint) = master.join_token();
     let ca_pem = std::fs::read_to_string(&admin.ca)
         .map_err(|e| format!("cannot read {}: {e}", admin.ca.display()))?;
     let url = master.url();
+    let session_urls = deployment.session_urls(sessions);
+    if deployment.len() > 1 || args.store == Store::Etcd {
+        println!("{}", deployment.describe(sessions, agents));
+    }
     let mut control = pb::control_client::ControlClient::new(admin.channel().await)
         .max_decoding_message_size(MAX_RESPONSE);
 
@@ -152,7 +209,7 @@ async fn bench(Args { agents, runs }: Args) -> Result<(), String> {
     );
 
     let started = Instant::now();
-    open_sessions(&url, &ca_pem, nodes, ended.clone())
+    open_sessions(&session_urls, &ca_pem, nodes, ended.clone())
         .await
         .map_err(|e| format!("opening the sessions failed: {e}"))?;
     let patience = Duration::from_secs(60) + Duration::from_millis(10) * agents as u32;
@@ -191,6 +248,14 @@ async fn bench(Args { agents, runs }: Args) -> Result<(), String> {
     let own_cpu = cpu_per_run(cpu_before.1, cpu_time("self"));
     let own_rss = status_kib("self", "VmRSS").unwrap_or(0);
     let lifetime_peak = status_kib(&pid, "VmHWM").unwrap_or(0);
+    let others: Vec<String> = (0..deployment.len())
+        .map(|i| deployment.master(i))
+        .filter(|m| m.url() != url)
+        .filter_map(|m| {
+            let pid = master_pid(m.data_dir())?.to_string();
+            Some(format!("{:.1}", mib(status_kib(&pid, "VmRSS")?)))
+        })
+        .collect();
 
     times.sort();
     println!(
@@ -215,6 +280,12 @@ async fn bench(Args { agents, runs }: Args) -> Result<(), String> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         mib(lifetime_peak)
     );
+    if !others.is_empty() {
+        println!(
+            "the other masters' RSS after the runs: {} MiB",
+            others.join(" / ")
+        );
+    }
     match ended.count.load(Ordering::Relaxed) {
         0 => Ok(()),
         lost => Err(format!("{lost} sessions ended during the bench")),

@@ -12,10 +12,11 @@ pub(crate) struct Ended {
     pub(crate) closing: AtomicBool,
 }
 
-/// Opens one agent session per node, `HANDSHAKES_IN_FLIGHT` at a time; each
-/// then runs on its own task until the process exits.
+/// Opens one agent session per node, `HANDSHAKES_IN_FLIGHT` at a time,
+/// node `i` with `urls[i % urls.len()]`; each then runs on its own task
+/// until the process exits.
 pub(crate) async fn open_sessions(
-    url: &str,
+    urls: &[String],
     ca_pem: &str,
     nodes: Vec<SimNode>,
     ended: Arc<Ended>,
@@ -25,6 +26,7 @@ pub(crate) async fn open_sessions(
     for node in nodes {
         let permit = slots.clone().acquire_owned().await.expect("never closed");
         let identity = Identity::from_pem(&node.cert_pem, &node.key_pem);
+        let url = &urls[node.index % urls.len()];
         let endpoint = endpoint(url, ca_pem, Some(identity));
         let ended = ended.clone();
         opening.spawn(async move {
