@@ -1,7 +1,9 @@
 //! Several masters on a real three-member etcd cluster, end to end: the
 //! leading master killed or frozen, etcd losing its leader and then its
 //! quorum, history compacted under an agent that was away, and a node
-//! revoked through another master than the one it enrolled with. Agents
+//! revoked through another master than the one it enrolled with; a master
+//! started while the agents are on the others, and an agent coming back
+//! to a standby while a write there waits for a leader. Agents
 //! live on 127.0.0.50–127.0.0.79, each test on its own addresses; the
 //! masters' lease is 2 s.
 
@@ -765,4 +767,105 @@ async fn a_node_revoked_through_another_master_loses_its_session_at_once() {
     assert_eq!(state, Some(Value::from("rejected")), "{keys}");
     assert_eq!(neighbour.health().await.0, 200);
     eprintln!("[ha] {:?} in all", began.elapsed());
+}
+
+/// A master started while the agents are on the others knows where each
+/// session is from its first answer: it loads the others' session records
+/// with the state, rather than counting every node down until its agent
+/// next reports (a master that then led would log them `down`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_started_while_the_agents_are_elsewhere_lists_them_connected_at_once() {
+    crypto();
+    let etcd = EtcdCluster::start(3).await;
+    let mut masters = Masters::spawn(3, &etcd);
+    masters.wait_for_leader(PATIENCE, |_| true).await;
+    let urls = masters.urls();
+    // Both agents know m0 and m1 only: m2 holds no session.
+    let _agents: Vec<AgentProc> = (1..=2)
+        .map(|i| {
+            masters
+                .agent(&format!("far-{i}"))
+                .addr(&format!("127.0.0.{}", 72 + i))
+                .masters(&urls[..2])
+                .spawn()
+        })
+        .collect();
+    connected(&masters.admin_of(2), 2).await;
+
+    masters[2].kill();
+    masters.start(2);
+    let admin = masters.admin_of(2);
+    let first = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let out = ctl(&admin, &["nodes", "-o", "json"]).await;
+            if out.code == 0 {
+                break out.json();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the restarted master answers");
+    let listed = first.as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 2, "{first:#}");
+    for n in &listed {
+        assert_eq!(n["connected"], true, "its first answer: {n:#}");
+        assert_eq!(n["state"], "online", "its first answer: {n:#}");
+    }
+    let log = events(&admin).await;
+    assert!(
+        !log.iter().any(|e| e["kind"] == "down" || e["kind"] == "up"),
+        "{log:#?}"
+    );
+}
+
+/// An agent that comes back unchanged is served by a standby at once,
+/// even while a write sent there waits for the next leader: it needs no
+/// commit, so it does not queue behind one (nor for the election).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_back_unchanged_is_served_by_a_standby_while_a_write_waits_for_a_leader() {
+    crypto();
+    let etcd = EtcdCluster::start(3).await;
+    let mut masters = Masters::spawn(3, &etcd);
+    let (leader, _) = masters.wait_for_leader(PATIENCE, |_| true).await;
+    let standby = (0..3).find(|&i| i != leader).expect("three masters");
+    let urls = masters.urls();
+    let mut agent = masters
+        .agent("back-1")
+        .addr("127.0.0.75")
+        .masters(&urls[standby..=standby])
+        .spawn();
+    connected(&masters.admin_of(standby), 1).await;
+    let led: Vec<usize> = (0..3).map(|i| masters.times_led(i)).collect();
+
+    // The leader freezes; a write through the standby waits for the next.
+    masters[leader].pause();
+    let admin = masters.admin_of(standby);
+    // clusterctl's future is not Send: on a thread with its own runtime.
+    let write = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(ctl(&admin, &["label", "back-1", "k=v"]))
+    });
+    agent.restart();
+    eventually("the agent has a session again", PATIENCE, || async {
+        agent.log().contains("session open")
+    })
+    .await;
+    let elected: Vec<usize> = (0..3)
+        .filter(|&i| i != leader && masters.times_led(i) > led[i])
+        .collect();
+    assert!(
+        elected.is_empty(),
+        "the session opened only once m{elected:?} led:\n{}",
+        agent.log()
+    );
+    let written = tokio::task::spawn_blocking(move || write.join())
+        .await
+        .expect("joined")
+        .expect("the write's thread");
+    assert_eq!(written.code, 0, "{written:?}");
+    masters[leader].resume();
 }

@@ -87,8 +87,25 @@ impl Issuer for Ca {
     }
 }
 
-/// How many times a commit that lost a race is planned again.
+/// How many times a commit that lost a race is planned again at once.
 const REPLANS: usize = 3;
+/// Past those, while several masters write at once (a standby's plan can
+/// keep losing to the others' commits), it is planned again after a
+/// random pause that grows to [`REPLAN_PAUSE_MAX`], for this long.
+const REPLAN_PATIENCE: Duration = Duration::from_secs(10);
+const REPLAN_PAUSE_MAX: Duration = Duration::from_millis(64);
+
+/// The pause before the `attempt`th plan past [`REPLANS`]: random (from
+/// the clock's nanoseconds), so racing masters do not meet again, up to
+/// twice the last one's bound.
+fn replan_pause(attempt: usize) -> Duration {
+    let bound =
+        (1u64 << attempt.saturating_sub(REPLANS).min(6)).min(REPLAN_PAUSE_MAX.as_millis() as u64);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_micros(nanos % (bound * 1000) + 100)
+}
 
 /// The call being served, under its caller's request id.
 #[derive(Default)]
@@ -224,10 +241,22 @@ impl Cluster {
         self.execute_locked(cmd).await
     }
 
+    /// Whether `cmd`, planned now, would change nothing (a reader's check:
+    /// a writer must plan again under the lock).
+    fn plans_nothing<C: Command>(&self, cmd: &C) -> bool {
+        let env = Env {
+            now_ms: now_ms(),
+            issuer: &*self.ca,
+        };
+        cmd.plan(&self.inner().state, &env)
+            .is_ok_and(|p| p.change.is_empty())
+    }
+
     /// [`Cluster::execute`] for callers that hold the writer lock.
     async fn execute_locked<C: Command>(&self, cmd: &C) -> Result<C::Out, ClusterError> {
         let request = take_request();
         let mut attempt = 0;
+        let patience = std::time::Instant::now() + REPLAN_PATIENCE;
         loop {
             // A retry of a call that took effect is answered as it was.
             if let Some(id) = &request
@@ -269,9 +298,14 @@ impl Cluster {
                     e @ (StoreError::Conflict { .. }
                     | StoreError::Stale { .. }
                     | StoreError::Outdated { .. }),
-                ) if attempt < REPLANS => {
-                    tracing::info!(reason = %e, "the store moved under a change; planning it again");
+                ) if attempt < REPLANS || std::time::Instant::now() < patience => {
                     attempt += 1;
+                    if attempt <= REPLANS {
+                        tracing::info!(reason = %e, "the store moved under a change; planning it again");
+                    } else {
+                        tracing::debug!(reason = %e, attempt, "the store keeps moving under a change");
+                        tokio::time::sleep(replan_pause(attempt)).await;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

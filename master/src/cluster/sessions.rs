@@ -49,8 +49,17 @@ impl Cluster {
     pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
         let (wants_hosts, wants_proxy) = (hello.wants_hosts, hello.wants_proxy);
         let node_id = hello.node_id.clone();
-        let _w = self.writer.lock().await;
-        self.execute_locked(&Register { hello }).await?;
+        // An agent back unchanged (the usual case: its master went away)
+        // needs no commit, so it waits neither behind another change nor,
+        // on a standby, for an election.
+        let register = Register { hello };
+        let _w = if self.plans_nothing(&register) {
+            None
+        } else {
+            let w = self.writer.lock().await;
+            self.execute_locked(&register).await?;
+            Some(w)
+        };
         let mut inner = self.inner();
         let session_id = inner.next_session_id;
         inner.next_session_id += 1;

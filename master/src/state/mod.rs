@@ -170,7 +170,11 @@ impl State {
         st.down = st
             .nodes
             .values()
-            .filter(|n| now_ms.saturating_sub(n.value.last_seen_ms) > st.config.down_after_ms)
+            .filter(|n| {
+                // Heard from through another master's session counts.
+                let heard = st.live.get(&n.value.id).map_or(0, |l| l.last_seen_ms);
+                now_ms.saturating_sub(n.value.last_seen_ms.max(heard)) > st.config.down_after_ms
+            })
             .map(|n| n.value.id.clone())
             .collect();
         // The proxies' versions carry on from the revision, so they only

@@ -7,13 +7,16 @@ use cluster_model::rollout::RolloutRecord;
 use cluster_model::{Event, JobRecord};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub struct MemStore {
     inner: Mutex<Inner>,
     role: tokio::sync::watch::Sender<super::Role>,
     /// While set, every commit fails (and changes nothing).
     pub fail: AtomicBool,
+    /// While above 0, a commit is refused as planned on a view that has
+    /// moved (another master's commit won the race), and it counts down.
+    pub outraced: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -31,6 +34,7 @@ impl Default for MemStore {
             inner: Mutex::default(),
             role: super::sole_leader(),
             fail: AtomicBool::new(false),
+            outraced: AtomicUsize::new(0),
         }
     }
 }
@@ -56,6 +60,15 @@ impl MemStore {
             return Err(StoreError::Corrupt {
                 key: "test".into(),
                 reason: "disk on fire".into(),
+            });
+        }
+        if self
+            .outraced
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Stale {
+                read: change.read_revision,
             });
         }
         let mut inner = self.inner.lock().unwrap();

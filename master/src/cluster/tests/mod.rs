@@ -94,6 +94,30 @@ async fn a_failed_store_write_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_change_that_keeps_losing_the_race_is_planned_again_until_it_lands_once() {
+    let (store, c, _) = cluster(&["a"]).await;
+    // More lost races in a row than the quick replans (several masters
+    // writing at once).
+    store.outraced.store(REPLANS * 3, Ordering::SeqCst);
+    c.set_offline(&names(&["a"]), Some("r".into()), "t")
+        .await
+        .unwrap();
+    assert_eq!(store.outraced.load(Ordering::SeqCst), 0, "every race lost");
+    assert_eq!(
+        all(&c)[0].node.offline.as_ref().map(|o| o.reason.as_str()),
+        Some("r")
+    );
+    let drains = c
+        .events(0, 0, None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == cluster_model::EventKind::Drain)
+        .count();
+    assert_eq!(drains, 1);
+}
+
+#[tokio::test]
 async fn only_the_drained_nodes_session_is_woken_and_changes_coalesce() {
     let (_, c, mut h) = cluster(&["a", "b"]).await;
     let g0 = c.generation();

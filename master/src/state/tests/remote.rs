@@ -1,7 +1,7 @@
 //! Sessions other masters hold, as they publish them: a node connected
 //! to any master is connected; the newest session of a node wins.
 
-use super::super::plan::testing::{NOW, connect, hello, state};
+use super::super::plan::testing::{NOW, connect, hello, run, state};
 use super::super::*;
 use crate::store::LiveRecord;
 use cluster_model::{Applied, HealthStatus};
@@ -127,4 +127,40 @@ fn a_reload_keeps_this_masters_sessions_and_takes_the_others_again() {
         Some("m3")
     );
     assert_eq!(st.status(&n2, NOW + 3).unwrap().applied.generation, 4);
+}
+
+#[test]
+fn a_master_starting_counts_a_node_heard_from_through_another_as_up() {
+    let mut st = state();
+    connect(&mut st, hello("n1"), 1, NOW);
+    // Stored when it registered, a minute ago; m2 heard from it just now.
+    let now = NOW + 60_000;
+    let mut heard = record("m2", NOW + 1, 1);
+    heard.last_seen_ms = now - 1_000;
+    let loaded = Loaded {
+        revision: st.revision(),
+        records: st.records(),
+        next_event_seq: st.next_event_seq(),
+        live: vec![("n1".try_into().unwrap(), heard)],
+    };
+    let mut st = State::load(st.config.clone(), loaded, now);
+    let n1: NodeId = "n1".try_into().unwrap();
+    let status = st.status(&n1, now).unwrap();
+    assert!(status.connected, "connected through m2");
+    assert_eq!(status.state, cluster_model::NodeState::Online);
+    // Neither a `down` nor a `back up` for a node that never went away.
+    let events = run(&mut st, &crate::state::plan::SweepLiveness, now).unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    let revision = st.revision();
+    run(
+        &mut st,
+        &crate::state::plan::Register { hello: hello("n1") },
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        st.revision(),
+        revision,
+        "its agent reconnecting changes nothing"
+    );
 }

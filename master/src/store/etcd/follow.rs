@@ -17,14 +17,19 @@ const RETRY: Duration = Duration::from_millis(200);
 
 /// Follows every commit under `root` after revision `after`; the receiver
 /// closing ends it.
-pub fn start(client: Client, root: String, after: Revision) -> mpsc::Receiver<Followed> {
+pub fn start(
+    client: Client,
+    root: String,
+    me: String,
+    after: Revision,
+) -> mpsc::Receiver<Followed> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut next = after as i64 + 1;
         while !tx.is_closed() {
             match follow(&client, &root, &mut next, &tx).await {
                 Ok(Resume::After) => {}
-                Ok(Resume::Compacted) => match load_all(&client, &root).await {
+                Ok(Resume::Compacted) => match load_all(&client, &root, &me).await {
                     Ok(loaded) => {
                         tracing::warn!(
                             revision = loaded.revision,

@@ -81,6 +81,8 @@ pub struct EtcdStore {
     /// One client per endpoint, for its health alone.
     members: tokio::sync::Mutex<std::collections::HashMap<String, Client>>,
     prefix: String,
+    /// This master's name (its sessions' records are its own).
+    name: String,
     role: watch::Receiver<Role>,
     /// The key and create revision this master leads with, when it does.
     fence: watch::Receiver<Option<election::Fence>>,
@@ -119,6 +121,7 @@ impl EtcdStore {
             role: leadership.role(),
             fence: leadership.fence(),
             prefix: config.prefix,
+            name: config.name,
             client,
             leadership,
             presence,
@@ -438,8 +441,10 @@ pub(super) async fn range(
     }
 }
 
-/// The whole state under `root`, read at one revision, page by page.
-pub(super) async fn load_all(client: &Client, root: &str) -> Result<Loaded, StoreError> {
+/// The whole state under `root`, read at one revision, page by page,
+/// with what the other masters' sessions say (`live/<id>`; the records of
+/// `me`, a master of this name that ran before, go with its old lease).
+pub(super) async fn load_all(client: &Client, root: &str, me: &str) -> Result<Loaded, StoreError> {
     let (revision, kvs) = range(client, root, "", None).await?;
     let mut loaded = Loaded {
         revision: revision as Revision,
@@ -459,6 +464,18 @@ pub(super) async fn load_all(client: &Client, root: &str) -> Result<Loaded, Stor
             .and_then(|s| s.parse::<u64>().ok())
         {
             loaded.next_event_seq = loaded.next_event_seq.max(seq + 1);
+        } else if let Some(node) = key.strip_prefix("live/") {
+            // An observation, not desired state: one that cannot be read
+            // is left for the next write of it.
+            let (Ok(node), Ok(record)) = (
+                NodeId::try_from(node.to_owned()),
+                codec::decode::<LiveRecord>(key, kv.value()),
+            ) else {
+                continue;
+            };
+            if record.master != me {
+                loaded.live.push((node, record));
+            }
         } else if let Some(record) = codec::record_of(key, kv.value())? {
             loaded.records.push((record, kv.mod_revision() as Revision));
         }
@@ -496,7 +513,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
-        load_all(&self.client, &self.prefix).await
+        load_all(&self.client, &self.prefix, &self.name).await
     }
 
     async fn commit(&self, change: &Change) -> Result<Revision, StoreError> {
@@ -604,6 +621,7 @@ impl Store for EtcdStore {
         Some(follow::start(
             self.client.clone(),
             self.prefix.clone(),
+            self.name.clone(),
             after,
         ))
     }

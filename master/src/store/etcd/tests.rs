@@ -294,3 +294,49 @@ async fn a_follower_sees_each_commit_whole_and_reloads_after_a_compaction() {
     assert!(reloaded.revision >= r2);
     assert_eq!(reloaded.records.len(), 2);
 }
+
+#[tokio::test]
+async fn a_starting_master_loads_the_others_session_records_and_not_its_own_old_ones() {
+    let e = etcd().await;
+    let m1 = EtcdStore::connect(config(&e.url, "m1")).await.unwrap();
+    let n1: NodeId = "n1".to_owned().try_into().unwrap();
+    m1.publish(
+        &n1,
+        Some(LiveRecord {
+            master: "m1".into(),
+            address: "https://m1:7440".into(),
+            since_ms: 10,
+            last_seen_ms: 20,
+            wants_hosts: true,
+            wants_proxy: false,
+            usage: None,
+            applied: Default::default(),
+            checks: vec![],
+            lb: None,
+        }),
+    );
+    // Another master started now is told where n1's session is.
+    let m2 = EtcdStore::connect(config(&e.url, "m2")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let live = loop {
+        let loaded = m2.load().await.unwrap();
+        if !loaded.live.is_empty() {
+            break loaded.live;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m1's record of n1 never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].0, n1);
+    assert_eq!(
+        (live[0].1.master.as_str(), live[0].1.last_seen_ms),
+        ("m1", 20)
+    );
+    // m1 started again (its old lease not yet lapsed) does not take its
+    // own old records for another master's sessions.
+    let again = EtcdStore::connect(config(&e.url, "m1")).await.unwrap();
+    assert!(again.load().await.unwrap().live.is_empty());
+}
