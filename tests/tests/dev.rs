@@ -1,16 +1,17 @@
 //! The README's first command: `clusterctl dev` starts a live cluster that a
-//! second clusterctl finds through the context it wrote.
+//! second clusterctl finds through the context it wrote; and its
+//! several-masters form, `clusterctl dev --masters 3`.
 
 use cluster_cli::Env;
 use cluster_tests::{ctl::ctl_env, eventually, get};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
-    let home = tempfile::tempdir().unwrap();
+/// `clusterctl dev ARGS` with every port left to the system, its stdout
+/// lines on a channel, its log in `home/dev.log`.
+fn spawn_dev(home: &std::path::Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(cluster_tests::bin("clusterctl"))
         .args([
             "dev",
@@ -21,18 +22,18 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
             "--health-port",
             "0",
         ])
-        .env("XDG_CONFIG_HOME", home.path())
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
         .env_remove("CLUSTERCTL_MASTER")
         .env_remove("CLUSTERCTL_CONTEXT")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
-            std::fs::File::create(home.path().join("dev.log")).unwrap(),
+            std::fs::File::create(home.join("dev.log")).unwrap(),
         ))
         .spawn()
         .unwrap();
-    let log = || std::fs::read_to_string(home.path().join("dev.log")).unwrap_or_default();
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -40,27 +41,58 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
             let _ = tx.send(line);
         }
     });
+    (child, rx)
+}
+
+/// The banner, up to the line containing `last`.
+fn banner(rx: &mpsc::Receiver<String>, last: &str, home: &std::path::Path) -> String {
     let mut banner = Vec::new();
-    while !banner
-        .iter()
-        .any(|l: &String| l.contains("clusterctl events"))
-    {
-        match rx.recv_timeout(Duration::from_secs(30)) {
+    while !banner.iter().any(|l: &String| l.contains(last)) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => banner.push(line),
             Err(_) => panic!(
                 "no banner from clusterctl dev; got:\n{}\nits log:\n{}",
                 banner.join("\n"),
-                log()
+                std::fs::read_to_string(home.join("dev.log")).unwrap_or_default()
             ),
         }
     }
-    let banner = banner.join("\n");
-    let health_url = banner
+    banner.join("\n")
+}
+
+/// node1's health URL, from its banner line `  node1  http://…/health  (role …)`.
+fn node1_health(banner: &str) -> String {
+    banner
         .lines()
         .find(|l| l.trim_start().starts_with("node1"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or_else(|| panic!("no node1 line in:\n{banner}"))
-        .to_owned();
+        .to_owned()
+}
+
+/// Ctrl-C: it exits 0 and says so.
+async fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l == "stopped."), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
+    let home = tempfile::tempdir().unwrap();
+    let (child, rx) = spawn_dev(home.path(), &[]);
+    let banner = banner(&rx, "clusterctl events", home.path());
+    let health_url = node1_health(&banner);
     assert!(health_url.starts_with("http://127.0.0.2:"), "{health_url}");
     assert!(banner.contains("clusterctl drain node1"), "{banner}");
 
@@ -85,21 +117,86 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
     ctl_env(&env, &["undrain", "node1", "--wait"]).await.ok();
     assert_eq!(get(&health_url).await.0, 200);
 
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let mut rest = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
-        rest.push(line);
-    }
-    assert!(rest.iter().any(|l| l == "stopped."), "{rest:?}");
+    interrupt(child, &rx).await;
     eventually("the health port closed", Duration::from_secs(5), || async {
         get(&health_url).await.0 == 0
     })
     .await;
+}
+
+/// The README's several-masters command: `clusterctl dev --masters 3`
+/// starts a real etcd cluster and three masters; the leader killed with
+/// SIGKILL, another leads and a drain still goes through; Ctrl-C stops
+/// every process it started.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_with_three_masters_survives_a_kill_of_the_leader() {
+    let home = tempfile::tempdir().unwrap();
+    let (child, rx) = spawn_dev(home.path(), &["--masters", "3"]);
+    let banner = banner(&rx, "kill -9", home.path());
+    // "  master m1   https://127.0.0.1:…  (HTTP: …/metrics)  pid 123"
+    let pids: Vec<(String, i32)> = banner
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                ["master", name, .., "pid", pid] | ["etcd", name, .., "pid", pid] => {
+                    Some((name.to_string(), pid.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(pids.len(), 6, "3 masters and 3 etcd members:\n{banner}");
+    let env = Env {
+        config_home: home.path().to_owned(),
+        ..Env::for_tests()
+    };
+    let leader = || async {
+        let view = ctl_env(&env, &["masters", "-o", "json"]).await;
+        (view.code == 0).then(|| view.json()).and_then(|v| {
+            v["masters"]
+                .as_array()?
+                .iter()
+                .find(|m| m["leader"] == true)
+                .and_then(|m| m["name"].as_str().map(str::to_owned))
+        })
+    };
+    eventually("a master leads", Duration::from_secs(30), || async {
+        leader().await.is_some()
+    })
+    .await;
+    let first = leader().await.expect("a leader a moment ago");
+    let pid = pids
+        .iter()
+        .find(|(name, _)| *name == first)
+        .map(|(_, pid)| *pid)
+        .unwrap_or_else(|| panic!("no pid for {first} in:\n{banner}"));
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    eventually("another master leads", Duration::from_secs(30), || async {
+        leader().await.is_some_and(|l| l != first)
+    })
+    .await;
+    let health_url = node1_health(&banner);
+    ctl_env(&env, &["drain", "node1", "--reason", "deploy", "--wait"])
+        .await
+        .ok();
+    assert_eq!(get(&health_url).await.0, 503);
+
+    interrupt(child, &rx).await;
+    // Nothing it started is left running.
+    for (name, pid) in &pids {
+        eventually(
+            &format!("{name} (pid {pid}) gone"),
+            Duration::from_secs(10),
+            || async {
+                (unsafe { libc::kill(*pid, 0) }) != 0
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z ")
+            },
+        )
+        .await;
+    }
 }

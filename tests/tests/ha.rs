@@ -3,7 +3,8 @@
 //! quorum, history compacted under an agent that was away, and a node
 //! revoked through another master than the one it enrolled with; a master
 //! started while the agents are on the others, and an agent coming back
-//! to a standby while a write there waits for a leader. Agents
+//! to a standby while a write there waits for a leader; `run` and `drain
+//! --wait` through a master that holds neither agent. Agents
 //! live on 127.0.0.50–127.0.0.79, each test on its own addresses; the
 //! masters' lease is 2 s.
 
@@ -868,4 +869,91 @@ async fn an_agent_back_unchanged_is_served_by_a_standby_while_a_write_waits_for_
         .expect("the write's thread");
     assert_eq!(written.code, 0, "{written:?}");
     masters[leader].resume();
+}
+
+/// Jobs and drains reach an agent whichever master it is on: `run` through
+/// one master is relayed to the others' agents and their output comes
+/// back; `drain --wait` through one returns on the acknowledgement of an
+/// agent on another; the job is stored once, readable on every master.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_and_drain_wait_reach_agents_on_other_masters() {
+    crypto();
+    let etcd = EtcdCluster::start(3).await;
+    let masters = Masters::spawn(3, &etcd);
+    masters.wait_for_leader(PATIENCE, |_| true).await;
+    let urls = masters.urls();
+    // relay-a on m0, relay-b on m1; clusterctl calls m2, which holds neither.
+    let agents: Vec<AgentProc> = [("relay-a", 0), ("relay-b", 1)]
+        .iter()
+        .enumerate()
+        .map(|(k, (id, m))| {
+            masters
+                .agent(id)
+                .addr(&format!("127.0.0.{}", 76 + k))
+                .masters(&urls[*m..=*m])
+                .spawn()
+        })
+        .collect();
+    let admin = masters.admin_of(2);
+    connected(&admin, 2).await;
+    for (a, m) in agents.iter().zip([0, 1]) {
+        assert_eq!(session_master(a).as_deref(), Some(urls[m].as_str()));
+    }
+
+    let out = ctl(
+        &admin,
+        &[
+            "run",
+            "*",
+            "-o",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo ok; exit 4",
+        ],
+    )
+    .await;
+    let job = out.json();
+    let results = job["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "{job:#}\n{}", out.stderr);
+    for r in &results {
+        assert_eq!(r["exit_code"], 4, "{r:#}");
+        assert!(
+            r["stdout"].as_str().unwrap_or_default().ends_with("ok\n"),
+            "{r:#}"
+        );
+    }
+    // Stored once, the same on the master each agent is on.
+    let id = job["id"].as_str().expect("a job id");
+    for m in 0..3 {
+        let stored = ctl(&masters.admin_of(m), &["job", id, "-o", "json"])
+            .await
+            .ok()
+            .json();
+        assert_eq!(
+            stored["results"].as_array().map(Vec::len),
+            Some(2),
+            "m{m}: {stored:#}"
+        );
+    }
+
+    // A drain through m2 waits for relay-b, on m1.
+    let out = ctl(
+        &admin,
+        &[
+            "drain",
+            "relay-b",
+            "--reason",
+            "elsewhere",
+            "--wait",
+            "--timeout",
+            "15s",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    // --wait returned once relay-b applied it: its /health says so now.
+    let (status, _) = agents[1].health().await;
+    assert_eq!(status, 503);
 }
