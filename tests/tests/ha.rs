@@ -3,8 +3,8 @@
 //! quorum, history compacted under an agent that was away, and a node
 //! revoked through another master than the one it enrolled with; a master
 //! started while the agents are on the others, and an agent coming back
-//! to a standby while a write there waits for a leader; `run` and `drain
-//! --wait` through a master that holds neither agent. Agents
+//! to a standby while a write there waits for a leader; `run`, `drain
+//! --wait` and `rollout` through a master that holds neither agent. Agents
 //! live on 127.0.0.50–127.0.0.79, each test on its own addresses; the
 //! masters' lease is 2 s.
 
@@ -871,12 +871,13 @@ async fn an_agent_back_unchanged_is_served_by_a_standby_while_a_write_waits_for_
     masters[leader].resume();
 }
 
-/// Jobs and drains reach an agent whichever master it is on: `run` through
-/// one master is relayed to the others' agents and their output comes
-/// back; `drain --wait` through one returns on the acknowledgement of an
-/// agent on another; the job is stored once, readable on every master.
+/// Jobs, drains and rollouts reach an agent whichever master it is on:
+/// `run` through one master is relayed to the others' agents and their
+/// output comes back; `drain --wait` through one returns on the
+/// acknowledgement of an agent on another; the job is stored once,
+/// readable on every master; a rollout driven by a third goes through.
 #[tokio::test(flavor = "multi_thread")]
-async fn run_and_drain_wait_reach_agents_on_other_masters() {
+async fn run_drain_wait_and_rollout_reach_agents_on_other_masters() {
     crypto();
     let etcd = EtcdCluster::start(3).await;
     let masters = Masters::spawn(3, &etcd);
@@ -890,6 +891,7 @@ async fn run_and_drain_wait_reach_agents_on_other_masters() {
             masters
                 .agent(id)
                 .addr(&format!("127.0.0.{}", 76 + k))
+                .role("web")
                 .masters(&urls[*m..=*m])
                 .spawn()
         })
@@ -956,4 +958,21 @@ async fn run_and_drain_wait_reach_agents_on_other_masters() {
     // --wait returned once relay-b applied it: its /health says so now.
     let (status, _) = agents[1].health().await;
     assert_eq!(status, 503);
+    ctl(&admin, &["undrain", "relay-b", "--wait"]).await.ok();
+
+    // A rollout driven by m2 drains, runs on and restores each in turn.
+    let out = ctl(
+        &admin,
+        &["rollout", "-R", "web", "--batch", "1", "--", "true"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("succeeded — 2 of 2 done, 1 at a time"),
+        "{}",
+        out.stdout
+    );
+    for a in &agents {
+        assert_eq!(a.health().await.0, 200, "{} back in service", a.id);
+    }
 }

@@ -5,8 +5,8 @@
 //! `Unavailable` answer, or a connection that broke under it — moves on
 //! to the next master and is sent again; once every master failed in a
 //! row, the client waits (full jitter) before the next pass, and gives up
-//! [`Patience::give_up`] after the outage began, naming what each master
-//! said.
+//! [`Patience::give_up`] after the outage began (for a unary call, after
+//! the call began), naming what each master said.
 //!
 //! A call that changes the cluster carries an `x-request-id`
 //! ([`RequestId`]), made once for it and sent again on each of its
@@ -194,8 +194,15 @@ pub(crate) struct Outage {
 
 impl Outage {
     pub fn new(call: Call) -> Outage {
+        Outage::since(call, Instant::now())
+    }
+
+    /// An outage counted from `since`: a unary call's own start, so the
+    /// time its first attempt spent waiting (a master that held it until
+    /// its store gave up) comes out of the same patience.
+    pub fn since(call: Call, since: Instant) -> Outage {
         Outage {
-            since: Instant::now(),
+            since,
             call,
             said: Vec::new(),
             failed_in_pass: 0,
@@ -457,6 +464,7 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let id = (call == Call::Write).then(RequestId::random);
+        let began = Instant::now();
         let mut outage: Option<Outage> = None;
         loop {
             let mut request = tonic::Request::new(message.clone());
@@ -466,7 +474,7 @@ impl Client {
             match send(self.control.clone(), request).await {
                 Ok(response) => return Ok(Ok(response.into_inner())),
                 Err(status) if went_away(&status) => {
-                    let outage = outage.get_or_insert_with(|| Outage::new(call));
+                    let outage = outage.get_or_insert_with(|| Outage::since(call, began));
                     self.failover(outage, &status).await?;
                 }
                 Err(status) => return Ok(Err(status)),

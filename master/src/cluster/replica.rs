@@ -176,6 +176,12 @@ impl Cluster {
                     // Wait for the role to move (an election), a little.
                     let _ = tokio::time::timeout(Duration::from_millis(200), role.changed()).await;
                 }
+                // Nobody led for the whole wait: say that, not whom to ask.
+                Err(StoreError::NotLeader { leader: None }) => {
+                    return Err(StoreError::Leaderless {
+                        waited: LEADER_PATIENCE,
+                    });
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -245,6 +245,12 @@ pub enum StoreError {
     Closed,
     #[error("this master does not lead{}; the change was not made", .leader.as_ref().map(|l| format!(" (the leader is {l})")).unwrap_or_default())]
     NotLeader { leader: Option<String> },
+    /// A standby waited its whole patience and no master led.
+    #[error(
+        "no master has led for {}s; the change was not made (is the store reachable, with a quorum? `clusterctl masters` shows its endpoints)",
+        .waited.as_secs()
+    )]
+    Leaderless { waited: std::time::Duration },
     #[error("this master lost its leadership while committing; the change was not made")]
     Fenced,
     #[error("the change is {bytes} bytes; the store takes at most {limit} in one commit")]

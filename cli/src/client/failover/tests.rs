@@ -202,6 +202,29 @@ async fn it_gives_up_naming_every_master_and_what_it_said() {
     assert!(tried.windows(2).all(|w| w[0] != w[1]), "{tried:?}");
 }
 
+#[tokio::test]
+async fn a_unary_call_gives_up_its_patience_after_it_began_not_after_its_first_failure() {
+    let (mut c, net) = client(2, &[]).await;
+    net.lock().unwrap().down = masters(2).into_iter().collect();
+    let started = Instant::now();
+    // The first attempt is held for the whole patience (a master waiting
+    // on its store), then its master goes away; no other answers.
+    let err = c
+        .unary(Call::Write, (), |_, _| async {
+            tokio::time::sleep(QUICK.give_up).await;
+            Err::<tonic::Response<u32>, _>(gone())
+        })
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code, Failure::UNREACHABLE);
+    assert!(
+        took < QUICK.give_up + QUICK.give_up / 2,
+        "gave up {took:?} after the call began: the patience is {:?}",
+        QUICK.give_up
+    );
+}
+
 #[test]
 fn only_a_master_gone_is_worth_another_master() {
     use tonic::{Code, Status};
