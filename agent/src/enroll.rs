@@ -199,7 +199,7 @@ impl Enrollment {
         master: &str,
         without_token: bool,
     ) -> Result<Progress, EnrollError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| EnrollError::Io {
+        cluster_model::fs::private_dir(&self.dir).map_err(|source| EnrollError::Io {
             path: self.dir.clone(),
             source,
         })?;

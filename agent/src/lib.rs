@@ -87,7 +87,7 @@ pub async fn run(
     health: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
+    cluster_model::fs::private_dir(&config.data_dir).map_err(|source| RunError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;

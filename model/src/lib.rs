@@ -29,6 +29,7 @@ pub mod access;
 pub mod clusterfile;
 pub mod config;
 pub mod event;
+pub mod fs;
 pub mod ids;
 pub mod job;
 pub mod labels;

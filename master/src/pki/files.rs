@@ -84,7 +84,7 @@ pub fn load_or_init(
     master_url: &str,
     now: SystemTime,
 ) -> Result<Pki, FilesError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    cluster_model::fs::private_dir(dir).map_err(io(dir))?;
     let (ca_crt, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
     let (ca, created) = match (ca_crt.exists(), ca_key.exists()) {
         (true, true) => {
@@ -164,7 +164,7 @@ pub fn adopt(
     master_url: &str,
     now: SystemTime,
 ) -> Result<Option<AdminFiles>, FilesError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    cluster_model::fs::private_dir(dir).map_err(io(dir))?;
     let ca_crt = dir.join("ca.crt");
     let pki = |source| FilesError::Pki {
         path: ca_crt.clone(),
