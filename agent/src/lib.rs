@@ -228,6 +228,15 @@ pub async fn run(
         runner: jobs::Runner::new(config.remote_exec),
         hosts_file: config.manage_hosts.then(|| {
             let f = hosts::HostsFile::new(&config.hosts_file);
+            // What a write killed before its rename left behind.
+            match f.remove_leftovers() {
+                Ok(removed) => {
+                    for path in removed {
+                        tracing::info!(path = %path.display(), "removed a temporary file an interrupted hosts write left");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for temporary files beside the hosts file"),
+            }
             match &config.hosts_legacy_file {
                 Some(l) => f.with_legacy(l),
                 None => f,

@@ -150,6 +150,14 @@ async fn the_leader_killed_mid_stream_loses_no_acknowledged_write_and_its_agents
                 .spawn()
         })
         .collect();
+    // Each has its session on m0 before the others start (or it could land
+    // on one of them).
+    eventually("web-1..3 on m0", PATIENCE, || async {
+        on_leader
+            .iter()
+            .all(|a| session_master(a) == Some(masters[0].url()))
+    })
+    .await;
     masters.start(1);
     masters.start(2);
     // web-4 knows only the standbys.

@@ -402,3 +402,35 @@ async fn role_aliases_name_the_nodes_of_a_role_in_every_hosts_file() {
         hosts(&web)
     );
 }
+
+/// A write killed before its rename leaves `.hosts.XXXXXX.tmp` beside the
+/// hosts file; the agent's next start removes it, and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_starting_removes_what_an_interrupted_hosts_write_left() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let mut a = agent(&master, "leftover-1", "127.0.0.81", "");
+    eventually("the hosts file is written", PATIENCE, || async {
+        hosts(&a).contains(BEGIN)
+    })
+    .await;
+    a.kill();
+    let dir = a.hosts_file().parent().unwrap().to_owned();
+    let leftover = dir.join(".hosts.Ab12Cd.tmp");
+    let unrelated = dir.join(".hosts.notours");
+    std::fs::write(&leftover, "127.0.0.1 half a").unwrap();
+    std::fs::write(&unrelated, "kept").unwrap();
+    a.restart();
+    eventually("the leftover is removed", PATIENCE, || async {
+        !leftover.exists()
+    })
+    .await;
+    assert!(
+        a.log()
+            .contains("removed a temporary file an interrupted hosts write left"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "kept");
+    assert!(hosts(&a).contains(BEGIN));
+}

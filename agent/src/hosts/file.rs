@@ -106,6 +106,49 @@ impl HostsFile {
         self.apply_with(entries, &|from, to| std::fs::rename(from, to))
     }
 
+    /// Removes the temporary files an interrupted write left beside the
+    /// target (`.hosts.XXXXXX.tmp`: a write that was killed before its
+    /// rename); run once at start, before any write of this process. Other
+    /// files are never touched. The names removed.
+    pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>, HostsError> {
+        let target = self.target()?;
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!(".{name}.");
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(HostsError::Read {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            // tempfile's random part: 6 alphanumerics.
+            let leftover = file
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|mid| {
+                    mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if leftover && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let path = entry.path();
+                if std::fs::remove_file(&path).is_ok() {
+                    removed.push(path);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// What `apply` would write, and the diff from what is there (no writing).
     pub fn plan(&self, entries: &[HostEntry]) -> Result<(String, String), HostsError> {
         let target = self.target()?;

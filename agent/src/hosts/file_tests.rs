@@ -382,3 +382,45 @@ fn readers_never_see_a_partial_file() {
     );
     assert_eq!(listing(dir.path()), ["hosts"]);
 }
+
+#[test]
+fn leftovers_of_an_interrupted_write_are_removed_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = hosts(dir.path(), Some("127.0.0.1 localhost\n"));
+    for name in [".hosts.a1B2c3.tmp", ".hosts.zzzzzz.tmp"] {
+        std::fs::write(dir.path().join(name), "half a file").unwrap();
+    }
+    // Not ours: another file's, another shape, a directory.
+    for name in [
+        ".hosts.keep",
+        ".hosts.toolong1.tmp",
+        ".other.a1B2c3.tmp",
+        "hosts.a1B2c3.tmp",
+    ] {
+        std::fs::write(dir.path().join(name), "x").unwrap();
+    }
+    std::fs::create_dir(dir.path().join(".hosts.dirdir.tmp")).unwrap();
+    let mut removed: Vec<String> = file
+        .remove_leftovers()
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    removed.sort();
+    assert_eq!(removed, [".hosts.a1B2c3.tmp", ".hosts.zzzzzz.tmp"]);
+    assert_eq!(
+        listing(dir.path()),
+        [
+            ".hosts.dirdir.tmp",
+            ".hosts.keep",
+            ".hosts.toolong1.tmp",
+            ".other.a1B2c3.tmp",
+            "hosts",
+            "hosts.a1B2c3.tmp"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file.path).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+}
