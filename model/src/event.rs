@@ -89,3 +89,43 @@ impl std::str::FromStr for EventKind {
             .map_err(|_| format!("unknown event kind {s:?}"))
     }
 }
+
+/// The longest client-supplied note kept beside an event's author.
+pub const HINT_MAX_CHARS: usize = 64;
+
+/// A client's own note on who it is (clusterctl's `user@host`), fit to
+/// stand beside the certificate's identity in an event: control
+/// characters (newlines, escape sequences) escaped, so it cannot forge a
+/// line of the log or of a terminal, and cut to [`HINT_MAX_CHARS`].
+pub fn sanitised_hint(hint: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in hint.trim().chars().enumerate() {
+        if i == HINT_MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_cannot_break_a_line_or_run_long() {
+        assert_eq!(sanitised_hint(" olga@web-1 "), "olga@web-1");
+        assert_eq!(
+            sanitised_hint("olga\n2026-01-01 drain web-2 by root\x1b[2J"),
+            "olga\\n2026-01-01 drain web-2 by root\\u{1b}[2J"
+        );
+        let long = sanitised_hint(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), HINT_MAX_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
+}

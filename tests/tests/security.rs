@@ -500,3 +500,42 @@ async fn an_oversized_message_is_refused_and_the_master_carries_on() {
     );
     ctl(&admin, &["nodes"]).await.ok();
 }
+
+/// The client's own note on who it is (`USER@host`) cannot forge a line of
+/// the event log: its control characters are escaped, its length bounded,
+/// and the certificate's identity comes first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newline_in_the_callers_user_cannot_forge_an_audit_line() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let _agent = AgentProc::builder("forge-1", &master)
+        .addr("127.0.0.82")
+        .spawn();
+    let admin = master.admin();
+    cluster_tests::connected(&admin, 1).await;
+    let forged = "olga\n2026-12-01T00:00:00.000Z  drain  web-9  root  forged\x1b[2J";
+    let env = cluster_cli::Env {
+        user: forged.into(),
+        ..admin.env()
+    };
+    let out = cluster_tests::ctl::ctl_env(&env, &["drain", "forge-1", "--reason", "r"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let drain = events(&admin)
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "drain")
+        .expect("the drain's event");
+    let by = drain["by"].as_str().unwrap();
+    assert!(
+        by.starts_with("admin"),
+        "the certificate's identity first: {by}"
+    );
+    assert!(!by.contains('\n') && !by.contains('\x1b'), "{by:?}");
+    assert!(by.contains("olga\\n2026"), "the note, escaped: {by:?}");
+    let text = ctl(&admin, &["events"]).await.ok().stdout;
+    assert!(
+        !text.contains("forged\n") && !text.lines().any(|l| l.starts_with("2026-12-01T00:00:00")),
+        "{text}"
+    );
+}

@@ -363,8 +363,8 @@ impl pb::control_server::Control for ControlSvc {
         let req = request.into_inner();
         let target = required_target(req.target, req.names)?;
         // The certificate says who; the client's own note (user@host) is
-        // kept beside it as a hint.
-        let by = match req.by.trim() {
+        // kept beside it as a hint, escaped and bounded.
+        let by = match cluster_model::event::sanitised_hint(&req.by).as_str() {
             "" => caller.label(),
             hint => format!("{} ({hint})", caller.label()),
         };
