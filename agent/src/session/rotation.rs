@@ -26,14 +26,10 @@ pub struct Rotation {
 impl Rotation {
     /// `masters` shuffled with `below(n)`, a random number in `0..n`.
     /// There is always at least one master (the configuration makes sure).
-    pub fn new(masters: &[String], mut below: impl FnMut(usize) -> usize) -> Rotation {
+    pub fn new(masters: &[String], below: impl FnMut(usize) -> usize) -> Rotation {
         assert!(!masters.is_empty(), "at least one master");
-        let mut order = masters.to_vec();
-        for i in (1..order.len()).rev() {
-            order.swap(i, below(i + 1).min(i));
-        }
         Rotation {
-            order,
+            order: cluster_model::retry::shuffled(masters, below),
             at: 0,
             failed: 0,
             passes: 0,
@@ -83,17 +79,7 @@ impl Rotation {
     }
 }
 
-/// The wait after `pass` (0-based) whole passes failed in a row: "full
-/// jitter", anywhere from `min` up to a window that doubles from `2 × min`
-/// to `max`, so a fleet that lost its masters does not come back in
-/// lockstep. `unit` is a random number in [0, 1).
-pub fn backoff(pass: u32, min: Duration, max: Duration, unit: f64) -> Duration {
-    let top = min
-        .saturating_mul(1u32 << (pass.min(20) + 1))
-        .min(max)
-        .max(min);
-    min + (top - min).mul_f64(unit.clamp(0.0, 1.0))
-}
+pub use cluster_model::retry::backoff;
 
 #[cfg(test)]
 mod tests {
@@ -158,27 +144,5 @@ mod tests {
         // `below` that returns its largest value keeps the order.
         let r = Rotation::new(&all, |n| n - 1);
         assert_eq!(r.order(), all);
-    }
-
-    #[test]
-    fn backoff_is_full_jitter_between_min_and_a_doubling_cap() {
-        let ms = Duration::from_millis;
-        let (min, max) = (ms(100), ms(5000));
-        assert_eq!(backoff(0, min, max, 0.0), ms(100));
-        assert_eq!(backoff(0, min, max, 0.5), ms(150));
-        assert_eq!(backoff(0, min, max, 1.0), ms(200));
-        assert_eq!(backoff(2, min, max, 1.0), ms(800));
-        assert_eq!(backoff(4, min, max, 1.0), ms(3200));
-        assert_eq!(backoff(5, min, max, 1.0), ms(5000));
-        assert_eq!(backoff(5, min, max, 0.0), ms(100));
-        assert_eq!(backoff(u32::MAX, min, max, 0.5), ms(2550));
-        for pass in 0..40 {
-            for unit in [0.0, 0.3, 0.999, 1.0, 7.0, -1.0] {
-                let d = backoff(pass, min, max, unit);
-                assert!(d >= min && d <= max, "{pass} {unit}: {d:?}");
-            }
-        }
-        // min == max: always that.
-        assert_eq!(backoff(3, ms(50), ms(50), 0.9), ms(50));
     }
 }

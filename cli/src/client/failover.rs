@@ -138,16 +138,7 @@ fn said(status: &tonic::Status) -> String {
     s
 }
 
-/// The wait after `pass` (0-based) whole passes failed in a row: full
-/// jitter, anywhere from `min` up to a window that doubles from `2 × min`
-/// to `max`. `unit` is a random number in [0, 1).
-pub fn backoff(pass: u32, min: Duration, max: Duration, unit: f64) -> Duration {
-    let top = min
-        .saturating_mul(1u32 << (pass.min(20) + 1))
-        .min(max)
-        .max(min);
-    min + (top - min).mul_f64(unit.clamp(0.0, 1.0))
-}
+pub use cluster_model::retry::backoff;
 
 /// The masters in the order this client tries them, and which is current.
 #[derive(Debug, Clone)]
@@ -159,13 +150,12 @@ pub struct Rotation {
 impl Rotation {
     /// `masters` (never none) shuffled with `below(n)`, a random number
     /// in `0..n`.
-    pub fn new(masters: &[String], mut below: impl FnMut(usize) -> usize) -> Rotation {
+    pub fn new(masters: &[String], below: impl FnMut(usize) -> usize) -> Rotation {
         assert!(!masters.is_empty(), "at least one master");
-        let mut order = masters.to_vec();
-        for i in (1..order.len()).rev() {
-            order.swap(i, below(i + 1).min(i));
+        Rotation {
+            order: cluster_model::retry::shuffled(masters, below),
+            at: 0,
         }
-        Rotation { order, at: 0 }
     }
 
     pub fn current(&self) -> &str {
