@@ -294,3 +294,30 @@ impl HealthWatch {
         (self.polls.load(Ordering::Relaxed), wrong)
     }
 }
+
+/// Every node as `nodes -o json` shows it; empty when the call fails.
+pub async fn nodes(admin: &Admin) -> Vec<serde_json::Value> {
+    let out = ctl(admin, &["nodes", "-o", "json"]).await;
+    if out.code != 0 {
+        return Vec::new();
+    }
+    out.json().as_array().cloned().unwrap_or_default()
+}
+
+pub async fn node(admin: &Admin, name: &str) -> Option<serde_json::Value> {
+    nodes(admin)
+        .await
+        .into_iter()
+        .find(|n| n["name"] == name || n["id"] == name)
+}
+
+/// The whole event log.
+pub async fn events(admin: &Admin) -> Vec<serde_json::Value> {
+    ctl(admin, &["events", "--limit", "1000000", "-o", "json"])
+        .await
+        .ok()
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
