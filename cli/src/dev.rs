@@ -123,9 +123,9 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             let (members, urls) = ha::start_etcd(dir.path())?;
             children.extend(members);
             etcd_urls = urls;
-            let specs = ha::plan_masters(args.masters, args.port, args.http_port, dir.path())?;
-            for spec in &specs {
-                let child = ha::start_master(spec, &etcd_urls, dir.path())?;
+            let mut specs = ha::plan_masters(args.masters, args.port, args.http_port, dir.path())?;
+            for spec in &mut specs {
+                let child = ha::start_master_serving(spec, &etcd_urls, dir.path()).await?;
                 masters.push((
                     spec.name.clone(),
                     format!("https://{}", spec.grpc),

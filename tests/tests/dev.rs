@@ -161,6 +161,25 @@ async fn dev_with_three_masters_survives_a_kill_of_the_leader() {
                 .and_then(|m| m["name"].as_str().map(str::to_owned))
         })
     };
+    // Every master answers (not only the first to serve), and one leads.
+    let all_up = || async {
+        let view = ctl_env(&env, &["masters", "-o", "json"]).await;
+        view.code == 0
+            && view.json()["masters"]
+                .as_array()
+                .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m.get("error").is_none()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !all_up().await {
+        if std::time::Instant::now() > deadline {
+            let view = ctl_env(&env, &["masters"]).await;
+            panic!(
+                "not every master answers after 30 s:\n{}{}",
+                view.stdout, view.stderr
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     eventually("a master leads", Duration::from_secs(30), || async {
         leader().await.is_some()
     })
@@ -174,10 +193,19 @@ async fn dev_with_three_masters_survives_a_kill_of_the_leader() {
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
-    eventually("another master leads", Duration::from_secs(30), || async {
-        leader().await.is_some_and(|l| l != first)
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while leader().await.is_none_or(|l| l == first) {
+        if std::time::Instant::now() > deadline {
+            let view = ctl_env(&env, &["masters"]).await;
+            panic!(
+                "30 s after {first} (pid {pid}) was killed, no other master leads:\n{}{}\nclusterctl dev's log:\n{}",
+                view.stdout,
+                view.stderr,
+                std::fs::read_to_string(home.path().join("dev.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let health_url = node1_health(&banner);
     ctl_env(&env, &["drain", "node1", "--reason", "deploy", "--wait"])
         .await

@@ -57,12 +57,25 @@ impl Drop for Managed {
     }
 }
 
-/// A free port on 127.0.0.1 (bound then released: the child binds it).
+/// A free port on 127.0.0.1 (bound then released: the child binds it),
+/// never one this process handed out before: the system may give a port
+/// just released again, and two children on one port is one that fails.
 fn free_port() -> Result<u16, Failure> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Failure::partial(format!("cannot find a free port: {e}")))
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| Failure::partial(format!("cannot find a free port: {e}")))?;
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(Failure::partial(
+        "cannot find a free port not already given to another process of this cluster",
+    ))
 }
 
 /// `etcd` on PATH, or the error naming the package.
@@ -207,6 +220,46 @@ pub fn start_master(spec: &MasterSpec, etcd: &[String], dir: &Path) -> Result<Ma
         cmd,
         dir.join(format!("{}.log", spec.name)),
     )
+}
+
+/// Starts master `spec` and waits until it accepts connections; when it
+/// exits first (its port was taken meanwhile by another process), it is
+/// started again on new ports, up to 3 times.
+pub async fn start_master_serving(
+    spec: &mut MasterSpec,
+    etcd: &[String],
+    dir: &Path,
+) -> Result<Managed, Failure> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut child = start_master(spec, etcd, dir)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if tokio::net::TcpStream::connect(spec.grpc).await.is_ok() {
+                return Ok(child);
+            }
+            if child.exited().is_some() {
+                last = tail(&child.log);
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Failure::partial(format!(
+                    "{} does not accept connections after 30s; its log ({}):\n{}",
+                    child.what,
+                    child.log.display(),
+                    tail(&child.log)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ip = spec.grpc.ip();
+        spec.grpc = SocketAddr::new(ip, free_port()?);
+        spec.http = SocketAddr::new(ip, free_port()?);
+    }
+    Err(Failure::partial(format!(
+        "master {} stopped while starting, 3 times; its log:\n{last}",
+        spec.name
+    )))
 }
 
 /// The last lines of a child's log, for an error.

@@ -3,7 +3,7 @@
 //! commits, a watch that finds its history compacted.
 
 use super::*;
-use crate::store::{Precondition, Record};
+use crate::store::{Expect, Precondition, Record};
 use cluster_model::{EventKind, Node};
 use std::process::{Child, Command, Stdio};
 
