@@ -150,6 +150,7 @@ async fn open_etcd(
     };
     let shared: SharedCa =
         serde_json::from_slice(&claimed).map_err(|e| RunError::SharedCa(e.to_string()))?;
+    let adopted = claimed != proposal && files::local_ca(&pki_dir)?.is_none();
     let admin = files::adopt(&pki_dir, &shared.cert_pem, &shared.key_pem, master_url, now)?;
     let mut pki = files::load_or_init(
         &pki_dir,
@@ -159,6 +160,7 @@ async fn open_etcd(
         now,
     )?;
     pki.created = pki.created.or(admin);
+    pki.adopted = adopted;
     // This master's own identity towards the others.
     let pki_error = |e: crate::pki::PkiError| RunError::SharedCa(e.to_string());
     let (key, csr) = new_key_and_csr(&config.name).map_err(pki_error)?;
@@ -198,9 +200,14 @@ pub async fn run(
         campaign,
     } = open(&config, &master_url).await?;
     if let Some(admin) = &pki.created {
+        let what = if pki.adopted {
+            "adopted the cluster's CA from the store and made an admin identity"
+        } else {
+            "created the cluster CA and an admin identity"
+        };
         tracing::info!(
             config = %admin.config.display(),
-            "created the cluster CA and an admin identity; use it with: clusterctl --config-file {}",
+            "{what}; use it with: clusterctl --config-file {}",
             admin.config.display()
         );
     }

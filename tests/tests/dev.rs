@@ -9,9 +9,39 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// A running `clusterctl dev`: a test that fails stops it (Ctrl-C, so it
+/// stops what it started; SIGKILL if it has not within 10 s).
+struct Dev(Option<Child>);
+
+impl Dev {
+    fn take(mut self) -> Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// `clusterctl dev ARGS` with every port left to the system, its stdout
 /// lines on a channel, its log in `home/dev.log`.
-fn spawn_dev(home: &std::path::Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+fn spawn_dev(home: &std::path::Path, args: &[&str]) -> (Dev, mpsc::Receiver<String>) {
     let mut child = Command::new(cluster_tests::bin("clusterctl"))
         .args([
             "dev",
@@ -41,7 +71,7 @@ fn spawn_dev(home: &std::path::Path, args: &[&str]) -> (Child, mpsc::Receiver<St
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (Dev(Some(child)), rx)
 }
 
 /// The banner, up to the line containing `last`.
@@ -71,7 +101,8 @@ fn node1_health(banner: &str) -> String {
 }
 
 /// Ctrl-C: it exits 0 and says so.
-async fn interrupt(mut child: Child, rx: &mpsc::Receiver<String>) {
+async fn interrupt(dev: Dev, rx: &mpsc::Receiver<String>) {
+    let mut child = dev.take();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
@@ -161,22 +192,23 @@ async fn dev_with_three_masters_survives_a_kill_of_the_leader() {
                 .and_then(|m| m["name"].as_str().map(str::to_owned))
         })
     };
-    // At least two masters answer (one to kill, one to take over), and
-    // one leads.
+    // Once the banner is out, all three masters answer, and one leads.
     let all_up = || async {
         let view = ctl_env(&env, &["masters", "-o", "json"]).await;
         view.code == 0
             && view.json()["masters"]
                 .as_array()
-                .is_some_and(|m| m.iter().filter(|m| m.get("error").is_none()).count() >= 2)
+                .is_some_and(|m| m.iter().filter(|m| m.get("error").is_none()).count() == 3)
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !all_up().await {
         if std::time::Instant::now() > deadline {
             let view = ctl_env(&env, &["masters"]).await;
             panic!(
-                "fewer than two masters answer after 30 s:\n{}{}",
-                view.stdout, view.stderr
+                "not all three masters answer 30 s after the banner:\n{}{}\nclusterctl dev's log:\n{}",
+                view.stdout,
+                view.stderr,
+                std::fs::read_to_string(home.path().join("dev.log")).unwrap_or_default()
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

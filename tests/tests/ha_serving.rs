@@ -197,6 +197,15 @@ async fn a_master_started_while_the_agents_are_elsewhere_lists_them_connected_at
     let etcd = EtcdCluster::start(3).await;
     let mut masters = Masters::spawn(3, &etcd);
     masters.wait_for_leader(PATIENCE, |_| true).await;
+    // One master made the cluster's CA; the others say they adopted it.
+    let said = |what: &str| (0..3).filter(|&i| masters[i].log().contains(what)).count();
+    assert_eq!(
+        (
+            said("created the cluster CA"),
+            said("adopted the cluster's CA")
+        ),
+        (1, 2)
+    );
     let urls = masters.urls();
     // Both agents know m0 and m1 only: m2 holds no session.
     let _agents: Vec<AgentProc> = (1..=2)

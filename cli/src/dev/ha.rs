@@ -222,9 +222,11 @@ pub fn start_master(spec: &MasterSpec, etcd: &[String], dir: &Path) -> Result<Ma
     )
 }
 
-/// Starts master `spec` and waits until it accepts connections; when it
-/// exits first (its port was taken meanwhile by another process), it is
-/// started again on new ports, up to 3 times.
+/// Starts master `spec` and waits until it serves — its HTTP side
+/// answers `GET /health`, which it does only once its state is loaded
+/// (its ports are bound before, so a port that takes a connection says
+/// nothing yet). When it exits first (its port was taken meanwhile by
+/// another process), it is started again on new ports, up to 3 times.
 pub async fn start_master_serving(
     spec: &mut MasterSpec,
     etcd: &[String],
@@ -235,7 +237,7 @@ pub async fn start_master_serving(
         let mut child = start_master(spec, etcd, dir)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if tokio::net::TcpStream::connect(spec.grpc).await.is_ok() {
+            if serves(spec.http).await {
                 return Ok(child);
             }
             if child.exited().is_some() {
@@ -244,7 +246,7 @@ pub async fn start_master_serving(
             }
             if std::time::Instant::now() >= deadline {
                 return Err(Failure::partial(format!(
-                    "{} does not accept connections after 30s; its log ({}):\n{}",
+                    "{} does not serve after 30s; its log ({}):\n{}",
                     child.what,
                     child.log.display(),
                     tail(&child.log)
@@ -260,6 +262,24 @@ pub async fn start_master_serving(
         "master {} stopped while starting, 3 times; its log:\n{last}",
         spec.name
     )))
+}
+
+/// Whether the master whose HTTP side is `http` answers `GET /health`
+/// with 200 within a second.
+async fn serves(http: SocketAddr) -> bool {
+    use http_body_util::Empty;
+    use hyper::body::Bytes;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let Ok(uri) = format!("http://{http}/health").parse() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), client.get(uri)).await,
+        Ok(Ok(r)) if r.status() == hyper::StatusCode::OK
+    )
 }
 
 /// The last lines of a child's log, for an error.

@@ -44,8 +44,12 @@ pub struct Pki {
     pub ca: Ca,
     pub server_cert_pem: String,
     pub server_key_pem: String,
-    /// Set when this start made the CA (and the admin credentials).
+    /// Set when this start made the admin credentials (with the CA, or
+    /// on adopting the cluster's).
     pub created: Option<AdminFiles>,
+    /// Whether the CA is the cluster's, taken from the store at this
+    /// start rather than made here.
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +135,7 @@ pub fn load_or_init(
         server_cert_pem,
         server_key_pem,
         created,
+        adopted: false,
     })
 }
 

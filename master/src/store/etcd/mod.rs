@@ -26,6 +26,7 @@
 //! - `txn` — a change as one fenced transaction within etcd's limits, why
 //!   one failed, and whether an unanswered one landed.
 
+mod again;
 mod election;
 mod follow;
 mod presence;
@@ -38,6 +39,7 @@ use super::{
     Change, EndpointHealth, EngineError, EventQuery, Followed, Key, LiveRecord, Loaded, Revision,
     Role, Store, StoreError, Topology,
 };
+use again::{PATIENCE, again};
 use cluster_model::rollout::RolloutRecord;
 use cluster_model::{Event, JobRecord, NodeId};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
@@ -59,6 +61,8 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an endpoint may take to say how it is.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `clusterctl masters` waits for the masters' election keys.
+const TOPOLOGY_PATIENCE: Duration = Duration::from_secs(2);
 
 /// How a master reaches etcd and whom it says it is.
 #[derive(Debug, Clone)]
@@ -146,12 +150,12 @@ impl EtcdStore {
             .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value.clone(), None)])
             .or_else([TxnOp::get(key.clone(), None)]);
-        let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(unavailable)?;
+        // A second attempt after a first that landed finds the value put.
+        let resp = again(PATIENCE, || {
+            let (mut kv, txn) = (self.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await?;
         if resp.succeeded() {
             return Ok(value);
         }
@@ -183,12 +187,12 @@ impl EtcdStore {
             .with_range(prefix_end(start.as_bytes()))
             .with_sort(SortTarget::Key, SortOrder::Descend)
             .with_limit(limit as i64);
-        let resp = self
-            .client
-            .kv_client()
-            .get(start, Some(options))
-            .await
-            .map_err(unavailable)?;
+        let resp = again(PATIENCE, || {
+            let (mut kv, start, options) =
+                (self.client.kv_client(), start.clone(), options.clone());
+            async move { kv.get(start, Some(options)).await }
+        })
+        .await?;
         resp.kvs()
             .iter()
             .map(|kv| codec::decode(&String::from_utf8_lossy(kv.key()), kv.value()))
@@ -197,12 +201,11 @@ impl EtcdStore {
 
     async fn one<T: serde::de::DeserializeOwned>(&self, k: &Key) -> Result<Option<T>, StoreError> {
         let key = self.key(k);
-        let resp = self
-            .client
-            .kv_client()
-            .get(key.clone(), None)
-            .await
-            .map_err(unavailable)?;
+        let resp = again(PATIENCE, || {
+            let (mut kv, key) = (self.client.kv_client(), key.clone());
+            async move { kv.get(key, None).await }
+        })
+        .await?;
         resp.kvs()
             .first()
             .map(|kv| codec::decode(&key, kv.value()))
@@ -257,7 +260,6 @@ pub(super) async fn range(
     prefix: &str,
     revision: Option<i64>,
 ) -> Result<(i64, Vec<etcd_client::KeyValue>), StoreError> {
-    let mut kv = client.kv_client();
     let start = format!("{root}{prefix}");
     let end = prefix_end(start.as_bytes());
     let mut from = start.into_bytes();
@@ -268,10 +270,11 @@ pub(super) async fn range(
         if let Some(r) = at {
             options = options.with_revision(r);
         }
-        let resp = kv
-            .get(from.clone(), Some(options))
-            .await
-            .map_err(unavailable)?;
+        let resp = again(PATIENCE, || {
+            let (mut kv, from, options) = (client.kv_client(), from.clone(), options.clone());
+            async move { kv.get(from, Some(options)).await }
+        })
+        .await?;
         let header_revision = resp.header().map_or(0, |h| h.revision());
         let revision = *at.get_or_insert(header_revision);
         let more = resp.more();
@@ -473,14 +476,19 @@ impl Store for EtcdStore {
     ) -> Result<Vec<Key>, StoreError> {
         let start = format!("{}{}", self.prefix, history.prefix());
         let end = prefix_end(start.as_bytes());
-        let mut kv = self.client.kv_client();
-        let counted = kv
-            .get(
-                start.clone(),
-                Some(GetOptions::new().with_range(end.clone()).with_count_only()),
-            )
-            .await
-            .map_err(unavailable)?;
+        let start = &start;
+        let get = |options: GetOptions| {
+            move || {
+                let (mut kv, start) = (self.client.kv_client(), start.clone());
+                let options = options.clone();
+                async move { kv.get(start, Some(options)).await }
+            }
+        };
+        let counted = again(
+            PATIENCE,
+            get(GetOptions::new().with_range(end.clone()).with_count_only()),
+        )
+        .await?;
         let over = (counted.count().max(0) as usize)
             .saturating_sub(keep)
             .min(limit);
@@ -492,15 +500,14 @@ impl Store for EtcdStore {
             .with_keys_only()
             .with_sort(SortTarget::Key, SortOrder::Ascend)
             .with_limit(over as i64);
-        let resp = kv
-            .get(start.clone(), Some(options))
-            .await
-            .map_err(unavailable)?;
+        let resp = again(PATIENCE, get(options)).await?;
         Ok(resp
             .kvs()
             .iter()
             .filter_map(|kv| {
-                let rest = std::str::from_utf8(kv.key()).ok()?.strip_prefix(&start)?;
+                let rest = std::str::from_utf8(kv.key())
+                    .ok()?
+                    .strip_prefix(start.as_str())?;
                 Some(match history {
                     super::History::Events => Key::Event(rest.parse().ok()?),
                     super::History::Jobs => Key::Job(rest.to_owned()),
@@ -511,14 +518,14 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self) -> Result<(), StoreError> {
-        let now = self
-            .client
-            .kv_client()
-            .get(format!("{}meta/revision", self.prefix), None)
-            .await
-            .map_err(unavailable)?
-            .header()
-            .map_or(0, |h| h.revision());
+        let meta = format!("{}meta/revision", self.prefix);
+        let now = again(PATIENCE, || {
+            let (mut kv, meta) = (self.client.kv_client(), meta.clone());
+            async move { kv.get(meta, None).await }
+        })
+        .await?
+        .header()
+        .map_or(0, |h| h.revision());
         let previous = self
             .compacted
             .swap(now, std::sync::atomic::Ordering::SeqCst);
@@ -542,9 +549,14 @@ impl Store for EtcdStore {
             .with_prefix()
             .with_sort(SortTarget::Create, SortOrder::Ascend);
         let election = format!("{}election/", self.prefix);
-        let mut kv = self.client.kv_client();
-        let asked = tokio::time::timeout(HEALTH_TIMEOUT, kv.get(election, Some(options))).await;
-        if let Ok(Ok(resp)) = asked {
+        // A member that is down does not hide the masters (another answers).
+        let asked = again(TOPOLOGY_PATIENCE, || {
+            let (mut kv, election) = (self.client.kv_client(), election.clone());
+            let options = options.clone();
+            async move { kv.get(election, Some(options)).await }
+        })
+        .await;
+        if let Ok(resp) = asked {
             t.revision = resp.header().map_or(0, |h| h.revision()) as Revision;
             t.masters = resp
                 .kvs()
@@ -554,11 +566,12 @@ impl Store for EtcdStore {
             if let Some(first) = resp.kvs().first() {
                 t.led = true;
                 t.epoch = first.create_revision() as Revision;
-                let mut leases = self.client.lease_client();
-                let ttl =
-                    tokio::time::timeout(HEALTH_TIMEOUT, leases.time_to_live(first.lease(), None))
-                        .await;
-                if let Ok(Ok(ttl)) = ttl {
+                let ttl = again(TOPOLOGY_PATIENCE, || {
+                    let mut leases = self.client.lease_client();
+                    async move { leases.time_to_live(first.lease(), None).await }
+                })
+                .await;
+                if let Ok(ttl) = ttl {
                     t.lease_remaining = Some(Duration::from_secs(ttl.ttl().max(0) as u64));
                 }
             }

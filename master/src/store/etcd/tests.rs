@@ -340,3 +340,38 @@ async fn a_starting_master_loads_the_others_session_records_and_not_its_own_old_
     let again = EtcdStore::connect(config(&e.url, "m1")).await.unwrap();
     assert!(again.load().await.unwrap().live.is_empty());
 }
+
+/// A master given several endpoints, one of them refusing (a member not
+/// started yet, or dead), still reads and commits: a request the client
+/// sent to the refusing one is sent again, to another.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_refuses_does_not_fail_reads_or_commits() {
+    let e = etcd().await;
+    let refusing = format!("http://127.0.0.1:{}", free_port());
+    let mut config = config(&e.url, "m1");
+    config.endpoints = vec![refusing.clone(), e.url.clone(), refusing];
+    let store = EtcdStore::connect(config).await.unwrap();
+    store.campaign();
+    let mut role = store.role();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        role.wait_for(|r| matches!(r, Role::Leader { .. })),
+    )
+    .await
+    .expect("leads within 10 s")
+    .unwrap();
+    for i in 0..40 {
+        store
+            .load()
+            .await
+            .unwrap_or_else(|e| panic!("load {i}: {e}"));
+        store
+            .events(&EventQuery::default())
+            .await
+            .unwrap_or_else(|e| panic!("events {i}: {e}"));
+    }
+    store
+        .commit(&put(node("n1"), Expect::Absent))
+        .await
+        .unwrap();
+}

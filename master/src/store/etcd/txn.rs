@@ -2,6 +2,7 @@
 //! compares, its writes nested within etcd's limits — why a transaction's
 //! compares failed, and whether an attempt that was not answered landed.
 
+use super::again::{PATIENCE, again};
 use super::election;
 use super::{EtcdStore, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_MARGIN};
 use crate::store::codec::{record_json, to_json};
@@ -13,7 +14,6 @@ impl EtcdStore {
     /// every event, every delete gone — so an attempt this master did not
     /// hear back from was committed after all: its revision.
     pub(super) async fn landed(&self, change: &Change) -> Option<Revision> {
-        let mut kv = self.client.kv_client();
         let mut revision = 0;
         let mut expect: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         for r in &change.puts {
@@ -26,7 +26,7 @@ impl EtcdStore {
             expect.push((self.key(k), None));
         }
         for (key, value) in expect {
-            let found = kv.get(key, None).await.ok()?;
+            let found = self.get(key.as_bytes()).await.ok()?;
             match (found.kvs().first(), value) {
                 (Some(kv), Some(v)) if kv.value() == v.as_slice() => {
                     revision = revision.max(kv.mod_revision());
@@ -38,45 +38,64 @@ impl EtcdStore {
         (revision > 0).then_some(revision as Revision)
     }
 
+    /// One key (absolute), read again while no member answers.
+    async fn get(&self, key: &[u8]) -> Result<etcd_client::GetResponse, StoreError> {
+        again(PATIENCE, || {
+            let (mut kv, key) = (self.client.kv_client(), key.to_vec());
+            async move { kv.get(key, None).await }
+        })
+        .await
+    }
+
     /// Why a transaction's compares failed: the first precondition that no
-    /// longer holds, or the fence.
+    /// longer holds, or the fence. A key that cannot be read says nothing:
+    /// the store is unavailable (never "fenced" for want of an answer).
     pub(super) async fn conflict(&self, change: &Change, fence: &election::Fence) -> StoreError {
-        let mut kv = self.client.kv_client();
-        let found = |resp: Result<etcd_client::GetResponse, _>| {
-            resp.ok().and_then(|r| {
-                r.kvs()
-                    .first()
-                    .map(|kv| (kv.create_revision(), kv.mod_revision()))
-            })
+        match self.why_refused(change, fence).await {
+            Ok(why) => why,
+            Err(unreadable) => unreadable,
+        }
+    }
+
+    async fn why_refused(
+        &self,
+        change: &Change,
+        fence: &election::Fence,
+    ) -> Result<StoreError, StoreError> {
+        let found = |resp: etcd_client::GetResponse| {
+            resp.kvs()
+                .first()
+                .map(|kv| (kv.create_revision(), kv.mod_revision()))
         };
-        if found(kv.get(fence.key.clone(), None).await).map(|(c, _)| c) != Some(fence.revision) {
+        if found(self.get(&fence.key).await?).map(|(c, _)| c) != Some(fence.revision) {
             self.leadership.fenced();
-            return StoreError::Fenced;
+            return Ok(StoreError::Fenced);
         }
         for p in &change.preconditions {
-            let now = found(kv.get(self.key(&p.key), None).await).map(|(_, m)| m as Revision);
+            let key = self.key(&p.key);
+            let now = found(self.get(key.as_bytes()).await?).map(|(_, m)| m as Revision);
             if !p.expect.holds(now) {
-                return StoreError::Conflict {
+                return Ok(StoreError::Conflict {
                     key: p.key.clone(),
                     expected: p.expect,
                     found: now,
-                };
+                });
             }
         }
         for e in &change.events {
             let k = Key::Event(e.seq);
-            if found(kv.get(self.key(&k), None).await).is_some() {
-                return StoreError::Conflict {
+            if found(self.get(self.key(&k).as_bytes()).await?).is_some() {
+                return Ok(StoreError::Conflict {
                     key: k,
                     expected: Expect::Absent,
                     found: Some(0),
-                };
+                });
             }
         }
         // The coarse compare: something was committed since the plan read.
-        StoreError::Stale {
+        Ok(StoreError::Stale {
             read: change.read_revision,
-        }
+        })
     }
 
     /// The transaction a change is, fenced.
