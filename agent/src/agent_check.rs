@@ -9,13 +9,13 @@
 //! `up` leaves the server in DRAIN (only `ready` ends DRAIN and MAINT), and
 //! after `down` only `up` brings it back. So:
 //!
-//! | node                    | line                          | HAProxy shows |
-//! |-------------------------|-------------------------------|---------------|
-//! | online, checks pass     | `ready up 100%`               | UP            |
-//! | online, a check fails   | `ready down #app: …`          | DOWN (agent)  |
-//! | drained                 | `drain up`                    | DRAIN (agent) |
-//! | drained, a check fails  | `drain down #app: …`          | DOWN (agent)  |
-//! | in maintenance          | `maint up` / `maint down #…`  | MAINT         |
+//! | node                    | line                              | HAProxy shows |
+//! |-------------------------|-----------------------------------|---------------|
+//! | online, checks pass     | `ready up 100%`                   | UP            |
+//! | online, a check fails   | `ready down #check app failing`   | DOWN (agent)  |
+//! | drained                 | `drain up`                        | DRAIN (agent) |
+//! | drained, a check fails  | `drain down #check app failing`   | DOWN (agent)  |
+//! | in maintenance          | `maint up` / `maint down #…`      | MAINT         |
 //!
 //! The reason follows `#` after a space: HAProxy takes `#` as the start of
 //! the description only at the start of a word; `down#reason` is one word
@@ -51,7 +51,8 @@ pub fn line(desired: &Desired, checks: &CheckStatus, weight: Option<u8>) -> Stri
     match checks.failing() {
         Some(failing) => format!(
             "{admin} down #{}",
-            reason(&format!("{}: {}", failing.name, failing.output))
+            // Its name only: the output may hold secrets.
+            reason(&format!("check {} failing", failing.name))
         ),
         None if admin == "ready" => format!("ready up {}%", weight.unwrap_or(100).min(100)),
         None => format!("{admin} up"),
@@ -208,8 +209,9 @@ mod tests {
 
     #[test]
     fn lines() {
-        let app = "app: GET http://127.0.0.1:8080/app: 500 Internal Server Error";
-        let db = "db: GET http://127.0.0.1:8080/db: 500 Internal Server Error";
+        // The check's name, never its output (the URL it tried).
+        let app = "check app failing";
+        let db = "check db failing";
         check("", "", None, "ready up 100%");
         check("", "", Some(40), "ready up 40%");
         check("", "+?", Some(40), "ready up 40%");

@@ -2,8 +2,10 @@
 //!
 //! - `GET /health` — `200 {"status":"online","node":…}` in service;
 //!   `503` with `"status":"offline"` (drained) or `"maintenance"`, and the
-//!   reason and since; `503 {"status":"failing","check":…,"reason":…}` when
-//!   a local check fails. A drain wins over a failing check. With checks
+//!   reason and since; `503 {"status":"failing","check":"db","reason":
+//!   "check db failing"}` when a local check fails — its name, never its
+//!   output, which may hold secrets (authenticated callers of the master
+//!   see it, redacted). A drain wins over a failing check. With checks
 //!   configured, every answer lists them: `"checks":{"app":"passing"}`.
 //! - `GET /health?node=NAME` — the same when NAME is this node (bethel's probe
 //!   URL); 404 naming the node that answered otherwise, so a miswired probe
@@ -64,7 +66,10 @@ pub fn verdict(desired: &Desired, checks: &CheckStatus) -> Verdict {
         body.insert("since".into(), since.to_string().into());
     } else if let Some(failing) = checks.failing() {
         body.insert("check".into(), failing.name.clone().into());
-        body.insert("reason".into(), failing.output.clone().into());
+        body.insert(
+            "reason".into(),
+            format!("check {} failing", failing.name).into(),
+        );
     }
     if !checks.checks.is_empty() {
         let states = checks
@@ -210,8 +215,8 @@ mod tests {
             ("", "", 200, r#"{"status": "online"}"#.to_owned()),
             ("", "?", 200, r#"{"status": "online", "checks": {"app": "pending"}}"#.to_owned()),
             ("", "+?", 200, r#"{"status": "online", "checks": {"app": "passing", "db": "pending"}}"#.to_owned()),
-            ("", "+-", 503, r#"{"status": "failing", "check": "db", "reason": "db: 500", "checks": {"app": "passing", "db": "failing"}}"#.to_owned()),
-            ("", "?--", 503, r#"{"status": "failing", "check": "db", "reason": "db: 500", "checks": {"app": "pending", "db": "failing", "disk": "failing"}}"#.to_owned()),
+            ("", "+-", 503, r#"{"status": "failing", "check": "db", "reason": "check db failing", "checks": {"app": "passing", "db": "failing"}}"#.to_owned()),
+            ("", "?--", 503, r#"{"status": "failing", "check": "db", "reason": "check db failing", "checks": {"app": "pending", "db": "failing", "disk": "failing"}}"#.to_owned()),
             ("drained", "", 503, format!(r#"{{"status": "offline", {d}}}"#)),
             ("drained", "+", 503, format!(r#"{{"status": "offline", {d}, "checks": {{"app": "passing"}}}}"#)),
             ("drained", "?", 503, format!(r#"{{"status": "offline", {d}, "checks": {{"app": "pending"}}}}"#)),

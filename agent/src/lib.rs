@@ -177,7 +177,12 @@ pub async fn run(
         balancers.haproxy = Some(rx);
     }
     if !config.checks.is_empty() {
-        checks::spawn(config.checks.clone(), shared.checks.clone(), token.clone());
+        checks::spawn(
+            config.checks.clone(),
+            config.redact.clone(),
+            shared.checks.clone(),
+            token.clone(),
+        );
     }
     if let Some((listener, weight_from_load)) = agent_check {
         tokio::spawn(agent_check::serve(

@@ -205,6 +205,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             set_hostname: false,
             dry_run: false,
             checks: Vec::new(),
+            redact: Default::default(),
             agent_check: None,
             haproxy_stats_socket: None,
             proxy: None,

@@ -36,6 +36,7 @@ pub mod labels;
 pub mod naming;
 pub mod node;
 pub mod proxy;
+pub mod redact;
 pub mod retry;
 pub mod rollout;
 pub mod rotation;

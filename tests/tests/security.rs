@@ -539,3 +539,75 @@ async fn a_newline_in_the_callers_user_cannot_forge_an_audit_line() {
         "{text}"
     );
 }
+
+/// A failing check's output can hold secrets (a connection string with
+/// its password, an API key in a URL). The unauthenticated endpoints —
+/// the agent's `/health` and HAProxy agent-check port, the master's
+/// `/health?node=` and `/api/v1/nodes` — name the check and its state
+/// only; authenticated callers see the output, credentials and query
+/// values redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_in_a_checks_output_are_never_served_unauthenticated() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let check = r#"
+[[check]]
+name = "db"
+command = ["sh", "-c", "echo 'cannot reach postgres://app:S3cretPassw0rd@db:5432/app via http://h/q?apikey=K3yK3y&x=1'; exit 1"]
+interval = "200ms"
+timeout = "200ms"
+rise = 1
+fall = 1
+"#;
+    let agent = AgentProc::builder("leaky-1", &master)
+        .addr("127.0.0.83")
+        .config(check)
+        .spawn();
+    let admin = master.admin();
+    eventually("leaky-1 failing", PATIENCE, || async {
+        node_json(&admin, "leaky-1")
+            .await
+            .is_some_and(|n| n["state"] == "failing")
+    })
+    .await;
+    let secret = |text: &str| text.contains("S3cret") || text.contains("K3yK3y");
+
+    let (code, body) = agent.health().await;
+    assert_eq!(code, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&body["status"], &body["check"]),
+        (&"failing".into(), &"db".into())
+    );
+    assert!(!secret(&body.to_string()), "agent /health: {body}");
+    assert!(
+        !body.to_string().contains("postgres"),
+        "no output at all: {body}"
+    );
+
+    let base = master.http_url();
+    for url in [
+        format!("{base}/health?node=leaky-1"),
+        format!("{base}/api/v1/nodes"),
+    ] {
+        let (_, body) = cluster_tests::get(&url).await;
+        assert!(body.contains("leaky-1"), "{url}: {body}");
+        assert!(
+            !secret(&body) && !body.contains("postgres"),
+            "{url}: {body}"
+        );
+    }
+
+    // Authenticated: the output, redacted.
+    let node = node_json(&admin, "leaky-1").await.unwrap();
+    let output = node["checks"][0]["output"].as_str().unwrap().to_owned();
+    assert!(
+        output.contains("postgres://app:***@db:5432/app"),
+        "{output}"
+    );
+    assert!(output.contains("?apikey=***&x=***"), "{output}");
+    assert!(!secret(&node.to_string()), "{node:#}");
+    let table = ctl(&admin, &["nodes"]).await.ok().stdout;
+    assert!(table.contains("db failing") && !secret(&table), "{table}");
+    assert!(!secret(&agent.log()), "the agent's log:\n{}", agent.log());
+}

@@ -18,6 +18,7 @@
 pub mod probe;
 
 use crate::config::{CheckKind, CheckSpec};
+use cluster_model::redact::Redactor;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -151,13 +152,20 @@ fn record(state: &mut CheckState, passing: bool, attempt: &probe::Attempt, now_m
 /// shutdown is abandoned (a command's process group is killed).
 pub fn spawn(
     specs: Vec<CheckSpec>,
+    redact: Redactor,
     status: watch::Sender<CheckStatus>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     status.send_replace(CheckStatus::new(&specs));
     let mut tasks = JoinSet::new();
     for (index, spec) in specs.into_iter().enumerate() {
-        tasks.spawn(run(index, spec, status.clone(), shutdown.clone()));
+        tasks.spawn(run(
+            index,
+            spec,
+            redact.clone(),
+            status.clone(),
+            shutdown.clone(),
+        ));
     }
     tokio::spawn(async move { while tasks.join_next().await.is_some() {} })
 }
@@ -165,6 +173,7 @@ pub fn spawn(
 async fn run(
     index: usize,
     spec: CheckSpec,
+    redact: Redactor,
     status: watch::Sender<CheckStatus>,
     shutdown: CancellationToken,
 ) {
@@ -176,10 +185,12 @@ async fn run(
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let attempt = tokio::select! {
+        let mut attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = probe::attempt(&spec.kind, spec.timeout) => a,
         };
+        // Before anything — the log, the master — sees it.
+        attempt.output = redact.redact(&attempt.output);
         let passing = judge.observe(attempt.pass);
         tracing::debug!(check = %spec.name, pass = attempt.pass, passing, output = %attempt.output, "check attempt");
         let mut change = Change::None;

@@ -148,7 +148,7 @@ async fn an_http_check_rises_and_falls_exactly() {
     };
     let (status, mut seen) = watch::channel(CheckStatus::default());
     let shutdown = CancellationToken::new();
-    let runner = spawn(vec![spec], status, shutdown.clone());
+    let runner = spawn(vec![spec], Default::default(), status, shutdown.clone());
     assert!(seen.borrow_and_update().pending());
     let next_attempt = async |arrived: &mut mpsc::Receiver<()>| {
         tokio::time::timeout(PATIENCE, arrived.recv())

@@ -4,6 +4,7 @@
 //! (`[proxy]`).
 
 use cluster_model::config::{Problems, parse_duration};
+use cluster_model::redact::Redactor;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,26 @@ pub struct RawCheck {
     pub rise: Option<u32>,
     /// Consecutive failures that make a passing check fail.
     pub fall: Option<u32>,
+}
+
+/// `[redact]`: what is masked in checks' output before anyone sees it
+/// (the master, `clusterctl`, this agent's log).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedact {
+    /// URL passwords, query values, `password=…`-like words, bearer
+    /// credentials (default true).
+    pub builtin: Option<bool>,
+    /// Regular expressions whose matches are masked too.
+    pub patterns: Option<Vec<String>>,
+}
+
+pub fn redactor(raw: Option<RawRedact>, p: &mut Problems) -> Option<Redactor> {
+    let raw = raw.unwrap_or_default();
+    let patterns = raw.patterns.unwrap_or_default();
+    p.check(
+        Redactor::new(raw.builtin.unwrap_or(true), &patterns).map_err(|e| format!("[redact] {e}")),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,7 @@ mod masters;
 
 pub use balancing::{
     AgentCheckConfig, CheckKind, CheckSpec, ProxyConfig, RawAgentCheck, RawCheck, RawProxy,
+    RawRedact,
 };
 pub use masters::{MasterList, https};
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Local health checks; a failing one takes the node out of rotation.
     pub checks: Vec<CheckSpec>,
+    /// What is masked in the checks' output (`[redact]`).
+    pub redact: cluster_model::redact::Redactor,
     /// HAProxy's agent-check responder.
     pub agent_check: Option<AgentCheckConfig>,
     /// HAProxy's stats socket, read to tell when a drained server is idle.
@@ -103,6 +106,7 @@ pub struct RawConfig {
     pub set_hostname: Option<bool>,
     #[serde(rename = "check")]
     pub checks: Option<Vec<RawCheck>>,
+    pub redact: Option<RawRedact>,
     pub agent_check: Option<RawAgentCheck>,
     pub haproxy_stats_socket: Option<PathBuf>,
     pub proxy: Option<RawProxy>,
@@ -229,6 +233,7 @@ impl Config {
             }
         }
         let checks = balancing::checks(raw.checks.unwrap_or_default(), &mut p);
+        let redact = balancing::redactor(raw.redact, &mut p);
         let agent_check = balancing::agent_check(raw.agent_check, &mut p);
         let proxy = balancing::proxy(raw.proxy, &mut p);
         let haproxy_stats_socket = balancing::stats_socket(raw.haproxy_stats_socket);
@@ -257,6 +262,7 @@ impl Config {
                 set_hostname: raw.set_hostname.unwrap_or(false),
                 dry_run: false,
                 checks,
+                redact: redact?,
                 agent_check,
                 haproxy_stats_socket,
                 proxy,
