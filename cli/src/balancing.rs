@@ -7,6 +7,7 @@ use crate::Failure;
 use crate::args::{Output, RouteCommand, RouteImportArgs, RouteTestArgs, UpstreamCommand};
 use crate::client::{BalancingView, Client};
 use crate::commands::{print_json, write_out};
+use crate::render::AddPrintable;
 use cluster_balancer::{Domain, Request, RouteTable, Rule, Server, UpstreamSource};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -358,7 +359,7 @@ fn upstreams_table(b: &BalancingView) -> String {
         } else {
             servers.join(", ")
         };
-        t.add_row(vec![name.clone(), src, servers]);
+        t.add_printable(vec![name.clone(), src, servers]);
     }
     let text = t.to_string();
     let mut out: String = text

@@ -98,6 +98,8 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             store: cluster_master::config::StoreConfig::Sled,
             name: "dev".into(),
             advertise: master_url.clone(),
+            retention: Default::default(),
+            refusal_window: Duration::from_secs(60),
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -338,6 +340,8 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         }),
         name: args.name.clone(),
         advertise: url,
+        retention: Default::default(),
+        refusal_window: Duration::from_secs(60),
     };
     let listeners = cluster_master::Listeners {
         grpc,

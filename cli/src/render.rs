@@ -12,6 +12,30 @@ mod masters;
 
 pub use masters::masters_text;
 
+/// Rows whose cells print as they are: control characters (a newline, an
+/// escape sequence stored before inputs were checked) escaped, so no cell
+/// can forge a line or drive the terminal.
+pub trait AddPrintable {
+    fn add_printable<I, S>(&mut self, cells: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>;
+}
+
+impl AddPrintable for Table {
+    fn add_printable<I, S>(&mut self, cells: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.add_row(
+            cells
+                .into_iter()
+                .map(|c| cluster_model::limits::printable(c.as_ref()).into_owned()),
+        )
+    }
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING)
@@ -64,7 +88,7 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
             ),
             None => ("-".into(), "-".into()),
         };
-        t.add_row(vec![
+        t.add_printable(vec![
             n.name.clone(),
             n.id.clone(),
             if n.roles.is_empty() {
@@ -114,7 +138,7 @@ fn checks_cell(n: &NodeView) -> String {
 pub fn events_table(events: &[EventView]) -> String {
     let mut t = table(&["TIME", "KIND", "NODE", "BY", "DETAIL"]);
     for e in events {
-        t.add_row(vec![
+        t.add_printable(vec![
             e.time.clone(),
             e.kind.clone(),
             e.node.clone(),
@@ -130,7 +154,7 @@ pub fn keys_table(keys: &[KeyView]) -> String {
     for k in keys {
         // Enough of the fingerprint to compare by eye.
         let short: String = k.fingerprint.chars().take(7 + 16).collect();
-        t.add_row(vec![
+        t.add_printable(vec![
             k.node_id.clone(),
             k.state.to_owned(),
             short,
@@ -169,7 +193,7 @@ pub fn job_results_table(results: &[JobResultView]) -> String {
         } else {
             "-".into()
         };
-        t.add_row(vec![
+        t.add_printable(vec![
             r.node.clone(),
             r.status.clone(),
             exit,
@@ -183,7 +207,7 @@ pub fn jobs_table(jobs: &[JobView]) -> String {
     let mut t = table(&["ID", "STARTED", "BY", "TARGET", "NODES", "OK", "COMMAND"]);
     for j in jobs {
         let ok = j.results.iter().filter(|r| r.status == "ok").count();
-        t.add_row(vec![
+        t.add_printable(vec![
             j.id.clone(),
             j.started.clone(),
             j.by.clone(),
@@ -325,6 +349,23 @@ mod tests {
     use super::*;
     use crate::client::OfflineView;
     use serde_json::json;
+
+    #[test]
+    fn a_stored_control_character_cannot_forge_a_line_or_drive_the_terminal() {
+        let e = EventView {
+            seq: 1,
+            time: "2026-12-01T10:00:00.000Z".into(),
+            kind: "drain".into(),
+            node: "web-1".into(),
+            node_id: String::new(),
+            by: "admin".into(),
+            detail: "deploy\n2026-12-01T00:00:00.000Z  drain  web-9  root  forged\x1b[2J".into(),
+        };
+        let text = events_table(&[e]);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert!(text.contains("deploy\\n2026"), "{text}");
+    }
 
     fn node(name: &str, state: &'static str) -> NodeView {
         NodeView {

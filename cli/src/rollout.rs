@@ -6,6 +6,7 @@
 use crate::args::{Output, RolloutAction, RolloutArgs};
 use crate::client::{Client, RolloutRequest};
 use crate::commands::{print_json, targeting, write_out};
+use crate::render::AddPrintable;
 use crate::{Env, Failure};
 use cluster_model::rollout::{LogLine, RolloutRecord, RolloutState};
 use std::io::Write;
@@ -210,7 +211,7 @@ pub fn status_text(rec: &RolloutRecord) -> String {
     for n in &rec.order {
         let phase = rec.nodes.get(n).map_or("?", |p| p.as_str());
         let detail = rec.details.get(n).cloned().unwrap_or_default();
-        t.add_row(vec![n.clone(), phase.to_owned(), detail]);
+        t.add_printable(vec![n.clone(), phase.to_owned(), detail]);
     }
     let table: String = t
         .to_string()
@@ -238,7 +239,7 @@ fn list_text(list: &[RolloutRecord]) -> String {
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
         .set_header(["ID", "STATE", "DONE", "TARGET", "BY", "COMMAND"]);
     for r in list {
-        t.add_row(vec![
+        t.add_printable(vec![
             r.id.clone(),
             r.state.as_str().to_owned(),
             format!(

@@ -44,6 +44,11 @@ pub struct Config {
     pub name: String,
     /// The URL the other masters reach this one at (`https://host:port`).
     pub advertise: String,
+    /// How much history is kept (events, jobs, rollouts).
+    pub retention: crate::cluster::Retention,
+    /// Refused handshakes are counted per source over this long: the
+    /// first is an event at once, the rest one event when it ends.
+    pub refusal_window: Duration,
 }
 
 /// Where the state lives.
@@ -88,6 +93,12 @@ pub struct RawConfig {
     pub lease_ttl: Option<String>,
     pub name: Option<String>,
     pub advertise: Option<String>,
+    /// History kept: the newest this many events, jobs, rollouts.
+    pub keep_events: Option<usize>,
+    pub keep_jobs: Option<usize>,
+    pub keep_rollouts: Option<usize>,
+    /// Refused TLS handshakes counted per source over this long.
+    pub refused_handshakes_window: Option<String>,
 }
 
 impl RawConfig {
@@ -246,6 +257,35 @@ impl Config {
         {
             problems.push(format!("base_domain: {e}"));
         }
+        let defaults = crate::cluster::Retention::default();
+        let mut keep = |key: &str, value: Option<usize>, default: usize, least: usize| {
+            let n = value.unwrap_or(default);
+            if n < least {
+                problems.push(format!("{key} = {n}: must be at least {least}"));
+            }
+            n
+        };
+        let retention = crate::cluster::Retention {
+            events: keep("keep_events", raw.keep_events, defaults.events, 100),
+            jobs: keep("keep_jobs", raw.keep_jobs, defaults.jobs, 10),
+            rollouts: keep("keep_rollouts", raw.keep_rollouts, defaults.rollouts, 10),
+            ..defaults
+        };
+        let refusal_window = problems.check(
+            parse_duration(
+                "refused_handshakes_window",
+                raw.refused_handshakes_window.as_deref().unwrap_or("60s"),
+            )
+            .and_then(|w| {
+                if w < Duration::from_secs(1) {
+                    Err(format!(
+                        "refused_handshakes_window = {w:?}: must be at least 1s"
+                    ))
+                } else {
+                    Ok(w)
+                }
+            }),
+        );
         problems.finish("configuration", path, || {
             Some(Config {
                 listen: listen?,
@@ -261,6 +301,8 @@ impl Config {
                 store: store?,
                 name,
                 advertise: advertise?,
+                retention,
+                refusal_window: refusal_window?,
             })
         })
     }

@@ -98,6 +98,7 @@ fn load(args: &mut Args) -> anyhow::Result<Config> {
         lease_ttl: None,
         name: args.name.take(),
         advertise: args.advertise.take(),
+        ..RawConfig::default()
     };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(Config::validate(

@@ -211,12 +211,13 @@ pub async fn run(
             admin.config.display()
         );
     }
-    let (refused_tx, refused_rx) = tokio::sync::mpsc::channel(256);
+    let (refused, refused_rx) = crate::tls::RefusalSink::new();
+    let dropped = refused.dropped.clone();
     let tls = crate::tls::server_config(
         &pki.server_cert_pem,
         &pki.server_key_pem,
         &pki.ca.cert_pem,
-        refused_tx,
+        refused,
     )?;
     let hosts = crate::cluster::HostsNaming {
         base_domain: config.base_domain.clone(),
@@ -252,7 +253,12 @@ pub async fn run(
     };
 
     let liveness = tokio::spawn(liveness(cluster.clone(), config.name_expiry, token.clone()));
-    let audit = tokio::spawn(crate::tls::audit_refusals(cluster.clone(), refused_rx));
+    let audit = tokio::spawn(crate::tls::refusals::audit(
+        cluster.clone(),
+        refused_rx,
+        dropped,
+        config.refusal_window,
+    ));
     let http = listeners.http.map(|l| {
         let app = crate::http::router(cluster.clone());
         let token = token.clone();
@@ -283,6 +289,7 @@ pub async fn run(
     let housekeeping = tokio::spawn(housekeeping(
         cluster.clone(),
         rollouts.clone(),
+        config.retention,
         token.clone(),
     ));
     let sessions = TaskTracker::new();
@@ -357,6 +364,7 @@ async fn liveness(cluster: Arc<Cluster>, name_expiry: Option<Duration>, token: C
 async fn housekeeping(
     cluster: Arc<Cluster>,
     rollouts: Arc<crate::rollout::Rollouts>,
+    retention_kept: crate::cluster::Retention,
     token: CancellationToken,
 ) {
     let mut retention = tokio::time::interval(RETAIN_EVERY);
@@ -379,7 +387,7 @@ async fn housekeeping(
             }
             continue;
         }
-        match cluster.retain(&crate::cluster::Retention::default()).await {
+        match cluster.retain(&retention_kept).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "deleted history past its retention"),
             Err(e) => tracing::warn!(error = %e, "cannot enforce retention"),

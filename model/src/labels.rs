@@ -4,6 +4,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("label key {key:?}: 1 to 63 letters, digits, '-', '_', '.' or '/'")]
 pub struct InvalidLabelKey {
+    /// The key, cut to an excerpt.
     pub key: String,
 }
 
@@ -15,6 +16,19 @@ pub fn check_key(k: &str) -> Result<(), InvalidLabelKey> {
     if ok {
         Ok(())
     } else {
-        Err(InvalidLabelKey { key: k.to_owned() })
+        Err(InvalidLabelKey {
+            key: crate::limits::excerpt(k),
+        })
     }
+}
+
+/// A label's value: one line, at most [`LABEL_VALUE_MAX_BYTES`] bytes.
+///
+/// [`LABEL_VALUE_MAX_BYTES`]: crate::limits::LABEL_VALUE_MAX_BYTES
+pub fn check_value(key: &str, value: &str) -> Result<(), crate::limits::TextError> {
+    crate::limits::one_line(
+        &format!("label {key}'s value"),
+        value,
+        crate::limits::LABEL_VALUE_MAX_BYTES,
+    )
 }

@@ -33,6 +33,7 @@ pub mod fs;
 pub mod ids;
 pub mod job;
 pub mod labels;
+pub mod limits;
 pub mod naming;
 pub mod node;
 pub mod proxy;

@@ -143,7 +143,7 @@ async fn callers_without_a_valid_identity_are_refused_audited_and_change_nothing
     eventually("the handshake refusal in the event log", PATIENCE, || {
         denied_with(
             &admin,
-            "refused a client certificate (subject \"O=clusterctl-admin, CN=mallory\"",
+            "refused: a client certificate (subject \"O=clusterctl-admin, CN=mallory\"",
         )
     })
     .await;
@@ -610,4 +610,91 @@ fall = 1
     let table = ctl(&admin, &["nodes"]).await.ok().stdout;
     assert!(table.contains("db failing") && !secret(&table), "{table}");
     assert!(!secret(&agent.log()), "the agent's log:\n{}", agent.log());
+}
+
+/// A flood of refused handshakes is not a durable write each: the first
+/// from a source is an event at once, the rest one event with their count
+/// when the window ends; the master goes on draining meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_handshakes_are_counted_per_source_not_written_each() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder()
+        .config("refused_handshakes_window = \"2s\"\n")
+        .spawn();
+    let admin = master.admin();
+    let _a = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.84")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let ca = read(&admin.ca);
+    let now = std::time::SystemTime::now();
+    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
+    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
+    let subject = cluster_master::pki::Subject::Node("mallory".into());
+    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    let tls_refusals = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "denied" && e["by"] == "tls")
+            .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let before = tls_refusals(&events(&admin).await).len();
+    let started = Instant::now();
+    const FLOOD: usize = 200;
+    for _ in 0..FLOOD {
+        let ch = channel(&admin.url, &ca, Some((&cert, &key))).await;
+        if let Ok(ch) = ch {
+            // TLS 1.3: the refusal comes with the first call.
+            let _ = pb::control_client::ControlClient::new(ch)
+                .list_nodes(pb::ListNodesRequest::default())
+                .await;
+        }
+    }
+    // The master drains meanwhile.
+    ctl(&admin, &["drain", "web-1", "--reason", "r", "--wait"])
+        .await
+        .ok();
+    let during = tls_refusals(&events(&admin).await);
+    if started.elapsed() < Duration::from_secs(2) {
+        assert_eq!(during.len() - before, 1, "{during:#?}");
+    }
+    assert!(
+        during[before].starts_with("TLS handshake from 127.0.0.1 refused: a client certificate"),
+        "{during:#?}"
+    );
+    // Every refusal is accounted for: each window's first, recorded, and
+    // the rest counted when the window ends.
+    let accounted = |details: &[String]| -> usize {
+        details[before..]
+            .iter()
+            .map(|d| {
+                match d.split_once(" more TLS handshakes from 127.0.0.1 refused in the last 2s") {
+                    Some((n, _)) => n.parse::<usize>().unwrap_or(0),
+                    None => usize::from(d.starts_with("TLS handshake from 127.0.0.1 refused")),
+                }
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // Each attempt is one refused handshake, or two (the channel
+        // connects again for its call).
+        let details = tls_refusals(&events(&admin).await);
+        if (FLOOD..=2 * FLOOD).contains(&accounted(&details)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} refusals accounted for after {FLOOD} attempts: {details:#?}",
+            accounted(&details)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = tls_refusals(&events(&admin).await);
+    let windows = 1 + started.elapsed().as_secs() as usize / 2;
+    assert!(
+        all.len() - before <= 2 * windows,
+        "{windows} windows: {all:#?}"
+    );
 }

@@ -4,6 +4,7 @@
 
 use super::{table, trim_lines};
 use crate::client::MastersView;
+use crate::render::AddPrintable;
 
 /// A row per master, the store's lines, then its endpoints if any.
 pub fn masters_text(v: &MastersView) -> String {
@@ -17,7 +18,7 @@ pub fn masters_text(v: &MastersView) -> String {
     let mut t = table(&["NAME", "ADDRESS", "LEADER", "REVISION", "AGENTS", "ERROR"]);
     for m in &v.masters {
         let asked = m.error.is_empty();
-        t.add_row(vec![
+        t.add_printable(vec![
             m.name.clone(),
             m.address.clone(),
             if m.leader { "*".into() } else { String::new() },
@@ -58,7 +59,7 @@ pub fn masters_text(v: &MastersView) -> String {
             (false, why) => format!("unhealthy: {why}"),
         };
         let known = |s: String| if e.healthy { s } else { "-".into() };
-        t.add_row(vec![
+        t.add_printable(vec![
             e.endpoint.clone(),
             health,
             if e.leader { "*".into() } else { String::new() },

@@ -67,10 +67,69 @@ pub fn services(
     let enroll = pb::enrollment_server::EnrollmentServer::new(enroll::EnrollSvc { cluster })
         .max_decoding_message_size(64 * 1024);
     server
-        .add_service(agent)
-        .add_service(RequestIds(control))
-        .add_service(masters)
-        .add_service(enroll)
+        .add_service(Bounded(agent))
+        .add_service(Bounded(RequestIds(control)))
+        .add_service(Bounded(masters))
+        .add_service(Bounded(enroll))
+}
+
+/// The longest error message a reply carries, in bytes: an error quoting
+/// a huge input would otherwise make a header block larger than HTTP/2
+/// peers take, and the caller would see "h2 protocol error" instead.
+const MAX_STATUS_MESSAGE: usize = 2048;
+
+/// A service whose refusals carry at most [`MAX_STATUS_MESSAGE`] bytes of
+/// message (cut with "… (cut: N bytes)").
+#[derive(Clone)]
+pub struct Bounded<S>(pub S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Bounded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// Cuts the `grpc-message` of a trailers-only reply (what a refused call
+/// is) to [`MAX_STATUS_MESSAGE`] bytes.
+fn bound_status(headers: &mut http::HeaderMap) {
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    let message = status.message();
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return;
+    }
+    let mut end = MAX_STATUS_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = format!("{}… (cut: {} bytes in all)", &message[..end], message.len());
+    let _ = tonic::Status::new(status.code(), cut).add_header(headers);
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Bounded<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let reply = self.0.call(req);
+        Box::pin(async move {
+            let mut reply = reply.await?;
+            bound_status(reply.headers_mut());
+            Ok(reply)
+        })
+    }
 }
 
 /// The longest request id a caller may send, and what it may be made of.
@@ -140,6 +199,33 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_refusals_are_cut_and_short_ones_kept() {
+        let headers = |message: &str| {
+            let mut h = http::HeaderMap::new();
+            tonic::Status::invalid_argument(message)
+                .add_header(&mut h)
+                .unwrap();
+            h
+        };
+        let mut short = headers("unknown node \"web-9\"");
+        bound_status(&mut short);
+        assert_eq!(
+            tonic::Status::from_header_map(&short).unwrap().message(),
+            "unknown node \"web-9\""
+        );
+        let mut long = headers(&format!("unknown node {:?}", "é".repeat(50_000)));
+        bound_status(&mut long);
+        let status = tonic::Status::from_header_map(&long).unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().len() < MAX_STATUS_MESSAGE + 64);
+        assert!(
+            status.message().ends_with("… (cut: 100015 bytes in all)"),
+            "{}",
+            &status.message()[status.message().len() - 40..]
+        );
+    }
 
     #[test]
     fn request_ids_are_short_plain_tokens() {

@@ -36,6 +36,11 @@ impl State {
             if name.is_empty() {
                 return Err(ClusterError::EmptyName { position: i + 1 });
             }
+            cluster_model::ids::check_name(name).map_err(|source| ClusterError::InvalidName {
+                what: "node name",
+                name: cluster_model::limits::excerpt(name),
+                source,
+            })?;
             match self.names.get(name) {
                 Some(id) => ids.push(id.clone()),
                 None => match self.nodes.get(name) {
@@ -79,7 +84,7 @@ impl State {
                         let t = Target::parse(Kind::Glob, n, &self.group_exprs)?;
                         let found = self.matching(&t);
                         if found.is_empty() {
-                            return Err(ClusterError::NoMatch(n.to_owned()));
+                            return Err(ClusterError::NoMatch(cluster_model::limits::excerpt(n)));
                         }
                         ids.extend(found);
                     } else {
@@ -95,7 +100,9 @@ impl State {
                 let t = Target::parse(*kind, expr, &self.group_exprs)?;
                 let ids = self.matching(&t);
                 if ids.is_empty() {
-                    return Err(ClusterError::NoMatch(spec.to_string()));
+                    return Err(ClusterError::NoMatch(cluster_model::limits::excerpt(
+                        &spec.to_string(),
+                    )));
                 }
                 ids
             }

@@ -156,14 +156,33 @@ pub fn check(d: &DesiredCluster) -> Vec<(String, String)> {
         if let Err(e) =
             crate::targets::Target::parse(crate::targets::Kind::NodeGroup, name, &d.nodegroups)
         {
-            out.push((place, format!("node group {name}: {e} (in {expr:?})")));
+            out.push((
+                place,
+                format!(
+                    "node group {name}: {e} (in {:?})",
+                    crate::limits::excerpt(expr)
+                ),
+            ));
         }
     }
     for (node, labels) in &d.labels {
-        for k in labels.keys() {
+        for (k, v) in labels {
             if let Err(e) = crate::labels::check_key(k) {
                 out.push((format!("labels.{node}"), e.to_string()));
             }
+            if let Err(e) = crate::labels::check_value(k, v) {
+                out.push((format!("labels.{node}"), e.to_string()));
+            }
+        }
+        if labels.len() > crate::limits::LABELS_MAX {
+            out.push((
+                format!("labels.{node}"),
+                format!(
+                    "{} labels; at most {} are allowed",
+                    labels.len(),
+                    crate::limits::LABELS_MAX
+                ),
+            ));
         }
     }
     out

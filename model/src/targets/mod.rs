@@ -112,6 +112,17 @@ impl Target {
         expr: &str,
         groups: &BTreeMap<String, String>,
     ) -> Result<Target, TargetError> {
+        let max = crate::limits::TARGET_MAX_BYTES;
+        if expr.len() > max {
+            return Err(TargetError::at(
+                expr,
+                max,
+                format!(
+                    "the expression is {} bytes long; at most {max} are allowed",
+                    expr.len()
+                ),
+            ));
+        }
         let root = parse::parse(kind, expr, groups)?;
         Ok(Target {
             kind,
@@ -158,21 +169,39 @@ impl TargetError {
     }
 }
 
+/// How much of the expression an error shows on each side of its column.
+const CONTEXT_CHARS: usize = 40;
+
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Tabs stay tabs so the caret lines up however the terminal shows them.
-        let indent: String = self
-            .expr
-            .chars()
-            .take(self.column)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        // A window of the text around the column, so an error in a long
+        // expression stays a few lines long; "…" marks a cut.
+        let chars: Vec<char> = self.expr.chars().collect();
+        let from = self.column.saturating_sub(CONTEXT_CHARS);
+        let to = (self.column + CONTEXT_CHARS).min(chars.len());
+        let mut shown = String::new();
+        if from > 0 {
+            shown.push('…');
+        }
+        // Tabs stay tabs so the caret lines up however the terminal shows
+        // them; other control characters cannot be in a valid expression
+        // and print as a space.
+        let mut indent: String = if from > 0 { " ".into() } else { String::new() };
+        for (i, &c) in chars[from.min(to)..to].iter().enumerate() {
+            let c = if c.is_control() && c != '\t' { ' ' } else { c };
+            shown.push(c);
+            if from + i < self.column {
+                indent.push(if c == '\t' { '\t' } else { ' ' });
+            }
+        }
+        if to < chars.len() {
+            shown.push('…');
+        }
         write!(
             f,
-            "invalid target expression at column {}: {}\n  {}\n  {indent}^",
+            "invalid target expression at column {}: {}\n  {shown}\n  {indent}^",
             self.column + 1,
             self.message,
-            self.expr
         )
     }
 }

@@ -12,7 +12,10 @@ use super::{Expr, Fault, Kind, TargetError, matchers};
 
 /// How deep parentheses, `not`s and node groups may nest: far beyond any
 /// real expression, well within the stack.
-const MAX_NESTING: usize = 100;
+const MAX_NESTING: usize = crate::limits::TARGET_MAX_NESTING;
+/// How many matchers one expression may compile (each glob or regex is
+/// compiled once, and costs memory: the bound keeps the parser's small).
+const MAX_TERMS: usize = crate::limits::TARGET_MAX_TERMS;
 
 pub(super) fn parse(
     kind: Kind,
@@ -167,6 +170,8 @@ struct Groups<'g> {
     expanded: BTreeMap<&'g str, Arc<Expr>>,
     /// Current nesting of parentheses, `not`s and groups, across texts.
     depth: usize,
+    /// Matchers compiled so far, across texts.
+    terms: usize,
 }
 
 /// Why a node group reference could not be expanded.
@@ -184,6 +189,7 @@ impl<'g> Groups<'g> {
             expanding: Vec::new(),
             expanded: BTreeMap::new(),
             depth: 0,
+            terms: 0,
         }
     }
 
@@ -392,6 +398,12 @@ impl<'t> Parser<'t, '_, '_> {
 
     /// A bare word (a glob on the name) or a prefixed one (`G@os:Debian`).
     fn word(&mut self, word: &str, at: usize) -> Result<Expr, TargetError> {
+        if !word.starts_with("N@") {
+            self.groups.terms += 1;
+            if self.groups.terms > MAX_TERMS {
+                return Err(self.error(at, format!("more than {MAX_TERMS} terms")));
+            }
+        }
         let Some((prefix, value)) = word.split_once('@') else {
             return self.leaf(matchers::name_glob(word), at);
         };

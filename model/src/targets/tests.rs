@@ -412,3 +412,50 @@ fn targets_remember_what_they_were_parsed_from() {
     fn shareable<T: Send + Sync + Clone + 'static>() {}
     shareable::<Target>();
 }
+
+#[test]
+fn long_expressions_show_a_window_around_the_error() {
+    let expr = format!("{} and", vec!["web-1"; 900].join(" or "));
+    let err = parse(Compound, &expr).unwrap_err();
+    let text = err.to_string();
+    assert!(text.len() < 300, "{} bytes:\n{text}", text.len());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "invalid target expression at column {}: expected an expression after `and`",
+            expr.chars().count() + 1
+        )
+    );
+    assert!(
+        lines[1].starts_with("  …") && lines[1].ends_with("or web-1 and"),
+        "{text}"
+    );
+    // The caret stands under the end, as in a short one.
+    assert_eq!(lines[2].len(), lines[1].chars().count() + 1, "{text}");
+}
+
+#[test]
+fn size_terms_and_nesting_are_bounded_before_work_is_done() {
+    use crate::limits::{TARGET_MAX_BYTES, TARGET_MAX_NESTING, TARGET_MAX_TERMS};
+    let huge = "node2 or ".repeat(2 * 1024 * 1024 / 9);
+    let err = parse(Compound, &huge).unwrap_err();
+    assert!(
+        err.message.contains(&format!(
+            "bytes long; at most {TARGET_MAX_BYTES} are allowed"
+        )),
+        "{err}"
+    );
+    let many = vec!["web-1"; TARGET_MAX_TERMS + 1].join(" or ");
+    assert!(many.len() < TARGET_MAX_BYTES);
+    let err = parse(Compound, &many).unwrap_err();
+    assert_eq!(err.message, format!("more than {TARGET_MAX_TERMS} terms"));
+    assert!(parse(Compound, &vec!["web-1"; TARGET_MAX_TERMS].join(" or ")).is_ok());
+    let deep = format!("{}web-1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let err = parse(Compound, &deep).unwrap_err();
+    assert_eq!(
+        err.message,
+        format!("nested more than {TARGET_MAX_NESTING} levels deep")
+    );
+    assert!(err.to_string().len() < 300);
+}

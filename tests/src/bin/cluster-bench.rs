@@ -13,6 +13,9 @@
 //!   the hosts files of 3 other agents.
 //! - `cluster [--agents N]` — start a cluster, print the master URL and keep
 //!   it running until stdin closes, for timing whole clusterctl commands.
+//! - `limits [--seconds N]` — the master's RSS and drain latency while
+//!   callers send the largest target expression allowed (1,000 regex terms,
+//!   ~54 KiB) and ones 2 MB long (refused), against the same idle.
 
 use cluster_proto as pb;
 use cluster_tests::{AgentProc, MasterProc, eventually};
@@ -319,6 +322,121 @@ async fn cluster(args: &[String]) {
     .await;
 }
 
+/// Drain and undrain `agent` `cycles` times: each from the request to its
+/// `/health` answering 503 (then 200).
+async fn drain_cycles(
+    control: &mut pb::control_client::ControlClient<tonic::transport::Channel>,
+    agent: &AgentProc,
+    cycles: u64,
+) -> Vec<Duration> {
+    let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut out = Vec::new();
+    for _ in 0..cycles {
+        for (offline, want) in [(true, 503), (false, 200)] {
+            let started = Instant::now();
+            control
+                .drain(pb::DrainRequest {
+                    names: vec![agent.id.clone()],
+                    offline,
+                    reason: "bench".into(),
+                    by: "bench".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let deadline = started + Duration::from_secs(5);
+            loop {
+                let resp = http.get(agent.health_url.parse().unwrap()).await.unwrap();
+                let code = resp.status().as_u16();
+                let _ = resp.into_body().collect().await;
+                if code == want {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "health never answered {want}");
+            }
+            out.push(started.elapsed());
+        }
+    }
+    out
+}
+
+async fn limits(args: &[String]) {
+    let seconds = arg(args, "--seconds", 10);
+    let (master, procs) = start(3, Duration::from_secs(5)).await;
+    let pid = master.pid().expect("running");
+    let admin = master.admin();
+    let mut control = pb::control_client::ControlClient::new(admin.channel().await);
+    let baseline = drain_cycles(&mut control, &procs[0], 100).await;
+    let idle = proc_sample(pid).0;
+    let largest = (0..cluster_model::limits::TARGET_MAX_TERMS)
+        .map(|i| format!("E@(node|web|db)-{i:04}[0-9a-f]{{1,8}}(-(blue|green))?"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    assert!(largest.len() <= cluster_model::limits::TARGET_MAX_BYTES);
+    let oversized = "node2 or ".repeat(2 * 1024 * 1024 / 9);
+    for (what, expr) in [
+        (
+            format!(
+                "the largest allowed expression ({} bytes, 1,000 regex terms)",
+                largest.len()
+            ),
+            largest,
+        ),
+        ("2 MB expressions (refused)".to_owned(), oversized),
+    ] {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let mut c = pb::control_client::ControlClient::new(admin.channel().await);
+            let (expr, stop, sent) = (expr.clone(), stop.clone(), sent.clone());
+            callers.spawn(async move {
+                while !stop.is_cancelled() {
+                    let _ = c
+                        .list_nodes(pb::ListNodesRequest {
+                            names: vec![],
+                            target: Some(pb::Target {
+                                kind: pb::TargetKind::Compound as i32,
+                                expr: expr.clone(),
+                                names: vec![],
+                            }),
+                        })
+                        .await;
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sampler = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    peak.fetch_max(proc_sample(pid).0, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut during = Vec::new();
+        while started.elapsed() < Duration::from_secs(seconds) {
+            during.extend(drain_cycles(&mut control, &procs[1], 10).await);
+        }
+        stop.cancel();
+        while callers.join_next().await.is_some() {}
+        let _ = sampler.await;
+        let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+        let calls = sent.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "{what}: {calls} calls in {seconds}s from 4 callers; master RSS idle {} MiB, peak {} MiB (+{} MiB)",
+            idle / 1024,
+            peak / 1024,
+            peak.saturating_sub(idle) / 1024
+        );
+        summary("  drain/undrain, idle", baseline.clone());
+        summary("  drain/undrain, meanwhile", during);
+    }
+}
+
 #[tokio::main]
 async fn main() {
     cluster_tests::crypto();
@@ -329,9 +447,10 @@ async fn main() {
         Some("enroll") => enroll(&args).await,
         Some("hosts") => hosts(&args).await,
         Some("cluster") => cluster(&args).await,
+        Some("limits") => limits(&args).await,
         _ => {
             eprintln!(
-                "usage: cluster-bench drain|idle|enroll|hosts|cluster [--cycles N] [--agents N] [--seconds N]"
+                "usage: cluster-bench drain|idle|enroll|hosts|cluster|limits [--cycles N] [--agents N] [--seconds N]"
             );
             std::process::exit(2);
         }

@@ -6,6 +6,7 @@ use super::{About, Command, Draft, Env, Planned};
 use crate::cluster::ClusterError;
 use crate::state::State;
 use crate::store::{Key, Record};
+use cluster_model::limits::{LABELS_MAX, REASON_MAX_BYTES};
 use cluster_model::naming::{self, Naming};
 use cluster_model::session::Hello;
 use cluster_model::{
@@ -157,6 +158,10 @@ impl Command for SetOut {
     type Out = Vec<NodeChange>;
 
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<Vec<NodeChange>>, ClusterError> {
+        if let Some(reason) = &self.reason {
+            cluster_model::limits::one_line("the reason", reason, REASON_MAX_BYTES)
+                .map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        }
         let mut d = Draft::new(st, env);
         let mut changes = Vec::new();
         for id in st.select(&self.target)? {
@@ -209,8 +214,10 @@ impl Command for SetLabels {
         if self.labels.is_empty() {
             return Err(ClusterError::NoLabels);
         }
-        for k in self.labels.keys() {
+        for (k, v) in &self.labels {
             cluster_model::labels::check_key(k)?;
+            cluster_model::labels::check_value(k, v)
+                .map_err(|e| ClusterError::Invalid(e.to_string()))?;
         }
         let detail = self
             .labels
@@ -231,6 +238,13 @@ impl Command for SetLabels {
                 } else {
                     node.labels.insert(k.clone(), v.clone());
                 }
+            }
+            if node.labels.len() > LABELS_MAX {
+                return Err(ClusterError::Invalid(format!(
+                    "node {} would have {} labels; at most {LABELS_MAX} are allowed",
+                    node.name,
+                    node.labels.len()
+                )));
             }
             names.push(node.name.to_string());
             d.event(

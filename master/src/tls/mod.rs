@@ -10,10 +10,13 @@
 //!
 //! A client certificate is optional at the TLS layer (an agent enrolling has
 //! none yet) but, when presented, must chain to the cluster CA; the
-//! verifier records every refused certificate in the audit log. Which calls
-//! need which identity is decided per call (`grpc::auth`).
+//! verifier reports every refused certificate, with the address it came
+//! from, to the audit log ([`refusals`]: the first from each source at
+//! once, the rest counted). Which calls need which identity is decided per
+//! call (`grpc::auth`).
 
-use crate::cluster::Cluster;
+pub mod refusals;
+
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -130,11 +133,39 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+tokio::task_local! {
+    /// The address of the peer whose handshake this task runs, for the
+    /// verifier (which rustls calls within it) to say where a refused
+    /// certificate came from.
+    static HANDSHAKE_FROM: std::net::IpAddr;
+}
+
+/// Where the verifier reports refused certificates: a bounded queue (a
+/// refusal that finds it full is counted as dropped, never waited for).
+#[derive(Debug, Clone)]
+pub struct RefusalSink {
+    pub tx: mpsc::Sender<refusals::Refusal>,
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RefusalSink {
+    pub fn new() -> (RefusalSink, mpsc::Receiver<refusals::Refusal>) {
+        let (tx, rx) = mpsc::channel(refusals::QUEUE);
+        (
+            RefusalSink {
+                tx,
+                dropped: Default::default(),
+            },
+            rx,
+        )
+    }
+}
+
 /// Wraps the CA verifier to record refused client certificates.
 #[derive(Debug)]
 struct AuditingVerifier {
     inner: Arc<dyn ClientCertVerifier>,
-    refused: mpsc::Sender<String>,
+    refused: RefusalSink,
 }
 
 fn describe(cert: &CertificateDer<'_>) -> String {
@@ -164,10 +195,15 @@ impl ClientCertVerifier for AuditingVerifier {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)
             .inspect_err(|e| {
-                let _ = self.refused.try_send(format!(
-                    "TLS handshake refused a client certificate ({}): {e}",
-                    describe(end_entity)
-                ));
+                let refusal = refusals::Refusal {
+                    from: HANDSHAKE_FROM.try_with(|ip| *ip).ok(),
+                    detail: format!("a client certificate ({}): {e}", describe(end_entity)),
+                };
+                if self.refused.tx.try_send(refusal).is_err() {
+                    self.refused
+                        .dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             })
     }
     fn verify_tls12_signature(
@@ -198,7 +234,7 @@ pub fn server_config(
     server_cert_pem: &str,
     server_key_pem: &str,
     ca_pem: &str,
-    refused: mpsc::Sender<String>,
+    refused: RefusalSink,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     use rustls::pki_types::pem::PemObject;
     let material = |e: &dyn std::fmt::Display| TlsError::Material(e.to_string());
@@ -262,7 +298,8 @@ pub fn incoming(
             tokio::spawn(async move {
                 let _permit = permit;
                 let _ip_slot = ip_slot;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = HANDSHAKE_FROM.scope(addr.ip(), acceptor.accept(tcp));
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                     Ok(Ok(stream)) => {
                         let cert = stream
                             .get_ref()
@@ -285,11 +322,4 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(rx)
-}
-
-/// Writes the refusals the verifier reports into the event log.
-pub async fn audit_refusals(cluster: Arc<Cluster>, mut refused: mpsc::Receiver<String>) {
-    while let Some(detail) = refused.recv().await {
-        cluster.deny("", "tls", detail).await;
-    }
 }
