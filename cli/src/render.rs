@@ -150,7 +150,14 @@ pub fn events_table(events: &[EventView]) -> String {
 }
 
 pub fn keys_table(keys: &[KeyView]) -> String {
-    let mut t = table(&["NODE", "STATE", "FINGERPRINT", "DECIDED BY", "REQUESTED"]);
+    let mut t = table(&[
+        "NODE",
+        "STATE",
+        "FINGERPRINT",
+        "FROM",
+        "DECIDED BY",
+        "REQUESTED",
+    ]);
     for k in keys {
         // Enough of the fingerprint to compare by eye.
         let short: String = k.fingerprint.chars().take(7 + 16).collect();
@@ -158,6 +165,11 @@ pub fn keys_table(keys: &[KeyView]) -> String {
             k.node_id.clone(),
             k.state.to_owned(),
             short,
+            if k.source.is_empty() {
+                "-".into()
+            } else {
+                k.source.clone()
+            },
             if k.decided_by.is_empty() {
                 "-".into()
             } else {

@@ -54,6 +54,10 @@ pub struct KeyRecord {
     pub decided_by: String,
     /// Roles from the token it joined with.
     pub roles: Vec<String>,
+    /// The address the request came from ("" when not known: keys from
+    /// before it was kept).
+    #[serde(default)]
+    pub source: String,
 }
 
 /// What a person's certificate allows.

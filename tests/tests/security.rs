@@ -698,3 +698,92 @@ async fn refused_handshakes_are_counted_per_source_not_written_each() {
         "{windows} windows: {all:#?}"
     );
 }
+
+/// Enrollment without a token cannot squat a name (the node's tokened
+/// request wins and the pending one is dropped, with an event), nor flood
+/// the master with pending keys; `keys list` says where each came from,
+/// and `keys delete` takes globs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_a_token_cannot_squat_a_name_or_flood_the_keys() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    // Squatting: a token-less request for node8 first.
+    let squat = join(&admin, "node8", "").await;
+    assert_eq!(squat.status, pb::JoinStatus::Pending as i32, "{squat:?}");
+    let _real = AgentProc::builder("node8", &master)
+        .addr("127.0.0.85")
+        .spawn();
+    eventually(
+        "node8 enrolled with its token and connected",
+        PATIENCE,
+        || connected(&admin, "node8"),
+    )
+    .await;
+    assert_eq!(
+        key_state(&admin, "node8").await.as_deref(),
+        Some("accepted")
+    );
+    let dropped = events(&admin).await.into_iter().any(|e| {
+        e["kind"] == "key"
+            && e["node"] == "node8"
+            && e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dropped the pending key")
+    });
+    assert!(dropped, "{:#?}", events(&admin).await);
+
+    // A flood of token-less requests from one address: a few become
+    // pending, the rest are refused without a write each.
+    let events_before = events(&admin).await.len();
+    let mut refused = 0;
+    for i in 0..100 {
+        let r = join(&admin, &format!("spam-{i}"), "").await;
+        if r.status == pb::JoinStatus::Rejected as i32 {
+            assert!(
+                r.message
+                    .contains("too many enrollment requests without a token from 127.0.0.1"),
+                "{r:?}"
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused >= 80, "only {refused} of 100 refused");
+    let keys = ctl(&admin, &["keys", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let pending: Vec<&Value> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 100 - refused, "{keys:#}");
+    assert!(
+        pending.iter().all(|k| k["source"] == "127.0.0.1"),
+        "{keys:#}"
+    );
+    assert!(events(&admin).await.len() <= events_before + pending.len() + 1);
+    let table = ctl(&admin, &["keys", "list"]).await.ok().stdout;
+    assert!(
+        table.contains("FROM") && table.contains("127.0.0.1"),
+        "{table}"
+    );
+
+    // Globs.
+    ctl(&admin, &["keys", "delete", "spam-*"]).await.ok();
+    let keys = ctl(&admin, &["keys", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let ids: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["node8"], "{keys:#}");
+    assert!(connected(&admin, "node8").await);
+}

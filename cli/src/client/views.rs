@@ -22,6 +22,8 @@ pub struct KeyView {
     pub requested: String,
     pub decided_by: String,
     pub serial: String,
+    /// The address the request came from.
+    pub source: String,
 }
 
 impl From<KeyRecord> for KeyView {
@@ -33,6 +35,7 @@ impl From<KeyRecord> for KeyView {
             requested: rfc3339(k.requested_ms),
             decided_by: k.decided_by,
             serial: k.serial,
+            source: k.source,
         }
     }
 }

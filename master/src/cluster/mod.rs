@@ -25,6 +25,7 @@
 
 mod drain;
 mod error;
+pub mod joins;
 mod latency;
 mod ops;
 mod replica;
@@ -38,6 +39,7 @@ pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
+pub use joins::JoinLimits;
 pub use latency::{BUCKETS, CommitLatency, Histogram};
 pub use ops::{Caller, TokenGrant};
 pub use replica::{Alone, LEADER_PATIENCE, MasterView, Masters, Me, PeerStatus, Peers};

@@ -164,20 +164,37 @@ impl Cluster {
         node_id: &str,
         csr_pem: &str,
         token: Option<&str>,
+        source: Option<std::net::IpAddr>,
+        limits: &super::JoinLimits,
     ) -> Result<JoinOutcome, ClusterError> {
         let node_id = NodeId::new(node_id).map_err(|source| ClusterError::InvalidName {
             what: "node id",
-            name: node_id.to_owned(),
+            name: cluster_model::limits::excerpt(node_id),
             source,
         })?;
         let fingerprint =
             pki::csr_fingerprint(csr_pem).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        // A request that would cost a write (a new pending key, or a
+        // refusal's audit event) is rate-limited per source address.
+        let now = now_ms();
+        let cheap = self
+            .read(|st| crate::state::plan::join_is_cheap(st, &node_id, &fingerprint, token, now));
+        if !cheap
+            && let Some(ip) = source
+            && !limits.admit(ip, std::time::Instant::now())
+        {
+            return Ok(JoinOutcome::Rejected(format!(
+                "too many enrollment requests without a token from {ip}: at most {} a minute; enroll with a join token (`clusterctl token create`)",
+                super::joins::JOINS_PER_MINUTE
+            )));
+        }
         let outcome = self
             .execute(&Join {
                 node_id: node_id.clone(),
                 csr_pem: csr_pem.to_owned(),
                 fingerprint,
                 token: token.map(str::to_owned),
+                source: source.map(|ip| ip.to_string()).unwrap_or_default(),
             })
             .await?;
         if let JoinOutcome::Rejected(why) = &outcome {
@@ -356,6 +373,30 @@ impl Cluster {
             }
         }
         removed
+    }
+
+    /// `spec` with its expression parsed, outside the state's lock (a big
+    /// one on a blocking thread), so that no caller's expression holds up
+    /// the sessions, drains and reports that need the lock meanwhile. It
+    /// is parsed against the node groups of the moment.
+    pub async fn prepare(&self, spec: TargetSpec) -> Result<TargetSpec, ClusterError> {
+        let TargetSpec::Expr(kind, expr) = spec else {
+            return Ok(spec);
+        };
+        /// Longer than this, parsing goes to a blocking thread (1,000
+        /// regex terms take a few hundred milliseconds).
+        const BIG: usize = 1024;
+        let big = expr.len() > BIG;
+        let groups = self.read(|st| st.groups().clone());
+        let parse = move || cluster_model::targets::Target::parse(kind, &expr, &groups);
+        let parsed = if big {
+            tokio::task::spawn_blocking(parse).await.map_err(|e| {
+                ClusterError::Invalid(format!("the target could not be parsed: {e}"))
+            })?
+        } else {
+            parse()
+        }?;
+        Ok(TargetSpec::Parsed(std::sync::Arc::new(parsed)))
     }
 
     /// Nodes by name or id (every node when `names` is empty), sorted by

@@ -29,6 +29,16 @@ pub struct ControlSvc {
     pub rollouts: Arc<crate::rollout::Rollouts>,
 }
 
+impl ControlSvc {
+    /// A request's target, its expression parsed outside the state's lock.
+    pub(super) async fn prepared(
+        &self,
+        spec: cluster_model::TargetSpec,
+    ) -> Result<cluster_model::TargetSpec, Status> {
+        self.cluster.prepare(spec).await.map_err(status_of)
+    }
+}
+
 pub(super) type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 pub(super) type DrainStream = Pin<Box<dyn Stream<Item = Result<pb::DrainEvent, Status>> + Send>>;
 pub(super) type WatchRolloutStream =
@@ -169,7 +179,9 @@ impl pb::control_server::Control for ControlSvc {
     async fn run(&self, request: Request<pb::RunRequest>) -> Result<Response<RunStream>, Status> {
         let caller = authorize(&self.cluster, &request, Permission::Admin, "run commands").await?;
         let req = request.into_inner();
-        let target = required_target(req.target, Vec::new())?;
+        let target = self
+            .prepared(required_target(req.target, Vec::new())?)
+            .await?;
         let spec = jobs::RunSpec {
             target,
             argv: req.argv,
@@ -288,7 +300,9 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::SetLabelsResponse>, Status> {
         let caller = authorize(&self.cluster, &request, Permission::Admin, "set labels").await?;
         let req = request.into_inner();
-        let spec = required_target(req.target, Vec::new())?;
+        let spec = self
+            .prepared(required_target(req.target, Vec::new())?)
+            .await?;
         let labels = req.labels.into_iter().collect();
         let nodes = self
             .cluster
@@ -339,7 +353,10 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Read, "list nodes").await?;
         let req = request.into_inner();
-        let spec = wire::target_of(req.target, req.names).map_err(invalid)?;
+        let spec = match wire::target_of(req.target, req.names).map_err(invalid)? {
+            Some(spec) => Some(self.prepared(spec).await?),
+            None => None,
+        };
         let nodes = self
             .cluster
             .nodes_matching(spec.as_ref())
@@ -361,7 +378,9 @@ impl pb::control_server::Control for ControlSvc {
         };
         let caller = authorize(&self.cluster, &request, Permission::Drain, action).await?;
         let req = request.into_inner();
-        let target = required_target(req.target, req.names)?;
+        let target = self
+            .prepared(required_target(req.target, req.names)?)
+            .await?;
         // The certificate says who; the client's own note (user@host) is
         // kept beside it as a hint, escaped and bounded.
         let by = match cluster_model::event::sanitised_hint(&req.by).as_str() {

@@ -82,7 +82,9 @@ impl ControlSvc {
         let caller =
             authorize(&self.cluster, &request, Permission::Admin, "start rollouts").await?;
         let req = request.into_inner();
-        let target = required_target(req.target, Vec::new())?;
+        let target = self
+            .prepared(required_target(req.target, Vec::new())?)
+            .await?;
         let ms = |v: u64, default: u64| if v == 0 { default } else { v };
         let params = RolloutParams {
             batch: if req.batch.is_empty() {

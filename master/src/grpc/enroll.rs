@@ -7,6 +7,8 @@ use tonic::{Request, Response, Status};
 
 pub struct EnrollSvc {
     pub cluster: Arc<Cluster>,
+    /// Requests that cost a write, per source address.
+    pub limits: crate::cluster::JoinLimits,
 }
 
 #[tonic::async_trait]
@@ -15,11 +17,15 @@ impl pb::enrollment_server::Enrollment for EnrollSvc {
         &self,
         request: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
+        let source = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .map(|p| p.addr.ip());
         let req = request.into_inner();
         let token = (!req.token.is_empty()).then_some(req.token.as_str());
         let outcome = self
             .cluster
-            .join(&req.node_id, &req.csr_pem, token)
+            .join(&req.node_id, &req.csr_pem, token, source, &self.limits)
             .await
             .map_err(super::convert::status_of)?;
         let resp = match outcome {

@@ -64,8 +64,11 @@ pub fn services(
     })
     .max_decoding_message_size(MAX_MESSAGE);
     // Enrollment is open to callers without a certificate: small messages only.
-    let enroll = pb::enrollment_server::EnrollmentServer::new(enroll::EnrollSvc { cluster })
-        .max_decoding_message_size(64 * 1024);
+    let enroll = pb::enrollment_server::EnrollmentServer::new(enroll::EnrollSvc {
+        cluster,
+        limits: Default::default(),
+    })
+    .max_decoding_message_size(64 * 1024);
     server
         .add_service(Bounded(agent))
         .add_service(Bounded(RequestIds(control)))

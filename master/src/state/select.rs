@@ -96,6 +96,15 @@ impl State {
                 }
                 ids
             }
+            TargetSpec::Parsed(t) => {
+                let ids = self.matching(t);
+                if ids.is_empty() {
+                    return Err(ClusterError::NoMatch(cluster_model::limits::excerpt(
+                        &spec.to_string(),
+                    )));
+                }
+                ids
+            }
             TargetSpec::Expr(kind, expr) => {
                 let t = Target::parse(*kind, expr, &self.group_exprs)?;
                 let ids = self.matching(&t);

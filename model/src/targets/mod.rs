@@ -144,6 +144,15 @@ impl Target {
     }
 }
 
+/// Two targets are the same when they were parsed from the same text.
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.kind == other.kind && self.expression == other.expression
+    }
+}
+
+impl Eq for Target {}
+
 /// Why an expression is invalid: what, where (0-based char column in the
 /// expression text, or in the node group's definition), why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! one expression of a [`Kind`]. The master resolves it against its nodes;
 //! clusterctl builds it from its flags.
 
-use super::Kind;
+use super::{Kind, Target};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -10,6 +11,9 @@ pub enum TargetSpec {
     Names(Vec<String>),
     /// An expression of one kind (`-G os:Debian`, `-C '…'`).
     Expr(Kind, String),
+    /// An expression parsed already (against the node groups of the
+    /// moment), so matching it costs no parsing — none under a lock.
+    Parsed(Arc<Target>),
 }
 
 impl Kind {
@@ -36,6 +40,7 @@ impl std::fmt::Display for TargetSpec {
             TargetSpec::Names(n) => write!(f, "{}", n.join(" ")),
             TargetSpec::Expr(Kind::Glob, e) => write!(f, "{e}"),
             TargetSpec::Expr(kind, e) => write!(f, "{} {e}", kind.flag()),
+            TargetSpec::Parsed(t) => TargetSpec::Expr(t.kind(), t.expression().to_owned()).fmt(f),
         }
     }
 }

@@ -40,6 +40,11 @@ impl From<&TargetSpec> for pb::Target {
                 expr: expr.clone(),
                 names: Vec::new(),
             },
+            TargetSpec::Parsed(t) => pb::Target {
+                kind: pb::TargetKind::from(t.kind()) as i32,
+                expr: t.expression().to_owned(),
+                names: Vec::new(),
+            },
         }
     }
 }
@@ -286,6 +291,7 @@ impl From<&KeyRecord> for pb::KeyInfo {
             requested_ms: k.requested_ms,
             decided_by: k.decided_by.clone(),
             serial: k.serial.clone(),
+            source: k.source.clone(),
         }
     }
 }
@@ -309,6 +315,7 @@ impl TryFrom<pb::KeyInfo> for KeyRecord {
             requested_ms: k.requested_ms,
             decided_by: k.decided_by,
             roles: Vec::new(),
+            source: k.source,
         })
     }
 }

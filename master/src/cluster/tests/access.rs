@@ -21,8 +21,10 @@ async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
         .await
         .unwrap();
     let (_, csr) = new_key_and_csr("a").unwrap();
-    let JoinOutcome::Accepted { cert_pem, .. } =
-        c.join("a", &csr, Some(&grant.token)).await.unwrap()
+    let JoinOutcome::Accepted { cert_pem, .. } = c
+        .join("a", &csr, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap()
     else {
         panic!("not accepted")
     };
@@ -34,12 +36,17 @@ async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
     );
     // Asking again with the same key returns the same certificate.
     assert_eq!(
-        c.join("a", &csr, None).await.unwrap(),
+        c.join("a", &csr, None, None, &Default::default())
+            .await
+            .unwrap(),
         JoinOutcome::Accepted { cert_pem }
     );
     // The token is used up for anyone else.
     let (_, csr_b) = new_key_and_csr("b").unwrap();
-    let out = c.join("b", &csr_b, Some(&grant.token)).await.unwrap();
+    let out = c
+        .join("b", &csr_b, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap();
     assert!(
         matches!(out, JoinOutcome::Rejected(ref why) if why.contains("has been used up")),
         "{out:?}"
@@ -71,35 +78,68 @@ async fn bad_tokens_are_refused_with_the_reason() {
         JoinOutcome::Rejected(why) => why,
         other => panic!("{other:?}"),
     };
-    assert!(reason(c.join("a", &csr, Some(&grant.token)).await.unwrap()).contains("expired at"));
     assert!(
-        reason(c.join("a", &csr, Some("nodot")).await.unwrap()).contains("malformed join token")
+        reason(
+            c.join("a", &csr, Some(&grant.token), None, &Default::default())
+                .await
+                .unwrap()
+        )
+        .contains("expired at")
+    );
+    assert!(
+        reason(
+            c.join("a", &csr, Some("nodot"), None, &Default::default())
+                .await
+                .unwrap()
+        )
+        .contains("malformed join token")
     );
     let forged = format!(
         "{}.{}",
         grant.token.split('.').next().unwrap(),
         "0".repeat(32)
     );
-    assert!(reason(c.join("a", &csr, Some(&forged)).await.unwrap()).contains("invalid join token"));
+    assert!(
+        reason(
+            c.join("a", &csr, Some(&forged), None, &Default::default())
+                .await
+                .unwrap()
+        )
+        .contains("invalid join token")
+    );
 }
 
 #[tokio::test]
 async fn without_a_token_a_key_waits_until_accepted() {
     let (_, c, _) = cluster(&[]).await;
     let (_, csr) = new_key_and_csr("a").unwrap();
-    assert_eq!(c.join("a", &csr, None).await.unwrap(), JoinOutcome::Pending);
-    assert_eq!(c.join("a", &csr, None).await.unwrap(), JoinOutcome::Pending);
+    assert_eq!(
+        c.join("a", &csr, None, None, &Default::default())
+            .await
+            .unwrap(),
+        JoinOutcome::Pending
+    );
+    assert_eq!(
+        c.join("a", &csr, None, None, &Default::default())
+            .await
+            .unwrap(),
+        JoinOutcome::Pending
+    );
     // Another key for the same id is refused while one is pending.
     let (_, other) = new_key_and_csr("a").unwrap();
     assert!(matches!(
-        c.join("a", &other, None).await.unwrap(),
+        c.join("a", &other, None, None, &Default::default())
+            .await
+            .unwrap(),
         JoinOutcome::Rejected(_)
     ));
     c.decide_keys(&["a".into()], KeyDecision::Accept, "admin")
         .await
         .unwrap();
     assert!(matches!(
-        c.join("a", &csr, None).await.unwrap(),
+        c.join("a", &csr, None, None, &Default::default())
+            .await
+            .unwrap(),
         JoinOutcome::Accepted { .. }
     ));
 }
@@ -112,8 +152,10 @@ async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
         .await
         .unwrap();
     let (_, csr) = new_key_and_csr("a").unwrap();
-    let JoinOutcome::Accepted { cert_pem, .. } =
-        c.join("a", &csr, Some(&grant.token)).await.unwrap()
+    let JoinOutcome::Accepted { cert_pem, .. } = c
+        .join("a", &csr, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap()
     else {
         panic!()
     };

@@ -92,6 +92,20 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), ClusterEr
 }
 
 /// Checks a presented token against the state at `now_ms`.
+/// Whether a join for `node_id` costs nothing to answer: the same key
+/// asking again (a pending agent polling), or a valid token.
+pub fn join_is_cheap(
+    st: &State,
+    node_id: &str,
+    fingerprint: &str,
+    token: Option<&str>,
+    now_ms: u64,
+) -> bool {
+    st.key(node_id)
+        .is_some_and(|k| k.value.fingerprint == fingerprint)
+        || token.is_some_and(|t| redeem(st, t, now_ms).is_ok())
+}
+
 fn redeem<'a>(st: &'a State, token: &str, now_ms: u64) -> Result<&'a Token, String> {
     let (id, secret) = token
         .split_once('.')
@@ -122,15 +136,23 @@ pub enum JoinOutcome {
     Rejected(String),
 }
 
+/// Pending requests kept at most; more are refused (without an event:
+/// they would be a write each) until an admin accepts or deletes some.
+pub const MAX_PENDING: usize = 1000;
+
 /// An agent asks for a certificate for `node_id`. With a valid token it is
-/// accepted at once; without one it waits as pending. Asking again with
-/// the same key is idempotent. A refusal is planned as its audit event.
+/// accepted at once — even over a pending request for the same node made
+/// without one, which is dropped (so nobody can squat a name by asking
+/// first); without one it waits as pending. Asking again with the same key
+/// is idempotent. A refusal is planned as its audit event.
 pub struct Join {
     pub node_id: NodeId,
     pub csr_pem: String,
     /// The request's public key fingerprint.
     pub fingerprint: String,
     pub token: Option<String>,
+    /// The address the request came from.
+    pub source: String,
 }
 
 impl Command for Join {
@@ -149,7 +171,31 @@ impl Command for Join {
             Ok(d.finish(JoinOutcome::Rejected(why)))
         };
         let mut d = Draft::new(st, env);
-        let existing = st.key(id).map(|k| &k.value);
+        let token = self.token.as_deref().filter(|t| !t.is_empty());
+        let mut existing = st.key(id).map(|k| &k.value);
+        // A tokened request takes the place of a pending one made without.
+        if let (Some(k), Some(t)) = (existing, token)
+            && k.state == KeyState::Pending
+            && k.fingerprint != self.fingerprint
+            && let Ok(granted) = redeem(st, t, env.now_ms)
+        {
+            d.event(
+                EventKind::Key,
+                About::Named(id),
+                "enrollment",
+                format!(
+                    "dropped the pending key {} (from {}): a request with token {} took its place",
+                    k.fingerprint,
+                    if k.source.is_empty() {
+                        "an unknown address"
+                    } else {
+                        &k.source
+                    },
+                    granted.id
+                ),
+            );
+            existing = None;
+        }
         match existing {
             Some(k) if k.fingerprint != self.fingerprint => {
                 let why = match k.state {
@@ -174,7 +220,7 @@ impl Command for Join {
             }
             _ => {}
         }
-        let grant = match self.token.as_deref().filter(|t| !t.is_empty()) {
+        let grant = match token {
             Some(t) => match redeem(st, t, env.now_ms) {
                 Ok(token) => Some(token.clone()),
                 Err(why) => return refuse(format!("{why} (node {id})")),
@@ -203,17 +249,31 @@ impl Command for Join {
                     requested_ms: env.now_ms,
                     decided_by: format!("token {}", token.id),
                     roles: token.roles.clone(),
+                    source: self.source.clone(),
                 };
                 d.put(Record::Token(token));
                 record
             }
             None if existing.is_some() => return Ok(d.finish(JoinOutcome::Pending)),
+            None if st.keys().filter(|k| k.state == KeyState::Pending).count() >= MAX_PENDING => {
+                return Ok(Draft::new(st, env).finish(JoinOutcome::Rejected(format!(
+                    "{MAX_PENDING} requests already wait for an admin; enroll with a join token (`clusterctl token create`)"
+                ))));
+            }
             None => {
                 d.event(
                     EventKind::Key,
                     About::Named(id),
                     "enrollment",
-                    format!("pending ({})", self.fingerprint),
+                    format!(
+                        "pending ({}, from {})",
+                        self.fingerprint,
+                        if self.source.is_empty() {
+                            "an unknown address"
+                        } else {
+                            &self.source
+                        }
+                    ),
                 );
                 KeyRecord {
                     node_id: id.clone(),
@@ -225,6 +285,7 @@ impl Command for Join {
                     requested_ms: env.now_ms,
                     decided_by: String::new(),
                     roles: Vec::new(),
+                    source: self.source.clone(),
                 }
             }
         };
@@ -264,12 +325,40 @@ impl Command for DecideKeys {
             return Err(ClusterError::NoNames);
         }
         let mut unknown = Vec::new();
-        let mut records = Vec::new();
+        let mut records: Vec<KeyRecord> = Vec::new();
+        let mut take = |k: &KeyRecord| {
+            if !records.iter().any(|r| r.node_id == k.node_id) {
+                records.push(k.clone());
+            }
+        };
         for id in &self.ids {
+            // A glob (`spam-*`) on node ids: it must match some key.
+            if id.contains(['*', '?', '[']) {
+                use cluster_model::targets::{Candidate, Kind, Target};
+                let glob = Target::parse(Kind::Glob, id, &Default::default())?;
+                let (grains, labels) = (Default::default(), Default::default());
+                let matched: Vec<&KeyRecord> = st
+                    .keys()
+                    .filter(|k| {
+                        glob.matches(&Candidate {
+                            name: k.node_id.as_str(),
+                            grains: &grains,
+                            labels: &labels,
+                            roles: &[],
+                            addresses: &[],
+                        })
+                    })
+                    .collect();
+                if matched.is_empty() {
+                    return Err(ClusterError::NoMatch(cluster_model::limits::excerpt(id)));
+                }
+                matched.into_iter().for_each(&mut take);
+                continue;
+            }
             let id = st.id_of(id).map_or(id.as_str(), |i| i.as_str());
             match st.key(id) {
-                Some(k) => records.push(k.value.clone()),
-                None => unknown.push(id.to_owned()),
+                Some(k) => take(&k.value),
+                None => unknown.push(cluster_model::limits::excerpt(id)),
             }
         }
         if !unknown.is_empty() {

@@ -24,7 +24,10 @@ mod groups;
 mod nodes;
 mod records;
 
-pub use access::{CreateToken, DecideKeys, Deny, IssueUser, Join, JoinOutcome, KeyDecision};
+pub use access::{
+    CreateToken, DecideKeys, Deny, IssueUser, Join, JoinOutcome, KeyDecision, MAX_PENDING,
+    join_is_cheap,
+};
 pub use balancing::{RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
 pub use groups::SetGroup;

@@ -331,6 +331,7 @@ fn a_revoked_key_ends_the_nodes_session_when_applied() {
         csr_pem: "csr".into(),
         fingerprint: "fp".into(),
         token: Some("abc.s3cret".into()),
+        source: "10.0.0.1".into(),
     };
     assert!(matches!(
         run(&mut st, &join, NOW).unwrap(),
