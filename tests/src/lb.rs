@@ -266,10 +266,10 @@ fn which(program: &str, package: &str) -> PathBuf {
 
 /// A free TCP port on `ip` (bound and released).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .unwrap_or_else(|e| panic!("{ip} is not an address: {e}"));
+    crate::process::free_port(ip)
 }
 
 impl Daemon {

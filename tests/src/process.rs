@@ -151,8 +151,20 @@ impl Drop for Proc {
 
 /// A port on `ip` nobody listens on now (the kernel's choice for port 0).
 pub fn free_port(ip: std::net::IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    // Never the same port twice in this process: the system may hand a
+    // port just released to a test running alongside, before the process
+    // this one was picked for binds it.
+    static GIVEN: std::sync::Mutex<Vec<(std::net::IpAddr, u16)>> =
+        std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .expect("bind a free port")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&(ip, port)) {
+            given.push((ip, port));
+            return port;
+        }
+    }
 }
