@@ -19,6 +19,9 @@ pub const TARGET_MAX_BYTES: usize = 64 * 1024;
 pub const TARGET_MAX_TERMS: usize = 1_000;
 /// Parentheses, `not`s and node groups nested.
 pub const TARGET_MAX_NESTING: usize = 100;
+/// What one regex or glob of a target may compile to (the regex crate's
+/// own default is 10 MiB — times 1,000 terms, far too much).
+pub const TARGET_REGEX_BYTES: usize = 256 * 1024;
 /// A drain's or a maintenance's reason.
 pub const REASON_MAX_BYTES: usize = 1024;
 /// A label's value.

@@ -787,3 +787,78 @@ async fn a_request_without_a_token_cannot_squat_a_name_or_flood_the_keys() {
     assert_eq!(ids, ["node8"], "{keys:#}");
     assert!(connected(&admin, "node8").await);
 }
+
+/// A copy of a node's key used from another address while the node's own
+/// session is alive is refused, with an event naming both addresses —
+/// never a takeover, nor two sessions replacing each other forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_of_a_nodes_key_elsewhere_cannot_take_over_its_session() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let real = AgentProc::builder("node4", &master)
+        .addr("127.0.0.86")
+        .spawn();
+    eventually("node4 connected", PATIENCE, || connected(&admin, "node4")).await;
+    let pki = real.data_dir().join("pki");
+    let (cert, key) = (read(&pki.join("node.crt")), read(&pki.join("node.key")));
+    // The copy connects from 127.0.0.87 (the real agent from 127.0.0.1).
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&admin.ca)))
+        .identity(Identity::from_pem(&cert, &key))
+        .domain_name("127.0.0.1");
+    let ch = Endpoint::from_shared(admin.url.clone())
+        .unwrap()
+        .local_address(Some("127.0.0.87".parse().unwrap()))
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let hello = || pb::AgentMessage {
+        msg: Some(pb::agent_message::Msg::Hello(pb::Hello {
+            node_id: "node4".into(),
+            grains_json: r#"{"os":"Impostor"}"#.into(),
+            ..Default::default()
+        })),
+    };
+    for _ in 0..5 {
+        let err = pb::agent_service_client::AgentServiceClient::new(ch.clone())
+            .session(tokio_stream::iter(vec![hello()]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(
+            err.message().contains(
+                "node node4 already has a live session from 127.0.0.1; refused the one from 127.0.0.87"
+            ),
+            "{}",
+            err.message()
+        );
+    }
+    let node = node_json(&admin, "node4").await.unwrap();
+    assert_eq!(node["connected"], true);
+    assert_ne!(node["grains"]["os"], "Impostor", "{node:#}");
+    let held: Vec<Value> = events(&admin)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "denied"
+                && e["detail"].as_str().unwrap_or("").contains(
+                    "already has a live session from 127.0.0.1; refused the one from 127.0.0.87",
+                )
+        })
+        .collect();
+    assert_eq!(
+        held.len(),
+        1,
+        "one event a minute, however many tries: {held:#?}"
+    );
+    // The real agent's session was never replaced.
+    assert_eq!(
+        real.log().matches("session open").count(),
+        1,
+        "{}",
+        real.log()
+    );
+}

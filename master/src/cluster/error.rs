@@ -55,6 +55,17 @@ pub enum ClusterError {
     Invalid(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// A node's certificate used from a second place while its session
+    /// from the first is alive.
+    #[error(
+        "node {node} already has a live session from {held_from}; refused the one from {from} (a copy of its key is in use elsewhere, or it moved: it may connect from there once the old session has been silent for {patience:?})"
+    )]
+    SessionHeld {
+        node: String,
+        held_from: std::net::IpAddr,
+        from: std::net::IpAddr,
+        patience: std::time::Duration,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -14,12 +14,27 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// first, then every address.
 const MAX_ADDRESSES: usize = 10_000;
 
-#[derive(Default)]
 pub struct JoinLimits {
+    per_minute: u32,
     windows: std::sync::Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
+impl Default for JoinLimits {
+    fn default() -> JoinLimits {
+        JoinLimits::per_minute(JOINS_PER_MINUTE)
+    }
+}
+
 impl JoinLimits {
+    /// `n` a minute per address (the same counting serves other writes a
+    /// caller can provoke, such as the audit event of a held session).
+    pub fn per_minute(n: u32) -> JoinLimits {
+        JoinLimits {
+            per_minute: n,
+            windows: Default::default(),
+        }
+    }
+
     /// Whether one more request from `ip` is allowed at `now`.
     pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
@@ -33,7 +48,7 @@ impl JoinLimits {
         if now.duration_since(*opened) >= WINDOW {
             (*opened, *used) = (now, 0);
         }
-        if *used >= JOINS_PER_MINUTE {
+        if *used >= self.per_minute {
             return false;
         }
         *used += 1;

@@ -67,6 +67,8 @@ struct Channels {
     spec: watch::Sender<u64>,
     /// Job commands for the node's agent.
     commands: mpsc::Sender<JobCommand>,
+    /// Where the session comes from.
+    from: Option<std::net::IpAddr>,
 }
 
 struct Inner {

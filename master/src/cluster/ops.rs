@@ -390,6 +390,12 @@ impl Cluster {
         let groups = self.read(|st| st.groups().clone());
         let parse = move || cluster_model::targets::Target::parse(kind, &expr, &groups);
         let parsed = if big {
+            // One at a time: what a big parse costs in memory is bounded
+            // by one expression, not by how many callers send one.
+            static BIG_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+            let _turn = BIG_PARSES.acquire().await.map_err(|e| {
+                ClusterError::Invalid(format!("the target could not be parsed: {e}"))
+            })?;
             tokio::task::spawn_blocking(parse).await.map_err(|e| {
                 ClusterError::Invalid(format!("the target could not be parsed: {e}"))
             })?

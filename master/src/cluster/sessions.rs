@@ -45,10 +45,19 @@ pub struct SessionSnapshot {
 
 impl Cluster {
     /// Registers or refreshes the node and opens a session for it,
-    /// replacing any older session of the same node.
-    pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
+    /// replacing any older session of the same node from the same
+    /// address, or one silent for `down_after`. A live session from
+    /// another address holds: the newcomer is refused (a copy of the
+    /// node's key at work elsewhere must not take over its session, nor
+    /// the two replace each other forever).
+    pub async fn connect_from(
+        &self,
+        hello: Hello,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<SessionHandle, ClusterError> {
         let (wants_hosts, wants_proxy) = (hello.wants_hosts, hello.wants_proxy);
         let node_id = hello.node_id.clone();
+        self.held_elsewhere(&node_id, from)?;
         // An agent back unchanged (the usual case: its master went away)
         // needs no commit, so it waits neither behind another change nor,
         // on a standby, for an election.
@@ -72,6 +81,7 @@ impl Cluster {
                 id: session_id,
                 spec,
                 commands: commands_tx,
+                from,
             },
         );
         let observed = inner.state.observe(Observation::Connected {
@@ -95,6 +105,40 @@ impl Cluster {
             wants_hosts,
             proxy_changed: self.proxy_changed.subscribe(),
             wants_proxy,
+        })
+    }
+
+    /// [`Cluster::connect_from`] an unknown address.
+    pub async fn connect(&self, hello: Hello) -> Result<SessionHandle, ClusterError> {
+        self.connect_from(hello, None).await
+    }
+
+    /// Refuses a session for `node` from `from` while a live one from
+    /// another address holds it.
+    fn held_elsewhere(
+        &self,
+        node: &NodeId,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<(), ClusterError> {
+        let inner = self.inner();
+        let Some(held) = inner.channels.get(node) else {
+            return Ok(());
+        };
+        let (Some(held_from), Some(from)) = (held.from, from) else {
+            return Ok(());
+        };
+        let live = inner.state.live(node).is_some_and(|l| {
+            l.session.is_some_and(|s| s.id == held.id && !s.remote)
+                && now_ms().saturating_sub(l.last_seen_ms) < self.down_after.as_millis() as u64
+        });
+        if held_from == from || !live {
+            return Ok(());
+        }
+        Err(ClusterError::SessionHeld {
+            node: node.to_string(),
+            held_from,
+            from,
+            patience: self.down_after,
         })
     }
 

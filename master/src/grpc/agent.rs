@@ -36,6 +36,9 @@ pub struct AgentSvc {
     pub shutdown: CancellationToken,
     /// Every session's loop, so a stopping master waits for them to end.
     pub sessions: TaskTracker,
+    /// Events about sessions refused because another holds the node: one
+    /// a minute per source address.
+    pub held_events: crate::cluster::JoinLimits,
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
@@ -49,6 +52,10 @@ impl pb::agent_service_server::AgentService for AgentSvc {
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
         let cert_node = super::auth::node(&self.cluster, &request).await?;
+        let from = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .map(|p| p.addr.ip());
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -74,11 +81,21 @@ impl pb::agent_service_server::AgentService for AgentSvc {
             return Err(Status::permission_denied(msg));
         }
         let node_id = hello.node_id.clone();
-        let handle = self
-            .cluster
-            .connect(hello)
-            .await
-            .map_err(super::convert::status_of)?;
+        let handle = match self.cluster.connect_from(hello, from).await {
+            Ok(h) => h,
+            Err(e @ crate::cluster::ClusterError::SessionHeld { .. }) => {
+                // One event per node and minute: the copy keeps trying.
+                if let Some(ip) = from
+                    && self.held_events.admit(ip, std::time::Instant::now())
+                {
+                    self.cluster
+                        .deny(&node_id, &format!("node {node_id}"), e.to_string())
+                        .await;
+                }
+                return Err(Status::failed_precondition(e.to_string()));
+            }
+            Err(e) => return Err(super::convert::status_of(e)),
+        };
         tracing::info!(node = %node_id, session = handle.session_id, "agent connected");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);

@@ -50,6 +50,7 @@ pub fn services(
         jobs: jobs.clone(),
         shutdown,
         sessions,
+        held_events: crate::cluster::JoinLimits::per_minute(1),
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let control = pb::control_server::ControlServer::new(control::ControlSvc {

@@ -24,6 +24,8 @@ impl Glob {
         let regex = translate(pattern)?;
         RegexBuilder::new(&regex)
             .case_insensitive(case == Case::Insensitive)
+            .size_limit(crate::limits::TARGET_REGEX_BYTES)
+            .dfa_size_limit(crate::limits::TARGET_REGEX_BYTES)
             .build()
             .map(Glob)
             .map_err(|err| Fault::new(0, format!("glob too large to compile: {err}")))

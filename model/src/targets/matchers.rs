@@ -313,17 +313,31 @@ fn in_subnet(network: &IpNet, node: &Candidate<'_>) -> bool {
 fn anchored_regex(pattern: &str, case: Case) -> Result<Regex, Fault> {
     // Checked alone first: inside `^(?:…)` an unbalanced `)` would close the
     // wrapper and leave the rest unanchored (`a)|(b`).
-    Regex::new(pattern).map_err(|err| regex_fault(pattern, &err))?;
+    let limit = crate::limits::TARGET_REGEX_BYTES;
+    RegexBuilder::new(pattern)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
+        .build()
+        .map_err(|err| regex_fault(pattern, &err))?;
     RegexBuilder::new(&format!("^(?:{pattern})"))
         .case_insensitive(case == Case::Insensitive)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
         .build()
         .map_err(|err| regex_fault(pattern, &err))
 }
 
 /// The regex crate's reason, at the column its caret points to.
 fn regex_fault(pattern: &str, err: &regex::Error) -> Fault {
-    let regex::Error::Syntax(text) = err else {
-        return Fault::new(0, format!("invalid regex: {err}"));
+    let text = match err {
+        regex::Error::Syntax(text) => text,
+        regex::Error::CompiledTooBig(limit) => {
+            return Fault::new(
+                0,
+                format!("regex too large: it compiles to more than {limit} bytes"),
+            );
+        }
+        _ => return Fault::new(0, format!("invalid regex: {err}")),
     };
     // The crate renders "regex parse error:\n    PATTERN\n    ^^^\nerror: REASON"
     // (with line numbers instead of the indent for patterns of several lines).

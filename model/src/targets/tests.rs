@@ -459,3 +459,16 @@ fn size_terms_and_nesting_are_bounded_before_work_is_done() {
     );
     assert!(err.to_string().len() < 300);
 }
+
+#[test]
+fn a_regex_that_compiles_huge_is_refused() {
+    let err = parse(Compound, r"E@\w{1000}").unwrap_err();
+    assert_eq!(
+        err.message,
+        format!(
+            "regex too large: it compiles to more than {} bytes",
+            crate::limits::TARGET_REGEX_BYTES
+        )
+    );
+    assert!(parse(Compound, r"E@web-\d{1,3}").is_ok());
+}
