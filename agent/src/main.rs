@@ -37,8 +37,12 @@ struct Args {
     #[arg(long = "role", env = "CLUSTERCTL_ROLES", value_delimiter = ',')]
     roles: Vec<String>,
     /// Join token: admitted at once on first start (`clusterctl token create`).
+    /// Prefer CLUSTERCTL_JOIN_TOKEN or --token-file: an argument shows in `ps`.
     #[arg(long = "token", env = "CLUSTERCTL_JOIN_TOKEN")]
     join_token: Option<String>,
+    /// A file holding the join token (read once, at start).
+    #[arg(long = "token-file", env = "CLUSTERCTL_JOIN_TOKEN_FILE")]
+    join_token_file: Option<PathBuf>,
     /// The CA to trust, by its fingerprint ("sha256:…", printed with the token).
     #[arg(long, env = "CLUSTERCTL_CA_FINGERPRINT")]
     ca_fingerprint: Option<String>,
@@ -77,6 +81,7 @@ fn load(args: Args) -> anyhow::Result<Config> {
         report_interval: args.report_interval,
         roles: (!args.roles.is_empty()).then_some(args.roles),
         join_token: args.join_token,
+        join_token_file: args.join_token_file,
         ca_fingerprint: args.ca_fingerprint,
         ca_file: args.ca_file,
         service: args.service,
@@ -90,7 +95,13 @@ fn load(args: Args) -> anyhow::Result<Config> {
 }
 
 async fn main_inner() -> anyhow::Result<()> {
+    let on_argv = std::env::args().any(|a| a == "--token" || a.starts_with("--token="));
     let config = load(Args::parse())?;
+    if on_argv {
+        tracing::warn!(
+            "the join token was given as an argument, which every user can read in `ps`; use CLUSTERCTL_JOIN_TOKEN or --token-file"
+        );
+    }
     let health = tokio::net::TcpListener::bind(config.health_listen)
         .await
         .with_context(|| {

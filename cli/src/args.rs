@@ -282,6 +282,17 @@ pub struct RouteImportArgs {
 pub enum TokenCommand {
     /// Create a join token; prints it with the CA fingerprint agents pin.
     Create(TokenCreateArgs),
+    /// List join tokens: uses left, roles, expiry (never the secret).
+    List,
+    /// Delete join tokens by id (the part before the dot) or glob.
+    Delete(TokenIds),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct TokenIds {
+    /// Token ids or globs.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -89,15 +89,25 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                     out,
                     &format!(
                         "token:           {}\nca fingerprint:  {}\nexpires:         {}\n\n\
-                         Join a node with:\n  cluster-agent --master {} --token {} --ca-fingerprint {}\n",
+                         Join a node with (the token in the environment, not in `ps`):\n  CLUSTERCTL_JOIN_TOKEN={} cluster-agent --master {} --ca-fingerprint {}\n",
                         t.token,
                         t.ca_fingerprint,
                         t.expires,
-                        target.masters.join(","),
                         t.token,
+                        target.masters.join(","),
                         t.ca_fingerprint
                     ),
                 ),
+            }
+        }
+        Command::Token(t @ (TokenCommand::List | TokenCommand::Delete(_))) => {
+            let tokens = match t {
+                TokenCommand::Delete(a) => client.delete_tokens(&a.ids).await?,
+                _ => client.tokens().await?,
+            };
+            match output {
+                Output::Json => print_json(out, &tokens),
+                Output::Table => write_out(out, &render::tokens_table(&tokens)),
             }
         }
         Command::Keys(k) => {

@@ -3,7 +3,9 @@
 //!
 //! - `masters` — `clusterctl masters`: masters, the store, its endpoints.
 
-use crate::client::{EventView, JobResultView, JobView, KeyView, NodeResult, NodeView};
+use crate::client::{
+    EventView, JobResultView, JobView, KeyView, NodeResult, NodeView, TokenInfoView,
+};
 use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
 use serde_json::Value;
@@ -144,6 +146,26 @@ pub fn events_table(events: &[EventView]) -> String {
             e.node.clone(),
             e.by.clone(),
             e.detail.clone(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn tokens_table(tokens: &[TokenInfoView]) -> String {
+    let mut t = table(&["ID", "STATE", "USES LEFT", "ROLES", "EXPIRES", "CREATED BY"]);
+    for k in tokens {
+        t.add_printable(vec![
+            k.id.clone(),
+            k.state.to_owned(),
+            k.uses_left
+                .map_or_else(|| "unlimited".to_owned(), |u| u.to_string()),
+            if k.roles.is_empty() {
+                "-".into()
+            } else {
+                k.roles.join(",")
+            },
+            k.expires.clone(),
+            k.created_by.clone(),
         ]);
     }
     trim_lines(&t.to_string())

@@ -53,9 +53,27 @@ fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// An environment assignment before a command, as sh reads it
+/// (`CLUSTERCTL_JOIN_TOKEN=… cluster-agent …`).
+fn assignment(word: &str) -> Option<(&str, &str)> {
+    word.split_once('=')
+        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+}
+
+/// `line` without its leading environment assignments.
+fn program(line: &str) -> String {
+    line.split_whitespace()
+        .skip_while(|w| assignment(w).is_some())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn command(line: &str, home: &Path) -> Command {
-    let words: Vec<&str> = line.split_whitespace().collect();
+    let all: Vec<&str> = line.split_whitespace().collect();
+    let env: Vec<(&str, &str)> = all.iter().map_while(|w| assignment(w)).collect();
+    let words = &all[env.len()..];
     let mut cmd = Command::new(bin(words[0]));
+    cmd.envs(env);
     cmd.args(&words[1..])
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -68,7 +86,13 @@ fn setting_up_a_cluster_works_as_written() {
     let commands = commands_under("### Setting up a cluster");
     let firsts: Vec<&str> = commands
         .iter()
-        .map(|c| c.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|c| {
+            program(c)
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .map(|c| match c.as_str() {
             c if c.starts_with("cluster-master init") => "init",
             c if c.starts_with("cluster-master") => "serve",

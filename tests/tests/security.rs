@@ -862,3 +862,101 @@ async fn a_copy_of_a_nodes_key_elsewhere_cannot_take_over_its_session() {
         real.log()
     );
 }
+
+/// Join tokens can be listed (never their secret) and withdrawn; a
+/// deleted token admits nobody; an agent reads its token from a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_listed_without_their_secret_and_can_be_withdrawn() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let created = ctl(
+        &admin,
+        &[
+            "token", "create", "--uses", "2", "--roles", "web", "-o", "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (id, secret) = token.split_once('.').unwrap();
+    let listed = ctl(&admin, &["token", "list", "-o", "json"]).await.ok();
+    assert!(!listed.stdout.contains(secret), "{}", listed.stdout);
+    let mine = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not listed: {}", listed.stdout));
+    assert_eq!(
+        (&mine["state"], &mine["uses_left"], &mine["roles"]),
+        (&"valid".into(), &2.into(), &serde_json::json!(["web"]))
+    );
+    let table = ctl(&admin, &["token", "list"]).await.ok().stdout;
+    assert!(table.contains(id) && !table.contains(secret), "{table}");
+
+    // An agent given the token in a file joins with it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let (_, fingerprint) = master.join_token();
+    let _a = AgentProc::builder("filed-1", &master)
+        .addr("127.0.0.88")
+        .without_token()
+        .config(&format!(
+            "join_token_file = {file:?}\nca_fingerprint = {fingerprint:?}\n"
+        ))
+        .spawn();
+    eventually(
+        "filed-1 joined with the token from its file",
+        PATIENCE,
+        || connected(&admin, "filed-1"),
+    )
+    .await;
+    let after = ctl(&admin, &["token", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let left = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .map(|t| t["uses_left"].clone());
+    assert_eq!(left, Some(1.into()));
+
+    // Withdrawn: nobody joins with it any more.
+    let gone = ctl(&admin, &["token", "delete", id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(gone[0]["id"], id);
+    let refused = join(&admin, "late-1", &token).await;
+    assert_eq!(
+        refused.status,
+        pb::JoinStatus::Rejected as i32,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message.contains("invalid join token"),
+        "{refused:?}"
+    );
+    let listed = ctl(&admin, &["token", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert!(
+        !listed.as_array().unwrap().iter().any(|t| t["id"] == id),
+        "{listed:#}"
+    );
+    let unknown = ctl(&admin, &["token", "delete", "nosuch"]).await;
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no join token \"nosuch\""),
+        "{}",
+        unknown.stderr
+    );
+}

@@ -94,6 +94,8 @@ pub struct RawConfig {
     pub reconnect_min: Option<String>,
     pub reconnect_max: Option<String>,
     pub join_token: Option<String>,
+    /// A file holding the join token (kept out of the config and of `ps`).
+    pub join_token_file: Option<PathBuf>,
     pub ca_fingerprint: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub remote_exec: Option<bool>,
@@ -232,6 +234,31 @@ impl Config {
                 p.push(format!("alias {a:?}: {e}"));
             }
         }
+        let join_token = match (
+            raw.join_token.filter(|t| !t.is_empty()),
+            raw.join_token_file,
+        ) {
+            (Some(_), Some(file)) => {
+                p.push(format!(
+                    "join_token and join_token_file ({}) are both set; keep one",
+                    file.display()
+                ));
+                None
+            }
+            (Some(t), None) => Some(t),
+            (None, Some(file)) => match std::fs::read_to_string(&file) {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+                Ok(_) => {
+                    p.push(format!("join_token_file {} is empty", file.display()));
+                    None
+                }
+                Err(e) => {
+                    p.push(format!("join_token_file {}: {e}", file.display()));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
         let checks = balancing::checks(raw.checks.unwrap_or_default(), &mut p);
         let redact = balancing::redactor(raw.redact, &mut p);
         let agent_check = balancing::agent_check(raw.agent_check, &mut p);
@@ -249,7 +276,7 @@ impl Config {
                 grains: raw.grains.unwrap_or_default(),
                 reconnect_min: reconnect_min?,
                 reconnect_max: reconnect_max?,
-                join_token: raw.join_token.filter(|t| !t.is_empty()),
+                join_token,
                 ca_fingerprint,
                 ca_file: raw.ca_file,
                 remote_exec: raw.remote_exec.unwrap_or(true),

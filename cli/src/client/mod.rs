@@ -114,6 +114,28 @@ impl Client {
         })
     }
 
+    pub async fn tokens(&mut self) -> Result<Vec<TokenInfoView>, Failure> {
+        let resp = self
+            .unary(
+                Call::Read,
+                pb::ListTokensRequest {},
+                |mut c, r| async move { c.list_tokens(r).await },
+            )
+            .await?;
+        Ok(tokens_view(resp.tokens))
+    }
+
+    pub async fn delete_tokens(&mut self, ids: &[String]) -> Result<Vec<TokenInfoView>, Failure> {
+        let resp = self
+            .unary(
+                Call::Write,
+                pb::DeleteTokensRequest { ids: ids.to_vec() },
+                |mut c, r| async move { c.delete_tokens(r).await },
+            )
+            .await?;
+        Ok(tokens_view(resp.tokens))
+    }
+
     pub async fn keys(&mut self) -> Result<Vec<KeyView>, Failure> {
         let resp = self
             .unary(Call::Read, pb::ListKeysRequest {}, |mut c, r| async move {
@@ -178,6 +200,14 @@ pub enum KeyDecision {
     Accept,
     Reject,
     Delete,
+}
+
+fn tokens_view(tokens: Vec<pb::TokenInfo>) -> Vec<TokenInfoView> {
+    let now = cluster_model::time::now_ms();
+    tokens
+        .into_iter()
+        .map(|t| TokenInfoView::of(t.into(), now))
+        .collect()
 }
 
 fn keys_view(keys: Vec<pb::KeyInfo>) -> Result<Vec<KeyView>, Failure> {

@@ -13,6 +13,40 @@ pub struct TokenView {
     pub expires: String,
 }
 
+/// A join token as `token list` shows it: never its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfoView {
+    pub id: String,
+    /// valid, expired or used up
+    pub state: &'static str,
+    /// `null`: any number until it expires.
+    pub uses_left: Option<u32>,
+    pub roles: Vec<String>,
+    pub expires: String,
+    pub created_by: String,
+    pub created: String,
+}
+
+impl TokenInfoView {
+    pub fn of(t: cluster_model::Token, now_ms: u64) -> TokenInfoView {
+        TokenInfoView {
+            state: if now_ms >= t.expires_ms {
+                "expired"
+            } else if t.uses_left == Some(0) {
+                "used up"
+            } else {
+                "valid"
+            },
+            id: t.id,
+            uses_left: t.uses_left,
+            roles: t.roles,
+            expires: rfc3339(t.expires_ms),
+            created_by: t.created_by,
+            created: rfc3339(t.created_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
     pub node_id: String,

@@ -203,6 +203,24 @@ impl Cluster {
         Ok(outcome)
     }
 
+    /// Every join token, by id.
+    pub fn tokens(&self) -> Vec<cluster_model::Token> {
+        self.read(|st| st.tokens().cloned().collect())
+    }
+
+    /// Deletes join tokens by id or glob; the tokens deleted.
+    pub async fn delete_tokens(
+        &self,
+        ids: &[String],
+        by: &str,
+    ) -> Result<Vec<cluster_model::Token>, ClusterError> {
+        self.execute(&crate::state::plan::DeleteTokens {
+            ids: ids.to_vec(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
     /// Every key, sorted by node id.
     pub fn keys(&self) -> Vec<KeyRecord> {
         self.read(|st| st.keys().cloned().collect())

@@ -460,6 +460,44 @@ impl pb::control_server::Control for ControlSvc {
         }))
     }
 
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        authorize(
+            &self.cluster,
+            &request,
+            Permission::Admin,
+            "list join tokens",
+        )
+        .await?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: self.cluster.tokens().iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn delete_tokens(
+        &self,
+        request: Request<pb::DeleteTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let caller = authorize(
+            &self.cluster,
+            &request,
+            Permission::Admin,
+            "delete join tokens",
+        )
+        .await?;
+        let req = request.into_inner();
+        let gone = self
+            .cluster
+            .delete_tokens(&req.ids, &caller.label())
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: gone.iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn list_keys(
         &self,
         request: Request<pb::ListKeysRequest>,

@@ -438,6 +438,11 @@ impl State {
         self.tokens.get(id)
     }
 
+    /// Every join token, by id.
+    pub fn tokens(&self) -> impl Iterator<Item = &Token> {
+        self.tokens.values().map(|t| &t.value)
+    }
+
     pub fn key(&self, id: &str) -> Option<&Stored<KeyRecord>> {
         self.keys.get(id)
     }

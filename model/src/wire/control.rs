@@ -3,7 +3,7 @@
 
 use super::session::{server_of, server_to_pb, stream_of};
 use super::{WireError, enum_of, node_id};
-use crate::access::{KeyRecord, KeyState, Role};
+use crate::access::{KeyRecord, KeyState, Role, Token};
 use crate::event::{Event, EventKind};
 use crate::job::{JobNodeResult, JobRecord, JobStatus, RunEvent};
 use crate::targets::{Kind, TargetSpec};
@@ -277,6 +277,35 @@ impl From<KeyState> for pb::KeyState {
             KeyState::Accepted => pb::KeyState::Accepted,
             KeyState::Pending => pb::KeyState::Pending,
             KeyState::Rejected => pb::KeyState::Rejected,
+        }
+    }
+}
+
+/// What `token list` shows of a token: never its secret (nor its hash).
+impl From<&Token> for pb::TokenInfo {
+    fn from(t: &Token) -> pb::TokenInfo {
+        pb::TokenInfo {
+            id: t.id.clone(),
+            expires_ms: t.expires_ms,
+            uses_left: t.uses_left.map_or(-1, i64::from),
+            roles: t.roles.clone(),
+            created_by: t.created_by.clone(),
+            created_ms: t.created_ms,
+        }
+    }
+}
+
+/// A token as `token list` shows it (no secret).
+impl From<pb::TokenInfo> for Token {
+    fn from(t: pb::TokenInfo) -> Token {
+        Token {
+            id: t.id,
+            secret_hash: String::new(),
+            expires_ms: t.expires_ms,
+            uses_left: u32::try_from(t.uses_left).ok(),
+            roles: t.roles,
+            created_by: t.created_by,
+            created_ms: t.created_ms,
         }
     }
 }

@@ -136,6 +136,70 @@ pub enum JoinOutcome {
     Rejected(String),
 }
 
+/// Deletes join tokens by id or glob (all or nothing): nobody can join
+/// with them any more; nodes that joined with them stay.
+pub struct DeleteTokens {
+    pub ids: Vec<String>,
+    pub by: String,
+}
+
+impl Command for DeleteTokens {
+    type Out = Vec<Token>;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Vec<Token>>, ClusterError> {
+        if self.ids.is_empty() {
+            return Err(ClusterError::Invalid(
+                "no token given (its id, the part before the dot, or a glob)".into(),
+            ));
+        }
+        let mut gone: Vec<Token> = Vec::new();
+        for id in &self.ids {
+            // The id, or a whole token pasted in: only the public half counts.
+            let id = id.split('.').next().unwrap_or_default();
+            let matched: Vec<&Token> = if id.contains(['*', '?', '[']) {
+                use cluster_model::targets::{Candidate, Kind, Target};
+                let glob = Target::parse(Kind::Glob, id, &Default::default())?;
+                let (grains, labels) = (Default::default(), Default::default());
+                st.tokens()
+                    .filter(|t| {
+                        glob.matches(&Candidate {
+                            name: &t.id,
+                            grains: &grains,
+                            labels: &labels,
+                            roles: &[],
+                            addresses: &[],
+                        })
+                    })
+                    .collect()
+            } else {
+                st.token(id).map(|t| &t.value).into_iter().collect()
+            };
+            if matched.is_empty() {
+                return Err(ClusterError::Invalid(format!(
+                    "no join token {:?}",
+                    cluster_model::limits::excerpt(id)
+                )));
+            }
+            for t in matched {
+                if !gone.iter().any(|g| g.id == t.id) {
+                    gone.push(t.clone());
+                }
+            }
+        }
+        let mut d = Draft::new(st, env);
+        for t in &gone {
+            d.delete(Key::Token(t.id.clone()));
+            d.event(
+                EventKind::Token,
+                About::Cluster,
+                &self.by,
+                format!("deleted token {}", t.id),
+            );
+        }
+        Ok(d.finish(gone))
+    }
+}
+
 /// Pending requests kept at most; more are refused (without an event:
 /// they would be a write each) until an admin accepts or deletes some.
 pub const MAX_PENDING: usize = 1000;

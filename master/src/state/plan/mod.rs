@@ -25,8 +25,8 @@ mod nodes;
 mod records;
 
 pub use access::{
-    CreateToken, DecideKeys, Deny, IssueUser, Join, JoinOutcome, KeyDecision, MAX_PENDING,
-    join_is_cheap,
+    CreateToken, DecideKeys, DeleteTokens, Deny, IssueUser, Join, JoinOutcome, KeyDecision,
+    MAX_PENDING, join_is_cheap,
 };
 pub use balancing::{RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
