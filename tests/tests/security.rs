@@ -960,3 +960,52 @@ async fn tokens_are_listed_without_their_secret_and_can_be_withdrawn() {
         unknown.stderr
     );
 }
+
+/// TLS failures exit 4 and say what failed and which file was used: a
+/// client certificate from another CA, an expired one; a CA file that is
+/// not the master's.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_failures_exit_4_and_say_what_failed_with_which_file() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now();
+    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
+    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
+    let subject = cluster_master::pki::Subject::User {
+        name: "mallory".into(),
+        role: cluster_master::pki::Role::Admin,
+    };
+    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    let (cert_file, key_file) = (dir.path().join("m.crt"), dir.path().join("m.key"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let foreign = admin.with_identity(cert_file.clone(), key_file);
+    let out = ctl(&foreign, &["nodes"]).await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("refused this client's certificate (it is not signed by the cluster's CA)")
+            && out.stderr.contains(&cert_file.display().to_string()),
+        "{}",
+        out.stderr
+    );
+
+    // The master's certificate checked against a CA that is not its own.
+    let other_ca_file = dir.path().join("other-ca.crt");
+    std::fs::write(&other_ca_file, &other_ca.cert_pem).unwrap();
+    let wrong_ca = cluster_tests::Admin {
+        ca: other_ca_file.clone(),
+        ..admin.clone()
+    };
+    let out = ctl(&wrong_ca, &["nodes"]).await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the master's certificate is not signed by the CA in")
+            && out.stderr.contains(&other_ca_file.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}

@@ -241,6 +241,8 @@ pub(crate) enum Connector {
         ca: String,
         cert: String,
         key: String,
+        /// Where they came from, for errors.
+        files: TlsFiles,
     },
     #[cfg(test)]
     Fake(std::sync::Arc<std::sync::Mutex<tests::Net>>),
@@ -263,16 +265,30 @@ impl Connector {
                 Failure::bad_input(format!("cannot read the {what} {}: {e}", path.display()))
             })
         };
+        let shown = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         Ok(Connector::Tls {
             ca: read("CA certificate (ca)", &target.ca)?,
             cert: read("client certificate (cert)", &target.cert)?,
             key: read("client key (key)", &target.key)?,
+            files: TlsFiles {
+                ca: shown(&target.ca),
+                cert: shown(&target.cert),
+            },
         })
     }
 
     async fn connect(&self, master: &str) -> Result<Channel, ConnectError> {
-        let (ca, cert, key) = match self {
-            Connector::Tls { ca, cert, key } => (ca, cert, key),
+        let (ca, cert, key, files) = match self {
+            Connector::Tls {
+                ca,
+                cert,
+                key,
+                files,
+            } => (ca, cert, key, files),
             #[cfg(test)]
             Connector::Fake(net) => return tests::connect(net, master),
         };
@@ -296,7 +312,13 @@ impl Connector {
             .keep_alive_timeout(KEEPALIVE);
         match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
             Ok(Ok(channel)) => Ok(channel),
-            Ok(Err(e)) => Err(ConnectError::Unreachable(super::source_chain(&e))),
+            Ok(Err(e)) => {
+                let chain = super::source_chain(&e);
+                match tls_refusal(&chain, master, files) {
+                    Some(refused) => Err(ConnectError::Refused(refused)),
+                    None => Err(ConnectError::Unreachable(chain)),
+                }
+            }
             Err(_) => Err(ConnectError::Unreachable(format!(
                 "no connection within {}",
                 humantime::format_duration(CONNECT_TIMEOUT)
@@ -311,6 +333,85 @@ impl Connector {
 pub(crate) enum ConnectError {
     Settings(String),
     Unreachable(String),
+    /// TLS failed for a reason another try will not change: exit 4.
+    Refused(Failure),
+}
+
+/// The files a TLS connection was made with, as the user named them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsFiles {
+    pub ca: String,
+    pub cert: String,
+}
+
+/// What a TLS failure (the text of its error chain) means, when no other
+/// master or later try would fare better: the master refused this
+/// client's certificate, or its own could not be verified. `None` for
+/// anything else (a master down, a connection lost).
+pub(crate) fn tls_refusal(chain: &str, master: &str, files: &TlsFiles) -> Option<Failure> {
+    // The master's alert: it refused our certificate.
+    let alerts = [
+        ("UnknownCA", "it is not signed by the cluster's CA"),
+        ("BadCertificate", "the master cannot use it"),
+        ("CertificateExpired", "it has expired"),
+        ("CertificateRevoked", "it has been revoked"),
+        ("CertificateUnknown", "the master does not accept it"),
+        ("AccessDenied", "the master denied access"),
+        ("DecryptError", "it does not match its key"),
+    ];
+    if let Some((_, why)) = alerts
+        .iter()
+        .find(|(alert, _)| chain.contains(&format!("received fatal alert: {alert}")))
+    {
+        return Some(Failure {
+            code: Failure::REFUSED,
+            message: format!(
+                "refused: the master at {master} refused this client's certificate ({why}); the certificate used: {}\n\
+                 hint: ask an admin for one (`clusterctl user add NAME --role operator`), or point --config-file at the admin.toml in the master's data directory",
+                files.cert
+            ),
+        });
+    }
+    // Our verification of the master's certificate.
+    let checks = [
+        (
+            "UnknownIssuer",
+            format!(
+                "the master's certificate is not signed by the CA in {}",
+                files.ca
+            ),
+        ),
+        (
+            "BadSignature",
+            format!(
+                "the master's certificate is not signed by the CA in {}",
+                files.ca
+            ),
+        ),
+        (
+            "NotValidForName",
+            format!(
+                "the master's certificate does not cover {:?} (its server_names do not include it)",
+                host(master)
+            ),
+        ),
+        ("Expired", "the master's certificate has expired".to_owned()),
+        (
+            "NotValidYet",
+            "the master's certificate is not valid yet (is this machine's clock right?)".to_owned(),
+        ),
+        (
+            "Revoked",
+            "the master's certificate has been revoked".to_owned(),
+        ),
+    ];
+    checks
+        .into_iter()
+        .find(|(check, _)| chain.contains(&format!("invalid peer certificate: {check}")))
+        .map(|(_, what)| Failure {
+            code: Failure::REFUSED,
+            message: format!("refused: cannot trust the master at {master}: {what}"),
+        })
 }
 
 /// The host of `https://host:port` (an IPv6 address without brackets).
@@ -356,6 +457,7 @@ impl Client {
                     });
                 }
                 Err(ConnectError::Settings(e)) => return Err(Failure::bad_input(e)),
+                Err(ConnectError::Refused(f)) => return Err(f),
                 Err(ConnectError::Unreachable(e)) => said.push((master, e)),
             }
             rotation.advance();
@@ -418,6 +520,7 @@ impl Client {
                     return Ok(());
                 }
                 Err(ConnectError::Settings(e)) => return Err(Failure::bad_input(e)),
+                Err(ConnectError::Refused(f)) => return Err(f),
                 Err(ConnectError::Unreachable(e)) => why = format!("cannot connect: {e}"),
             }
         }
@@ -464,6 +567,14 @@ impl Client {
             match send(self.control.clone(), request).await {
                 Ok(response) => return Ok(Ok(response.into_inner())),
                 Err(status) if went_away(&status) => {
+                    // TLS 1.3: a refused client certificate is heard at
+                    // the first call; no other try will fare better.
+                    if let Connector::Tls { files, .. } = &self.connector
+                        && let Some(refused) =
+                            tls_refusal(&said(&status), self.rotation.current(), files)
+                    {
+                        return Err(refused);
+                    }
                     let outage = outage.get_or_insert_with(|| Outage::since(call, began));
                     self.failover(outage, &status).await?;
                 }

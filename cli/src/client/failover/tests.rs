@@ -318,3 +318,32 @@ fn the_tls_name_is_the_masters_host() {
     assert_eq!(host("https://m.example.com:1/x"), "m.example.com");
     assert_eq!(host("https://[::1]:7440"), "::1");
 }
+
+#[test]
+fn tls_failures_that_no_retry_mends_are_refusals_naming_the_file() {
+    let files = TlsFiles {
+        ca: "/etc/clusterctl/ca.crt".into(),
+        cert: "/home/olga/olga.crt".into(),
+    };
+    let m = "https://master.example.com:7440";
+    let refused = |chain: &str| tls_refusal(chain, m, &files).map(|f| (f.code, f.message));
+    let (code, text) =
+        refused("transport error: received fatal alert: CertificateExpired").unwrap();
+    assert_eq!(code, Failure::REFUSED);
+    assert!(
+        text.contains("(it has expired); the certificate used: /home/olga/olga.crt"),
+        "{text}"
+    );
+    let (_, text) = refused("invalid peer certificate: UnknownIssuer").unwrap();
+    assert!(
+        text.contains("not signed by the CA in /etc/clusterctl/ca.crt"),
+        "{text}"
+    );
+    let (_, text) = refused("invalid peer certificate: NotValidForNameContext { .. }").unwrap();
+    assert!(
+        text.contains("does not cover \"master.example.com\""),
+        "{text}"
+    );
+    assert!(refused("tcp connect error: Connection refused (os error 111)").is_none());
+    assert!(refused("connection reset by peer").is_none());
+}
