@@ -152,7 +152,7 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             problems.push("data_dir is empty");
         }
-        let server_names = raw.server_names.unwrap_or_else(|| {
+        let mut server_names = raw.server_names.unwrap_or_else(|| {
             let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
             if let Some(l) = listen.filter(|l| !l.ip().is_unspecified() && !l.ip().is_loopback()) {
                 names.push(l.ip().to_string());
@@ -162,6 +162,14 @@ impl Config {
             }
             names
         });
+        // The address contexts are written for (`init`, the admin config)
+        // is always in the certificate, whatever the list says.
+        if let Some(l) = listen.filter(|l| !l.ip().is_unspecified()) {
+            let ip = l.ip().to_string();
+            if !server_names.contains(&ip) {
+                server_names.push(ip);
+            }
+        }
         for n in &server_names {
             let ok = n.parse::<std::net::IpAddr>().is_ok()
                 || (!n.is_empty()
@@ -332,6 +340,19 @@ mod tests {
         assert_eq!(c.http_listen.unwrap().to_string(), "127.0.0.1:7441");
         assert_eq!(c.down_after, Duration::from_secs(15));
         assert_eq!(c.server_names, ["localhost", "127.0.0.1", "::1", "box"]);
+    }
+
+    #[test]
+    fn the_listen_address_is_always_a_server_name() {
+        let c = Config::validate(
+            raw(r#"listen = "10.0.0.2:7440"
+server_names = ["master.example.com"]"#),
+            None,
+            "box",
+        )
+        .unwrap();
+        assert_eq!(c.server_names, ["master.example.com", "10.0.0.2"]);
+        assert_eq!(crate::init::master_url(&c), "https://10.0.0.2:7440");
     }
 
     #[test]
