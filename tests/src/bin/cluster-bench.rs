@@ -483,7 +483,14 @@ async fn limits(args: &[String]) {
             })
     };
     let events_before = audit_events().await;
+    // The unauthenticated floods first: RSS seldom falls back once the
+    // allocator has grown, so each phase also says where it started.
     for (what, flood) in [
+        (
+            "TLS handshakes with a certificate from another CA (refused)".to_owned(),
+            Flood::ForeignHandshake { cert, key },
+        ),
+        ("joins without a token, a new name each".to_owned(), Flood::TokenlessJoin),
         (
             format!(
                 "ListNodes with the largest allowed expression ({} bytes, 1,000 regex terms)",
@@ -491,19 +498,9 @@ async fn limits(args: &[String]) {
             ),
             Flood::ListNodes(largest),
         ),
-        (
-            "ListNodes with 2 MB expressions (refused)".to_owned(),
-            Flood::ListNodes(oversized),
-        ),
-        (
-            "TLS handshakes with a certificate from another CA (refused)".to_owned(),
-            Flood::ForeignHandshake { cert, key },
-        ),
-        (
-            "joins without a token, a new name each".to_owned(),
-            Flood::TokenlessJoin,
-        ),
+        ("ListNodes with 2 MB expressions (refused)".to_owned(), Flood::ListNodes(oversized)),
     ] {
+        let before = proc_sample(pid).0;
         let stop = tokio_util::sync::CancellationToken::new();
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut callers = tokio::task::JoinSet::new();
@@ -539,9 +536,10 @@ async fn limits(args: &[String]) {
         let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
         let calls = sent.load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "{what}: {calls} in {seconds}s ({}/s) from 4 callers; master RSS idle {} MiB, peak {} MiB (+{} MiB)",
+            "{what}: {calls} in {seconds}s ({}/s) from 4 callers; master RSS idle {} MiB, {} MiB when the phase began, peak {} MiB (+{} MiB over idle)",
             calls / seconds.max(1),
             idle / 1024,
+            before / 1024,
             peak / 1024,
             peak.saturating_sub(idle) / 1024
         );
