@@ -490,7 +490,10 @@ async fn limits(args: &[String]) {
             "TLS handshakes with a certificate from another CA (refused)".to_owned(),
             Flood::ForeignHandshake { cert, key },
         ),
-        ("joins without a token, a new name each".to_owned(), Flood::TokenlessJoin),
+        (
+            "joins without a token, a new name each".to_owned(),
+            Flood::TokenlessJoin,
+        ),
         (
             format!(
                 "ListNodes with the largest allowed expression ({} bytes, 1,000 regex terms)",
@@ -498,7 +501,10 @@ async fn limits(args: &[String]) {
             ),
             Flood::ListNodes(largest),
         ),
-        ("ListNodes with 2 MB expressions (refused)".to_owned(), Flood::ListNodes(oversized)),
+        (
+            "ListNodes with 2 MB expressions (refused)".to_owned(),
+            Flood::ListNodes(oversized),
+        ),
     ] {
         let before = proc_sample(pid).0;
         let stop = tokio_util::sync::CancellationToken::new();
