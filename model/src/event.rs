@@ -98,19 +98,7 @@ pub const HINT_MAX_CHARS: usize = 64;
 /// characters (newlines, escape sequences) escaped, so it cannot forge a
 /// line of the log or of a terminal, and cut to [`HINT_MAX_CHARS`].
 pub fn sanitised_hint(hint: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in hint.trim().chars().enumerate() {
-        if i == HINT_MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::limits::printable_cut(hint.trim(), HINT_MAX_CHARS)
 }
 
 #[cfg(test)]

@@ -73,9 +73,15 @@ pub fn one_line(what: &str, text: &str, max: usize) -> Result<(), TextError> {
 /// The start of `text`, for an error: at most [`EXCERPT_CHARS`] chars,
 /// control characters escaped, "…" when cut.
 pub fn excerpt(text: &str) -> String {
+    printable_cut(text, EXCERPT_CHARS)
+}
+
+/// At most `max` chars of `text`, control characters escaped, "…" when
+/// cut.
+pub fn printable_cut(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == EXCERPT_CHARS {
+        if i == max {
             out.push('…');
             break;
         }

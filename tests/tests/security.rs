@@ -74,6 +74,18 @@ async fn key_state(admin: &Admin, id: &str) -> Option<String> {
         .map(|k| k["state"].as_str().unwrap().to_owned())
 }
 
+/// A certificate and key for `subject`, signed by a CA that is not the
+/// cluster's; and that CA.
+fn foreign_identity(
+    subject: cluster_master::pki::Subject,
+) -> (String, String, cluster_master::pki::Ca) {
+    let now = std::time::SystemTime::now();
+    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
+    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
+    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    (cert, key, other_ca)
+}
+
 fn csr(cn: &str) -> String {
     cluster_master::pki::new_key_and_csr(cn).unwrap().1
 }
@@ -120,14 +132,10 @@ async fn callers_without_a_valid_identity_are_refused_audited_and_change_nothing
     assert_eq!(node_json(&admin, "web-1").await.unwrap()["state"], "online");
 
     // A certificate from another CA: refused in the handshake, and audited.
-    let now = std::time::SystemTime::now();
-    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
-    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
-    let subject = cluster_master::pki::Subject::User {
+    let (cert, key, _) = foreign_identity(cluster_master::pki::Subject::User {
         name: "mallory".into(),
         role: cluster_master::pki::Role::Admin,
-    };
-    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    });
     let refused = match channel(&admin.url, &ca, Some((&cert, &key))).await {
         Err(e) => e,
         // TLS 1.3 may report the refusal on the first call instead.
@@ -627,11 +635,7 @@ async fn refused_handshakes_are_counted_per_source_not_written_each() {
         .spawn();
     eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
     let ca = read(&admin.ca);
-    let now = std::time::SystemTime::now();
-    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
-    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
-    let subject = cluster_master::pki::Subject::Node("mallory".into());
-    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    let (cert, key, _) = foreign_identity(cluster_master::pki::Subject::Node("mallory".into()));
     let tls_refusals = |events: &[Value]| -> Vec<String> {
         events
             .iter()
@@ -970,14 +974,10 @@ async fn tls_failures_exit_4_and_say_what_failed_with_which_file() {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now();
-    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
-    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
-    let subject = cluster_master::pki::Subject::User {
+    let (cert, key, other_ca) = foreign_identity(cluster_master::pki::Subject::User {
         name: "mallory".into(),
         role: cluster_master::pki::Role::Admin,
-    };
-    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    });
     let (cert_file, key_file) = (dir.path().join("m.crt"), dir.path().join("m.key"));
     std::fs::write(&cert_file, cert).unwrap();
     std::fs::write(&key_file, key).unwrap();

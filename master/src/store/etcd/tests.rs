@@ -78,7 +78,11 @@ fn config(url: &str, name: &str) -> EtcdConfig {
 }
 
 async fn leading(url: &str, name: &str) -> EtcdStore {
-    let store = EtcdStore::connect(config(url, name)).await.unwrap();
+    leading_with(config(url, name)).await
+}
+
+async fn leading_with(config: EtcdConfig) -> EtcdStore {
+    let store = EtcdStore::connect(config).await.unwrap();
     store.campaign();
     let mut role = store.role();
     tokio::time::timeout(
@@ -350,16 +354,7 @@ async fn an_endpoint_that_refuses_does_not_fail_reads_or_commits() {
     let refusing = format!("http://127.0.0.1:{}", free_port());
     let mut config = config(&e.url, "m1");
     config.endpoints = vec![refusing.clone(), e.url.clone(), refusing];
-    let store = EtcdStore::connect(config).await.unwrap();
-    store.campaign();
-    let mut role = store.role();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        role.wait_for(|r| matches!(r, Role::Leader { .. })),
-    )
-    .await
-    .expect("leads within 10 s")
-    .unwrap();
+    let store = leading_with(config).await;
     for i in 0..40 {
         store
             .load()
