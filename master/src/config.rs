@@ -99,6 +99,8 @@ pub struct RawConfig {
     pub keep_rollouts: Option<usize>,
     /// Refused TLS handshakes counted per source over this long.
     pub refused_handshakes_window: Option<String>,
+    /// Pending keys nobody accepted are deleted after this long.
+    pub pending_keys_expire: Option<String>,
 }
 
 impl RawConfig {
@@ -277,6 +279,12 @@ impl Config {
             events: keep("keep_events", raw.keep_events, defaults.events, 100),
             jobs: keep("keep_jobs", raw.keep_jobs, defaults.jobs, 10),
             rollouts: keep("keep_rollouts", raw.keep_rollouts, defaults.rollouts, 10),
+            pending_keys: match raw.pending_keys_expire.as_deref() {
+                None => defaults.pending_keys,
+                Some(v) => problems
+                    .check(parse_duration("pending_keys_expire", v))
+                    .unwrap_or(defaults.pending_keys),
+            },
             ..defaults
         };
         let refusal_window = problems.check(

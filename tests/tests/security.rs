@@ -1009,3 +1009,32 @@ async fn tls_failures_exit_4_and_say_what_failed_with_which_file() {
         out.stderr
     );
 }
+
+/// A user cannot be named as a node is: events and their authors would
+/// not tell the two apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_cannot_take_a_nodes_name() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let _a = AgentProc::builder("node3", &master)
+        .addr("127.0.0.89")
+        .spawn();
+    eventually("node3 connected", PATIENCE, || connected(&admin, "node3")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let refused = ctl(
+        &admin,
+        &["user", "add", "node3", "--role", "admin", "--out", out],
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("name \"node3\" already belongs to node \"node3\""),
+        "{}",
+        refused.stderr
+    );
+    assert!(!dir.path().join("node3.crt").exists());
+}

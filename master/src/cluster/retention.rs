@@ -16,6 +16,8 @@ pub struct Retention {
     pub jobs: usize,
     pub rollouts: usize,
     pub requests: Duration,
+    /// How long a key may wait as pending before it is deleted.
+    pub pending_keys: Duration,
 }
 
 impl Default for Retention {
@@ -25,6 +27,7 @@ impl Default for Retention {
             jobs: 1_000,
             rollouts: 200,
             requests: Duration::from_secs(3600),
+            pending_keys: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -56,6 +59,26 @@ impl Cluster {
             let keys = chunk.iter().cloned().map(Key::Request).collect();
             gone += chunk.len();
             self.execute(&Forget { keys }).await?;
+        }
+        // Pending keys nobody decided on go, each with an event.
+        let before = now_ms().saturating_sub(keep.pending_keys.as_millis() as u64);
+        let stale: Vec<String> = self.read(|st| {
+            st.keys()
+                .filter(|k| k.state == cluster_model::KeyState::Pending && k.requested_ms <= before)
+                .map(|k| k.node_id.to_string())
+                .collect()
+        });
+        for chunk in stale.chunks(PER_CHANGE / 2) {
+            gone += chunk.len();
+            self.execute(&crate::state::plan::DecideKeys {
+                ids: chunk.to_vec(),
+                decision: crate::state::plan::KeyDecision::Delete,
+                by: format!(
+                    "retention (pending longer than {})",
+                    humantime::format_duration(keep.pending_keys)
+                ),
+            })
+            .await?;
         }
         Ok(gone)
     }

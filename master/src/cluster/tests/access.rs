@@ -179,3 +179,33 @@ async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
         .unwrap_err();
     assert_eq!(err.to_string(), "unknown keys: a, zz");
 }
+
+#[tokio::test]
+async fn a_key_left_pending_past_its_time_is_deleted_with_an_event() {
+    let (_, c, _) = cluster(&[]).await;
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    assert_eq!(
+        c.join("a", &csr, None, None, &Default::default())
+            .await
+            .unwrap(),
+        JoinOutcome::Pending
+    );
+    let keep = crate::cluster::Retention::default();
+    assert_eq!(c.retain(&keep).await.unwrap(), 0, "a day is not up");
+    let gone = c
+        .retain(&crate::cluster::Retention {
+            pending_keys: Duration::ZERO,
+            ..keep
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert!(c.keys().is_empty());
+    let events = c.events(0, 100, None).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.by.starts_with("retention (pending longer than") && e.detail == "deleted"),
+        "{events:#?}"
+    );
+}

@@ -364,6 +364,7 @@ async fn retention_keeps_the_newest_history_and_forgets_old_requests() {
         jobs: 10,
         rollouts: 10,
         requests: Duration::from_secs(3600),
+        pending_keys: Duration::from_secs(3600),
     };
     let gone = c.retain(&keep).await.unwrap();
     assert_eq!(gone, before.len() - 5);

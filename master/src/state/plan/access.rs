@@ -489,6 +489,18 @@ impl Command for IssueUser {
 
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<String>, ClusterError> {
         check_name("user name", &self.name)?;
+        // A user's name is never a node's: events and `by` would not tell
+        // them apart.
+        if let Some(owner) = st
+            .id_of(&self.name)
+            .cloned()
+            .or_else(|| st.key(&self.name).map(|k| k.value.node_id.clone()))
+        {
+            return Err(ClusterError::NameTaken {
+                name: self.name.clone(),
+                owner: owner.to_string(),
+            });
+        }
         let subject = Subject::User {
             name: self.name.clone(),
             role: self.role,
