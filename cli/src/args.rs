@@ -331,6 +331,16 @@ pub struct KeyNames {
 pub enum UserCommand {
     /// Issue a certificate for a person and write a ready config file.
     Add(UserAddArgs),
+    /// List people's certificates: role, serial, issued, revoked.
+    List,
+    /// Revoke a person's certificate: refused from now on, on every master.
+    Revoke(UserName),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct UserName {
+    /// The user's name.
+    pub name: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -123,6 +123,20 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::User(UserCommand::Add(a)) => add_user(&mut client, &target, a, output, out).await,
+        Command::User(UserCommand::List) => {
+            let users = client.users().await?;
+            match output {
+                Output::Json => print_json(out, &users),
+                Output::Table => write_out(out, &render::users_table(&users)),
+            }
+        }
+        Command::User(UserCommand::Revoke(a)) => {
+            let user = client.revoke_user(&a.name).await?;
+            match output {
+                Output::Json => print_json(out, &user),
+                Output::Table => write_out(out, &render::users_table(&[user])),
+            }
+        }
         Command::Run(a) => crate::run::run(&mut client, a, output, out).await,
         Command::Jobs(a) => {
             let jobs = client.jobs(a.limit).await?;

@@ -4,7 +4,7 @@
 //! - `masters` — `clusterctl masters`: masters, the store, its endpoints.
 
 use crate::client::{
-    EventView, JobResultView, JobView, KeyView, NodeResult, NodeView, TokenInfoView,
+    EventView, JobResultView, JobView, KeyView, NodeResult, NodeView, TokenInfoView, UserView,
 };
 use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
@@ -146,6 +146,24 @@ pub fn events_table(events: &[EventView]) -> String {
             e.node.clone(),
             e.by.clone(),
             e.detail.clone(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+pub fn users_table(users: &[UserView]) -> String {
+    let mut t = table(&["NAME", "ROLE", "SERIAL", "ISSUED", "BY", "REVOKED"]);
+    for u in users {
+        t.add_printable(vec![
+            u.name.clone(),
+            u.role.to_owned(),
+            u.serial.clone(),
+            u.issued.clone(),
+            u.issued_by.clone(),
+            match &u.revoked {
+                Some(when) => format!("{when} by {}", u.revoked_by),
+                None => "-".into(),
+            },
         ]);
     }
     trim_lines(&t.to_string())

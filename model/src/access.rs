@@ -60,6 +60,23 @@ pub struct KeyRecord {
     pub source: String,
 }
 
+/// A person's certificate, as the master issued it: listed by `user
+/// list`, withdrawn by `user revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: Role,
+    /// The certificate's serial (what revocation lists).
+    pub serial: String,
+    pub issued_ms: u64,
+    pub issued_by: String,
+    /// Set once revoked: when, and by whom.
+    #[serde(default)]
+    pub revoked_ms: Option<u64>,
+    #[serde(default)]
+    pub revoked_by: String,
+}
+
 /// What a person's certificate allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

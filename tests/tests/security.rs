@@ -1038,3 +1038,73 @@ async fn a_user_cannot_take_a_nodes_name() {
     );
     assert!(!dir.path().join("node3.crt").exists());
 }
+
+/// People's certificates are listed and can be revoked: a revoked one is
+/// refused at once and after a restart; a name is one person's at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_listed_and_a_revoked_one_is_refused_for_good() {
+    cluster_tests::crypto();
+    let mut master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    ctl(
+        &admin,
+        &["user", "add", "olga", "--role", "operator", "--out", out],
+    )
+    .await
+    .ok();
+    let olga = admin.with_identity(dir.path().join("olga.crt"), dir.path().join("olga.key"));
+    ctl(&olga, &["nodes"]).await.ok();
+    let users = ctl(&admin, &["user", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let listed = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "olga")
+        .cloned()
+        .unwrap_or_else(|| panic!("{users:#}"));
+    assert_eq!(
+        (&listed["role"], &listed["revoked"]),
+        (&"operator".into(), &Value::Null)
+    );
+    let serial = listed["serial"].as_str().unwrap().to_owned();
+
+    // One olga at a time.
+    let again = ctl(
+        &admin,
+        &["user", "add", "olga", "--role", "admin", "--out", out],
+    )
+    .await;
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(
+        again.stderr.contains("user olga already has a certificate"),
+        "{}",
+        again.stderr
+    );
+
+    ctl(&admin, &["user", "revoke", "olga"]).await.ok();
+    let refused = ctl(&olga, &["nodes"]).await;
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("certificate {serial} has been revoked")),
+        "{}",
+        refused.stderr
+    );
+    master.restart();
+    let refused = ctl(&olga, &["nodes"]).await;
+    assert_eq!(refused.code, 4, "after a restart: {refused:?}");
+    let table = ctl(&admin, &["user", "list"]).await.ok().stdout;
+    assert!(table.contains("olga") && table.contains(&serial), "{table}");
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.starts_with("olga") && l.trim_end().ends_with('-')),
+        "{table}"
+    );
+}

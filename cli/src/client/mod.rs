@@ -114,6 +114,34 @@ impl Client {
         })
     }
 
+    pub async fn users(&mut self) -> Result<Vec<UserView>, Failure> {
+        let resp = self
+            .unary(Call::Read, pb::ListUsersRequest {}, |mut c, r| async move {
+                c.list_users(r).await
+            })
+            .await?;
+        resp.users
+            .into_iter()
+            .map(|u| cluster_model::UserRecord::try_from(u).map(UserView::from))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)
+    }
+
+    pub async fn revoke_user(&mut self, name: &str) -> Result<UserView, Failure> {
+        let u = self
+            .unary(
+                Call::Write,
+                pb::RevokeUserRequest {
+                    name: name.to_owned(),
+                },
+                |mut c, r| async move { c.revoke_user(r).await },
+            )
+            .await?;
+        cluster_model::UserRecord::try_from(u)
+            .map(UserView::from)
+            .map_err(unreadable)
+    }
+
     pub async fn tokens(&mut self) -> Result<Vec<TokenInfoView>, Failure> {
         let resp = self
             .unary(

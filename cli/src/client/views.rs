@@ -13,6 +13,34 @@ pub struct TokenView {
     pub expires: String,
 }
 
+/// A person's certificate as `user list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub name: String,
+    pub role: &'static str,
+    pub serial: String,
+    pub issued: String,
+    pub issued_by: String,
+    /// `null` while valid.
+    pub revoked: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub revoked_by: String,
+}
+
+impl From<cluster_model::UserRecord> for UserView {
+    fn from(u: cluster_model::UserRecord) -> UserView {
+        UserView {
+            name: u.name,
+            role: u.role.as_str(),
+            serial: u.serial,
+            issued: rfc3339(u.issued_ms),
+            issued_by: u.issued_by,
+            revoked: u.revoked_ms.map(rfc3339),
+            revoked_by: u.revoked_by,
+        }
+    }
+}
+
 /// A join token as `token list` shows it: never its secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfoView {

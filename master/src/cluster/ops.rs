@@ -203,6 +203,24 @@ impl Cluster {
         Ok(outcome)
     }
 
+    /// Every person's certificate the master issued, by name.
+    pub fn users(&self) -> Vec<cluster_model::UserRecord> {
+        self.read(|st| st.users().cloned().collect())
+    }
+
+    /// Revokes a person's certificate.
+    pub async fn revoke_user(
+        &self,
+        name: &str,
+        by: &str,
+    ) -> Result<cluster_model::UserRecord, ClusterError> {
+        self.execute(&crate::state::plan::RevokeUser {
+            name: name.to_owned(),
+            by: by.to_owned(),
+        })
+        .await
+    }
+
     /// Every join token, by id.
     pub fn tokens(&self) -> Vec<cluster_model::Token> {
         self.read(|st| st.tokens().cloned().collect())

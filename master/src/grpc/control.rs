@@ -460,6 +460,30 @@ impl pb::control_server::Control for ControlSvc {
         }))
     }
 
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        authorize(&self.cluster, &request, Permission::Admin, "list users").await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: self.cluster.users().iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn revoke_user(
+        &self,
+        request: Request<pb::RevokeUserRequest>,
+    ) -> Result<Response<pb::UserInfo>, Status> {
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "revoke users").await?;
+        let req = request.into_inner();
+        let user = self
+            .cluster
+            .revoke_user(&req.name, &caller.label())
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new((&user).into()))
+    }
+
     async fn list_tokens(
         &self,
         request: Request<pb::ListTokensRequest>,

@@ -47,7 +47,9 @@ pub use status::BalancingState;
 use crate::store::{Change, Key, Loaded, Record, RequestRecord, Revision};
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_model::clusterfile::Settings;
-use cluster_model::{EventKind, KeyRecord, KeyState, Node, NodeId, NodeName, ProxyView, Token};
+use cluster_model::{
+    EventKind, KeyRecord, KeyState, Node, NodeId, NodeName, ProxyView, Token, UserRecord,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -100,6 +102,8 @@ pub struct State {
 
     nodes: BTreeMap<NodeId, Stored<Node>>,
     tokens: BTreeMap<String, Stored<Token>>,
+    /// People's certificates, by name.
+    users: BTreeMap<String, Stored<UserRecord>>,
     keys: BTreeMap<NodeId, Stored<KeyRecord>>,
     /// Serials of revoked certificates.
     revoked: BTreeMap<String, Revision>,
@@ -137,6 +141,7 @@ impl State {
             next_event_seq: 1,
             nodes: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            users: BTreeMap::new(),
             keys: BTreeMap::new(),
             revoked: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -284,6 +289,10 @@ impl State {
             Record::Revoked(serial) => {
                 self.revoked.insert(serial, revision);
             }
+            Record::User(u) => {
+                self.users
+                    .insert(u.name.clone(), Stored { value: u, revision });
+            }
             Record::Group { name, expr } => {
                 self.group_exprs.insert(name.clone(), expr.clone());
                 self.groups.insert(
@@ -346,6 +355,9 @@ impl State {
             }
             Key::Revoked(s) => {
                 self.revoked.remove(s);
+            }
+            Key::User(n) => {
+                self.users.remove(n);
             }
             Key::Group(n) => {
                 self.groups.remove(n);
@@ -438,6 +450,15 @@ impl State {
         self.tokens.get(id)
     }
 
+    /// Every person's certificate, by name.
+    pub fn users(&self) -> impl Iterator<Item = &UserRecord> {
+        self.users.values().map(|u| &u.value)
+    }
+
+    pub fn user(&self, name: &str) -> Option<&Stored<UserRecord>> {
+        self.users.get(name)
+    }
+
     /// Every join token, by id.
     pub fn tokens(&self) -> impl Iterator<Item = &Token> {
         self.tokens.values().map(|t| &t.value)
@@ -490,6 +511,7 @@ impl State {
             Key::Token(id) => self.tokens.get(id).map(|s| s.revision),
             Key::NodeKey(id) => self.keys.get(id).map(|s| s.revision),
             Key::Revoked(s) => self.revoked.get(s).copied(),
+            Key::User(n) => self.users.get(n).map(|s| s.revision),
             Key::Group(n) => self.groups.get(n).map(|s| s.revision),
             Key::Upstream(n) => self.upstreams.get(n).map(|s| s.revision),
             Key::Route(d) => self.routes.get(d).map(|s| s.revision),
@@ -522,6 +544,11 @@ impl State {
             self.revoked
                 .iter()
                 .map(|(s, r)| (Record::Revoked(s.clone()), *r)),
+        );
+        out.extend(
+            self.users
+                .values()
+                .map(|s| (Record::User(s.value.clone()), s.revision)),
         );
         out.extend(self.groups.iter().map(|(n, s)| {
             let r = Record::Group {

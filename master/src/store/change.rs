@@ -9,6 +9,7 @@ use cluster_model::clusterfile::Settings;
 use cluster_model::rollout::RolloutRecord;
 use cluster_model::{
     Applied, CheckResult, Event, JobRecord, KeyRecord, LbReport, Node, NodeId, Token, Usage,
+    UserRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,8 @@ pub enum Key {
     NodeKey(NodeId),
     /// A revoked certificate, by serial.
     Revoked(String),
+    /// A person's certificate, by name.
+    User(String),
     Group(String),
     Upstream(String),
     /// A domain's route chain.
@@ -45,6 +48,7 @@ impl std::fmt::Display for Key {
             Key::Token(id) => write!(f, "token/{id}"),
             Key::NodeKey(id) => write!(f, "key/{id}"),
             Key::Revoked(s) => write!(f, "revoked/{s}"),
+            Key::User(n) => write!(f, "user/{n}"),
             Key::Group(n) => write!(f, "group/{n}"),
             Key::Upstream(n) => write!(f, "upstream/{n}"),
             Key::Route(d) => write!(f, "route/{d}"),
@@ -64,6 +68,7 @@ pub enum Record {
     Token(Token),
     NodeKey(KeyRecord),
     Revoked(String),
+    User(UserRecord),
     Group {
         name: String,
         expr: String,
@@ -100,6 +105,7 @@ impl Record {
             Record::Token(t) => Key::Token(t.id.clone()),
             Record::NodeKey(k) => Key::NodeKey(k.node_id.clone()),
             Record::Revoked(s) => Key::Revoked(s.clone()),
+            Record::User(u) => Key::User(u.name.clone()),
             Record::Group { name, .. } => Key::Group(name.clone()),
             Record::Upstream { name, .. } => Key::Upstream(name.clone()),
             Record::Route { domain, .. } => Key::Route(domain.clone()),

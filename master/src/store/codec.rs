@@ -17,6 +17,7 @@ pub(super) fn record_json(r: &Record) -> Vec<u8> {
         Record::Token(t) => to_json(t),
         Record::NodeKey(k) => to_json(k),
         Record::Revoked(_) => b"null".to_vec(),
+        Record::User(u) => to_json(u),
         Record::Group { expr, .. } => to_json(expr),
         Record::Upstream { source, .. } => to_json(source),
         Record::Route { chain, .. } => to_json(chain),
@@ -50,6 +51,7 @@ pub(super) fn record_of(key: &str, json: &[u8]) -> Result<Option<Record>, StoreE
         "token" => Record::Token(decode(key, json)?),
         "key" => Record::NodeKey(decode(key, json)?),
         "revoked" => Record::Revoked(rest),
+        "user" => Record::User(decode(key, json)?),
         "group" => Record::Group {
             name: rest,
             expr: decode(key, json)?,

@@ -24,6 +24,7 @@ const EVENT: &[u8] = b"event/";
 const TOKEN: &[u8] = b"token/";
 const KEY: &[u8] = b"key/";
 const REVOKED: &[u8] = b"revoked/";
+const USER: &[u8] = b"user/";
 const GROUP: &[u8] = b"group/";
 const JOB: &[u8] = b"job/";
 const UPSTREAM: &[u8] = b"upstream/";
@@ -38,7 +39,9 @@ const GENERATION: &[u8] = b"meta/generation";
 const LAYOUT: &[u8] = b"2";
 
 /// The prefixes whose records carry a revision.
-const REVISIONED: [&[u8]; 8] = [NODE, TOKEN, KEY, REVOKED, GROUP, UPSTREAM, ROUTE, REQUEST];
+const REVISIONED: [&[u8]; 9] = [
+    NODE, TOKEN, KEY, REVOKED, USER, GROUP, UPSTREAM, ROUTE, REQUEST,
+];
 
 #[derive(Clone)]
 pub struct SledStore {
@@ -141,6 +144,7 @@ fn key_bytes(k: &Key) -> Vec<u8> {
         Key::Token(id) => join(TOKEN, id.as_bytes()),
         Key::NodeKey(id) => join(KEY, id.as_bytes()),
         Key::Revoked(s) => join(REVOKED, s.as_bytes()),
+        Key::User(n) => join(USER, n.as_bytes()),
         Key::Group(n) => join(GROUP, n.as_bytes()),
         Key::Upstream(n) => join(UPSTREAM, n.as_bytes()),
         Key::Route(d) => join(ROUTE, d.as_bytes()),

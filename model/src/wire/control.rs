@@ -3,7 +3,7 @@
 
 use super::session::{server_of, server_to_pb, stream_of};
 use super::{WireError, enum_of, node_id};
-use crate::access::{KeyRecord, KeyState, Role, Token};
+use crate::access::{KeyRecord, KeyState, Role, Token, UserRecord};
 use crate::event::{Event, EventKind};
 use crate::job::{JobNodeResult, JobRecord, JobStatus, RunEvent};
 use crate::targets::{Kind, TargetSpec};
@@ -355,6 +355,35 @@ impl From<Role> for pb::UserRole {
             Role::Admin => pb::UserRole::Admin,
             Role::Operator => pb::UserRole::Operator,
         }
+    }
+}
+
+impl From<&UserRecord> for pb::UserInfo {
+    fn from(u: &UserRecord) -> pb::UserInfo {
+        pb::UserInfo {
+            name: u.name.clone(),
+            role: pb::UserRole::from(u.role) as i32,
+            serial: u.serial.clone(),
+            issued_ms: u.issued_ms,
+            issued_by: u.issued_by.clone(),
+            revoked_ms: u.revoked_ms.unwrap_or(0),
+            revoked_by: u.revoked_by.clone(),
+        }
+    }
+}
+
+impl TryFrom<pb::UserInfo> for UserRecord {
+    type Error = WireError;
+    fn try_from(u: pb::UserInfo) -> Result<UserRecord, WireError> {
+        Ok(UserRecord {
+            name: u.name,
+            role: role_of(u.role)?,
+            serial: u.serial,
+            issued_ms: u.issued_ms,
+            issued_by: u.issued_by,
+            revoked_ms: (u.revoked_ms > 0).then_some(u.revoked_ms),
+            revoked_by: u.revoked_by,
+        })
     }
 }
 

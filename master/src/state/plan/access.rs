@@ -8,7 +8,7 @@ use crate::cluster::ClusterError;
 use crate::pki::{self, Subject};
 use crate::state::State;
 use crate::store::{Key, Record};
-use cluster_model::{EventKind, KeyRecord, KeyState, NodeId, Role, Token};
+use cluster_model::{EventKind, KeyRecord, KeyState, NodeId, Role, Token, UserRecord};
 use std::time::{Duration, SystemTime};
 
 /// Records a refusal in the event log.
@@ -197,6 +197,47 @@ impl Command for DeleteTokens {
             );
         }
         Ok(d.finish(gone))
+    }
+}
+
+/// Revokes a person's certificate: every call made with it is refused
+/// from the moment this applies, on every master, across restarts.
+pub struct RevokeUser {
+    pub name: String,
+    pub by: String,
+}
+
+impl Command for RevokeUser {
+    type Out = UserRecord;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<UserRecord>, ClusterError> {
+        let Some(user) = st.user(&self.name).map(|u| &u.value) else {
+            return Err(ClusterError::Invalid(format!(
+                "no user {:?} (`clusterctl user list` shows them)",
+                cluster_model::limits::excerpt(&self.name)
+            )));
+        };
+        let mut d = Draft::new(st, env);
+        if user.revoked_ms.is_some() {
+            return Ok(d.finish(user.clone()));
+        }
+        let mut revoked = user.clone();
+        revoked.revoked_ms = Some(env.now_ms);
+        revoked.revoked_by = self.by.clone();
+        d.put(Record::Revoked(user.serial.clone()));
+        d.put(Record::User(revoked.clone()));
+        d.event(
+            EventKind::User,
+            About::Cluster,
+            &self.by,
+            format!(
+                "revoked the {} certificate of {} (serial {})",
+                user.role.as_str(),
+                user.name,
+                user.serial
+            ),
+        );
+        Ok(d.finish(revoked))
     }
 }
 
@@ -501,12 +542,32 @@ impl Command for IssueUser {
                 owner: owner.to_string(),
             });
         }
+        if let Some(u) = st.user(&self.name).map(|u| &u.value)
+            && u.revoked_ms.is_none()
+        {
+            return Err(ClusterError::Invalid(format!(
+                "user {} already has a certificate ({}, serial {}); revoke it first (`clusterctl user revoke {}`)",
+                u.name,
+                u.role.as_str(),
+                u.serial,
+                u.name
+            )));
+        }
         let subject = Subject::User {
             name: self.name.clone(),
             role: self.role,
         };
         let (cert_pem, serial) = env.issuer.issue(&self.csr_pem, &subject, env.now_ms)?;
         let mut d = Draft::new(st, env);
+        d.put(Record::User(UserRecord {
+            name: self.name.clone(),
+            role: self.role,
+            serial: serial.clone(),
+            issued_ms: env.now_ms,
+            issued_by: self.by.clone(),
+            revoked_ms: None,
+            revoked_by: String::new(),
+        }));
         d.event(
             EventKind::User,
             About::Cluster,

@@ -589,6 +589,7 @@ pub(super) fn record_key(relative: &str) -> Option<Key> {
     Some(match kind {
         "node" => Key::Node(rest.try_into().ok()?),
         "token" => Key::Token(rest),
+        "user" => Key::User(rest),
         "key" => Key::NodeKey(rest.try_into().ok()?),
         "revoked" => Key::Revoked(rest),
         "group" => Key::Group(rest),
