@@ -143,3 +143,62 @@ fn locate_finds_every_table() {
     assert_eq!(lines["routes.\"example.com\".rules.r4"], 27);
     assert_eq!(lines["upstreams.legacy"], 21);
 }
+
+mod generated {
+    //! Generated files: the shop file with lines dropped, repeated,
+    //! swapped or mangled. Reading ends without a panic; a refusal names
+    //! a line of the file (or none) with a message; an accepted file is
+    //! checked without a panic, and written back it reads the same.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mangled() -> impl Strategy<Value = String> {
+        let lines: Vec<String> = SHOP.lines().map(str::to_owned).collect();
+        let n = lines.len();
+        prop::collection::vec(prop_oneof![(0..n).prop_map(Some), Just(None),], 0..n + 8)
+            .prop_flat_map(move |picks| {
+                let lines = lines.clone();
+                let garbage = prop::collection::vec("[ -~]{0,24}", picks.len());
+                garbage.prop_map(move |g| {
+                    picks
+                        .iter()
+                        .zip(g)
+                        .map(|(p, junk)| match p {
+                            Some(i) => lines[*i].clone(),
+                            None => junk,
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_file_reads_or_is_refused_with_its_lines(text in mangled()) {
+            match parse(&text) {
+                Ok(d) => {
+                    let _ = check(&d);
+                    let again = parse(&to_toml(&d));
+                    prop_assert!(again.as_ref() == Ok(&d), "written back: {again:?}");
+                    prop_assert!(diff(&d, &d).is_empty());
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    let lines = text.lines().count().max(1);
+                    for e in &errors {
+                        prop_assert!(!e.message.is_empty(), "{errors:?}");
+                        prop_assert!(e.line.is_none_or(|l| l >= 1 && l <= lines + 1), "{e:?} in {lines} lines");
+                    }
+                }
+            }
+        }
+    }
+}

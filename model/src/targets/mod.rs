@@ -43,6 +43,8 @@
 mod glob;
 mod matchers;
 mod parse;
+#[cfg(test)]
+mod prop_tests;
 mod spec;
 #[cfg(test)]
 mod tests;
