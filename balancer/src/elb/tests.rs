@@ -357,3 +357,93 @@ fn bad_upstreams_name_upstream_and_server() {
         ],
     );
 }
+
+mod generated {
+    //! Generated rule chains: rules of every type pointing at one another
+    //! (cycles, dangling names, bad regexes included). Import and compile
+    //! end without a panic; a refusal names its domain; a chain that
+    //! compiles routes any request to a decision without a panic.
+
+    use super::*;
+    use crate::RouteTable;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("r1"),
+            Just("r2"),
+            Just("r3"),
+            Just("r4"),
+            Just("nowhere")
+        ]
+        .prop_map(str::to_owned)
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("httpie".to_owned()),
+            Just("^/blog/(\\S+)$".to_owned()),
+            Just("(".to_owned()),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    fn rule() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            (pattern(), name(), name()).prop_map(|(p, s, f)| json!(
+                {"type": "ua", "args": {"pattern": p, "succ": s, "fail": f}}
+            )),
+            (pattern(), any::<bool>(), any::<bool>(), name(), name()).prop_map(
+                |(p, regex, rewrite, s, f)| json!({"type": "path", "args": {
+                    "pattern": p, "regex": regex, "rewrite": rewrite, "succ": s, "fail": f
+                }})
+            ),
+            prop_oneof![Just("app"), Just("missing"), Just("")]
+                .prop_map(|u| json!({"type": "backend", "args": {"servername": u}})),
+            "[a-z]{0,6}".prop_map(|t| json!({"type": t, "args": {}})),
+        ]
+    }
+
+    fn domains() -> impl Strategy<Value = String> {
+        (name(), prop::collection::btree_map(name(), rule(), 0..5)).prop_map(|(init, rules)| {
+            json!({"example.com": {"init": init, "rules": rules}}).to_string()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_chain_imports_and_compiles_or_is_refused_by_place(
+            json in domains(),
+            path in "/[ -~]{0,16}",
+            ua in "[ -~]{0,16}",
+        ) {
+            let parsed = match parse_domains(&json) {
+                Ok(d) => d,
+                Err(errors) => {
+                    prop_assert!(errors.iter().all(|e| !e.message.is_empty()), "{errors:?}");
+                    return Ok(());
+                }
+            };
+            match RouteTable::compile(&parsed, &|u| u == "app") {
+                Ok(table) => {
+                    let headers = http::HeaderMap::new();
+                    let request = crate::Request { path: &path, user_agent: &ua, headers: &headers };
+                    prop_assert!(table.route("example.com", &request).is_some());
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    prop_assert!(
+                        errors.iter().all(|e| e.domain == "example.com" && !e.message.is_empty()),
+                        "{errors:?}"
+                    );
+                }
+            }
+        }
+    }
+}
