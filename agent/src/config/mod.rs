@@ -439,4 +439,72 @@ health_path = "health"
         let c = validate("[grains]\ndatacenter = { name = \"ams1\", rack = 4 }\n").unwrap();
         assert_eq!(c.grains["datacenter"]["rack"], 4);
     }
+
+    mod generated {
+        //! Generated configurations: every key with values fit and unfit.
+        //! Validation ends without a panic, and a refusal lists each
+        //! problem on a line of its own, naming the file.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("\"web-1\"".to_owned()),
+                Just("\"\"".to_owned()),
+                Just("\"10ms\"".to_owned()),
+                Just("\"5s\"".to_owned()),
+                Just("\"127.0.0.1:0\"".to_owned()),
+                Just("\"https://a:7440,b c\"".to_owned()),
+                Just("[\"web\", \"bad role\"]".to_owned()),
+                Just("true".to_owned()),
+                Just("-1".to_owned()),
+                "[ -~]{0,12}".prop_map(|v| format!("{:?}", v)),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                Just("id"),
+                Just("master"),
+                Just("health_listen"),
+                Just("advertise"),
+                Just("report_interval"),
+                Just("roles"),
+                Just("reconnect_min"),
+                Just("reconnect_max"),
+                Just("ca_fingerprint"),
+                Just("service"),
+                Just("naming"),
+                Just("aliases"),
+                Just("hosts_file"),
+                Just("join_token"),
+                Just("join_token_file"),
+                Just("unknown_key"),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 256,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn any_configuration_is_taken_or_refused_problem_by_problem(
+                lines in prop::collection::btree_map(key(), value(), 0..8)
+            ) {
+                let text: String = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+                let Ok(raw) = toml::from_str::<RawConfig>(&text) else {
+                    return Ok(());
+                };
+                if let Err(e) = Config::validate(raw, Some(std::path::Path::new("/etc/agent.toml")), "box") {
+                    let text = e.to_string();
+                    prop_assert!(text.contains("/etc/agent.toml"), "{text}");
+                    prop_assert!(text.lines().count() >= 2, "{text}");
+                }
+            }
+        }
+    }
 }
