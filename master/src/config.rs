@@ -101,6 +101,8 @@ pub struct RawConfig {
     pub refused_handshakes_window: Option<String>,
     /// Pending keys nobody accepted are deleted after this long.
     pub pending_keys_expire: Option<String>,
+    /// Events older than this are deleted (`"off"`: by count alone).
+    pub keep_events_for: Option<String>,
 }
 
 impl RawConfig {
@@ -279,6 +281,11 @@ impl Config {
             events: keep("keep_events", raw.keep_events, defaults.events, 100),
             jobs: keep("keep_jobs", raw.keep_jobs, defaults.jobs, 10),
             rollouts: keep("keep_rollouts", raw.keep_rollouts, defaults.rollouts, 10),
+            events_for: match raw.keep_events_for.as_deref() {
+                None => defaults.events_for,
+                Some("off") | Some("") => None,
+                Some(v) => problems.check(parse_duration("keep_events_for", v)),
+            },
             pending_keys: match raw.pending_keys_expire.as_deref() {
                 None => defaults.pending_keys,
                 Some(v) => problems

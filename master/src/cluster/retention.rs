@@ -18,6 +18,9 @@ pub struct Retention {
     pub requests: Duration,
     /// How long a key may wait as pending before it is deleted.
     pub pending_keys: Duration,
+    /// Events older than this go, however few there are (`None`: kept
+    /// by count alone).
+    pub events_for: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -28,6 +31,7 @@ impl Default for Retention {
             rollouts: 200,
             requests: Duration::from_secs(3600),
             pending_keys: Duration::from_secs(24 * 3600),
+            events_for: Some(Duration::from_secs(90 * 24 * 3600)),
         }
     }
 }
@@ -51,6 +55,26 @@ impl Cluster {
                 }
                 gone += keys.len();
                 self.execute(&Forget { keys }).await?;
+            }
+        }
+        if let Some(age) = keep.events_for {
+            let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
+            loop {
+                let oldest = self.store.oldest_events(PER_CHANGE).await?;
+                let keys: Vec<Key> = oldest
+                    .iter()
+                    .take_while(|e| e.time_ms < cutoff)
+                    .map(|e| Key::Event(e.seq))
+                    .collect();
+                let (n, all) = (keys.len(), oldest.len());
+                if n == 0 {
+                    break;
+                }
+                gone += n;
+                self.execute(&Forget { keys }).await?;
+                if n < all {
+                    break;
+                }
             }
         }
         let before = now_ms().saturating_sub(keep.requests.as_millis() as u64);

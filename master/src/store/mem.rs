@@ -151,6 +151,11 @@ impl Store for MemStore {
         self.commit_now(change)
     }
 
+    async fn oldest_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(inner.events.values().take(limit).cloned().collect())
+    }
+
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = self.inner.lock().unwrap();
         let mut out: Vec<Event> = inner

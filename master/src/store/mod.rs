@@ -166,6 +166,9 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, change: &Change) -> Result<Revision, StoreError>;
     /// Events matching `query`, oldest first; the newest `limit` when more match.
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    /// The oldest `limit` events, oldest first (what age-based retention
+    /// looks at).
+    async fn oldest_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// The newest `limit` jobs, newest first.
     async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;

@@ -366,6 +366,17 @@ impl Store for SledStore {
         self.events_now(query)
     }
 
+    async fn oldest_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.db
+            .scan_prefix(EVENT)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item.map_err(read)?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
     async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.jobs_now(limit)
     }

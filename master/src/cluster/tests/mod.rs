@@ -365,6 +365,7 @@ async fn retention_keeps_the_newest_history_and_forgets_old_requests() {
         rollouts: 10,
         requests: Duration::from_secs(3600),
         pending_keys: Duration::from_secs(3600),
+        events_for: None,
     };
     let gone = c.retain(&keep).await.unwrap();
     assert_eq!(gone, before.len() - 5);
@@ -387,4 +388,25 @@ async fn retention_keeps_the_newest_history_and_forgets_old_requests() {
     assert!(c.read(|st| st.request("r0").is_none()));
     // Nothing more to do.
     assert_eq!(c.retain(&keep).await.unwrap(), 0);
+    // By age: once the clock has passed the newest, an age of zero takes
+    // every event, however few.
+    let newest = c
+        .events(0, 1000, None)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .time_ms;
+    while cluster_model::time::now_ms() <= newest {
+        tokio::task::yield_now().await;
+    }
+    let gone = c
+        .retain(&Retention {
+            events_for: Some(Duration::ZERO),
+            ..keep
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone, 5, "the five kept by count, all older than zero");
+    assert!(c.events(0, 1000, None).await.unwrap().is_empty());
 }

@@ -406,6 +406,24 @@ impl Store for EtcdStore {
         }
     }
 
+    async fn oldest_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let start = format!("{}event/", self.prefix);
+        let options = GetOptions::new()
+            .with_range(prefix_end(start.as_bytes()))
+            .with_sort(SortTarget::Key, SortOrder::Ascend)
+            .with_limit(limit as i64);
+        let resp = again(PATIENCE, || {
+            let (mut kv, start, options) =
+                (self.client.kv_client(), start.clone(), options.clone());
+            async move { kv.get(start, Some(options)).await }
+        })
+        .await?;
+        resp.kvs()
+            .iter()
+            .map(|kv| codec::decode(&String::from_utf8_lossy(kv.key()), kv.value()))
+            .collect()
+    }
+
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let (_, kvs) = range(&self.client, &self.prefix, "event/", None).await?;
         let limit = if query.limit == 0 {
