@@ -349,6 +349,8 @@ pub enum UserRole {
     Admin,
     /// Read, drain and undrain only.
     Operator,
+    /// Read only: nodes, grains, events, jobs.
+    Read,
 }
 
 #[derive(ClapArgs, Debug)]

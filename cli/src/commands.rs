@@ -213,7 +213,15 @@ async fn add_user(
     let (key_pem, csr_pem) =
         crate::keys::new_key_and_csr(&a.name).map_err(|e| Failure::partial(e.to_string()))?;
     let (cert_pem, ca_pem) = client
-        .add_user(&a.name, a.role == UserRole::Admin, csr_pem)
+        .add_user(
+            &a.name,
+            match a.role {
+                UserRole::Admin => cluster_model::Role::Admin,
+                UserRole::Operator => cluster_model::Role::Operator,
+                UserRole::Read => cluster_model::Role::Read,
+            },
+            csr_pem,
+        )
         .await?;
     let dir = &a.out;
     let io =
@@ -258,6 +266,7 @@ async fn add_user(
     let role = match a.role {
         UserRole::Admin => "admin",
         UserRole::Operator => "operator",
+        UserRole::Read => "read",
     };
     match output {
         Output::Json => print_json(

@@ -85,6 +85,8 @@ pub enum Role {
     Admin,
     /// Read, drain and undrain.
     Operator,
+    /// Read only: nodes, grains, events, jobs (dashboards, monitoring).
+    Read,
 }
 
 impl Role {
@@ -92,6 +94,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Operator => "operator",
+            Role::Read => "read",
         }
     }
 }
@@ -102,7 +105,8 @@ impl std::str::FromStr for Role {
         match s {
             "admin" => Ok(Role::Admin),
             "operator" => Ok(Role::Operator),
-            other => Err(format!("role {other:?}: expected admin or operator")),
+            "read" => Ok(Role::Read),
+            other => Err(format!("role {other:?}: expected admin, operator or read")),
         }
     }
 }

@@ -1108,3 +1108,41 @@ async fn users_are_listed_and_a_revoked_one_is_refused_for_good() {
         "{table}"
     );
 }
+
+/// A `read` certificate reads (nodes, events) and nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_reads_and_may_not_drain() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let _a = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.90")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    ctl(
+        &admin,
+        &["user", "add", "rita", "--role", "read", "--out", out],
+    )
+    .await
+    .ok();
+    let rita = admin.with_identity(dir.path().join("rita.crt"), dir.path().join("rita.key"));
+    ctl(&rita, &["nodes"]).await.ok();
+    ctl(&rita, &["events"]).await.ok();
+    let refused = ctl(&rita, &["drain", "web-1", "--reason", "r"]).await;
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("rita may only read; drain needs an operator or an admin"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(node_json(&admin, "web-1").await.unwrap()["state"], "online");
+    let users = ctl(&admin, &["user", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(users[0]["role"], "read", "{users:#}");
+}

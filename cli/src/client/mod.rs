@@ -200,14 +200,9 @@ impl Client {
     pub async fn add_user(
         &mut self,
         name: &str,
-        admin: bool,
+        role: cluster_model::Role,
         csr_pem: String,
     ) -> Result<(String, String), Failure> {
-        let role = if admin {
-            cluster_model::Role::Admin
-        } else {
-            cluster_model::Role::Operator
-        };
         let resp = self
             .unary(
                 Call::Write,

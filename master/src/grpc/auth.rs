@@ -1,11 +1,11 @@
 //! Who may call what. Every call but enrollment names its caller by the
 //! verified client certificate; refusals are audited.
 //!
-//! | permission | admin | operator | node |
-//! |---|---|---|---|
-//! | `Read` (list nodes, events) | yes | yes | no |
-//! | `Drain` (drain, undrain) | yes | yes | no |
-//! | `Admin` (tokens, keys, users, remote execution) | yes | no | no |
+//! | permission | admin | operator | read | node |
+//! |---|---|---|---|---|
+//! | `Read` (list nodes, events) | yes | yes | yes | no |
+//! | `Drain` (drain, undrain) | yes | yes | no | no |
+//! | `Admin` (tokens, keys, users, remote execution) | yes | no | no | no |
 //!
 //! Nodes speak only on their own session (`node`); masters only on the
 //! masters' own service (`master`).
@@ -70,6 +70,21 @@ pub async fn authorize<T>(
             ..
         } => Some(Status::permission_denied(format!(
             "{name} is an operator; {action} needs an admin"
+        ))),
+        Caller::User {
+            role: Role::Read, ..
+        } if need == Permission::Read => None,
+        Caller::User {
+            name,
+            role: Role::Read,
+            ..
+        } => Some(Status::permission_denied(format!(
+            "{name} may only read; {action} needs {}",
+            if need == Permission::Drain {
+                "an operator or an admin"
+            } else {
+                "an admin"
+            }
         ))),
         Caller::Node { id, .. } => Some(Status::permission_denied(format!(
             "node {id}'s certificate may not {action}"

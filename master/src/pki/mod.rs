@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 pub const ORG_NODE: &str = "clusterctl-node";
 pub const ORG_ADMIN: &str = "clusterctl-admin";
 pub const ORG_OPERATOR: &str = "clusterctl-operator";
+pub const ORG_READER: &str = "clusterctl-reader";
 pub const ORG_MASTER: &str = "clusterctl-master";
 
 /// How long issued certificates are valid.
@@ -205,6 +206,10 @@ impl Ca {
                 name,
                 role: Role::Operator,
             } => (ORG_OPERATOR, name.as_str()),
+            Subject::User {
+                name,
+                role: Role::Read,
+            } => (ORG_READER, name.as_str()),
         };
         params.distinguished_name = DistinguishedName::new();
         params
@@ -277,6 +282,10 @@ pub fn identity(der: &[u8]) -> Result<(Subject, String), PkiError> {
             name: cn,
             role: Role::Operator,
         },
+        Some(ORG_READER) => Subject::User {
+            name: cn,
+            role: Role::Read,
+        },
         _ => return Err(PkiError::NotAnIdentity(subject.to_string())),
     };
     Ok((who, serial))
@@ -324,7 +333,7 @@ mod tests {
     #[test]
     fn user_roles_round_trip_through_the_certificate() {
         let (ca, _) = Ca::generate("test", now()).unwrap();
-        for role in [Role::Admin, Role::Operator] {
+        for role in [Role::Admin, Role::Operator, Role::Read] {
             let (_, csr) = new_key_and_csr("alice").unwrap();
             let subject = Subject::User {
                 name: "alice".into(),

@@ -354,6 +354,7 @@ impl From<Role> for pb::UserRole {
         match r {
             Role::Admin => pb::UserRole::Admin,
             Role::Operator => pb::UserRole::Operator,
+            Role::Read => pb::UserRole::Read,
         }
     }
 }
@@ -391,7 +392,11 @@ pub fn role_of(v: i32) -> Result<Role, WireError> {
     match enum_of::<pb::UserRole>(v, "role") {
         Ok(pb::UserRole::Admin) => Ok(Role::Admin),
         Ok(pb::UserRole::Operator) => Ok(Role::Operator),
-        _ => Err(WireError::invalid("role", "expected admin or operator")),
+        Ok(pb::UserRole::Read) => Ok(Role::Read),
+        _ => Err(WireError::invalid(
+            "role",
+            "expected admin, operator or read",
+        )),
     }
 }
 
