@@ -78,46 +78,71 @@ fn summary(name: &str, mut v: Vec<Duration>) {
     );
 }
 
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+/// Drains `agent` and undrains it: the time from each request to its
+/// `/health` answering 503, then 200.
+async fn drain_cycle(
+    control: &mut pb::control_client::ControlClient<tonic::transport::Channel>,
+    http: &Http,
+    agent: &AgentProc,
+) -> (Duration, Duration) {
+    let mut took = [Duration::ZERO; 2];
+    for (i, (offline, want)) in [(true, 503), (false, 200)].into_iter().enumerate() {
+        let started = Instant::now();
+        control
+            .drain(pb::DrainRequest {
+                names: vec![agent.id.clone()],
+                offline,
+                reason: "bench".into(),
+                by: "bench".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let deadline = started + Duration::from_secs(5);
+        loop {
+            let resp = http.get(agent.health_url.parse().unwrap()).await.unwrap();
+            let code = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            if code == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "health never answered {want}");
+        }
+        took[i] = started.elapsed();
+    }
+    (took[0], took[1])
+}
+
+/// [`drain_cycle`] `cycles` times on one agent: every drain and undrain.
+async fn drain_cycles(
+    control: &mut pb::control_client::ControlClient<tonic::transport::Channel>,
+    agent: &AgentProc,
+    cycles: u64,
+) -> Vec<Duration> {
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let mut out = Vec::new();
+    for _ in 0..cycles {
+        let (drained, undrained) = drain_cycle(control, &http, agent).await;
+        out.extend([drained, undrained]);
+    }
+    out
+}
+
 async fn drain(args: &[String]) {
     let cycles = arg(args, "--cycles", 500);
     let agents = arg(args, "--agents", 3);
     let (master, procs) = start(agents, Duration::from_secs(5)).await;
     let mut control = pb::control_client::ControlClient::new(master.admin().channel().await);
-    let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let status = |url: String| {
-        let http = http.clone();
-        async move {
-            let resp = http.get(url.parse().unwrap()).await.unwrap();
-            let code = resp.status().as_u16();
-            let _ = resp.into_body().collect().await;
-            code
-        }
-    };
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
     let mut drains = Vec::new();
     let mut undrains = Vec::new();
     for cycle in 0..cycles {
         let agent = &procs[(cycle % agents) as usize];
-        for (offline, want, out) in [(true, 503, &mut drains), (false, 200, &mut undrains)] {
-            let started = Instant::now();
-            control
-                .drain(pb::DrainRequest {
-                    names: vec![agent.id.clone()],
-                    offline,
-                    reason: "bench".into(),
-                    by: "bench".into(),
-                    wait: false,
-                    timeout_ms: 0,
-                    target: None,
-                    maintenance: false,
-                })
-                .await
-                .unwrap();
-            let deadline = started + Duration::from_secs(5);
-            while status(agent.health_url.clone()).await != want {
-                assert!(Instant::now() < deadline, "health never answered {want}");
-            }
-            out.push(started.elapsed());
-        }
+        let (drained, undrained) = drain_cycle(&mut control, &http, agent).await;
+        drains.push(drained);
+        undrains.push(undrained);
     }
     println!(
         "drain propagation, {agents} agents, {cycles} cycles (request sent → /health answers):"
@@ -322,44 +347,6 @@ async fn cluster(args: &[String]) {
         {}
     })
     .await;
-}
-
-/// Drain and undrain `agent` `cycles` times: each from the request to its
-/// `/health` answering 503 (then 200).
-async fn drain_cycles(
-    control: &mut pb::control_client::ControlClient<tonic::transport::Channel>,
-    agent: &AgentProc,
-    cycles: u64,
-) -> Vec<Duration> {
-    let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut out = Vec::new();
-    for _ in 0..cycles {
-        for (offline, want) in [(true, 503), (false, 200)] {
-            let started = Instant::now();
-            control
-                .drain(pb::DrainRequest {
-                    names: vec![agent.id.clone()],
-                    offline,
-                    reason: "bench".into(),
-                    by: "bench".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            let deadline = started + Duration::from_secs(5);
-            loop {
-                let resp = http.get(agent.health_url.parse().unwrap()).await.unwrap();
-                let code = resp.status().as_u16();
-                let _ = resp.into_body().collect().await;
-                if code == want {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "health never answered {want}");
-            }
-            out.push(started.elapsed());
-        }
-    }
-    out
 }
 
 /// What one flooding caller sends, over and over.

@@ -176,16 +176,18 @@ impl EtcdStore {
         format!("{}{}", self.prefix, key_text(k))
     }
 
-    /// The newest `limit` records under `prefix`, newest first.
-    async fn newest<T: serde::de::DeserializeOwned>(
+    /// The first `limit` records under `prefix` in key `order`: the
+    /// newest first (`Descend`) or the oldest (`Ascend`).
+    async fn first<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
+        order: SortOrder,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
         let start = format!("{}{prefix}", self.prefix);
         let options = GetOptions::new()
             .with_range(prefix_end(start.as_bytes()))
-            .with_sort(SortTarget::Key, SortOrder::Descend)
+            .with_sort(SortTarget::Key, order)
             .with_limit(limit as i64);
         let resp = again(PATIENCE, || {
             let (mut kv, start, options) =
@@ -407,21 +409,7 @@ impl Store for EtcdStore {
     }
 
     async fn oldest_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let start = format!("{}event/", self.prefix);
-        let options = GetOptions::new()
-            .with_range(prefix_end(start.as_bytes()))
-            .with_sort(SortTarget::Key, SortOrder::Ascend)
-            .with_limit(limit as i64);
-        let resp = again(PATIENCE, || {
-            let (mut kv, start, options) =
-                (self.client.kv_client(), start.clone(), options.clone());
-            async move { kv.get(start, Some(options)).await }
-        })
-        .await?;
-        resp.kvs()
-            .iter()
-            .map(|kv| codec::decode(&String::from_utf8_lossy(kv.key()), kv.value()))
-            .collect()
+        self.first("event/", SortOrder::Ascend, limit).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
@@ -449,7 +437,7 @@ impl Store for EtcdStore {
     }
 
     async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.newest("job/", limit).await
+        self.first("job/", SortOrder::Descend, limit).await
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
@@ -457,7 +445,7 @@ impl Store for EtcdStore {
     }
 
     async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
-        self.newest("rollout/", limit).await
+        self.first("rollout/", SortOrder::Descend, limit).await
     }
 
     async fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
