@@ -11,6 +11,7 @@
 //! - [`etcd`] — a real etcd cluster of several members, for masters to share.
 //! - [`ha`] — several masters on one etcd cluster; a watch on agents' health.
 
+pub mod access;
 pub mod ctl;
 pub mod etcd;
 pub mod ha;

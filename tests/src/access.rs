@@ -1,0 +1,107 @@
+//! Helpers for the access tests (`security.rs`, `hardening.rs`): raw
+//! TLS channels, the event log, nodes and keys as clusterctl lists them,
+//! certificates from another CA, enrollment requests.
+
+use crate::{Admin, ctl};
+use cluster_proto as pb;
+use serde_json::Value;
+use std::path::Path;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A TLS channel to the master trusting `ca`, with an optional identity.
+pub async fn channel(
+    url: &str,
+    ca: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Channel, String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("127.0.0.1");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+pub async fn events(admin: &Admin) -> Vec<Value> {
+    ctl(admin, &["events", "--limit", "1000", "-o", "json"])
+        .await
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+pub async fn denied_with(admin: &Admin, text: &str) -> bool {
+    events(admin)
+        .await
+        .iter()
+        .any(|e| e["kind"] == "denied" && e["detail"].as_str().unwrap_or("").contains(text))
+}
+
+pub async fn node_json(admin: &Admin, name: &str) -> Option<Value> {
+    let out = ctl(admin, &["nodes", "-o", "json"]).await.ok().json();
+    out.as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .cloned()
+}
+
+pub async fn connected(admin: &Admin, name: &str) -> bool {
+    node_json(admin, name)
+        .await
+        .is_some_and(|n| n["connected"] == true)
+}
+
+pub async fn key_state(admin: &Admin, id: &str) -> Option<String> {
+    let keys = ctl(admin, &["keys", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    keys.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["node_id"] == id)
+        .map(|k| k["state"].as_str().unwrap().to_owned())
+}
+
+/// A certificate and key for `subject`, signed by a CA that is not the
+/// cluster's; and that CA.
+pub fn foreign_identity(
+    subject: cluster_master::pki::Subject,
+) -> (String, String, cluster_master::pki::Ca) {
+    let now = std::time::SystemTime::now();
+    let (other_ca, _) = cluster_master::pki::Ca::generate("elsewhere", now).unwrap();
+    let (key, req) = cluster_master::pki::new_key_and_csr("mallory").unwrap();
+    let (cert, _) = other_ca.issue_client(&req, &subject, now).unwrap();
+    (cert, key, other_ca)
+}
+
+pub fn csr(cn: &str) -> String {
+    cluster_master::pki::new_key_and_csr(cn).unwrap().1
+}
+
+pub async fn join(admin: &Admin, node: &str, token: &str) -> pb::JoinResponse {
+    let ch = channel(&admin.url, &read(&admin.ca), None).await.unwrap();
+    pb::enrollment_client::EnrollmentClient::new(ch)
+        .join(pb::JoinRequest {
+            node_id: node.into(),
+            csr_pem: csr(node),
+            token: token.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
