@@ -648,3 +648,54 @@ async fn a_reader_reads_and_may_not_drain() {
         .json();
     assert_eq!(users[0]["role"], "read", "{users:#}");
 }
+
+/// Revoking a certificate closes the calls open under it at once: a `run`
+/// in flight ends with exit 4, saying why, and its job stops as if the
+/// caller had pressed Ctrl-C.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_user_closes_the_calls_it_has_open() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let _a = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.91")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    ctl(
+        &admin,
+        &["user", "add", "ada", "--role", "admin", "--out", out],
+    )
+    .await
+    .ok();
+    let ada = admin.with_identity(dir.path().join("ada.crt"), dir.path().join("ada.key"));
+    // The job would take 47 s; the call must end long before.
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        ctl(&ada, &["run", "web-1", "--", "sleep", "47.25"]),
+    );
+    let revoke = async {
+        eventually("ada's job running", PATIENCE, || async {
+            let jobs = ctl(&admin, &["jobs", "-o", "json"]).await.json();
+            jobs[0]["by"].as_str().is_some_and(|b| b.starts_with("ada"))
+        })
+        .await;
+        ctl(&admin, &["user", "revoke", "ada"]).await.ok();
+    };
+    let (closed, ()) = tokio::join!(run, revoke);
+    let closed = closed.expect("the call closed at once, not at the job's end");
+    assert_eq!(closed.code, 4, "{closed:?}");
+    assert!(
+        closed.stderr.contains("has been revoked"),
+        "{}",
+        closed.stderr
+    );
+    eventually("the job stopped", PATIENCE, || async {
+        let jobs = ctl(&admin, &["jobs", "-o", "json"]).await.json();
+        jobs[0]["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["status"] == "cancelled"))
+    })
+    .await;
+}

@@ -174,6 +174,8 @@ pub struct Cluster {
     hosts_changed: watch::Sender<u64>,
     /// The version of what the proxies are sent; their sessions watch it.
     proxy_changed: watch::Sender<u64>,
+    /// Bumped when a certificate is revoked; calls open under one watch it.
+    revocations: watch::Sender<u64>,
     down_after: Duration,
 }
 
@@ -216,6 +218,7 @@ impl Cluster {
             changes: watch::Sender::new(0),
             hosts_changed: watch::Sender::new(0),
             proxy_changed: watch::Sender::new(proxy_version),
+            revocations: watch::Sender::new(0),
             down_after,
         })
     }
@@ -338,6 +341,26 @@ impl Cluster {
         }
         if effects.waiters {
             self.changes.send_modify(|n| *n += 1);
+        }
+        if effects.revoked {
+            self.revocations.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Resolves once the certificate `serial` is revoked (at once if it
+    /// is already), on this master or, through the store, on another.
+    pub fn revocation(
+        self: &Arc<Self>,
+        serial: &str,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut revocations = self.revocations.subscribe();
+        let (cluster, serial) = (self.clone(), serial.to_owned());
+        async move {
+            while !cluster.read(|st| st.is_revoked(&serial)) {
+                if revocations.changed().await.is_err() {
+                    return;
+                }
+            }
         }
     }
 

@@ -44,6 +44,16 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The certificate's serial (none without one).
+    pub fn serial(&self) -> Option<&str> {
+        match self {
+            Caller::Node { serial, .. }
+            | Caller::User { serial, .. }
+            | Caller::Master { serial, .. } => Some(serial),
+            Caller::Anonymous => None,
+        }
+    }
+
     /// How the event log names the caller.
     pub fn label(&self) -> String {
         match self {

@@ -14,6 +14,9 @@ use crate::cluster::{Caller, Cluster};
 use crate::pki::Role;
 use crate::tls::PeerInfo;
 use cluster_model::NodeId;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,4 +142,49 @@ pub async fn node<T>(cluster: &Cluster, req: &Request<T>) -> Result<NodeId, Stat
             Err(Status::permission_denied(msg))
         }
     }
+}
+
+/// A streaming answer that ends the moment its caller's certificate is
+/// revoked — on any master — with `Unauthenticated`, as if the call had
+/// been refused: a `drain --wait`, a `run` or a rollout's watch does not
+/// outlive the credential it was opened with.
+pub fn revocable<T: Send + 'static>(
+    cluster: &Arc<Cluster>,
+    caller: &Caller,
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    let Some(serial) = caller.serial() else {
+        return Box::pin(stream);
+    };
+    let revoked = cluster.revocation(serial);
+    let closing = Status::unauthenticated(format!(
+        "certificate {serial} of {} has been revoked: the call is closed (a run it \
+         started is cancelled; changes it made stand)",
+        caller.label()
+    ));
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut stream = Box::pin(stream);
+        tokio::pin!(revoked);
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = &mut revoked => break,
+                () = tx.closed() => return,
+                item = stream.next() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
+            };
+            tokio::select! {
+                biased;
+                () = &mut revoked => break,
+                sent = tx.send(item) => if sent.is_err() { return },
+            }
+        }
+        // Dropped first: what it followed ends as if the caller had gone.
+        drop(stream);
+        let _ = tx.send(Err(closing)).await;
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

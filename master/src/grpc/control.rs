@@ -1,6 +1,6 @@
 //! `Control`: the calls clusterctl makes.
 
-use super::auth::{Permission, authorize};
+use super::auth::{Permission, authorize, revocable};
 use super::convert::{invalid, required_target, status_of};
 use crate::cluster::{Cluster, DrainRequest, KeyDecision};
 use crate::jobs::{self, Jobs};
@@ -198,7 +198,7 @@ impl pb::control_server::Control for ControlSvc {
         .map_err(status_of)?;
         let stream =
             tokio_stream::wrappers::ReceiverStream::new(events).map(|e| Ok(pb::RunEvent::from(&e)));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(revocable(&self.cluster, &caller, stream)))
     }
 
     async fn promote(
@@ -407,7 +407,7 @@ impl pb::control_server::Control for ControlSvc {
             .map_err(status_of)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(events)
             .map(|e| Ok(pb::DrainEvent::from(&e)));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(revocable(&self.cluster, &caller, stream)))
     }
 
     async fn list_events(

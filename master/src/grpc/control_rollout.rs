@@ -1,6 +1,6 @@
 //! `Control`'s calls for rolling deploys and the cluster file.
 
-use super::auth::{Permission, authorize};
+use super::auth::{Permission, authorize, revocable};
 use super::control::{ControlSvc, WatchRolloutStream};
 use super::convert::{required_target, status_of};
 use cluster_model::clusterfile::{ChangeKind, DesiredCluster};
@@ -116,7 +116,7 @@ impl ControlSvc {
         &self,
         request: Request<pb::RolloutRequest>,
     ) -> Result<Response<WatchRolloutStream>, Status> {
-        authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
+        let caller = authorize(&self.cluster, &request, Permission::Read, "watch rollouts").await?;
         let id = request.into_inner().id;
         let first = self.rollouts.get(&id).await.map_err(status_of)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -166,7 +166,9 @@ impl ControlSvc {
                 }
             }
         });
-        Ok(Response::new(Box::pin(
+        Ok(Response::new(revocable(
+            &self.cluster,
+            &caller,
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
     }

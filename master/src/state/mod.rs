@@ -87,6 +87,8 @@ pub struct Effects {
     /// Sessions to end: their key was revoked or deleted, or their node
     /// removed.
     pub close: Vec<NodeId>,
+    /// A certificate was revoked: calls open under it end.
+    pub revoked: bool,
     /// Something a waiter (drain, rollout) looks at moved.
     pub waiters: bool,
 }
@@ -288,6 +290,7 @@ impl State {
             }
             Record::Revoked(serial) => {
                 self.revoked.insert(serial, revision);
+                effects.revoked = true;
             }
             Record::User(u) => {
                 self.users
