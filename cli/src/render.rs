@@ -144,7 +144,10 @@ pub fn events_table(events: &[EventView]) -> String {
             e.time.clone(),
             e.kind.clone(),
             e.node.clone(),
-            e.by.clone(),
+            match e.note.as_str() {
+                "" => e.by.clone(),
+                note => format!("{} ({note})", e.by),
+            },
             e.detail.clone(),
         ]);
     }
@@ -411,12 +414,17 @@ mod tests {
             node: "web-1".into(),
             node_id: String::new(),
             by: "admin".into(),
+            note: "olga@laptop\u{7}".into(),
             detail: "deploy\n2026-12-01T00:00:00.000Z  drain  web-9  root  forged\x1b[2J".into(),
         };
         let text = events_table(&[e]);
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(!text.contains('\x1b'), "{text:?}");
         assert!(text.contains("deploy\\n2026"), "{text}");
+        assert!(
+            text.contains("admin (olga@laptop\\u{7})"),
+            "the note beside who: {text}"
+        );
     }
 
     fn node(name: &str, state: &'static str) -> NodeView {

@@ -18,7 +18,13 @@ pub struct Event {
     /// The node's name when the event happened (empty for cluster-wide
     /// events), or the subject of a refusal that names no known node.
     pub node: String,
+    /// Who: the caller's certificate identity, and nothing the caller
+    /// chose.
     pub by: String,
+    /// What the caller's client said of itself (`user@host`), sanitised
+    /// and bounded ([`sanitised_hint`]): a hint, never the identity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
     pub detail: String,
 }
 

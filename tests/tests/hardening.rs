@@ -12,8 +12,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The client's own note on who it is (`USER@host`) cannot forge a line of
-/// the event log: its control characters are escaped, its length bounded,
-/// and the certificate's identity comes first.
+/// the event log: the author is the certificate's identity alone; the note
+/// is a field of its own, its control characters escaped, its length
+/// bounded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_newline_in_the_callers_user_cannot_forge_an_audit_line() {
     cluster_tests::crypto();
@@ -36,13 +37,16 @@ async fn a_newline_in_the_callers_user_cannot_forge_an_audit_line() {
         .rev()
         .find(|e| e["kind"] == "drain")
         .expect("the drain's event");
-    let by = drain["by"].as_str().unwrap();
+    assert_eq!(drain["by"], "admin", "the certificate's identity alone");
+    let note = drain["note"].as_str().unwrap();
+    assert!(!note.contains('\n') && !note.contains('\x1b'), "{note:?}");
     assert!(
-        by.starts_with("admin"),
-        "the certificate's identity first: {by}"
+        note.starts_with("olga\\n2026"),
+        "the note, escaped: {note:?}"
     );
-    assert!(!by.contains('\n') && !by.contains('\x1b'), "{by:?}");
-    assert!(by.contains("olga\\n2026"), "the note, escaped: {by:?}");
+    // Nor does the node's flag, which every health probe serves.
+    let flag = node_json(&admin, "forge-1").await.unwrap();
+    assert_eq!(flag["offline"]["by"], "admin", "{flag}");
     let text = ctl(&admin, &["events"]).await.ok().stdout;
     assert!(
         !text.contains("forged\n") && !text.lines().any(|l| l.starts_with("2026-12-01T00:00:00")),

@@ -325,7 +325,11 @@ pub struct EventView {
     /// Its stable id.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub node_id: String,
+    /// The caller's certificate identity.
     pub by: String,
+    /// What the caller's client said of itself (`user@host`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
     pub detail: String,
 }
 
@@ -338,6 +342,7 @@ impl From<Event> for EventView {
             node: e.node,
             node_id: e.node_id.map(|i| i.into_string()).unwrap_or_default(),
             by: e.by,
+            note: e.note,
             detail: e.detail,
         }
     }

@@ -23,8 +23,10 @@ pub struct DrainRequest {
     pub offline: bool,
     pub reason: String,
     pub maintenance: bool,
-    /// Who, for the event log.
+    /// Who, for the event log: the certificate's identity.
     pub by: String,
+    /// The client's note on itself, sanitised.
+    pub note: String,
     /// Follow the nodes until really out (or back in), or `timeout`.
     pub wait: bool,
     pub timeout: Duration,
@@ -53,7 +55,7 @@ impl Cluster {
             r => r.to_owned(),
         });
         let (generation, changes) = self
-            .set_out(&req.target, reason, req.maintenance, &req.by)
+            .set_out(&req.target, reason, req.maintenance, &req.by, &req.note)
             .await?;
         let (targets, results): (Vec<Target>, Vec<NodeResult>) = self.read(|st| {
             changes

@@ -297,6 +297,7 @@ impl Cluster {
         reason: Option<String>,
         maintenance: bool,
         by: &str,
+        note: &str,
     ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
         let changes = self
             .execute(&SetOut {
@@ -304,6 +305,7 @@ impl Cluster {
                 reason,
                 maintenance,
                 by: by.to_owned(),
+                note: note.to_owned(),
             })
             .await?;
         Ok((self.generation(), changes))
@@ -315,7 +317,7 @@ impl Cluster {
         reason: Option<String>,
         by: &str,
     ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
-        self.set_out(target, reason, false, by).await
+        self.set_out(target, reason, false, by, "").await
     }
 
     /// Sets (or, with an empty value, removes) labels on the selected nodes.

@@ -382,11 +382,9 @@ impl pb::control_server::Control for ControlSvc {
             .prepared(required_target(req.target, req.names)?)
             .await?;
         // The certificate says who; the client's own note (user@host) is
-        // kept beside it as a hint, escaped and bounded.
-        let by = match cluster_model::event::sanitised_hint(&req.by).as_str() {
-            "" => caller.label(),
-            hint => format!("{} ({hint})", caller.label()),
-        };
+        // kept in a field of its own, escaped and bounded.
+        let by = caller.label();
+        let note = cluster_model::event::sanitised_hint(&req.by);
         let timeout = match req.timeout_ms {
             0 => DEFAULT_WAIT,
             ms => Duration::from_millis(ms).min(MAX_WAIT),
@@ -400,6 +398,7 @@ impl pb::control_server::Control for ControlSvc {
                 reason: req.reason,
                 maintenance: req.maintenance,
                 by,
+                note,
                 wait: req.wait,
                 timeout,
             })

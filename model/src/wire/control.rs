@@ -89,6 +89,7 @@ impl From<&Event> for pb::Event {
             kind: e.kind.as_str().to_owned(),
             node: e.node.clone(),
             by: e.by.clone(),
+            note: e.note.clone(),
             detail: e.detail.clone(),
             node_id: e
                 .node_id
@@ -115,6 +116,7 @@ impl TryFrom<pb::Event> for Event {
             },
             node: e.node,
             by: e.by,
+            note: e.note,
             detail: e.detail,
         })
     }

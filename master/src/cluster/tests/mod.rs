@@ -229,7 +229,7 @@ async fn a_failing_check_shows_as_failing_and_maintenance_as_maintenance() {
     )
     .await;
     assert_eq!(state(&c, "a"), cluster_model::NodeState::Failing);
-    c.set_out(&names(&["b"]), Some("disk".into()), true, "t")
+    c.set_out(&names(&["b"]), Some("disk".into()), true, "t", "")
         .await
         .unwrap();
     assert_eq!(state(&c, "b"), cluster_model::NodeState::Maintenance);

@@ -166,8 +166,16 @@ impl<'s> Draft<'s> {
             node_id,
             node,
             by: by.to_owned(),
+            note: String::new(),
             detail: detail.into(),
         });
+    }
+
+    /// Adds the caller's own note to the last event.
+    pub fn note(&mut self, note: &str) {
+        if let Some(e) = self.change.events.last_mut() {
+            e.note = note.to_owned();
+        }
     }
 
     pub fn finish<T>(self, out: T) -> Planned<T> {

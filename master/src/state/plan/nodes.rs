@@ -152,6 +152,8 @@ pub struct SetOut {
     /// HAProxy MAINT (no traffic at all) rather than a drain.
     pub maintenance: bool,
     pub by: String,
+    /// The client's note on itself, for the events.
+    pub note: String,
 }
 
 impl Command for SetOut {
@@ -186,6 +188,7 @@ impl Command for SetOut {
                     None => (EventKind::Undrain, String::new()),
                 };
                 d.event(kind, About::Node(node), &self.by, detail);
+                d.note(&self.note);
                 let mut next = node.clone();
                 next.offline = wanted;
                 d.put_node(next);

@@ -27,6 +27,7 @@ fn drain(nodes: &[&str], reason: &str) -> SetOut {
         reason: Some(reason.into()),
         maintenance: false,
         by: "alice".into(),
+        note: String::new(),
     }
 }
 

@@ -134,6 +134,7 @@ fn execute(st: &mut State, store: &MemStore, op: &Op) {
                 reason: Some("r".into()),
                 maintenance: *maintenance,
                 by,
+                note: String::new(),
             },
         ),
         Op::Undrain { id } => step(
@@ -144,6 +145,7 @@ fn execute(st: &mut State, store: &MemStore, op: &Op) {
                 reason: None,
                 maintenance: false,
                 by,
+                note: String::new(),
             },
         ),
         Op::Label { id, value } => step(

@@ -252,6 +252,7 @@ async fn a_follower_sees_each_commit_whole_and_reloads_after_a_compaction() {
         kind: EventKind::Registered,
         node: "n1".into(),
         by: "t".into(),
+        note: String::new(),
         detail: String::new(),
         node_id: None,
     });

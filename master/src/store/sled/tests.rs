@@ -32,6 +32,7 @@ fn event(seq: u64, node: &str) -> Event {
         node_id: Some(node.try_into().unwrap()),
         node: node.into(),
         by: "test".into(),
+        note: String::new(),
         detail: String::new(),
     }
 }
