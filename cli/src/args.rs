@@ -322,9 +322,14 @@ pub enum KeysCommand {
 
 #[derive(ClapArgs, Debug)]
 pub struct KeyNames {
-    /// Node ids (or names).
+    /// Node ids (or names, or globs).
     #[arg(required = true)]
     pub nodes: Vec<String>,
+    /// Which of one node's pending requests (a unique prefix of the
+    /// fingerprint `keys list` shows): needed to accept when several wait;
+    /// with reject or delete, drops that request alone.
+    #[arg(long, value_name = "FP")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -113,9 +113,21 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         Command::Keys(k) => {
             let keys = match k {
                 KeysCommand::List => client.keys().await?,
-                KeysCommand::Accept(n) => client.decide_keys(&n.nodes, KeyDecision::Accept).await?,
-                KeysCommand::Reject(n) => client.decide_keys(&n.nodes, KeyDecision::Reject).await?,
-                KeysCommand::Delete(n) => client.decide_keys(&n.nodes, KeyDecision::Delete).await?,
+                KeysCommand::Accept(n) => {
+                    client
+                        .decide_keys(&n.nodes, KeyDecision::Accept, n.fingerprint.as_deref())
+                        .await?
+                }
+                KeysCommand::Reject(n) => {
+                    client
+                        .decide_keys(&n.nodes, KeyDecision::Reject, n.fingerprint.as_deref())
+                        .await?
+                }
+                KeysCommand::Delete(n) => {
+                    client
+                        .decide_keys(&n.nodes, KeyDecision::Delete, n.fingerprint.as_deref())
+                        .await?
+                }
             };
             match output {
                 Output::Json => print_json(out, &keys),

@@ -58,6 +58,60 @@ pub struct KeyRecord {
     /// before it was kept).
     #[serde(default)]
     pub source: String,
+    /// While pending: other requests for the same node, with other keys,
+    /// oldest first (at most [`MAX_REQUESTS_A_NODE`] in all). Accepting
+    /// then names which by its fingerprint; the rest are dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_pending: Vec<PendingRequest>,
+}
+
+/// Requests that may wait for one node at once (a pending key and the
+/// others beside it).
+pub const MAX_REQUESTS_A_NODE: usize = 8;
+
+/// A request for a node's certificate waiting beside another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    pub fingerprint: String,
+    pub csr_pem: String,
+    pub requested_ms: u64,
+    pub source: String,
+}
+
+impl KeyRecord {
+    /// The requests waiting for this node: none unless pending; the first
+    /// is the record's own.
+    pub fn requests(&self) -> Vec<PendingRequest> {
+        if self.state != KeyState::Pending {
+            return Vec::new();
+        }
+        std::iter::once(PendingRequest {
+            fingerprint: self.fingerprint.clone(),
+            csr_pem: self.csr_pem.clone(),
+            requested_ms: self.requested_ms,
+            source: self.source.clone(),
+        })
+        .chain(self.also_pending.iter().cloned())
+        .collect()
+    }
+
+    /// Whether `fingerprint` is this record's key or one waiting beside it.
+    pub fn knows(&self, fingerprint: &str) -> bool {
+        self.fingerprint == fingerprint
+            || self
+                .also_pending
+                .iter()
+                .any(|r| r.fingerprint == fingerprint)
+    }
+
+    /// Makes `request` the record's own and drops the rest.
+    pub fn choose(&mut self, request: PendingRequest) {
+        self.fingerprint = request.fingerprint;
+        self.csr_pem = request.csr_pem;
+        self.requested_ms = request.requested_ms;
+        self.source = request.source;
+        self.also_pending.clear();
+    }
 }
 
 /// A person's certificate, as the master issued it: listed by `user

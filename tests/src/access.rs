@@ -94,11 +94,21 @@ pub fn csr(cn: &str) -> String {
 }
 
 pub async fn join(admin: &Admin, node: &str, token: &str) -> pb::JoinResponse {
+    join_with(admin, node, token, csr(node)).await
+}
+
+/// A join request for `node` with the key behind `csr_pem`.
+pub async fn join_with(
+    admin: &Admin,
+    node: &str,
+    token: &str,
+    csr_pem: String,
+) -> pb::JoinResponse {
     let ch = channel(&admin.url, &read(&admin.ca), None).await.unwrap();
     pb::enrollment_client::EnrollmentClient::new(ch)
         .join(pb::JoinRequest {
             node_id: node.into(),
-            csr_pem: csr(node),
+            csr_pem,
             token: token.into(),
         })
         .await

@@ -703,3 +703,96 @@ async fn revoking_a_user_closes_the_calls_it_has_open() {
     })
     .await;
 }
+
+/// Several requests for one node wait side by side, none in another's
+/// place: accepting the name alone is refused, listing each; a fingerprint
+/// drops one request or accepts one, the others then dropped with an event.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_requests_for_one_node_wait_until_the_admin_chooses_by_fingerprint() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let (first, second) = (csr("node7"), csr("node7"));
+    let fp = |csr: &str| cluster_master::pki::csr_fingerprint(csr).unwrap();
+    let (squat, squat2) = (fp(&first), fp(&second));
+    for csr in [first, second] {
+        let r = join_with(&admin, "node7", "", csr).await;
+        assert_eq!(r.status, pb::JoinStatus::Pending as i32, "{r:?}");
+    }
+    let _real = AgentProc::builder("node7", &master)
+        .addr("127.0.0.86")
+        .without_token()
+        .spawn();
+    let rows = || async {
+        let keys = ctl(&admin, &["keys", "list", "-o", "json"])
+            .await
+            .ok()
+            .json();
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["node_id"] == "node7")
+            .map(|k| {
+                (
+                    k["state"].as_str().unwrap().to_owned(),
+                    k["fingerprint"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually("three requests for node7", PATIENCE, || async {
+        rows().await.len() == 3
+    })
+    .await;
+    let real = rows()
+        .await
+        .into_iter()
+        .map(|(_, f)| f)
+        .find(|f| *f != squat && *f != squat2)
+        .unwrap();
+
+    // The name alone admits nobody, and says who asks.
+    let refused = ctl(&admin, &["keys", "accept", "node7"]).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    for (what, f) in [
+        ("3 requests", "3 requests wait for node node7"),
+        ("squatter", &squat),
+        ("agent", &real),
+    ] {
+        assert!(refused.stderr.contains(f), "{what}: {}", refused.stderr);
+    }
+    assert!(rows().await.iter().all(|(s, _)| s == "pending"));
+
+    // One request dropped by its fingerprint; the others still wait.
+    let prefix = |f: &str| f.trim_start_matches("sha256:")[..16].to_owned();
+    ctl(
+        &admin,
+        &["keys", "reject", "node7", "--fingerprint", &prefix(&squat2)],
+    )
+    .await
+    .ok();
+    let left: Vec<String> = rows().await.into_iter().map(|(_, f)| f).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&squat2), "{left:?}");
+
+    // The agent's own key, chosen by its fingerprint.
+    ctl(
+        &admin,
+        &["keys", "accept", "node7", "--fingerprint", &prefix(&real)],
+    )
+    .await
+    .ok();
+    eventually("node7 enrolled with its own key", PATIENCE, || {
+        connected(&admin, "node7")
+    })
+    .await;
+    assert_eq!(rows().await, [("accepted".to_owned(), real.clone())]);
+    let dropped = events(&admin).await.into_iter().any(|e| {
+        e["kind"] == "key"
+            && e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("dropped the pending request {squat}"))
+    });
+    assert!(dropped, "{:#?}", events(&admin).await);
+}

@@ -177,6 +177,7 @@ impl Client {
         &mut self,
         ids: &[String],
         decision: KeyDecision,
+        fingerprint: Option<&str>,
     ) -> Result<Vec<KeyView>, Failure> {
         let decision = match decision {
             KeyDecision::Accept => pb::KeyDecision::Accept,
@@ -189,6 +190,7 @@ impl Client {
                 pb::DecideKeysRequest {
                     node_ids: ids.to_vec(),
                     decision: decision as i32,
+                    fingerprint: fingerprint.unwrap_or_default().to_owned(),
                 },
                 |mut c, r| async move { c.decide_keys(r).await },
             )

@@ -259,11 +259,13 @@ impl Cluster {
         &self,
         ids: &[String],
         decision: KeyDecision,
+        fingerprint: Option<&str>,
         by: &str,
     ) -> Result<Vec<KeyRecord>, ClusterError> {
         self.execute(&DecideKeys {
             ids: ids.to_vec(),
             decision,
+            fingerprint: fingerprint.map(str::to_owned),
             by: by.to_owned(),
         })
         .await

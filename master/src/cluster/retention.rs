@@ -84,11 +84,15 @@ impl Cluster {
             gone += chunk.len();
             self.execute(&Forget { keys }).await?;
         }
-        // Pending keys nobody decided on go, each with an event.
+        // Pending keys nobody decided on go, each with an event (a node's
+        // requests together, once the newest of them is old).
         let before = now_ms().saturating_sub(keep.pending_keys.as_millis() as u64);
         let stale: Vec<String> = self.read(|st| {
             st.keys()
-                .filter(|k| k.state == cluster_model::KeyState::Pending && k.requested_ms <= before)
+                .filter(|k| {
+                    k.state == cluster_model::KeyState::Pending
+                        && k.requests().iter().all(|r| r.requested_ms <= before)
+                })
                 .map(|k| k.node_id.to_string())
                 .collect()
         });
@@ -97,6 +101,7 @@ impl Cluster {
             self.execute(&crate::state::plan::DecideKeys {
                 ids: chunk.to_vec(),
                 decision: crate::state::plan::KeyDecision::Delete,
+                fingerprint: None,
                 by: format!(
                     "retention (pending longer than {})",
                     humantime::format_duration(keep.pending_keys)

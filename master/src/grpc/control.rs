@@ -527,7 +527,12 @@ impl pb::control_server::Control for ControlSvc {
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         authorize(&self.cluster, &request, Permission::Admin, "list keys").await?;
         Ok(Response::new(pb::ListKeysResponse {
-            keys: self.cluster.keys().iter().map(Into::into).collect(),
+            keys: self
+                .cluster
+                .keys()
+                .iter()
+                .flat_map(wire::key_rows)
+                .collect(),
         }))
     }
 
@@ -546,7 +551,12 @@ impl pb::control_server::Control for ControlSvc {
         let req = request.into_inner();
         let keys = self
             .cluster
-            .decide_keys(&req.node_ids, decision, &caller.label())
+            .decide_keys(
+                &req.node_ids,
+                decision,
+                Some(req.fingerprint.trim()).filter(|f| !f.is_empty()),
+                &caller.label(),
+            )
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::DecideKeysResponse {

@@ -327,6 +327,17 @@ impl From<&KeyRecord> for pb::KeyInfo {
     }
 }
 
+/// A key's rows in `keys list`: one, or one per request waiting for the
+/// node when several are.
+pub fn key_rows(k: &KeyRecord) -> impl Iterator<Item = pb::KeyInfo> + '_ {
+    std::iter::once(pb::KeyInfo::from(k)).chain(k.also_pending.iter().map(move |r| pb::KeyInfo {
+        fingerprint: r.fingerprint.clone(),
+        requested_ms: r.requested_ms,
+        source: r.source.clone(),
+        ..pb::KeyInfo::from(k)
+    }))
+}
+
 /// A key as `keys list` shows it (no certificate, request or roles).
 impl TryFrom<pb::KeyInfo> for KeyRecord {
     type Error = WireError;
@@ -347,6 +358,7 @@ impl TryFrom<pb::KeyInfo> for KeyRecord {
             decided_by: k.decided_by,
             roles: Vec::new(),
             source: k.source,
+            also_pending: Vec::new(),
         })
     }
 }

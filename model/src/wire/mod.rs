@@ -16,7 +16,8 @@ mod rotation;
 mod session;
 
 pub use control::{
-    job_to_pb, role_of, route_of, route_to_pb, run_event_of, target_of, upstream_of, upstream_to_pb,
+    job_to_pb, key_rows, role_of, route_of, route_to_pb, run_event_of, target_of, upstream_of,
+    upstream_to_pb,
 };
 pub use session::resolved_to_pb;
 

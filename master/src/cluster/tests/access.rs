@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cluster::{Caller, JoinOutcome, KeyDecision};
-use crate::pki::{self, new_key_and_csr};
+use crate::pki::{self, csr_fingerprint, new_key_and_csr};
 
 fn der(cert_pem: &str) -> Vec<u8> {
     pki::pem_certs(cert_pem).unwrap().remove(0).to_vec()
@@ -125,17 +125,41 @@ async fn without_a_token_a_key_waits_until_accepted() {
             .unwrap(),
         JoinOutcome::Pending
     );
-    // Another key for the same id is refused while one is pending.
+    // Another key for the same id waits beside it, never in its place.
     let (_, other) = new_key_and_csr("a").unwrap();
+    assert_eq!(
+        c.join("a", &other, None, None, &Default::default())
+            .await
+            .unwrap(),
+        JoinOutcome::Pending
+    );
+    let key = c.keys().into_iter().find(|k| k.node_id == "a").unwrap();
+    assert_eq!(key.fingerprint, csr_fingerprint(&csr).unwrap());
+    assert_eq!(key.also_pending.len(), 1);
+    // Accepting the name alone would admit either: refused, nothing changed.
+    let refused = c
+        .decide_keys(&["a".into()], KeyDecision::Accept, None, "admin")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("2 requests wait for node a"), "{refused}");
+    assert_eq!(c.keys()[0], key);
+    let fp = csr_fingerprint(&csr).unwrap();
+    let hex = fp.trim_start_matches("sha256:");
+    c.decide_keys(
+        &["a".into()],
+        KeyDecision::Accept,
+        Some(&hex[..10]),
+        "admin",
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         c.join("a", &other, None, None, &Default::default())
             .await
             .unwrap(),
         JoinOutcome::Rejected(_)
     ));
-    c.decide_keys(&["a".into()], KeyDecision::Accept, "admin")
-        .await
-        .unwrap();
     assert!(matches!(
         c.join("a", &csr, None, None, &Default::default())
             .await
@@ -160,7 +184,7 @@ async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
         panic!()
     };
     let mut session = c.connect(hello("a")).await.unwrap();
-    c.decide_keys(&["a".into()], KeyDecision::Delete, "admin")
+    c.decide_keys(&["a".into()], KeyDecision::Delete, None, "admin")
         .await
         .unwrap();
     assert!(
@@ -174,7 +198,12 @@ async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
     assert!(err.contains("revoked"), "{err}");
     // Unknown ids fail the whole decision.
     let err = c
-        .decide_keys(&["a".into(), "zz".into()], KeyDecision::Accept, "admin")
+        .decide_keys(
+            &["a".into(), "zz".into()],
+            KeyDecision::Accept,
+            None,
+            "admin",
+        )
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "unknown keys: a, zz");

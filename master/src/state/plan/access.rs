@@ -8,6 +8,7 @@ use crate::cluster::ClusterError;
 use crate::pki::{self, Subject};
 use crate::state::State;
 use crate::store::{Key, Record};
+use cluster_model::access::{MAX_REQUESTS_A_NODE, PendingRequest};
 use cluster_model::{EventKind, KeyRecord, KeyState, NodeId, Role, Token, UserRecord};
 use std::time::{Duration, SystemTime};
 
@@ -101,8 +102,7 @@ pub fn join_is_cheap(
     token: Option<&str>,
     now_ms: u64,
 ) -> bool {
-    st.key(node_id)
-        .is_some_and(|k| k.value.fingerprint == fingerprint)
+    st.key(node_id).is_some_and(|k| k.value.knows(fingerprint))
         || token.is_some_and(|t| redeem(st, t, now_ms).is_ok())
 }
 
@@ -278,30 +278,33 @@ impl Command for Join {
         let mut d = Draft::new(st, env);
         let token = self.token.as_deref().filter(|t| !t.is_empty());
         let mut existing = st.key(id).map(|k| &k.value);
-        // A tokened request takes the place of a pending one made without.
+        // A tokened request takes the place of those pending without one.
         if let (Some(k), Some(t)) = (existing, token)
             && k.state == KeyState::Pending
             && k.fingerprint != self.fingerprint
             && let Ok(granted) = redeem(st, t, env.now_ms)
         {
-            d.event(
-                EventKind::Key,
-                About::Named(id),
-                "enrollment",
-                format!(
-                    "dropped the pending key {} (from {}): a request with token {} took its place",
-                    k.fingerprint,
-                    if k.source.is_empty() {
-                        "an unknown address"
-                    } else {
-                        &k.source
-                    },
-                    granted.id
-                ),
-            );
+            for r in k.requests() {
+                if r.fingerprint == self.fingerprint {
+                    continue;
+                }
+                d.event(
+                    EventKind::Key,
+                    About::Named(id),
+                    "enrollment",
+                    format!(
+                        "dropped the pending key {} (from {}): a request with token {} took its place",
+                        r.fingerprint,
+                        from(&r.source),
+                        granted.id
+                    ),
+                );
+            }
             existing = None;
         }
         match existing {
+            // Another key waiting beside it, or a token to check below.
+            Some(k) if k.state == KeyState::Pending => {}
             Some(k) if k.fingerprint != self.fingerprint => {
                 let why = match k.state {
                     KeyState::Accepted => format!(
@@ -355,15 +358,49 @@ impl Command for Join {
                     decided_by: format!("token {}", token.id),
                     roles: token.roles.clone(),
                     source: self.source.clone(),
+                    also_pending: Vec::new(),
                 };
                 d.put(Record::Token(token));
                 record
             }
-            None if existing.is_some() => return Ok(d.finish(JoinOutcome::Pending)),
-            None if st.keys().filter(|k| k.state == KeyState::Pending).count() >= MAX_PENDING => {
+            // Asking again (an agent polling while it waits).
+            None if existing.is_some_and(|k| k.knows(&self.fingerprint)) => {
+                return Ok(d.finish(JoinOutcome::Pending));
+            }
+            None if pending_requests(st) >= MAX_PENDING => {
                 return Ok(Draft::new(st, env).finish(JoinOutcome::Rejected(format!(
                     "{MAX_PENDING} requests already wait for an admin; enroll with a join token (`clusterctl token create`)"
                 ))));
+            }
+            // Another key for a node already waiting: kept beside it, for
+            // the admin to choose by fingerprint — never in its place.
+            None if existing.is_some() => {
+                let k = existing.expect("checked");
+                let waiting = 1 + k.also_pending.len();
+                if waiting >= MAX_REQUESTS_A_NODE {
+                    return refuse(format!(
+                        "{waiting} requests already wait for node {id}, the most kept; an admin can drop some (`clusterctl keys reject {id} --fingerprint FP`)"
+                    ));
+                }
+                d.event(
+                    EventKind::Key,
+                    About::Named(id),
+                    "enrollment",
+                    format!(
+                        "pending beside {} other request(s) ({}, from {}); `clusterctl keys accept {id} --fingerprint FP` chooses",
+                        waiting,
+                        self.fingerprint,
+                        from(&self.source)
+                    ),
+                );
+                let mut k = k.clone();
+                k.also_pending.push(PendingRequest {
+                    fingerprint: self.fingerprint.clone(),
+                    csr_pem: self.csr_pem.clone(),
+                    requested_ms: env.now_ms,
+                    source: self.source.clone(),
+                });
+                k
             }
             None => {
                 d.event(
@@ -373,11 +410,7 @@ impl Command for Join {
                     format!(
                         "pending ({}, from {})",
                         self.fingerprint,
-                        if self.source.is_empty() {
-                            "an unknown address"
-                        } else {
-                            &self.source
-                        }
+                        from(&self.source)
                     ),
                 );
                 KeyRecord {
@@ -391,6 +424,7 @@ impl Command for Join {
                     decided_by: String::new(),
                     roles: Vec::new(),
                     source: self.source.clone(),
+                    also_pending: Vec::new(),
                 }
             }
         };
@@ -405,6 +439,23 @@ impl Command for Join {
     }
 }
 
+/// Requests waiting for an admin, beside one another included.
+fn pending_requests(st: &State) -> usize {
+    st.keys()
+        .filter(|k| k.state == KeyState::Pending)
+        .map(|k| 1 + k.also_pending.len())
+        .sum()
+}
+
+/// Where a request came from, for events.
+fn from(source: &str) -> &str {
+    if source.is_empty() {
+        "an unknown address"
+    } else {
+        source
+    }
+}
+
 /// What `keys accept|reject|delete` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyDecision {
@@ -416,10 +467,66 @@ pub enum KeyDecision {
 /// Accepts, rejects or deletes the keys of `ids` (node ids or names). All
 /// or nothing. Rejecting an accepted key or deleting any key revokes its
 /// certificate; the node's session ends when the change applies.
+///
+/// A node with several pending requests is accepted only with the
+/// `fingerprint` of one (the others are dropped): an admin must not admit
+/// a squatter's key by accepting the name. With reject or delete, a
+/// fingerprint drops that request alone.
 pub struct DecideKeys {
     pub ids: Vec<String>,
     pub decision: KeyDecision,
+    /// A unique prefix of one request's fingerprint (`sha256:` optional).
+    pub fingerprint: Option<String>,
     pub by: String,
+}
+
+/// The one request of `k` that `fingerprint` names.
+fn chosen(k: &KeyRecord, fingerprint: &str) -> Result<PendingRequest, ClusterError> {
+    let want = fingerprint.strip_prefix("sha256:").unwrap_or(fingerprint);
+    let requests = if k.state == KeyState::Pending {
+        k.requests()
+    } else {
+        vec![PendingRequest {
+            fingerprint: k.fingerprint.clone(),
+            csr_pem: String::new(),
+            requested_ms: k.requested_ms,
+            source: k.source.clone(),
+        }]
+    };
+    let matching: Vec<&PendingRequest> = requests
+        .iter()
+        .filter(|r| {
+            let hex = r
+                .fingerprint
+                .strip_prefix("sha256:")
+                .unwrap_or(&r.fingerprint);
+            !want.is_empty() && hex.starts_with(want)
+        })
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ClusterError::Invalid(format!(
+            "no request for node {} has fingerprint {:?}; {}",
+            k.node_id,
+            cluster_model::limits::excerpt(fingerprint),
+            listed(&requests)
+        ))),
+        _ => Err(ClusterError::Invalid(format!(
+            "fingerprint {:?} matches {} requests for node {}; give more of it",
+            cluster_model::limits::excerpt(fingerprint),
+            matching.len(),
+            k.node_id
+        ))),
+    }
+}
+
+/// `requests`, for an error that asks to choose among them.
+fn listed(requests: &[PendingRequest]) -> String {
+    let each: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} from {}", r.fingerprint, from(&r.source)))
+        .collect();
+    format!("its requests: {}", each.join(", "))
 }
 
 impl Command for DecideKeys {
@@ -471,7 +578,69 @@ impl Command for DecideKeys {
         }
         let mut d = Draft::new(st, env);
         let mut out = Vec::new();
+        if let Some(fp) = &self.fingerprint {
+            let [k] = records.as_mut_slice() else {
+                return Err(ClusterError::Invalid(format!(
+                    "--fingerprint chooses among one node's requests; {} keys were named",
+                    records.len()
+                )));
+            };
+            let request = chosen(k, fp)?;
+            let waiting = k.requests();
+            // Rejecting or deleting one of several waiting requests drops
+            // it alone; the node stays pending with the others.
+            if self.decision != KeyDecision::Accept && waiting.len() > 1 {
+                let rest: Vec<PendingRequest> = waiting
+                    .into_iter()
+                    .filter(|r| r.fingerprint != request.fingerprint)
+                    .collect();
+                k.choose(rest[0].clone());
+                k.also_pending = rest[1..].to_vec();
+                d.event(
+                    EventKind::Key,
+                    About::Named(&k.node_id),
+                    &self.by,
+                    format!(
+                        "dropped the pending request {} (from {}); {} still wait",
+                        request.fingerprint,
+                        from(&request.source),
+                        rest.len()
+                    ),
+                );
+                d.put(Record::NodeKey(k.clone()));
+                return Ok(d.finish(records));
+            }
+            if self.decision == KeyDecision::Accept && k.state == KeyState::Pending {
+                for r in waiting
+                    .iter()
+                    .filter(|r| r.fingerprint != request.fingerprint)
+                {
+                    d.event(
+                        EventKind::Key,
+                        About::Named(&k.node_id),
+                        &self.by,
+                        format!(
+                            "dropped the pending request {} (from {}): {} was accepted",
+                            r.fingerprint,
+                            from(&r.source),
+                            request.fingerprint
+                        ),
+                    );
+                }
+                k.choose(request);
+            }
+        }
         for mut k in records {
+            if self.decision == KeyDecision::Accept && !k.also_pending.is_empty() {
+                return Err(ClusterError::Invalid(format!(
+                    "{} requests wait for node {}; accept one by its fingerprint (`clusterctl keys accept {} --fingerprint FP`): {}",
+                    1 + k.also_pending.len(),
+                    k.node_id,
+                    k.node_id,
+                    listed(&k.requests())
+                )));
+            }
+            k.also_pending.clear();
             let before = k.state;
             let detail = match (self.decision, k.state) {
                 (KeyDecision::Accept, KeyState::Accepted)

@@ -345,6 +345,7 @@ fn a_revoked_key_ends_the_nodes_session_when_applied() {
         &DecideKeys {
             ids: vec!["a".into()],
             decision: KeyDecision::Delete,
+            fingerprint: None,
             by: "t".into(),
         },
     )

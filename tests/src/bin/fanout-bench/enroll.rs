@@ -52,6 +52,7 @@ pub(crate) async fn enroll(
         let request = pb::DecideKeysRequest {
             node_ids: refused.iter().map(|i| node_id(*i)).collect(),
             decision: pb::KeyDecision::Delete as i32,
+            ..Default::default()
         };
         control
             .decide_keys(request)
