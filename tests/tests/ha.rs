@@ -538,7 +538,8 @@ async fn writes_survive_etcd_losing_its_leader_and_fail_clearly_without_a_quorum
     let now = labels(&admin).await;
     let count = label_events(&log, "c2=no-quorum");
     // clusterctl says so when it gave up on a write.
-    let outcome_unknown = said.contains("may have been made") || said.contains("unknown");
+    let outcome_unknown =
+        said.contains("may or may not have been made") || said.contains("unknown");
     eprintln!("[ha] the write that failed is in the log {count} times");
     if outcome_unknown {
         assert!(count <= 1, "{count} events of a write that failed");

@@ -796,3 +796,41 @@ async fn several_requests_for_one_node_wait_until_the_admin_chooses_by_fingerpri
     });
     assert!(dropped, "{:#?}", events(&admin).await);
 }
+
+/// A call in flight when its master dies is exit 3, "master unreachable",
+/// and says what may have happened and how to look: never exit 1, which
+/// scripts read as "some node failed".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_cut_off_by_its_master_dying_exits_3_and_says_how_to_check() {
+    cluster_tests::crypto();
+    let mut master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let _a = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.92")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        ctl(&admin, &["run", "web-1", "--", "sleep", "47.5"]),
+    );
+    let kill = async {
+        eventually("the job running", PATIENCE, || async {
+            let jobs = ctl(&admin, &["jobs", "-o", "json"]).await.json();
+            jobs[0]["id"].is_string()
+        })
+        .await;
+        let jobs = ctl(&admin, &["jobs", "-o", "json"]).await.json();
+        master.kill();
+        jobs[0]["id"].as_str().unwrap().to_owned()
+    };
+    let (cut, job) = tokio::join!(run, kill);
+    let cut = cut.expect("the call ended when its master died");
+    assert_eq!(cut.code, 3, "{cut:?}");
+    assert!(cut.stderr.contains("lost the master"), "{}", cut.stderr);
+    assert!(
+        cut.stderr
+            .contains(&format!("`clusterctl job {job}` shows what ran")),
+        "{}",
+        cut.stderr
+    );
+}

@@ -227,7 +227,7 @@ impl Outage {
         }
         if self.call == Call::Write {
             text.push_str(
-                "\nthe change may have been made before its master went away: check before running the command again",
+                "\nthe change may or may not have been made before its master went away: `clusterctl events` shows what was (and `nodes` where each node is) before you run the command again",
             );
         }
         Failure::unreachable(text)

@@ -194,7 +194,10 @@ async fn it_gives_up_naming_every_master_and_what_it_said() {
     let m = &err.message;
     assert!(m.starts_with("no master answered for "), "{m}");
     assert!(m.contains("(from --master):\n  https://m1:7440: cannot connect: connection refused\n  https://m2:7440: cannot connect: connection refused"), "{m}");
-    assert!(m.contains("the change may have been made"), "{m}");
+    assert!(
+        m.contains("the change may or may not have been made"),
+        "{m}"
+    );
     // m1 first (the call's), then the masters in turn, pass after pass.
     let tried = connects(&net);
     assert!(tried.len() >= 4, "{tried:?}");
