@@ -7,12 +7,30 @@ use crate::client::Client;
 use crate::commands::{print_json, write_out};
 use crate::{Env, Failure};
 use cluster_model::clusterfile::{self, Change, ChangeKind, DesiredCluster};
+use cluster_model::limits::MESSAGE_MAX_BYTES;
 use std::io::Write;
 use std::path::Path;
 
+/// A file too big for the masters' message limit, refused before it is
+/// read or parsed.
+fn too_big(path: &Path, bytes: usize, what: &str) -> Failure {
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    Failure::bad_input(format!(
+        "{} is {:.1} MiB{what}; a cluster file may be at most {:.0} MiB (the masters' message limit); nothing was applied",
+        path.display(),
+        mib(bytes),
+        mib(MESSAGE_MAX_BYTES)
+    ))
+}
+
 fn read(path: &Path) -> Result<(String, DesiredCluster), Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", path.display())))?;
+    let cannot =
+        |e: std::io::Error| Failure::bad_input(format!("cannot read {}: {e}", path.display()));
+    let size = std::fs::metadata(path).map_err(cannot)?.len();
+    if size > MESSAGE_MAX_BYTES as u64 {
+        return Err(too_big(path, size as usize, ""));
+    }
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
     let desired = clusterfile::parse(&text).map_err(|errors| {
         Failure::bad_input(format!(
             "{} has {} problem{}; nothing was applied:\n{}",
@@ -29,6 +47,11 @@ fn read(path: &Path) -> Result<(String, DesiredCluster), Failure> {
                 .join("\n")
         ))
     })?;
+    // As sent (JSON), with room for the rest of the message.
+    let sent = serde_json::to_string(&desired).map_or(0, |j| j.len()) + 1024;
+    if sent > MESSAGE_MAX_BYTES {
+        return Err(too_big(path, sent, " as sent"));
+    }
     Ok((text, desired))
 }
 

@@ -9,6 +9,7 @@
 //! | a drain's reason              | [`REASON_MAX_BYTES`] bytes, one line |
 //! | a label's key / value         | 63 / [`LABEL_VALUE_MAX_BYTES`] bytes, one line |
 //! | labels on one node            | [`LABELS_MAX`]               |
+//! | one message (a cluster file)  | [`MESSAGE_MAX_BYTES`]        |
 //!
 //! Text that goes into an error is cut with [`excerpt`], so an error about
 //! a 100 KB input is not 100 KB itself.
@@ -28,6 +29,10 @@ pub const REASON_MAX_BYTES: usize = 1024;
 pub const LABEL_VALUE_MAX_BYTES: usize = 1024;
 /// Labels on one node.
 pub const LABELS_MAX: usize = 64;
+/// The largest message a master accepts (a cluster file as sent, a big
+/// host's grains); clusterctl refuses a bigger cluster file before
+/// reading it.
+pub const MESSAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// How much of an offending input an error quotes.
 pub const EXCERPT_CHARS: usize = 64;
 

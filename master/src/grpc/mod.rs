@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::server::{Router, Server};
 
 /// Largest message accepted from a peer (grains of a big host fit easily).
-const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+const MAX_MESSAGE: usize = cluster_model::limits::MESSAGE_MAX_BYTES;
 
 /// The master's four services on `server`; each agent session's loop is
 /// spawned on `sessions`.

@@ -145,13 +145,25 @@ struct FileRule {
     upstream: Option<String>,
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+/// The lines of one text: its newlines found once, so placing every table
+/// of a big file costs a binary search each, not a scan from the start.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn of(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// 1-based line of a byte offset.
+    fn at(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
+    }
 }
 
 fn millis(place: &str, v: &Option<String>, errors: &mut Vec<(String, String)>) -> Option<u64> {
@@ -234,36 +246,35 @@ pub fn locate(text: &str) -> BTreeMap<String, usize> {
     let Ok(file) = toml::from_str::<File>(text) else {
         return BTreeMap::new();
     };
+    let at = Lines::of(text);
     let mut lines = BTreeMap::new();
     for (n, r) in &file.roles {
-        lines.insert(format!("roles.{n}"), line_of(text, r.span().start));
+        lines.insert(format!("roles.{n}"), at.at(r.span().start));
     }
     for (n, u) in &file.upstreams {
-        lines.insert(format!("upstreams.{n}"), line_of(text, u.span().start));
+        lines.insert(format!("upstreams.{n}"), at.at(u.span().start));
     }
     for (d, r) in &file.routes {
-        lines.insert(format!("routes.{d:?}"), line_of(text, r.span().start));
+        lines.insert(format!("routes.{d:?}"), at.at(r.span().start));
         for (n, rule) in &r.get_ref().rules {
-            lines.insert(
-                format!("routes.{d:?}.rules.{n}"),
-                line_of(text, rule.span().start),
-            );
+            lines.insert(format!("routes.{d:?}.rules.{n}"), at.at(rule.span().start));
         }
     }
     for (n, e) in &file.nodegroups {
-        lines.insert(format!("nodegroups.{n}"), line_of(text, e.span().start));
+        lines.insert(format!("nodegroups.{n}"), at.at(e.span().start));
     }
     for (n, l) in &file.labels {
-        lines.insert(format!("labels.{n}"), line_of(text, l.span().start));
+        lines.insert(format!("labels.{n}"), at.at(l.span().start));
     }
     lines
 }
 
 /// Reads a cluster file. Every problem is reported, each with its line.
 pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
+    let at = Lines::of(text);
     let file: File = toml::from_str(text).map_err(|e| {
         vec![FileError {
-            line: e.span().map(|s| line_of(text, s.start)),
+            line: e.span().map(|s| at.at(s.start)),
             message: e.message().trim().to_owned(),
         }]
     })?;
@@ -281,7 +292,7 @@ pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
     lines.insert("cluster".into(), 1);
     for (name, role) in &file.roles {
         let place = format!("roles.{name}");
-        lines.insert(place.clone(), line_of(text, role.span().start));
+        lines.insert(place.clone(), at.at(role.span().start));
         let r = role.get_ref();
         let naming = match r.naming.as_deref().map(str::parse) {
             None => None,
@@ -303,7 +314,7 @@ pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
     }
     for (name, up) in &file.upstreams {
         let place = format!("upstreams.{name}");
-        lines.insert(place.clone(), line_of(text, up.span().start));
+        lines.insert(place.clone(), at.at(up.span().start));
         let u = up.get_ref();
         let fail_timeout = millis(&place, &u.fail_timeout, &mut errors);
         let source = match (&u.role, &u.servers) {
@@ -373,12 +384,12 @@ pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
     }
     for (domain, route) in &file.routes {
         let place = format!("routes.{domain:?}");
-        lines.insert(place.clone(), line_of(text, route.span().start));
+        lines.insert(place.clone(), at.at(route.span().start));
         let r = route.get_ref();
         let mut rules = BTreeMap::new();
         for (rule_name, rule) in &r.rules {
             let rplace = format!("routes.{domain:?}.rules.{rule_name}");
-            lines.insert(rplace.clone(), line_of(text, rule.span().start));
+            lines.insert(rplace.clone(), at.at(rule.span().start));
             match rule_of(rule.get_ref()) {
                 Ok(rule) => {
                     rules.insert(rule_name.clone(), rule);
@@ -398,15 +409,12 @@ pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
         );
     }
     for (name, expr) in &file.nodegroups {
-        lines.insert(
-            format!("nodegroups.{name}"),
-            line_of(text, expr.span().start),
-        );
+        lines.insert(format!("nodegroups.{name}"), at.at(expr.span().start));
         d.nodegroups
             .insert(name.clone(), expr.get_ref().trim().to_owned());
     }
     for (node, labels) in &file.labels {
-        lines.insert(format!("labels.{node}"), line_of(text, labels.span().start));
+        lines.insert(format!("labels.{node}"), at.at(labels.span().start));
         if !labels.get_ref().is_empty() {
             d.labels.insert(node.clone(), labels.get_ref().clone());
         }
@@ -576,4 +584,20 @@ pub fn to_toml(d: &DesiredCluster) -> String {
     format!(
         "# The cluster, as `clusterctl export` wrote it; `clusterctl plan FILE` compares.\n{body}"
     )
+}
+
+#[cfg(test)]
+mod lines_tests {
+    use super::Lines;
+
+    #[test]
+    fn every_offset_is_placed_on_the_line_a_scan_from_the_start_finds() {
+        for text in ["", "a", "\n", "a\nb", "a\n\nb\n", "[x]\ny = 1\n\n[z]\n"] {
+            let at = Lines::of(text);
+            for offset in 0..=text.len() + 1 {
+                let scanned = text[..offset.min(text.len())].matches('\n').count() + 1;
+                assert_eq!(at.at(offset), scanned, "{text:?} at {offset}");
+            }
+        }
+    }
 }

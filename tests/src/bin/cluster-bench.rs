@@ -18,6 +18,10 @@
 //!   (1,000 regex terms, ~52 KiB), 2 MB ones (refused), handshakes with a
 //!   foreign certificate (refused) and joins without a token; against the
 //!   same master idle.
+//! - `plan [--upstreams N] [--runs N]` — `clusterctl plan` of a cluster
+//!   file with N upstreams (default 10,000; two servers each) and as many
+//!   routes: against an empty cluster (every line an add), and, once
+//!   applied, against itself (no change); with the file's size.
 
 use cluster_proto as pb;
 use cluster_tests::{AgentProc, MasterProc, eventually};
@@ -546,6 +550,58 @@ async fn limits(args: &[String]) {
     );
 }
 
+/// A cluster file with `n` upstreams of two servers each, and a route to
+/// each.
+fn cluster_file(n: u64) -> String {
+    let mut text = String::from("[cluster]\nname = \"bench\"\n\n");
+    for i in 0..n {
+        let (a, b) = (i / 250, i % 250 + 1);
+        text.push_str(&format!(
+            "[upstreams.u{i}]\nservers = [{{ addr = \"10.{a}.{b}.1:80\" }}, {{ addr = \"10.{a}.{b}.2:80\", backup = true }}]\n\n"
+        ));
+    }
+    for i in 0..n {
+        text.push_str(&format!(
+            "[routes.\"d{i}.example\"]\ninit = \"b\"\nrules.b = {{ type = \"backend\", upstream = \"u{i}\" }}\n\n"
+        ));
+    }
+    text
+}
+
+async fn plan(args: &[String]) {
+    let n = arg(args, "--upstreams", 10_000);
+    let runs = arg(args, "--runs", 5) as usize;
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.toml");
+    let text = cluster_file(n);
+    std::fs::write(&path, &text).unwrap();
+    let file = path.to_str().unwrap();
+    println!(
+        "cluster file: {n} upstreams and {n} routes, {:.2} MB",
+        text.len() as f64 / 1e6
+    );
+    let timed = |what: &'static str, command: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let started = Instant::now();
+                let out = cluster_tests::ctl(&admin, &[command, file]).await;
+                times.push(started.elapsed());
+                assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+            }
+            summary(what, times);
+        }
+    };
+    timed("plan, every line an add", "plan").await;
+    let started = Instant::now();
+    cluster_tests::ctl(&admin, &["apply", file]).await.ok();
+    println!("apply: {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    timed("plan, no change", "plan").await;
+}
+
 #[tokio::main]
 async fn main() {
     cluster_tests::crypto();
@@ -557,9 +613,10 @@ async fn main() {
         Some("hosts") => hosts(&args).await,
         Some("cluster") => cluster(&args).await,
         Some("limits") => limits(&args).await,
+        Some("plan") => plan(&args).await,
         _ => {
             eprintln!(
-                "usage: cluster-bench drain|idle|enroll|hosts|cluster|limits [--cycles N] [--agents N] [--seconds N]"
+                "usage: cluster-bench drain|idle|enroll|hosts|cluster|limits|plan [--cycles N] [--agents N] [--seconds N] [--upstreams N]"
             );
             std::process::exit(2);
         }
