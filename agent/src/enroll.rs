@@ -257,6 +257,62 @@ impl Enrollment {
     }
 }
 
+/// When a certificate (PEM) becomes valid and expires, ms since the epoch.
+pub fn validity(cert_pem: &str) -> Result<(u64, u64), String> {
+    use x509_parser::prelude::*;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| e.to_string())?;
+    let ms = |t: ASN1Time| (t.timestamp().max(0) as u64) * 1000;
+    Ok((
+        ms(cert.validity().not_before),
+        ms(cert.validity().not_after),
+    ))
+}
+
+impl Enrollment {
+    /// A new certificate for the node's key from `master`, asked with the
+    /// current one; written in place of it (atomically) and returned.
+    pub async fn renew(
+        &self,
+        master: &str,
+        current: &Credentials,
+    ) -> Result<Credentials, EnrollError> {
+        let key = self.key()?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, self.node_id.clone());
+        let csr_pem = params.serialize_request(&key)?.pem()?;
+        let (host, _) = host_port(master);
+        let unreachable = |reason: String| EnrollError::Connect {
+            master: master.to_owned(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(master.to_owned())
+            .map_err(|e| unreachable(e.to_string()))?
+            .tls_config(current.tls(&host))
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let resp = pb::agent_service_client::AgentServiceClient::new(channel)
+            .renew(pb::RenewRequest { csr_pem })
+            .await
+            .map_err(|s| EnrollError::Refused(s.message().to_owned()))?
+            .into_inner();
+        validity(&resp.cert_pem).map_err(EnrollError::Refused)?;
+        write(&self.cert_path(), &resp.cert_pem, 0o644)?;
+        Ok(Credentials {
+            cert_pem: resp.cert_pem,
+            ..current.clone()
+        })
+    }
+}
+
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

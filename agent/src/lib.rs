@@ -32,6 +32,7 @@ pub mod hosts;
 pub mod hosts_sync;
 pub mod jobs;
 pub mod proxy;
+pub mod renewal;
 pub mod session;
 pub mod state;
 pub mod usage;
@@ -257,6 +258,9 @@ pub async fn run(
         hosts_sync::sync(&ctx, &ctx.shared.current());
     }
     tracing::info!(id = %config.id, %health_url, masters = %config.masters.join(","), "agent ready");
+    if dry_run.is_none() {
+        tokio::spawn(renewal::keep_renewed(ctx.clone(), token.clone()));
+    }
     let session = tokio::spawn(session::maintain(ctx, token.clone()));
     let served = axum::serve(health, health::router(shared))
         .with_graceful_shutdown({

@@ -109,6 +109,9 @@ pub enum Command {
     /// People's certificates (admin).
     #[command(subcommand)]
     User(UserCommand),
+    /// The cluster's certificates: what expires when.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Run a master and three agents locally, for trying things out.
     Dev(DevArgs),
     /// One master of `dev --masters`, run by it.
@@ -330,6 +333,13 @@ pub struct KeyNames {
     /// with reject or delete, drops that request alone.
     #[arg(long, value_name = "FP")]
     pub fingerprint: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// The CA's, every node's and every person's certificate, soonest to
+    /// expire first, with when each node's agent renews its own.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,8 +1,8 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    Cli, Command, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand, NodesAction,
-    Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs, UserCommand, UserRole,
+    CaCommand, Cli, Command, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand,
+    NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs, UserCommand, UserRole,
 };
 use crate::client::{Client, KeyDecision, Targeting};
 use crate::context::{Context, Target};
@@ -135,6 +135,16 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::User(UserCommand::Add(a)) => add_user(&mut client, &target, a, output, out).await,
+        Command::Ca(CaCommand::Status) => {
+            let certificates = client.certificates().await?;
+            match output {
+                Output::Json => print_json(out, &certificates),
+                Output::Table => write_out(
+                    out,
+                    &render::certificates_table(&certificates, cluster_model::time::now_ms()),
+                ),
+            }
+        }
         Command::User(UserCommand::List) => {
             let users = client.users().await?;
             match output {

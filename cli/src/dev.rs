@@ -100,6 +100,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             advertise: master_url.clone(),
             retention: Default::default(),
             refusal_window: Duration::from_secs(60),
+            node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -342,6 +343,7 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         advertise: url,
         retention: Default::default(),
         refusal_window: Duration::from_secs(60),
+        node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
     };
     let listeners = cluster_master::Listeners {
         grpc,

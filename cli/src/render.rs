@@ -4,7 +4,8 @@
 //! - `masters` — `clusterctl masters`: masters, the store, its endpoints.
 
 use crate::client::{
-    EventView, JobResultView, JobView, KeyView, NodeResult, NodeView, TokenInfoView, UserView,
+    CertificateView, EventView, JobResultView, JobView, KeyView, NodeResult, NodeView,
+    TokenInfoView, UserView,
 };
 use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
@@ -149,6 +150,34 @@ pub fn events_table(events: &[EventView]) -> String {
                 note => format!("{} ({note})", e.by),
             },
             e.detail.clone(),
+        ]);
+    }
+    trim_lines(&t.to_string())
+}
+
+/// `ca status`: soonest to expire first, with how long is left.
+pub fn certificates_table(certs: &[CertificateView], now_ms: u64) -> String {
+    let mut t = table(&["KIND", "NAME", "SERIAL", "EXPIRES", "LEFT", "RENEWS FROM"]);
+    for c in certs {
+        let left = match c.expires_ms.checked_sub(now_ms) {
+            None | Some(0) => "expired".to_owned(),
+            Some(ms) => {
+                let secs = ms / 1000;
+                match secs {
+                    s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+                    s if s >= 7_200 => format!("{}h", s / 3_600),
+                    s if s >= 120 => format!("{}m", s / 60),
+                    s => format!("{s}s"),
+                }
+            }
+        };
+        t.add_printable(vec![
+            c.kind.clone(),
+            c.name.clone(),
+            c.serial.clone(),
+            c.expires.clone(),
+            left,
+            c.renews_from.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     trim_lines(&t.to_string())

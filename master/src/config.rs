@@ -49,6 +49,9 @@ pub struct Config {
     /// Refused handshakes are counted per source over this long: the
     /// first is an event at once, the rest one event when it ends.
     pub refusal_window: Duration,
+    /// How long a node's certificate is valid; its agent renews it after
+    /// two thirds of that.
+    pub node_certificate_lifetime: Duration,
 }
 
 /// Where the state lives.
@@ -103,6 +106,8 @@ pub struct RawConfig {
     pub pending_keys_expire: Option<String>,
     /// Events older than this are deleted (`"off"`: by count alone).
     pub keep_events_for: Option<String>,
+    /// How long node certificates are valid (renewed after 2/3 of it).
+    pub node_certificate_lifetime: Option<String>,
 }
 
 impl RawConfig {
@@ -309,6 +314,21 @@ impl Config {
                 }
             }),
         );
+        let node_certificate_lifetime = problems.check(
+            parse_duration(
+                "node_certificate_lifetime",
+                raw.node_certificate_lifetime.as_deref().unwrap_or("365d"),
+            )
+            .and_then(|d| {
+                if d < Duration::from_secs(6) {
+                    Err(format!(
+                        "node_certificate_lifetime = {d:?}: must be at least 6s"
+                    ))
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
         problems.finish("configuration", path, || {
             Some(Config {
                 listen: listen?,
@@ -326,6 +346,7 @@ impl Config {
                 advertise: advertise?,
                 retention,
                 refusal_window: refusal_window?,
+                node_certificate_lifetime: node_certificate_lifetime?,
             })
         })
     }

@@ -227,7 +227,13 @@ pub async fn run(
         name: config.name.clone(),
         address: config.advertise.clone(),
     };
-    let cluster = Cluster::open(store.clone(), Arc::new(pki.ca), config.down_after, hosts).await?;
+    let cluster = Cluster::open(
+        store.clone(),
+        Arc::new(pki.ca.with_node_validity(config.node_certificate_lifetime)),
+        config.down_after,
+        hosts,
+    )
+    .await?;
     let cluster = Arc::new(match &peers {
         Some(peers) => cluster.with_peers(peers.clone(), me),
         None => cluster.with_peers(Arc::new(crate::cluster::Alone), me),

@@ -63,6 +63,23 @@ pub struct KeyRecord {
     /// then names which by its fingerprint; the rest are dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_pending: Vec<PendingRequest>,
+    /// The serial of the certificate this one renewed: still accepted
+    /// (until it expires), so an agent whose renewal's answer was lost
+    /// can ask again; revoked with the key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub previous_serial: String,
+}
+
+/// How far before its issue a certificate is valid from, for clocks that
+/// disagree.
+pub const CLOCK_SLACK_MS: u64 = 300_000;
+
+/// When a certificate valid over `[not_before, not_after]` is renewed:
+/// after two thirds of the life it was issued with (as kubelet and
+/// cert-manager do), the clock slack before its issue left out.
+pub fn renew_from(not_before_ms: u64, not_after_ms: u64) -> u64 {
+    let issued = (not_before_ms + CLOCK_SLACK_MS).min(not_after_ms);
+    issued + (not_after_ms - issued) / 3 * 2
 }
 
 /// Requests that may wait for one node at once (a pending key and the
@@ -79,6 +96,13 @@ pub struct PendingRequest {
 }
 
 impl KeyRecord {
+    /// The serials of the node's certificates that are accepted.
+    pub fn serials(&self) -> impl Iterator<Item = &str> {
+        [self.serial.as_str(), self.previous_serial.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+    }
+
     /// The requests waiting for this node: none unless pending; the first
     /// is the record's own.
     pub fn requests(&self) -> Vec<PendingRequest> {

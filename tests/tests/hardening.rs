@@ -834,3 +834,107 @@ async fn a_call_cut_off_by_its_master_dying_exits_3_and_says_how_to_check() {
         cut.stderr
     );
 }
+
+/// A node's certificate renews itself after two thirds of its life, with
+/// no interruption of the session; once the first one has expired the
+/// agent still connects, with the renewed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_certificates_renew_themselves_before_they_expire() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder()
+        .config("node_certificate_lifetime = \"6s\"")
+        .spawn();
+    let admin = master.admin();
+    let mut agent = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.93")
+        .spawn();
+    eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
+    let serial = || async {
+        let keys = ctl(&admin, &["keys", "list", "-o", "json"])
+            .await
+            .ok()
+            .json();
+        keys[0]["serial"].as_str().unwrap().to_owned()
+    };
+    let first = serial().await;
+    let renewals = || async {
+        events(&admin)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["kind"] == "key"
+                    && e["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("certificate renewed")
+            })
+            .count()
+    };
+    // Renewed at 4 s, then at 8 s: by then the first has expired (6 s).
+    eventually("two renewals", Duration::from_secs(30), || async {
+        renewals().await >= 2
+    })
+    .await;
+    let now = serial().await;
+    assert_ne!(now, first);
+    // `ca status` says what expires when, and when the node renews.
+    let dir = tempfile::tempdir().unwrap();
+    ctl(
+        &admin,
+        &[
+            "user",
+            "add",
+            "olga",
+            "--role",
+            "read",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+    )
+    .await
+    .ok();
+    let status = ctl(&admin, &["ca", "status", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let rows = status.as_array().unwrap();
+    let node = rows.iter().find(|c| c["kind"] == "node").unwrap();
+    assert_eq!(
+        (&node["name"], &node["serial"]),
+        (&"web-1".into(), &now.clone().into())
+    );
+    assert!(node["renews_from"].is_string(), "{status:#}");
+    assert!(
+        rows.iter()
+            .any(|c| c["kind"] == "ca" && c["fingerprint"].is_string())
+    );
+    assert!(
+        rows.iter()
+            .any(|c| c["kind"] == "user" && c["name"] == "olga")
+    );
+    assert_eq!(
+        rows[0]["kind"], "node",
+        "soonest to expire first: {status:#}"
+    );
+    let table = ctl(&admin, &["ca", "status"]).await.ok().stdout;
+    assert!(
+        table.starts_with("KIND") && table.contains("RENEWS FROM"),
+        "{table}"
+    );
+    assert!(
+        !agent.log().contains("session with the master ended"),
+        "the session went on:\n{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("renewed the node's certificate"));
+    agent.restart();
+    eventually("web-1 back with its renewed certificate", PATIENCE, || {
+        connected(&admin, "web-1")
+    })
+    .await;
+    assert!(
+        !agent.log().contains("no longer accepts"),
+        "{}",
+        agent.log()
+    );
+}

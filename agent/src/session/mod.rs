@@ -89,20 +89,14 @@ const GOOD_SESSION: Duration = Duration::from_secs(1);
 pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
     let mut sampler = Sampler::new();
     let mut rotation = Rotation::new(&ctx.masters, |n| fastrand::usize(..n));
-    let mut credentials: Option<Credentials> = None;
     // After a refusal of our certificate the token is not used again: a
     // revoked node goes back to pending, as in Salt.
     let mut token_spent = false;
     loop {
-        let creds = match &credentials {
-            Some(c) => c.clone(),
-            None => match enroll(&ctx, &mut rotation, token_spent, &token).await {
-                Some(c) => {
-                    credentials = Some(c.clone());
-                    c
-                }
-                None => return,
-            },
+        // Read again for every session: a renewed certificate is taken up
+        // by the next one.
+        let Some(creds) = enroll(&ctx, &mut rotation, token_spent, &token).await else {
+            return;
         };
         let master = rotation.current().to_owned();
         let started = Instant::now();
@@ -121,7 +115,6 @@ pub async fn maintain(ctx: Arc<Context>, token: CancellationToken) {
                     "the master no longer accepts this node's certificate; enrolling again (pending until an admin accepts)"
                 );
                 ctx.enrollment.forget_certificate();
-                credentials = None;
                 token_spent = true;
             }
             Err(e) => tracing::warn!(%master, error = %e, "session with the master ended"),

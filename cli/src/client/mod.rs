@@ -114,6 +114,15 @@ impl Client {
         })
     }
 
+    pub async fn certificates(&mut self) -> Result<Vec<CertificateView>, Failure> {
+        let resp = self
+            .unary(Call::Read, pb::CaStatusRequest {}, |mut c, r| async move {
+                c.ca_status(r).await
+            })
+            .await?;
+        Ok(resp.certificates.into_iter().map(Into::into).collect())
+    }
+
     pub async fn users(&mut self) -> Result<Vec<UserView>, Failure> {
         let resp = self
             .unary(Call::Read, pb::ListUsersRequest {}, |mut c, r| async move {

@@ -13,6 +13,35 @@ pub struct TokenView {
     pub expires: String,
 }
 
+/// A certificate as `ca status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateView {
+    pub kind: String,
+    pub name: String,
+    pub serial: String,
+    pub expires: String,
+    pub expires_ms: u64,
+    /// Nodes: when their agent renews it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renews_from: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+}
+
+impl From<cluster_proto::CertificateInfo> for CertificateView {
+    fn from(c: cluster_proto::CertificateInfo) -> CertificateView {
+        CertificateView {
+            kind: c.kind,
+            name: c.name,
+            serial: c.serial,
+            expires: rfc3339(c.not_after_ms),
+            expires_ms: c.not_after_ms,
+            renews_from: (c.renews_from_ms > 0).then(|| rfc3339(c.renews_from_ms)),
+            fingerprint: c.fingerprint,
+        }
+    }
+}
+
 /// A person's certificate as `user list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserView {

@@ -107,7 +107,10 @@ impl Cluster {
             }
             match subject {
                 Subject::Node(id) => match st.key(&id) {
-                    Some(k) if k.value.state == KeyState::Accepted && k.value.serial == serial => {
+                    Some(k)
+                        if k.value.state == KeyState::Accepted
+                            && k.value.serials().any(|s| s == serial) =>
+                    {
                         Ok(Caller::Node {
                             id: k.value.node_id.clone(),
                             serial,
@@ -267,6 +270,68 @@ impl Cluster {
             decision,
             fingerprint: fingerprint.map(str::to_owned),
             by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Every certificate the cluster relies on and when it expires: the CA,
+    /// accepted nodes' (with when their agents renew them), people's
+    /// still valid.
+    pub fn certificates(&self) -> Vec<cluster_proto::CertificateInfo> {
+        use cluster_proto::CertificateInfo;
+        let mut out = Vec::new();
+        if let Ok((_, not_after)) = pki::validity_of(&self.ca.cert_pem) {
+            out.push(CertificateInfo {
+                kind: "ca".into(),
+                name: "the cluster's CA".into(),
+                serial: pki::serial_of(&self.ca.cert_der).unwrap_or_default(),
+                not_after_ms: not_after,
+                renews_from_ms: 0,
+                fingerprint: self.ca.fingerprint(),
+            });
+        }
+        self.read(|st| {
+            for k in st.keys().filter(|k| k.state == KeyState::Accepted) {
+                let Ok((not_before, not_after)) = pki::validity_of(&k.cert_pem) else {
+                    continue;
+                };
+                out.push(CertificateInfo {
+                    kind: "node".into(),
+                    name: k.node_id.to_string(),
+                    serial: k.serial.clone(),
+                    not_after_ms: not_after,
+                    renews_from_ms: pki::renew_from(not_before, not_after),
+                    fingerprint: String::new(),
+                });
+            }
+            for u in st.users().filter(|u| u.revoked_ms.is_none()) {
+                out.push(CertificateInfo {
+                    kind: "user".into(),
+                    name: u.name.clone(),
+                    serial: u.serial.clone(),
+                    not_after_ms: u.issued_ms + pki::LEAF_VALIDITY.as_millis() as u64,
+                    renews_from_ms: 0,
+                    fingerprint: String::new(),
+                });
+            }
+        });
+        out
+    }
+
+    /// Renews node `id`'s certificate (see [`RenewNode`]).
+    pub async fn renew(
+        &self,
+        id: &NodeId,
+        serial: &str,
+        csr_pem: &str,
+    ) -> Result<crate::state::plan::Renewed, ClusterError> {
+        let fingerprint =
+            pki::csr_fingerprint(csr_pem).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        self.execute(&crate::state::plan::RenewNode {
+            node_id: id.clone(),
+            serial: serial.to_owned(),
+            csr_pem: csr_pem.to_owned(),
+            fingerprint,
         })
         .await
     }

@@ -47,6 +47,32 @@ type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>
 impl pb::agent_service_server::AgentService for AgentSvc {
     type SessionStream = SessionStream;
 
+    async fn renew(
+        &self,
+        request: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::RenewResponse>, Status> {
+        let (node, serial) = match super::auth::caller(&self.cluster, &request).await? {
+            crate::cluster::Caller::Node { id, serial } => (id, serial),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "only a node renews its certificate, not {}",
+                    other.label()
+                )));
+            }
+        };
+        let csr_pem = request.into_inner().csr_pem;
+        let renewed = self
+            .cluster
+            .renew(&node, &serial, &csr_pem)
+            .await
+            .map_err(super::convert::status_of)?;
+        tracing::info!(%node, "renewed the node's certificate");
+        Ok(Response::new(pb::RenewResponse {
+            cert_pem: renewed.cert_pem,
+            not_after_ms: renewed.not_after_ms,
+        }))
+    }
+
     async fn session(
         &self,
         request: Request<Streaming<pb::AgentMessage>>,

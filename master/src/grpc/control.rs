@@ -469,6 +469,22 @@ impl pb::control_server::Control for ControlSvc {
         }))
     }
 
+    async fn ca_status(
+        &self,
+        request: Request<pb::CaStatusRequest>,
+    ) -> Result<Response<pb::CaStatusResponse>, Status> {
+        authorize(
+            &self.cluster,
+            &request,
+            Permission::Read,
+            "read certificates",
+        )
+        .await?;
+        let mut certificates = self.cluster.certificates();
+        certificates.sort_by_key(|c| c.not_after_ms);
+        Ok(Response::new(pb::CaStatusResponse { certificates }))
+    }
+
     async fn revoke_user(
         &self,
         request: Request<pb::RevokeUserRequest>,

@@ -92,7 +92,7 @@ fn offset(t: SystemTime) -> time::OffsetDateTime {
 
 fn validity(params: &mut CertificateParams, now: SystemTime, valid_for: Duration) {
     // A little slack for clocks that disagree.
-    params.not_before = offset(now - Duration::from_secs(300));
+    params.not_before = offset(now - Duration::from_millis(cluster_model::access::CLOCK_SLACK_MS));
     params.not_after = offset(now + valid_for);
 }
 
@@ -101,6 +101,9 @@ pub struct Ca {
     pub cert_pem: String,
     pub cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    /// How long a node's certificate is valid ([`LEAF_VALIDITY`] unless
+    /// configured); agents renew theirs after two thirds of it.
+    node_validity: Duration,
 }
 
 impl Ca {
@@ -122,6 +125,7 @@ impl Ca {
             cert_pem: cert.pem(),
             cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
+            node_validity: LEAF_VALIDITY,
         };
         Ok((ca, key_pem))
     }
@@ -137,7 +141,14 @@ impl Ca {
             cert_pem: cert_pem.to_owned(),
             cert_der,
             issuer,
+            node_validity: LEAF_VALIDITY,
         })
+    }
+
+    /// Node certificates valid for `d` from now on.
+    pub fn with_node_validity(mut self, d: Duration) -> Ca {
+        self.node_validity = d;
+        self
     }
 
     pub fn fingerprint(&self) -> String {
@@ -219,7 +230,11 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(serial.unwrap_or_else(|| new_serial().0));
-        validity(&mut params, now, LEAF_VALIDITY);
+        let valid_for = match subject {
+            Subject::Node(_) => self.node_validity,
+            _ => LEAF_VALIDITY,
+        };
+        validity(&mut params, now, valid_for);
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         // Keep the serial exactly as the certificate carries it: that is what
         // every later call presents.
@@ -227,6 +242,25 @@ impl Ca {
         Ok((cert.pem(), serial))
     }
 }
+
+/// When a certificate (PEM, the first of the file) becomes valid and
+/// stops being valid, in ms since the epoch.
+pub fn validity_of(cert_pem: &str) -> Result<(u64, u64), PkiError> {
+    use x509_parser::prelude::*;
+    let der = pem_certs(cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| PkiError::BadCertificate("no certificate".into()))?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let ms = |t: ASN1Time| (t.timestamp().max(0) as u64) * 1000;
+    Ok((
+        ms(cert.validity().not_before),
+        ms(cert.validity().not_after),
+    ))
+}
+
+pub use cluster_model::access::renew_from;
 
 /// The public key fingerprint of a CSR (what `keys list` shows, and how a
 /// pending node is recognised when it asks again).

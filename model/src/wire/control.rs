@@ -359,6 +359,7 @@ impl TryFrom<pb::KeyInfo> for KeyRecord {
             roles: Vec::new(),
             source: k.source,
             also_pending: Vec::new(),
+            previous_serial: String::new(),
         })
     }
 }

@@ -238,3 +238,74 @@ async fn a_key_left_pending_past_its_time_is_deleted_with_an_event() {
         "{events:#?}"
     );
 }
+
+/// A node renews with its certificate and key: early is refused; once due,
+/// a new certificate, the old one still accepted (so a lost answer can be
+/// asked for again, and is answered the same); another key, never.
+#[tokio::test]
+async fn a_node_renews_its_certificate_when_due_and_only_for_its_own_key() {
+    let (_, c, _) = cluster(&[]).await;
+    let grant = c
+        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .await
+        .unwrap();
+    let (_, csr) = new_key_and_csr("a").unwrap();
+    let JoinOutcome::Accepted { cert_pem, .. } = c
+        .join("a", &csr, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    let serial = pki::serial_of(&der(&cert_pem)).unwrap();
+    let id = NodeId::new("a").unwrap();
+    // A year's certificate, a minute old: not due.
+    let early = c.renew(&id, &serial, &csr).await.unwrap_err().to_string();
+    assert!(early.contains("may be renewed from"), "{early}");
+
+    // Due at once: certificates that expire as they are issued.
+    let (store, _, _) = cluster(&[]).await;
+    let ca = Arc::new(
+        Ca::generate("t", std::time::SystemTime::now())
+            .unwrap()
+            .0
+            .with_node_validity(Duration::ZERO),
+    );
+    let c = Cluster::open(store, ca, Duration::from_secs(15), HostsNaming::default())
+        .await
+        .unwrap();
+    let grant = c
+        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .await
+        .unwrap();
+    let JoinOutcome::Accepted { cert_pem, .. } = c
+        .join("a", &csr, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    let old = pki::serial_of(&der(&cert_pem)).unwrap();
+    let renewed = c.renew(&id, &old, &csr).await.unwrap();
+    let new = pki::serial_of(&der(&renewed.cert_pem)).unwrap();
+    assert_ne!(new, old);
+    // The answer was lost: asked again with the old one, the same answer.
+    assert_eq!(c.renew(&id, &old, &csr).await.unwrap(), renewed);
+    assert!(matches!(
+        c.authenticate(Some(&der(&cert_pem))),
+        Ok(Caller::Node { .. })
+    ));
+    let (_, other) = new_key_and_csr("a").unwrap();
+    let refused = c.renew(&id, &new, &other).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("a renewal keeps the node's key"),
+        "{refused}"
+    );
+    // Deleting the key revokes both.
+    c.decide_keys(&["a".into()], KeyDecision::Delete, None, "admin")
+        .await
+        .unwrap();
+    for pem in [&cert_pem, &renewed.cert_pem] {
+        assert!(c.authenticate(Some(&der(pem))).is_err());
+    }
+}

@@ -359,6 +359,7 @@ impl Command for Join {
                     roles: token.roles.clone(),
                     source: self.source.clone(),
                     also_pending: Vec::new(),
+                    previous_serial: String::new(),
                 };
                 d.put(Record::Token(token));
                 record
@@ -425,6 +426,7 @@ impl Command for Join {
                     roles: Vec::new(),
                     source: self.source.clone(),
                     also_pending: Vec::new(),
+                    previous_serial: String::new(),
                 }
             }
         };
@@ -654,6 +656,7 @@ impl Command for DecideKeys {
                     k.state = KeyState::Accepted;
                     k.cert_pem = cert_pem;
                     k.serial = serial;
+                    k.previous_serial.clear();
                     k.csr_pem.clear();
                     Some("accepted".to_owned())
                 }
@@ -671,7 +674,9 @@ impl Command for DecideKeys {
                 continue;
             };
             if before == KeyState::Accepted && self.decision != KeyDecision::Accept {
-                d.put(Record::Revoked(k.serial.clone()));
+                for serial in k.serials() {
+                    d.put(Record::Revoked(serial.to_owned()));
+                }
                 detail.push_str(&format!("; certificate {} revoked", k.serial));
             }
             k.decided_by = self.by.clone();
@@ -683,6 +688,97 @@ impl Command for DecideKeys {
         }
         Ok(d.finish(out))
     }
+}
+
+/// A node renews its certificate, presenting the one it has (`serial`)
+/// and a request for the same key: signed anew, the old serial still
+/// accepted until it expires. Early renewals are refused — before two
+/// thirds of the certificate's life, each would be a write for nothing.
+/// Asked again with the old serial (its answer was lost), the new
+/// certificate is answered again.
+pub struct RenewNode {
+    pub node_id: NodeId,
+    pub serial: String,
+    pub csr_pem: String,
+    /// The request's public key fingerprint.
+    pub fingerprint: String,
+}
+
+/// A renewed certificate and until when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Renewed {
+    pub cert_pem: String,
+    pub not_after_ms: u64,
+}
+
+impl Command for RenewNode {
+    type Out = Renewed;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Renewed>, ClusterError> {
+        let id = &self.node_id;
+        let refused = |why: String| Err(ClusterError::Unauthenticated(why));
+        let Some(k) = st
+            .key(id)
+            .map(|k| &k.value)
+            .filter(|k| k.state == KeyState::Accepted)
+        else {
+            return refused(format!("the key of node {id} is no longer accepted"));
+        };
+        if self.fingerprint != k.fingerprint {
+            return Err(ClusterError::Invalid(format!(
+                "a renewal keeps the node's key: the request's key {} is not node {id}'s {}",
+                self.fingerprint, k.fingerprint
+            )));
+        }
+        let validity =
+            |pem: &str| pki::validity_of(pem).map_err(|e| ClusterError::Pki(e.to_string()));
+        let (not_before, not_after) = validity(&k.cert_pem)?;
+        if self.serial == k.previous_serial {
+            return Ok(Draft::new(st, env).finish(Renewed {
+                cert_pem: k.cert_pem.clone(),
+                not_after_ms: not_after,
+            }));
+        }
+        if self.serial != k.serial {
+            return refused(format!("certificate {} is not node {id}'s", self.serial));
+        }
+        let from = pki::renew_from(not_before, not_after);
+        if env.now_ms < from {
+            return Err(ClusterError::Invalid(format!(
+                "node {id}'s certificate is valid until {}; it may be renewed from {}",
+                rfc3339(not_after),
+                rfc3339(from)
+            )));
+        }
+        let (cert_pem, serial) =
+            env.issuer
+                .issue(&self.csr_pem, &Subject::Node(id.to_string()), env.now_ms)?;
+        let (_, until) = validity(&cert_pem)?;
+        let mut d = Draft::new(st, env);
+        d.event(
+            EventKind::Key,
+            About::Named(id),
+            &format!("node {id}"),
+            format!(
+                "certificate renewed: serial {} → {serial}, valid until {}",
+                k.serial,
+                rfc3339(until)
+            ),
+        );
+        let mut next = k.clone();
+        next.previous_serial = std::mem::replace(&mut next.serial, serial);
+        next.cert_pem = cert_pem.clone();
+        d.put(Record::NodeKey(next));
+        Ok(d.finish(Renewed {
+            cert_pem,
+            not_after_ms: until,
+        }))
+    }
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
 }
 
 /// Signs a certificate for a person; recorded as an event.

@@ -26,7 +26,7 @@ mod records;
 
 pub use access::{
     CreateToken, DecideKeys, DeleteTokens, Deny, IssueUser, Join, JoinOutcome, KeyDecision,
-    MAX_PENDING, RevokeUser, join_is_cheap,
+    MAX_PENDING, RenewNode, Renewed, RevokeUser, join_is_cheap,
 };
 pub use balancing::{RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};

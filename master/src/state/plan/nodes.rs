@@ -368,8 +368,8 @@ impl Command for RemoveNode {
         d.delete(Key::Node(id.clone()));
         if let Some(k) = st.key(&id) {
             d.delete(Key::NodeKey(id.clone()));
-            if !k.value.serial.is_empty() {
-                d.put(Record::Revoked(k.value.serial.clone()));
+            for serial in k.value.serials() {
+                d.put(Record::Revoked(serial.to_owned()));
             }
         }
         Ok(d.finish(()))
