@@ -69,6 +69,9 @@ pub struct Enrollment {
     pub ca_file: Option<PathBuf>,
     pub ca_fingerprint: Option<String>,
     pub token: Option<String>,
+    /// The address connections to the masters leave from (the one the
+    /// node advertises, when it is local); `None`: the system's choice.
+    pub source: Option<std::net::IpAddr>,
 }
 
 pub enum Progress {
@@ -126,6 +129,19 @@ pub fn host_port(url: &str) -> (String, String) {
 }
 
 impl Enrollment {
+    /// The local address to connect to `master` from: the advertised one,
+    /// except a loopback address towards a master that is not on loopback
+    /// (it could not be reached from there).
+    pub fn source_for(&self, master: &str) -> Option<std::net::IpAddr> {
+        let source = self.source?;
+        let master_on_loopback = host_port(master)
+            .0
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || host_port(master).0 == "localhost";
+        (!source.is_loopback() || master_on_loopback).then_some(source)
+    }
+
     fn ca_path(&self) -> PathBuf {
         self.dir.join("ca.crt")
     }
@@ -224,7 +240,8 @@ impl Enrollment {
             .map_err(|e| unreachable(e.to_string()))?
             .tls_config(tls)
             .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(CONNECT_TIMEOUT)
+            .local_address(self.source_for(master));
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
@@ -294,7 +311,8 @@ impl Enrollment {
             .map_err(|e| unreachable(e.to_string()))?
             .tls_config(current.tls(&host))
             .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(CONNECT_TIMEOUT)
+            .local_address(self.source_for(master));
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?

@@ -92,16 +92,6 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
-    let enrollment = enroll::Enrollment {
-        dir: config.data_dir.join("pki"),
-        node_id: config.id.to_string(),
-        ca_file: config.ca_file.clone(),
-        ca_fingerprint: config.ca_fingerprint.clone(),
-        token: config.join_token.clone(),
-    };
-    if !enrollment.can_find_ca() {
-        return Err(enroll::EnrollError::NoCa.into());
-    }
     let cache = Cache::new(&config.data_dir);
     let initial = match cache.load() {
         Ok(Some(d)) => {
@@ -122,6 +112,20 @@ pub async fn run(
     let local = health.local_addr().map_err(RunError::Health)?;
     let machine = facts::collect();
     let address = advertised(&config, local.ip(), &machine);
+    let enrollment = enroll::Enrollment {
+        dir: config.data_dir.join("pki"),
+        node_id: config.id.to_string(),
+        ca_file: config.ca_file.clone(),
+        ca_fingerprint: config.ca_fingerprint.clone(),
+        token: config.join_token.clone(),
+        // Connections to the masters leave from the address advertised
+        // when it is this machine's: the masters check a session comes
+        // from where its node says it is reached.
+        source: (address.is_loopback() || machine.addresses.contains(&address)).then_some(address),
+    };
+    if !enrollment.can_find_ca() {
+        return Err(enroll::EnrollError::NoCa.into());
+    }
     let health_url = match address {
         IpAddr::V4(a) => format!("http://{a}:{}/health", local.port()),
         IpAddr::V6(a) => format!("http://[{a}]:{}/health", local.port()),

@@ -101,6 +101,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             retention: Default::default(),
             refusal_window: Duration::from_secs(60),
             node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
+            allow_nat: false,
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -344,6 +345,7 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         retention: Default::default(),
         refusal_window: Duration::from_secs(60),
         node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
+        allow_nat: false,
     };
     let listeners = cluster_master::Listeners {
         grpc,

@@ -52,6 +52,10 @@ pub struct Config {
     /// How long a node's certificate is valid; its agent renews it after
     /// two thirds of that.
     pub node_certificate_lifetime: Duration,
+    /// Agents may advertise an address other than the one their session
+    /// comes from (behind NAT or a proxy); otherwise such a session is
+    /// refused.
+    pub allow_nat: bool,
 }
 
 /// Where the state lives.
@@ -108,6 +112,8 @@ pub struct RawConfig {
     pub keep_events_for: Option<String>,
     /// How long node certificates are valid (renewed after 2/3 of it).
     pub node_certificate_lifetime: Option<String>,
+    /// Sessions may come from another address than their node advertises.
+    pub allow_nat: Option<bool>,
 }
 
 impl RawConfig {
@@ -347,6 +353,7 @@ impl Config {
                 retention,
                 refusal_window: refusal_window?,
                 node_certificate_lifetime: node_certificate_lifetime?,
+                allow_nat: raw.allow_nat.unwrap_or(false),
             })
         })
     }

@@ -306,6 +306,7 @@ pub async fn run(
         rollouts.clone(),
         token.clone(),
         sessions.clone(),
+        config.allow_nat,
     )
     .serve_with_incoming_shutdown(incoming, {
         let token = token.clone();

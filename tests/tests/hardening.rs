@@ -312,7 +312,7 @@ async fn a_copy_of_a_nodes_key_elsewhere_cannot_take_over_its_session() {
     eventually("node4 connected", PATIENCE, || connected(&admin, "node4")).await;
     let pki = real.data_dir().join("pki");
     let (cert, key) = (read(&pki.join("node.crt")), read(&pki.join("node.key")));
-    // The copy connects from 127.0.0.87 (the real agent from 127.0.0.1).
+    // The copy connects from 127.0.0.87 (the real agent from its own 127.0.0.86).
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&admin.ca)))
         .identity(Identity::from_pem(&cert, &key))
@@ -340,7 +340,7 @@ async fn a_copy_of_a_nodes_key_elsewhere_cannot_take_over_its_session() {
         assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
         assert!(
             err.message().contains(
-                "node node4 already has a live session from 127.0.0.1; refused the one from 127.0.0.87"
+                "node node4 already has a live session from 127.0.0.86; refused the one from 127.0.0.87"
             ),
             "{}",
             err.message()
@@ -355,7 +355,7 @@ async fn a_copy_of_a_nodes_key_elsewhere_cannot_take_over_its_session() {
         .filter(|e| {
             e["kind"] == "denied"
                 && e["detail"].as_str().unwrap_or("").contains(
-                    "already has a live session from 127.0.0.1; refused the one from 127.0.0.87",
+                    "already has a live session from 127.0.0.86; refused the one from 127.0.0.87",
                 )
         })
         .collect();
@@ -937,4 +937,40 @@ async fn node_certificates_renew_themselves_before_they_expire() {
         "{}",
         agent.log()
     );
+}
+
+/// A node is sent traffic where it says it is reached, so a session from
+/// another address than the one its node advertises is refused, with an
+/// event — unless the masters allow NAT.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_advertising_an_address_it_does_not_connect_from_is_refused() {
+    cluster_tests::crypto();
+    for allow_nat in [false, true] {
+        let master = MasterProc::builder()
+            .config(&format!("allow_nat = {allow_nat}"))
+            .spawn();
+        let admin = master.admin();
+        // 10.99.0.7 is not this machine's: the agent connects from 127.0.0.1.
+        let _agent = AgentProc::builder("nat-1", &master)
+            .addr("127.0.0.94")
+            .config("advertise = \"10.99.0.7\"")
+            .spawn();
+        if allow_nat {
+            eventually("nat-1 connected", PATIENCE, || connected(&admin, "nat-1")).await;
+            let node = node_json(&admin, "nat-1").await.unwrap();
+            assert_eq!(node["addresses"][0], "10.99.0.7", "{node:#}");
+            continue;
+        }
+        eventually("the session refused, with an event", PATIENCE, || {
+            denied_with(
+                &admin,
+                "node nat-1 says it is reached at 10.99.0.7, but its session comes from 127.0.0.1",
+            )
+        })
+        .await;
+        assert!(
+            node_json(&admin, "nat-1").await.is_none(),
+            "never registered"
+        );
+    }
 }

@@ -210,6 +210,7 @@ async fn once(
         .tls_config(creds.tls(&host))
         .map_err(connect)?
         .connect_timeout(CONNECT_TIMEOUT)
+        .local_address(ctx.enrollment.source_for(master))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));

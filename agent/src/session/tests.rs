@@ -36,6 +36,7 @@ fn context(dir: &std::path::Path) -> Context {
             ca_file: None,
             ca_fingerprint: None,
             token: None,
+            source: None,
         },
         runner: crate::jobs::Runner::new(false),
         hosts_file: None,

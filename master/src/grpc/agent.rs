@@ -39,6 +39,26 @@ pub struct AgentSvc {
     /// Events about sessions refused because another holds the node: one
     /// a minute per source address.
     pub held_events: crate::cluster::JoinLimits,
+    /// Sessions may come from elsewhere than their node's address.
+    pub allow_nat: bool,
+}
+
+/// Why a session that comes from `from` may not speak for a node that
+/// says it is reached at `addresses` (its first is what hosts files and
+/// upstreams use): `None` when it comes from there.
+fn elsewhere(node: &str, addresses: &[String], from: std::net::IpAddr) -> Option<String> {
+    let said = addresses.first()?;
+    let same = said
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical() == from.to_canonical());
+    (!same).then(|| {
+        format!(
+            "node {node} says it is reached at {}, but its session comes from {from}; \
+             a node is sent traffic where it connects from (set `allow_nat = true` on the \
+             masters when agents are behind NAT or a proxy)",
+            cluster_model::limits::excerpt(said)
+        )
+    })
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
@@ -107,6 +127,17 @@ impl pb::agent_service_server::AgentService for AgentSvc {
             return Err(Status::permission_denied(msg));
         }
         let node_id = hello.node_id.clone();
+        if !self.allow_nat
+            && let Some(from) = from
+            && let Some(why) = elsewhere(&node_id, &hello.addresses, from)
+        {
+            if self.held_events.admit(from, std::time::Instant::now()) {
+                self.cluster
+                    .deny(&node_id, &format!("node {node_id}"), why.clone())
+                    .await;
+            }
+            return Err(Status::failed_precondition(why));
+        }
         let handle = match self.cluster.connect_from(hello, from).await {
             Ok(h) => h,
             Err(e @ crate::cluster::ClusterError::SessionHeld { .. }) => {

@@ -44,6 +44,7 @@ pub fn services(
     rollouts: Arc<crate::rollout::Rollouts>,
     shutdown: CancellationToken,
     sessions: TaskTracker,
+    allow_nat: bool,
 ) -> Router {
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
         cluster: cluster.clone(),
@@ -51,6 +52,7 @@ pub fn services(
         shutdown,
         sessions,
         held_events: crate::cluster::JoinLimits::per_minute(1),
+        allow_nat,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let control = pb::control_server::ControlServer::new(control::ControlSvc {
