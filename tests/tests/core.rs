@@ -64,16 +64,22 @@ async fn an_agent_that_cannot_cache_its_state_says_so_and_the_master_shows_it() 
         "{events}"
     );
 
-    // Fixed: the next state is written, and the master hears it.
+    // The disk recovers: the agent writes the state again by itself (no
+    // new change needed), and the master hears it.
     std::fs::remove_dir(&cache).unwrap();
-    ctl(&admin, &["undrain", "web-1", "--wait"]).await.ok();
     eventually("the cache failure cleared", PATIENCE, || async {
         node_json(&admin, "web-1")
             .await
             .is_some_and(|n| n.get("cache_error").is_none())
     })
     .await;
-    assert!(cache.is_file());
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    assert_eq!(
+        cached["offline"]["reason"], "disk",
+        "the drain is durable: {cached}"
+    );
+    ctl(&admin, &["undrain", "web-1", "--wait"]).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -253,6 +253,9 @@ async fn once(
     let mut haproxy_rx = ctx.balancers.haproxy.clone();
     let mut lb_sent: Option<cluster_model::LbReport> = None;
     let mut announced = false;
+    // The last acknowledgement said the state could not be cached: the
+    // write is tried again at every report until the disk takes it.
+    let mut uncached = false;
     loop {
         let mut outgoing = Vec::new();
         if *got_state && !announced {
@@ -300,6 +303,12 @@ async fn once(
                 if tx.send(pb::AgentMessage { msg: Some(Out::Usage(usage)) }).await.is_err() {
                     return Err(SessionError::Closed);
                 }
+                if uncached && let Some(ack) = cache_again(ctx) {
+                    uncached = false;
+                    if tx.send(pb::AgentMessage { msg: Some(ack) }).await.is_err() {
+                        return Err(SessionError::Closed);
+                    }
+                }
             }
             msg = inbound.message() => {
                 let msg = msg.map_err(SessionError::Broken)?.ok_or(SessionError::Closed)?;
@@ -335,6 +344,9 @@ async fn once(
                     }
                     None => None,
                 };
+                if let Some(Out::Ack(a)) = &reply {
+                    uncached = !a.cache_error.is_empty();
+                }
                 if let Some(reply) = reply
                     && tx.send(pb::AgentMessage { msg: Some(reply) }).await.is_err() {
                         return Err(SessionError::Closed);
@@ -342,6 +354,27 @@ async fn once(
             }
         }
     }
+}
+
+/// Writes the current state to the cache again after a failure; once it
+/// is durable, the acknowledgement that says so (so the master clears its
+/// warning), or `None` while the disk still refuses.
+fn cache_again(ctx: &Context) -> Option<Out> {
+    let desired = ctx.shared.current();
+    if let Err(e) = ctx.cache.store_if_changed(&desired) {
+        tracing::debug!(error = %e, "the desired state still cannot be cached");
+        return None;
+    }
+    tracing::info!(
+        generation = desired.generation,
+        "the desired state is cached again"
+    );
+    let ack = Ack {
+        generation: desired.generation,
+        health: crate::health::status(&desired, &ctx.shared.checks.borrow()),
+        cache_error: None,
+    };
+    Some(Out::Ack((&ack).into()))
 }
 
 /// A state the master pushed.
