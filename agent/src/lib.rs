@@ -225,6 +225,7 @@ pub async fn run(
         report_interval_ms: config.report_interval.as_millis() as u32,
         wants_hosts: config.manage_hosts,
         wants_proxy: balancers.proxy.is_some(),
+        takes_hosts_in_parts: true,
     };
     let ctx = Arc::new(session::Context {
         masters: config.masters.clone(),

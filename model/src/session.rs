@@ -27,6 +27,8 @@ pub struct Hello {
     pub wants_hosts: bool,
     /// Whether the agent runs the proxy (and is sent routes and upstreams).
     pub wants_proxy: bool,
+    /// Whether the agent takes hosts lines in parts (see `HostsChunk`).
+    pub takes_hosts_in_parts: bool,
 }
 
 /// Everything the agent must hold, replacing what it had.

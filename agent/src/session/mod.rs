@@ -256,6 +256,7 @@ async fn once(
     // The last acknowledgement said the state could not be cached: the
     // write is tried again at every report until the disk takes it.
     let mut uncached = false;
+    let mut assembly = cluster_model::wire::HostsAssembly::default();
     loop {
         let mut outgoing = Vec::new();
         if *got_state && !announced {
@@ -312,6 +313,10 @@ async fn once(
             }
             msg = inbound.message() => {
                 let msg = msg.map_err(SessionError::Broken)?.ok_or(SessionError::Closed)?;
+                // A snapshot or delta sent in parts applies once whole.
+                let Some(msg) = assembly.take(msg).map_err(SessionError::Invalid)? else {
+                    continue;
+                };
                 let reply = match msg.msg {
                     Some(In::Snapshot(s)) => {
                         let s = Snapshot::try_from(s).map_err(SessionError::Invalid)?;
@@ -342,7 +347,8 @@ async fn once(
                             Received::Printed => return Ok(()),
                         }
                     }
-                    None => None,
+                    // Taken up by the assembly above.
+                    Some(In::HostsChunk(_)) | None => None,
                 };
                 if let Some(Out::Ack(a)) = &reply {
                     uncached = !a.cache_error.is_empty();

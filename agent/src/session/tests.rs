@@ -24,6 +24,7 @@ fn context(dir: &std::path::Path) -> Context {
             report_interval_ms: 1000,
             wants_hosts: false,
             wants_proxy: false,
+            takes_hosts_in_parts: false,
         },
         report_interval: Duration::from_secs(1),
         reconnect_min: Duration::from_millis(100),

@@ -30,6 +30,8 @@ pub struct SessionHandle {
     /// Fires when the proxies' view changes (for agents that run one).
     pub proxy_changed: watch::Receiver<u64>,
     pub wants_proxy: bool,
+    /// Whether its agent takes hosts lines in parts.
+    pub hosts_in_parts: bool,
 }
 
 /// What a session has sent: the generation stamped on its last message,
@@ -56,6 +58,7 @@ impl Cluster {
         from: Option<std::net::IpAddr>,
     ) -> Result<SessionHandle, ClusterError> {
         let (wants_hosts, wants_proxy) = (hello.wants_hosts, hello.wants_proxy);
+        let hosts_in_parts = hello.takes_hosts_in_parts;
         let node_id = hello.node_id.clone();
         self.held_elsewhere(&node_id, from)?;
         // An agent back unchanged (the usual case: its master went away)
@@ -105,6 +108,7 @@ impl Cluster {
             wants_hosts,
             proxy_changed: self.proxy_changed.subscribe(),
             wants_proxy,
+            hosts_in_parts,
         })
     }
 

@@ -197,6 +197,20 @@ fn delta(
     }))
 }
 
+/// Sends a snapshot or delta: in parts of a few KiB to an agent that
+/// takes hosts lines so (see `wire::in_parts`), whole to one that does not.
+async fn send_state(tx: &Tx, handle: &SessionHandle, msg: pb::MasterMessage) -> Result<(), ()> {
+    let parts = if handle.hosts_in_parts {
+        cluster_model::wire::in_parts(msg)
+    } else {
+        vec![msg]
+    };
+    for part in parts {
+        tx.send(Ok(part)).await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
 async fn sleep_until(due: Option<tokio::time::Instant>) {
     match due {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -216,7 +230,7 @@ async fn drive(
     let Some((mut sent, msg)) = snapshot(cluster, handle) else {
         return "node vanished";
     };
-    if tx.send(Ok(msg)).await.is_err() {
+    if send_state(&tx, handle, msg).await.is_err() {
         return "agent went away";
     }
     // When gathered hosts changes are due to be sent.
@@ -233,7 +247,7 @@ async fn drive(
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if send_state(&tx, handle, msg).await.is_err() {
                             return "agent went away";
                         }
                         sent = next;
@@ -245,7 +259,7 @@ async fn drive(
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if send_state(&tx, handle, msg).await.is_err() {
                             return "agent went away";
                         }
                         sent = next;
@@ -263,7 +277,7 @@ async fn drive(
                     Err(()) => return "node vanished",
                     Ok(None) => {}
                     Ok(Some((next, msg))) => {
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if send_state(&tx, handle, msg).await.is_err() {
                             return "agent went away";
                         }
                         sent = next;
@@ -301,7 +315,7 @@ async fn drive(
                         let Some((next, msg)) = snapshot(cluster, handle) else {
                             return "node vanished";
                         };
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if send_state(&tx, handle, msg).await.is_err() {
                             return "agent went away";
                         }
                         sent = next;

@@ -18,10 +18,11 @@
 //!   (1,000 regex terms, ~52 KiB), 2 MB ones (refused), handshakes with a
 //!   foreign certificate (refused) and joins without a token; against the
 //!   same master idle.
-//! - `plan [--upstreams N] [--runs N]` — `clusterctl plan` of a cluster
-//!   file with N upstreams (default 10,000; two servers each) and as many
-//!   routes: against an empty cluster (every line an add), and, once
-//!   applied, against itself (no change); with the file's size.
+//! - `plan [--upstreams N] [--routes N] [--runs N]` — `clusterctl plan` of
+//!   a cluster file with N upstreams (default 10,000; two servers each) and
+//!   routes to some of them (default none): against an empty cluster
+//!   (every line an add), and, once applied, against itself (no change);
+//!   with the file's size and the part clusterctl spends reading it.
 
 use cluster_proto as pb;
 use cluster_tests::{AgentProc, MasterProc, eventually};
@@ -550,9 +551,9 @@ async fn limits(args: &[String]) {
     );
 }
 
-/// A cluster file with `n` upstreams of two servers each, and a route to
-/// each.
-fn cluster_file(n: u64) -> String {
+/// A cluster file with `n` upstreams of two servers each, and routes to
+/// the first `routes` of them.
+fn cluster_file(n: u64, routes: u64) -> String {
     let mut text = String::from("[cluster]\nname = \"bench\"\n\n");
     for i in 0..n {
         let (a, b) = (i / 250, i % 250 + 1);
@@ -560,7 +561,7 @@ fn cluster_file(n: u64) -> String {
             "[upstreams.u{i}]\nservers = [{{ addr = \"10.{a}.{b}.1:80\" }}, {{ addr = \"10.{a}.{b}.2:80\", backup = true }}]\n\n"
         ));
     }
-    for i in 0..n {
+    for i in 0..routes.min(n) {
         text.push_str(&format!(
             "[routes.\"d{i}.example\"]\ninit = \"b\"\nrules.b = {{ type = \"backend\", upstream = \"u{i}\" }}\n\n"
         ));
@@ -570,16 +571,17 @@ fn cluster_file(n: u64) -> String {
 
 async fn plan(args: &[String]) {
     let n = arg(args, "--upstreams", 10_000);
+    let routes = arg(args, "--routes", 0);
     let runs = arg(args, "--runs", 5) as usize;
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.toml");
-    let text = cluster_file(n);
+    let text = cluster_file(n, routes);
     std::fs::write(&path, &text).unwrap();
     let file = path.to_str().unwrap();
     println!(
-        "cluster file: {n} upstreams and {n} routes, {:.2} MB",
+        "cluster file: {n} upstreams and {routes} routes, {:.2} MB",
         text.len() as f64 / 1e6
     );
     let timed = |what: &'static str, command: &'static str| {
@@ -595,6 +597,17 @@ async fn plan(args: &[String]) {
             summary(what, times);
         }
     };
+    let mut reads = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let desired = cluster_model::clusterfile::parse(&text).expect("the file reads");
+        let _json = serde_json::to_string(&desired).unwrap();
+        reads.push(started.elapsed());
+    }
+    summary(
+        "of which clusterctl reading the file and encoding it",
+        reads,
+    );
     timed("plan, every line an add", "plan").await;
     let started = Instant::now();
     cluster_tests::ctl(&admin, &["apply", file]).await.ok();

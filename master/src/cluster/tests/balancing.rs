@@ -132,6 +132,7 @@ async fn a_node_is_out_only_when_every_balancer_says_so() {
     let lb = c
         .connect(Hello {
             wants_proxy: true,
+            takes_hosts_in_parts: false,
             ..hello("lb")
         })
         .await

@@ -66,6 +66,7 @@ pub fn hello(id: &str) -> Hello {
         report_interval_ms: 0,
         wants_hosts: true,
         wants_proxy: false,
+        takes_hosts_in_parts: false,
     }
 }
 

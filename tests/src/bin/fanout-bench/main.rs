@@ -80,6 +80,10 @@ struct Args {
     via: Via,
 }
 
+/// Whether the simulated agents keep a hosts file (`--hosts yes`): then
+/// every session is sent every node's line, and each join a delta to all.
+pub(crate) static WANTS_HOSTS: AtomicBool = AtomicBool::new(false);
+
 fn parse_args() -> Args {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str, default: usize| {
@@ -111,6 +115,7 @@ fn parse_args() -> Args {
         "--masters",
         "--sessions",
         "--via",
+        "--hosts",
     ];
     if let Some(unknown) = args
         .iter()
@@ -119,6 +124,10 @@ fn parse_args() -> Args {
     {
         usage(&format!("unknown argument {unknown:?}"));
     }
+    WANTS_HOSTS.store(
+        word("--hosts", "no", &["no", "yes"]) == "yes",
+        Ordering::Relaxed,
+    );
     Args {
         agents: value("--agents", 1000),
         runs: value("--runs", 5),
@@ -141,7 +150,7 @@ fn parse_args() -> Args {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "fanout-bench: {problem}\nusage: fanout-bench [--agents N] [--runs R] [--store sled|etcd] \
-         [--masters N] [--sessions one|spread] [--via leader|standby]"
+         [--masters N] [--sessions one|spread] [--via leader|standby] [--hosts no|yes]"
     );
     std::process::exit(2);
 }
@@ -208,6 +217,9 @@ async fn bench(args: Args) -> Result<(), String> {
         enrollment.as_secs_f64()
     );
 
+    let pid = pid.to_string();
+    let rss_before = status_kib(&pid, "VmRSS").unwrap_or(0);
+    let storm = RssSampler::start(pid.clone());
     let started = Instant::now();
     open_sessions(&session_urls, &ca_pem, nodes, ended.clone())
         .await
@@ -215,11 +227,24 @@ async fn bench(args: Args) -> Result<(), String> {
     let patience = Duration::from_secs(60) + Duration::from_millis(10) * agents as u32;
     wait_connected(&mut control, agents, patience).await?;
     let sessions_open = started.elapsed();
-    let pid = pid.to_string();
+    let rss_storm = storm.peak();
     let rss_open = status_kib(&pid, "VmRSS").unwrap_or(0);
     eprintln!(
         "{agents} sessions open in {:.1}s; master RSS {:.1} MiB",
         sessions_open.as_secs_f64(),
+        mib(rss_open)
+    );
+    println!(
+        "join storm: {agents} sessions ({}) opened in {:.1}s ({HANDSHAKES_IN_FLIGHT} at a time); \
+         master RSS before {:.1} MiB, peak while they opened {:.1} MiB, after {:.1} MiB",
+        if WANTS_HOSTS.load(Ordering::Relaxed) {
+            "each keeping a hosts file"
+        } else {
+            "no hosts files"
+        },
+        sessions_open.as_secs_f64(),
+        mib(rss_before),
+        mib(rss_storm),
         mib(rss_open)
     );
 

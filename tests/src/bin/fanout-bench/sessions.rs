@@ -98,6 +98,8 @@ pub(crate) fn hello(id: &str) -> pb::AgentMessage {
             addresses: vec!["127.0.0.1".into()],
             agent_version: "fanout-bench".into(),
             report_interval_ms: REPORT_INTERVAL.as_millis() as u32,
+            wants_hosts: crate::WANTS_HOSTS.load(std::sync::atomic::Ordering::Relaxed),
+            takes_hosts_in_parts: true,
             ..Default::default()
         })),
     }
@@ -113,8 +115,10 @@ pub(crate) fn reply_to(msg: pb::MasterMessage) -> Option<pb::AgentMessage> {
         })
     };
     let reply = match msg.msg? {
-        In::Snapshot(s) => ack(s.generation),
-        In::Delta(d) => ack(d.generation),
+        // A state sent in parts is acknowledged once its last part is in.
+        In::Snapshot(s) if !s.hosts_more => ack(s.generation),
+        In::Delta(d) if !d.hosts_more => ack(d.generation),
+        In::HostsChunk(c) if !c.more => ack(c.generation),
         In::Run(job) => Out::Done(pb::JobDone {
             job_id: job.job_id,
             exit_code: 0,
