@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
-#                                #          hafailover hadrain hafanout
+#                                #          hafailover hadrain hafanout limits plan storm
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -33,6 +33,13 @@
 # hafanout — `run` fanned out to 1,000 simulated agents: one master on
 #          sled; 3 on etcd with every session on the leader; spread over
 #          the 3 (called through the leader, then a standby); twice each
+# limits — the master's RSS and drain latency while it is flooded: the
+#          largest target expression, 2 MB ones, refused handshakes,
+#          token-less joins (10 s each)
+# plan   — `clusterctl plan` of a 10,000-upstream cluster file, and of one
+#          with 10,000 routes besides
+# storm  — 10,000 simulated agents that keep hosts files opening their
+#          sessions at once (and, for comparison, 10,000 that keep none)
 #
 # Needs wrk, nginx and HAProxy for proxy and lbdrain (tests/run installs them).
 # Needs etcd (Debian's etcd-server, etcd-client) and protoc for the ha modes:
@@ -40,7 +47,7 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -173,4 +180,18 @@ if has hafanout; then
     name=${way%%|*}; m=$(mean "${p50s[$name]}")
     echo "fan-out to 1000, $name: p50 per repeat ${p50s[$name]}(mean ${m}ms); etcd/sled $(awk "BEGIN {printf \"%.2f\", $m / $sled}")x"
   done
+fi
+
+if has limits; then
+  "$bin/cluster-bench" limits --seconds 10
+fi
+
+if has plan; then
+  "$bin/cluster-bench" plan --upstreams 10000 --runs 5
+  "$bin/cluster-bench" plan --upstreams 10000 --routes 10000 --runs 5
+fi
+
+if has storm; then
+  "$bin/fanout-bench" --agents 10000 --runs 1 --hosts yes
+  "$bin/fanout-bench" --agents 10000 --runs 1 --hosts no
 fi

@@ -25,6 +25,7 @@
 
 mod drain;
 mod error;
+pub(crate) mod hosts_table;
 pub mod joins;
 mod latency;
 mod ops;
@@ -39,6 +40,7 @@ pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
+pub use hosts_table::Part as HostsPart;
 pub use joins::JoinLimits;
 pub use latency::{BUCKETS, CommitLatency, Histogram};
 pub use ops::{Caller, TokenGrant};
@@ -75,6 +77,8 @@ struct Inner {
     state: State,
     channels: HashMap<NodeId, Channels>,
     next_session_id: u64,
+    /// Every hosts line as sessions send it, shared.
+    hosts_table: hosts_table::HostsTable,
 }
 
 /// How the CA signs for planners.
@@ -213,6 +217,7 @@ impl Cluster {
                 state,
                 channels: HashMap::new(),
                 next_session_id: 0,
+                hosts_table: Default::default(),
             }),
             writer: tokio::sync::Mutex::new(()),
             changes: watch::Sender::new(0),

@@ -303,14 +303,19 @@ impl Cluster {
         }
     }
 
-    /// Everything a session's first message holds, read at one instant.
-    pub fn session_snapshot(&self, h: &SessionHandle) -> Option<(SessionSnapshot, Snapshot)> {
-        let inner = self.inner();
+    /// Everything a session's first message holds, read at one instant:
+    /// the snapshot, its hosts lines apart (the shared table's parts).
+    pub fn session_snapshot(
+        &self,
+        h: &SessionHandle,
+    ) -> Option<(SessionSnapshot, Snapshot, Vec<super::HostsPart>)> {
+        let mut inner = self.inner();
+        let inner = &mut *inner;
         let st = &inner.state;
         let node = st.node(&h.node_id)?;
-        // An agent that keeps no hosts file gets no lines: not even built.
-        let hosts = if h.wants_hosts {
-            st.host_entries()
+        // An agent that keeps no hosts file gets no lines.
+        let parts = if h.wants_hosts {
+            inner.hosts_table.parts(st)
         } else {
             Vec::new()
         };
@@ -325,10 +330,10 @@ impl Cluster {
             generation: st.revision(),
             epoch: self.epoch(),
             node: node.value.spec(),
-            hosts,
+            hosts: Vec::new(),
             proxy,
         };
-        Some((sent, snapshot))
+        Some((sent, snapshot, parts))
     }
 
     /// What moved since `sent`, read at one instant: `Ok(None)` when

@@ -172,15 +172,46 @@ impl pb::agent_service_server::AgentService for AgentSvc {
 
 type Tx = mpsc::Sender<Result<pb::MasterMessage, Status>>;
 
-fn snapshot(
+/// Sends the session's snapshot: to an agent that takes hosts lines in
+/// parts, the snapshot without them and then one `HostsChunk` per part of
+/// the shared table, each made as it is sent; to one that does not, all
+/// in one message.
+async fn send_snapshot(
     cluster: &Cluster,
     handle: &SessionHandle,
-) -> Option<(SessionSnapshot, pb::MasterMessage)> {
-    let (sent, snapshot) = cluster.session_snapshot(handle)?;
-    let msg = pb::MasterMessage {
-        msg: Some(Out::Snapshot((&snapshot).into())),
+    tx: &Tx,
+) -> Result<SessionSnapshot, &'static str> {
+    let Some((sent, snapshot, parts)) = cluster.session_snapshot(handle) else {
+        return Err("node vanished");
     };
-    Some((sent, msg))
+    let mut head = pb::Snapshot::from(&snapshot);
+    let gone = |_| "agent went away";
+    if !handle.hosts_in_parts {
+        head.hosts = parts.iter().flat_map(|p| p.iter().cloned()).collect();
+        let msg = pb::MasterMessage {
+            msg: Some(Out::Snapshot(head)),
+        };
+        tx.send(Ok(msg)).await.map_err(gone)?;
+        return Ok(sent);
+    }
+    head.hosts_more = !parts.is_empty();
+    let msg = pb::MasterMessage {
+        msg: Some(Out::Snapshot(head)),
+    };
+    tx.send(Ok(msg)).await.map_err(gone)?;
+    let last = parts.len().saturating_sub(1);
+    for (i, part) in parts.iter().enumerate() {
+        let chunk = pb::HostsChunk {
+            generation: sent.generation,
+            hosts: part.to_vec(),
+            more: i < last,
+        };
+        let msg = pb::MasterMessage {
+            msg: Some(Out::HostsChunk(chunk)),
+        };
+        tx.send(Ok(msg)).await.map_err(gone)?;
+    }
+    Ok(sent)
 }
 
 /// The delta since `sent`, if anything moved; `Err` when the node is gone.
@@ -227,12 +258,10 @@ async fn drive(
     tx: Tx,
     shutdown: CancellationToken,
 ) -> &'static str {
-    let Some((mut sent, msg)) = snapshot(cluster, handle) else {
-        return "node vanished";
+    let mut sent = match send_snapshot(cluster, handle, &tx).await {
+        Ok(sent) => sent,
+        Err(why) => return why,
     };
-    if send_state(&tx, handle, msg).await.is_err() {
-        return "agent went away";
-    }
     // When gathered hosts changes are due to be sent.
     let mut hosts_due: Option<tokio::time::Instant> = None;
     loop {
@@ -311,15 +340,10 @@ async fn drive(
                             return "protocol error: bad balancer report";
                         }
                     },
-                    In::Resync(_) => {
-                        let Some((next, msg)) = snapshot(cluster, handle) else {
-                            return "node vanished";
-                        };
-                        if send_state(&tx, handle, msg).await.is_err() {
-                            return "agent went away";
-                        }
-                        sent = next;
-                    }
+                    In::Resync(_) => match send_snapshot(cluster, handle, &tx).await {
+                        Ok(next) => sent = next,
+                        Err(why) => return why,
+                    },
                     In::Output(o) => {
                         let o = JobOutput::from(o);
                         let report = jobs::Report::Output { stream: o.stream, data: o.data };

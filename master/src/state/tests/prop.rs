@@ -275,4 +275,28 @@ proptest! {
             prop_assert_eq!(reloaded.status(id, NOW), live.status(id, NOW));
         }
     }
+
+    /// The shared hosts table, brought up to date at random moments, holds
+    /// exactly the state's lines.
+    #[test]
+    fn the_shared_hosts_table_follows_the_state(
+        ops in proptest::collection::vec((op(), proptest::bool::ANY), 1..60)
+    ) {
+        let store = MemStore::default();
+        let mut live = state();
+        let mut table = crate::cluster::hosts_table::HostsTable::default();
+        let lines = |parts: Vec<crate::cluster::HostsPart>| {
+            sorted(parts.iter().flat_map(|p| p.iter().cloned()).collect::<Vec<_>>())
+        };
+        let want = |st: &State| {
+            sorted(st.host_entries().iter().map(cluster_proto::HostEntry::from).collect::<Vec<_>>())
+        };
+        for (op, look) in &ops {
+            execute(&mut live, &store, op);
+            if *look {
+                prop_assert_eq!(lines(table.parts(&live)), want(&live));
+            }
+        }
+        prop_assert_eq!(lines(table.parts(&live)), want(&live));
+    }
 }
