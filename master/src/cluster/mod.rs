@@ -14,6 +14,8 @@
 //! Rapid changes coalesce and none is lost. See `grpc/LIFECYCLE.md`.
 //!
 //! - `sessions` — agents connecting, what they report, what they are sent.
+//! - `access` — callers by their certificates, refusals, tokens, node
+//!   keys and their renewal, people's certificates, what expires when.
 //! - `ops` — every other mutation and read, by area.
 //! - `retention` — the history kept bounded (the leader's work).
 //! - `replica` — one master among several: commits made by the leader,
@@ -23,6 +25,7 @@
 //! - `latency` — how long commits take, for `/metrics`.
 //! - `error` — [`ClusterError`].
 
+mod access;
 mod drain;
 mod error;
 pub(crate) mod hosts_table;
@@ -38,12 +41,12 @@ mod tests;
 
 pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
+pub use access::{Caller, TokenGrant};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
 pub use hosts_table::Part as HostsPart;
 pub use joins::JoinLimits;
 pub use latency::{BUCKETS, CommitLatency, Histogram};
-pub use ops::{Caller, TokenGrant};
 pub use replica::{Alone, LEADER_PATIENCE, MasterView, Masters, Me, PeerStatus, Peers};
 pub use retention::Retention;
 pub use sessions::{SessionHandle, SessionSnapshot};

@@ -12,6 +12,7 @@
 
 mod control;
 mod node;
+mod parts;
 mod rotation;
 mod session;
 
@@ -19,7 +20,8 @@ pub use control::{
     job_to_pb, key_rows, role_of, route_of, route_to_pb, run_event_of, target_of, upstream_of,
     upstream_to_pb,
 };
-pub use session::{HOSTS_CHUNK_LINES, HostsAssembly, in_parts, resolved_to_pb};
+pub use parts::{HOSTS_CHUNK_LINES, HostsAssembly, in_parts};
+pub use session::resolved_to_pb;
 
 use crate::ids::{InvalidName, NodeId, NodeName};
 

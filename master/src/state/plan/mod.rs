@@ -21,16 +21,17 @@ mod access;
 mod balancing;
 mod declare;
 mod groups;
+mod keys;
 mod nodes;
 mod records;
 
 pub use access::{
-    CreateToken, DecideKeys, DeleteTokens, Deny, IssueUser, Join, JoinOutcome, KeyDecision,
-    MAX_PENDING, RenewNode, Renewed, RevokeUser, join_is_cheap,
+    CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, join_is_cheap,
 };
 pub use balancing::{RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
 pub use groups::SetGroup;
+pub use keys::{DecideKeys, Join, KeyDecision, MAX_PENDING, RenewNode, Renewed};
 pub use nodes::{
     CacheEvent, CheckEvents, NodeChange, Register, RemoveNode, Rename, SetLabels, SetOut,
     SweepLiveness,
