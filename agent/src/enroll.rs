@@ -202,6 +202,39 @@ impl Enrollment {
         Ok(key)
     }
 
+    /// A certificate request for the node's id with `key`.
+    fn request(&self, key: &rcgen::KeyPair) -> Result<String, EnrollError> {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, self.node_id.clone());
+        Ok(params.serialize_request(key)?.pem()?)
+    }
+
+    /// A connection to `master` with `tls`, from the node's own address,
+    /// within [`CONNECT_TIMEOUT`].
+    async fn connect(
+        &self,
+        master: &str,
+        tls: ClientTlsConfig,
+    ) -> Result<tonic::transport::Channel, EnrollError> {
+        let unreachable = |reason: String| EnrollError::Connect {
+            master: master.to_owned(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(master.to_owned())
+            .map_err(|e| unreachable(e.to_string()))?
+            .tls_config(tls)
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .local_address(self.source_for(master));
+        tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(error_chain(&e)))
+    }
+
     /// Drops the certificate the master no longer accepts (the key stays).
     pub fn forget_certificate(&self) {
         let _ = std::fs::remove_file(self.cert_path());
@@ -221,31 +254,12 @@ impl Enrollment {
         })?;
         let ca_pem = self.ca(master).await?;
         let key = self.key()?;
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, self.node_id.clone());
-        let csr_pem = params.serialize_request(&key)?.pem()?;
-
+        let csr_pem = self.request(&key)?;
         let (host, _) = host_port(master);
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&ca_pem))
             .domain_name(host);
-        let unreachable = |reason: String| EnrollError::Connect {
-            master: master.to_owned(),
-            reason,
-        };
-        let endpoint = Endpoint::from_shared(master.to_owned())
-            .map_err(|e| unreachable(e.to_string()))?
-            .tls_config(tls)
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .local_address(self.source_for(master));
-        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
-            .await
-            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(error_chain(&e)))?;
+        let channel = self.connect(master, tls).await?;
         let resp = pb::enrollment_client::EnrollmentClient::new(channel)
             .join(pb::JoinRequest {
                 node_id: self.node_id.clone(),
@@ -296,27 +310,9 @@ impl Enrollment {
         current: &Credentials,
     ) -> Result<Credentials, EnrollError> {
         let key = self.key()?;
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, self.node_id.clone());
-        let csr_pem = params.serialize_request(&key)?.pem()?;
+        let csr_pem = self.request(&key)?;
         let (host, _) = host_port(master);
-        let unreachable = |reason: String| EnrollError::Connect {
-            master: master.to_owned(),
-            reason,
-        };
-        let endpoint = Endpoint::from_shared(master.to_owned())
-            .map_err(|e| unreachable(e.to_string()))?
-            .tls_config(current.tls(&host))
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .local_address(self.source_for(master));
-        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
-            .await
-            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(error_chain(&e)))?;
+        let channel = self.connect(master, current.tls(&host)).await?;
         let resp = pb::agent_service_client::AgentServiceClient::new(channel)
             .renew(pb::RenewRequest { csr_pem })
             .await

@@ -10,6 +10,25 @@ use serde_json::Value;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A person's certificate with `role`, and clusterctl as them (the
+/// directory holds their files).
+async fn user(
+    admin: &cluster_tests::Admin,
+    name: &str,
+    role: &str,
+) -> (tempfile::TempDir, cluster_tests::Admin) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    ctl(admin, &["user", "add", name, "--role", role, "--out", out])
+        .await
+        .ok();
+    let as_them = admin.with_identity(
+        dir.path().join(format!("{name}.crt")),
+        dir.path().join(format!("{name}.key")),
+    );
+    (dir, as_them)
+}
 /// Join tokens can be listed (never their secret) and withdrawn; a
 /// deleted token admits nobody; an agent reads its token from a file.
 #[tokio::test(flavor = "multi_thread")]
@@ -144,15 +163,8 @@ async fn users_are_listed_and_a_revoked_one_is_refused_for_good() {
     cluster_tests::crypto();
     let mut master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, olga) = user(&admin, "olga", "operator").await;
     let out = dir.path().to_str().unwrap();
-    ctl(
-        &admin,
-        &["user", "add", "olga", "--role", "operator", "--out", out],
-    )
-    .await
-    .ok();
-    let olga = admin.with_identity(dir.path().join("olga.crt"), dir.path().join("olga.key"));
     ctl(&olga, &["nodes"]).await.ok();
     let users = ctl(&admin, &["user", "list", "-o", "json"])
         .await
@@ -217,15 +229,7 @@ async fn a_reader_reads_and_may_not_drain() {
         .addr("127.0.0.90")
         .spawn();
     eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_str().unwrap();
-    ctl(
-        &admin,
-        &["user", "add", "rita", "--role", "read", "--out", out],
-    )
-    .await
-    .ok();
-    let rita = admin.with_identity(dir.path().join("rita.crt"), dir.path().join("rita.key"));
+    let (_dir, rita) = user(&admin, "rita", "read").await;
     ctl(&rita, &["nodes"]).await.ok();
     ctl(&rita, &["events"]).await.ok();
     let refused = ctl(&rita, &["drain", "web-1", "--reason", "r"]).await;
@@ -257,15 +261,7 @@ async fn revoking_a_user_closes_the_calls_it_has_open() {
         .addr("127.0.0.91")
         .spawn();
     eventually("web-1 connected", PATIENCE, || connected(&admin, "web-1")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_str().unwrap();
-    ctl(
-        &admin,
-        &["user", "add", "ada", "--role", "admin", "--out", out],
-    )
-    .await
-    .ok();
-    let ada = admin.with_identity(dir.path().join("ada.crt"), dir.path().join("ada.key"));
+    let (_dir, ada) = user(&admin, "ada", "admin").await;
     // The job would take 47 s; the call must end long before.
     let run = tokio::time::timeout(
         Duration::from_secs(30),
@@ -432,21 +428,7 @@ async fn node_certificates_renew_themselves_before_they_expire() {
     let now = serial().await;
     assert_ne!(now, first);
     // `ca status` says what expires when, and when the node renews.
-    let dir = tempfile::tempdir().unwrap();
-    ctl(
-        &admin,
-        &[
-            "user",
-            "add",
-            "olga",
-            "--role",
-            "read",
-            "--out",
-            dir.path().to_str().unwrap(),
-        ],
-    )
-    .await
-    .ok();
+    let _olga = user(&admin, "olga", "read").await;
     let status = ctl(&admin, &["ca", "status", "-o", "json"])
         .await
         .ok()

@@ -239,24 +239,30 @@ async fn a_key_left_pending_past_its_time_is_deleted_with_an_event() {
     );
 }
 
+/// Node `a`'s certificate, enrolled with a token and `csr`.
+async fn enrolled(c: &Cluster, csr: &str) -> String {
+    let grant = c
+        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .await
+        .unwrap();
+    match c
+        .join("a", csr, Some(&grant.token), None, &Default::default())
+        .await
+        .unwrap()
+    {
+        JoinOutcome::Accepted { cert_pem, .. } => cert_pem,
+        other => panic!("not accepted: {other:?}"),
+    }
+}
+
 /// A node renews with its certificate and key: early is refused; once due,
 /// a new certificate, the old one still accepted (so a lost answer can be
 /// asked for again, and is answered the same); another key, never.
 #[tokio::test]
 async fn a_node_renews_its_certificate_when_due_and_only_for_its_own_key() {
     let (_, c, _) = cluster(&[]).await;
-    let grant = c
-        .create_token("admin", Duration::from_secs(60), None, vec![])
-        .await
-        .unwrap();
     let (_, csr) = new_key_and_csr("a").unwrap();
-    let JoinOutcome::Accepted { cert_pem, .. } = c
-        .join("a", &csr, Some(&grant.token), None, &Default::default())
-        .await
-        .unwrap()
-    else {
-        panic!("not accepted")
-    };
+    let cert_pem = enrolled(&c, &csr).await;
     let serial = pki::serial_of(&der(&cert_pem)).unwrap();
     let id = NodeId::new("a").unwrap();
     // A year's certificate, a minute old: not due.
@@ -274,17 +280,7 @@ async fn a_node_renews_its_certificate_when_due_and_only_for_its_own_key() {
     let c = Cluster::open(store, ca, Duration::from_secs(15), HostsNaming::default())
         .await
         .unwrap();
-    let grant = c
-        .create_token("admin", Duration::from_secs(60), None, vec![])
-        .await
-        .unwrap();
-    let JoinOutcome::Accepted { cert_pem, .. } = c
-        .join("a", &csr, Some(&grant.token), None, &Default::default())
-        .await
-        .unwrap()
-    else {
-        panic!("not accepted")
-    };
+    let cert_pem = enrolled(&c, &csr).await;
     let old = pki::serial_of(&der(&cert_pem)).unwrap();
     let renewed = c.renew(&id, &old, &csr).await.unwrap();
     let new = pki::serial_of(&der(&renewed.cert_pem)).unwrap();
