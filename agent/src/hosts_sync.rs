@@ -29,9 +29,15 @@ pub fn sync(ctx: &Context, desired: &Desired) {
             Ok(Written::Renamed) => {
                 tracing::info!(path = %file.path.display(), lines = desired.hosts.len(), "hosts file updated")
             }
-            Ok(Written::InPlace) => tracing::warn!(
+            Ok(Written::InPlace) => tracing::info!(
                 path = %file.path.display(),
-                "hosts file updated in place: it cannot be replaced atomically here (a bind mount?)"
+                lines = desired.hosts.len(),
+                "hosts file updated in place, under a write lease: it cannot be replaced here (a bind mount?)"
+            ),
+            Ok(Written::InPlaceUnguarded(why)) => tracing::warn!(
+                path = %file.path.display(),
+                why = %why,
+                "hosts file updated in place without a write lease: a reader may have caught it half written"
             ),
             Err(e) => {
                 tracing::error!(error = %e, "cannot update the hosts file; it was left as it was")

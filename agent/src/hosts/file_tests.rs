@@ -3,10 +3,10 @@
 //! anything, the in-place fallback, `plan`, and readers never seeing a partial
 //! file while the agent rewrites it.
 
-use super::{HostEntry, HostsError, HostsFile, RenderError, Written, render};
+use super::{HostEntry, HostsError, HostsFile, NoLease, RenderError, Written, render};
 use std::io;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn e(address: &str, names: &[&str]) -> HostEntry {
@@ -264,6 +264,144 @@ fn a_target_that_cannot_be_renamed_over_is_rewritten_in_place() {
         assert_eq!(std::fs::read_to_string(&file.path).unwrap(), shorter);
         assert_eq!(file.apply_with(&[], &busy).unwrap(), Written::Unchanged);
     }
+}
+
+#[test]
+fn without_a_lease_the_rewrite_in_place_still_completes_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = hosts(dir.path(), Some("127.0.0.1 localhost\n"));
+    let busy = |_: &Path, _: &Path| Err(io::Error::from_raw_os_error(libc::EBUSY));
+    // Another process's reader, holding the file open all along: no lease
+    // can be granted while it does.
+    let held = std::fs::File::open(&file.path).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        file.apply_with(&web(), &busy).unwrap(),
+        Written::InPlaceUnguarded(NoLease::HeldOpen)
+    );
+    assert!(started.elapsed() >= super::LEASE_PATIENCE);
+    let grown = render("127.0.0.1 localhost\n", None, &web()).unwrap();
+    assert_eq!(std::fs::read_to_string(&file.path).unwrap(), grown);
+    assert_eq!(
+        file.apply_with(&[], &busy).unwrap(),
+        Written::InPlaceUnguarded(NoLease::HeldOpen)
+    );
+    let shrunk = render("127.0.0.1 localhost\n", None, &[]).unwrap();
+    assert_eq!(std::fs::read_to_string(&file.path).unwrap(), shrunk);
+    drop(held);
+    assert_eq!(file.apply_with(&web(), &busy).unwrap(), Written::InPlace);
+    assert_eq!(std::fs::read_to_string(&file.path).unwrap(), grown);
+}
+
+/// A file bind-mounted over another — `/etc/hosts` in a container — undone
+/// when dropped.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(source: &Path, target: &Path) -> BindMount {
+        use std::os::unix::ffi::OsStrExt as _;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (src, dst) = (c(source), c(target));
+        // SAFETY: two NUL-terminated paths; a bind mount takes no type or data.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "cannot bind-mount {} over {}: {} (the tests run as root, as CI runs them)",
+            source.display(),
+            target.display(),
+            io::Error::last_os_error()
+        );
+        BindMount(target.to_owned())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dst = std::ffi::CString::new(self.0.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path this test mounted.
+        unsafe { libc::umount2(dst.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// The rewrite in place, over a real bind mount, while two readers that take
+/// no lock read the file as a busy resolver does (open, read, close, some
+/// 10,000 times a second each): 1,000 rewrites between a long block (several
+/// pages) and a short one, and not one read sees anything but one whole
+/// version or the other — no empty file, no prefix, no mix. (Without the
+/// lease, about one read in 200 does.)
+#[test]
+fn a_bind_mounted_hosts_file_is_never_seen_empty_or_partial() {
+    const REWRITES: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let original = "127.0.0.1 localhost\n::1 localhost\n";
+    let source = dir.path().join("container-hosts");
+    std::fs::write(&source, original).unwrap();
+    let file = hosts(dir.path(), Some(original));
+    let _mount = BindMount::new(&source, &file.path);
+    let long: Vec<HostEntry> = (0..300u32)
+        .map(|i| {
+            let name = format!("web-{i:03}");
+            e(
+                &format!("10.0.{}.{}", i / 250, i % 250 + 1),
+                &[&format!("{name}.cluster.example.com"), &name],
+            )
+        })
+        .collect();
+    let sets = [long, vec![e("10.0.9.9", &["db-1.example.com", "db-1"])]];
+    let expected: Vec<String> = sets
+        .iter()
+        .map(|s| render(original, None, s).unwrap())
+        .collect();
+    assert!(expected[0].len() > 3 * 4096, "{}", expected[0].len());
+    assert_eq!(file.apply(&sets[1]).unwrap(), Written::InPlace);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, path, expected) = (stop.clone(), file.path.clone(), expected.clone());
+            std::thread::spawn(move || -> Result<[usize; 2], String> {
+                let mut seen = [0, 0];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                    match expected.iter().position(|x| *x == text) {
+                        Some(i) => seen[i] += 1,
+                        None => {
+                            return Err(format!(
+                                "a read of {} bytes is neither version: {:?}…",
+                                text.len(),
+                                &text[..text.len().min(200)]
+                            ));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Ok(seen)
+            })
+        })
+        .collect();
+    for i in 0..REWRITES {
+        assert_eq!(
+            file.apply(&sets[i % 2]).unwrap(),
+            Written::InPlace,
+            "rewrite {i}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let seen = reader.join().unwrap().unwrap();
+        assert!(seen.iter().all(|&n| n > 0), "each version read: {seen:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&source).unwrap(), expected[1]);
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub mod validate;
 
 pub use block::{RenderError, render, unmanaged};
 pub use diff::diff;
-pub use file::{HostsError, HostsFile, Written};
+pub use file::{HostsError, HostsFile, LEASE_PATIENCE, NoLease, Written};
 
 /// The first line of the managed block.
 pub const BEGIN: &str = "# BEGIN clusterctl — managed, do not edit";

@@ -3,7 +3,8 @@
 //! the state's lock — not a copy of 10,000 lines, formatted and sorted for
 //! each session — and turns each part into a message only as it sends it.
 //! A hosts change copies the one part it touches; the table follows the
-//! state's hosts log, so it is brought up to date when read.
+//! state's hosts log, so it is brought up to date when read. A state loaded
+//! again whole (its log begun anew) takes a new table.
 
 use crate::state::State;
 use cluster_model::NodeId;

@@ -362,6 +362,8 @@ impl Cluster {
                         let revision = loaded.revision;
                         let effects: Effects =
                             inner.state.reload(loaded, cluster_model::time::now_ms());
+                        // Lines removed in the gap are in no log: built afresh.
+                        inner.hosts_table = Default::default();
                         self.wake(&mut inner, effects);
                         revision
                     }
