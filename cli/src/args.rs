@@ -283,11 +283,13 @@ pub struct RouteImportArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Create a join token; prints it with the CA fingerprint agents pin.
+    /// Create a join token (prints it with the CA fingerprint agents pin),
+    /// or with `--api` a token for the HTTP API and the dashboard.
     Create(TokenCreateArgs),
-    /// List join tokens: uses left, roles, expiry (never the secret).
+    /// List tokens: join and API, uses left, roles, expiry (never the secret).
     List,
-    /// Delete join tokens by id (the part before the dot) or glob.
+    /// Delete tokens by id (the part before the dot) or glob: from that
+    /// moment they open nothing.
     Delete(TokenIds),
 }
 
@@ -300,15 +302,31 @@ pub struct TokenIds {
 
 #[derive(ClapArgs, Debug)]
 pub struct TokenCreateArgs {
-    /// How long the token can be used.
-    #[arg(long, value_parser = parse_duration, default_value = "1h")]
-    pub ttl: Duration,
+    /// How long the token can be used (default: 1h for a join token; an
+    /// API token does not expire unless given one).
+    #[arg(long, value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
     /// How many agents may join with it (default: any number until it expires).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api")]
     pub uses: Option<u32>,
     /// Roles given to every node that joins with it (repeat or comma-separate).
-    #[arg(long = "roles", value_delimiter = ',')]
+    #[arg(long = "roles", value_delimiter = ',', conflicts_with = "api")]
     pub roles: Vec<String>,
+    /// A token for the HTTP API and the dashboard (sent as `Authorization:
+    /// Bearer`, or as HTTP Basic's password), not for joining nodes.
+    #[arg(long)]
+    pub api: bool,
+    /// What an API token may do: read, operator (drain too) or admin.
+    #[arg(long, requires = "api", default_value = "read", value_parser = parse_role)]
+    pub role: cluster_model::Role,
+    /// Whom the event log names for what an API token does (default:
+    /// `api-ID`).
+    #[arg(long, requires = "api")]
+    pub name: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<cluster_model::Role, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]

@@ -79,9 +79,34 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                 Output::Table => write_out(out, &render::events_table(&events)),
             }
         }
-        Command::Token(TokenCommand::Create(a)) => {
+        Command::Token(TokenCommand::Create(a)) if a.api => {
+            let name = a.name.unwrap_or_default();
             let t = client
-                .create_token(a.ttl, a.uses.unwrap_or(0), a.roles)
+                .create_token(a.ttl, 0, Vec::new(), Some((name, a.role)))
+                .await?;
+            match output {
+                Output::Json => print_json(out, &t),
+                // The token alone on its first line: `| head -1` takes it.
+                Output::Table => write_out(
+                    out,
+                    &format!(
+                        "{}\n\nholder:   {}\nrole:     {}\nexpires:  {}\n\n\
+                         Shown once: only its hash is kept. Use it as\n  \
+                         curl -H \"Authorization: Bearer $TOKEN\" http://MASTER:HTTP_PORT/api/v1/nodes\n\
+                         or log in with it on the dashboard. `clusterctl token delete {}` withdraws it.\n",
+                        t.token,
+                        t.holder.as_deref().unwrap_or_default(),
+                        t.role.as_deref().unwrap_or_default(),
+                        t.expires,
+                        t.token.split('.').next().unwrap_or_default(),
+                    ),
+                ),
+            }
+        }
+        Command::Token(TokenCommand::Create(a)) => {
+            let ttl = a.ttl.unwrap_or(std::time::Duration::from_secs(3600));
+            let t = client
+                .create_token(Some(ttl), a.uses.unwrap_or(0), a.roles, None)
                 .await?;
             match output {
                 Output::Json => print_json(out, &t),

@@ -175,7 +175,12 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     };
     let mut client = connect_when_ready(&admin).await?;
     let join = client
-        .create_token(Duration::from_secs(600), u32::from(args.agents), Vec::new())
+        .create_token(
+            Some(Duration::from_secs(600)),
+            u32::from(args.agents),
+            Vec::new(),
+            None,
+        )
         .await?;
     let mut nodes = Vec::new();
     for (i, health) in healths.into_iter().enumerate() {

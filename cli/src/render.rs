@@ -202,18 +202,36 @@ pub fn users_table(users: &[UserView]) -> String {
 }
 
 pub fn tokens_table(tokens: &[TokenInfoView]) -> String {
-    let mut t = table(&["ID", "STATE", "USES LEFT", "ROLES", "EXPIRES", "CREATED BY"]);
+    let mut t = table(&[
+        "ID",
+        "KIND",
+        "STATE",
+        "USES LEFT",
+        "ROLES",
+        "EXPIRES",
+        "CREATED BY",
+    ]);
     for k in tokens {
+        let (uses, roles) = match (&k.holder, k.role) {
+            // An API token: its holder and role where a join token's uses
+            // and node roles go.
+            (Some(holder), Some(role)) => ("-".to_owned(), format!("{role} ({holder})")),
+            _ => (
+                k.uses_left
+                    .map_or_else(|| "unlimited".to_owned(), |u| u.to_string()),
+                if k.roles.is_empty() {
+                    "-".into()
+                } else {
+                    k.roles.join(",")
+                },
+            ),
+        };
         t.add_printable(vec![
             k.id.clone(),
+            k.kind.to_owned(),
             k.state.to_owned(),
-            k.uses_left
-                .map_or_else(|| "unlimited".to_owned(), |u| u.to_string()),
-            if k.roles.is_empty() {
-                "-".into()
-            } else {
-                k.roles.join(",")
-            },
+            uses,
+            roles,
             k.expires.clone(),
             k.created_by.clone(),
         ]);

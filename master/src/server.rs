@@ -265,16 +265,6 @@ pub async fn run(
         dropped,
         config.refusal_window,
     ));
-    let http = listeners.http.map(|l| {
-        let app = crate::http::router(cluster.clone());
-        let token = token.clone();
-        tokio::spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-        })
-    });
-
     let jobs = Arc::new(crate::jobs::Jobs::new(config.job_output_limit));
     if let Some(peers) = &peers {
         peers.set_jobs(jobs.clone());
@@ -292,6 +282,20 @@ pub async fn run(
         .max_concurrent_streams(Some(128))
         .concurrency_limit_per_connection(256);
     let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone(), halt).await;
+    let http = listeners.http.map(|l| {
+        let app = crate::http::router(crate::http::Http::new(
+            cluster.clone(),
+            Some(rollouts.clone()),
+        ));
+        let token = token.clone();
+        tokio::spawn(async move {
+            // The peer's address: refusals name it, and are counted by it.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(l, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+        })
+    });
     let housekeeping = tokio::spawn(housekeeping(
         cluster.clone(),
         rollouts.clone(),

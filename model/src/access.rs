@@ -18,6 +18,24 @@ pub struct Token {
     pub roles: Vec<String>,
     pub created_by: String,
     pub created_ms: u64,
+    /// Set for a token of the HTTP API (`token create --api`): whose it is
+    /// and what it may do. Such a token never enrolls a node, and a join
+    /// token never opens the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiAccess>,
+}
+
+/// An API token's holder and role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiAccess {
+    /// Who the event log names for what the token does.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Token {
+    /// `expires_ms` of a token that does not expire.
+    pub const NEVER: u64 = u64::MAX;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ pub mod time;
 pub mod usage;
 pub mod wire;
 
-pub use access::{KeyRecord, KeyState, Role, Token, UserRecord};
+pub use access::{ApiAccess, KeyRecord, KeyState, Role, Token, UserRecord};
 pub use event::{Event, EventKind};
 pub use ids::{InvalidName, NodeId, NodeName};
 pub use job::{JobNodeResult, JobRecord, JobStatus};

@@ -1,4 +1,5 @@
-//! A plain HTTP/1.1 GET, enough for health endpoints.
+//! Plain HTTP/1.1: a GET, enough for health endpoints, and any request
+//! with an API token.
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -13,6 +14,37 @@ pub async fn get(url: &str) -> (u16, String) {
         Err(e) => return (0, format!("bad url {url}: {e}")),
     };
     match client.get(uri).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            (status, body)
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Any request with a bearer token and an optional JSON body: `(status,
+/// body)`, or `(0, error)` when nothing answered.
+pub async fn send(method: &str, url: &str, token: &str, json: Option<&str>) -> (u16, String) {
+    use http_body_util::Full;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"));
+    if json.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = match req.body(Full::new(Bytes::from(json.unwrap_or_default().to_owned()))) {
+        Ok(r) => r,
+        Err(e) => return (0, format!("bad request {url}: {e}")),
+    };
+    match client.request(req).await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp

@@ -58,9 +58,9 @@ async fn a_newline_in_the_callers_user_cannot_forge_an_audit_line() {
 /// A failing check's output can hold secrets (a connection string with
 /// its password, an API key in a URL). The unauthenticated endpoints —
 /// the agent's `/health` and HAProxy agent-check port, the master's
-/// `/health?node=` and `/api/v1/nodes` — name the check and its state
-/// only; authenticated callers see the output, credentials and query
-/// values redacted.
+/// `/health?node=` — name the check and its state only, and the REST API
+/// answers nothing without a token; authenticated callers see the output,
+/// credentials and query values redacted.
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_in_a_checks_output_are_never_served_unauthenticated() {
     cluster_tests::crypto();
@@ -101,17 +101,40 @@ fall = 1
     );
 
     let base = master.http_url();
+    let (_, body) = cluster_tests::get(&format!("{base}/health?node=leaky-1")).await;
+    assert!(body.contains("leaky-1"), "{body}");
+    assert!(!secret(&body) && !body.contains("postgres"), "{body}");
     for url in [
-        format!("{base}/health?node=leaky-1"),
         format!("{base}/api/v1/nodes"),
+        format!("{base}/api/v1/nodes/leaky-1/checks"),
+        format!("{base}/++rest++nodestatus"),
     ] {
-        let (_, body) = cluster_tests::get(&url).await;
-        assert!(body.contains("leaky-1"), "{url}: {body}");
+        let (code, body) = cluster_tests::get(&url).await;
+        assert_eq!(code, 401, "{url}: {body}");
         assert!(
-            !secret(&body) && !body.contains("postgres"),
+            !body.contains("leaky-1") && !body.contains("postgres"),
             "{url}: {body}"
         );
     }
+    // With a token: the output, redacted.
+    let token = ctl(&admin, &["token", "create", "--api", "--role", "read"])
+        .await
+        .ok()
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, body) = cluster_tests::http::send(
+        "GET",
+        &format!("{base}/api/v1/nodes/leaky-1/checks"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("postgres://app:***@db:5432/app"), "{body}");
+    assert!(!secret(&body), "{body}");
 
     // Authenticated: the output, redacted.
     let node = node_json(&admin, "leaky-1").await.unwrap();

@@ -92,17 +92,24 @@ impl Client {
 impl Client {
     pub async fn create_token(
         &mut self,
-        ttl: Duration,
+        ttl: Option<Duration>,
         uses: u32,
         roles: Vec<String>,
+        api: Option<(String, cluster_model::Role)>,
     ) -> Result<TokenView, Failure> {
+        let (api_name, api_role) = api
+            .map(|(name, role)| (name, role.as_str().to_owned()))
+            .unwrap_or_default();
         let t = self
             .unary(
                 Call::Write,
                 pb::CreateTokenRequest {
-                    ttl_ms: ttl.as_millis() as u64,
+                    ttl_ms: ttl.map_or(0, |t| t.as_millis() as u64),
                     uses,
                     roles,
+                    never_expires: ttl.is_none(),
+                    api_name,
+                    api_role,
                 },
                 |mut c, r| async move { c.create_token(r).await },
             )
@@ -110,7 +117,9 @@ impl Client {
         Ok(TokenView {
             token: t.token,
             ca_fingerprint: t.ca_fingerprint,
-            expires: rfc3339(t.expires_ms),
+            expires: views::token_expiry(t.expires_ms),
+            holder: Some(t.api_name).filter(|n| !n.is_empty()),
+            role: Some(t.api_role).filter(|r| !r.is_empty()),
         })
     }
 

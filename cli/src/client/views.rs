@@ -10,7 +10,22 @@ use serde::Serialize;
 pub struct TokenView {
     pub token: String,
     pub ca_fingerprint: String,
+    /// RFC 3339, or `never`.
     pub expires: String,
+    /// An API token's holder and role (absent for a join token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// When a token expires: RFC 3339, or `never`.
+pub fn token_expiry(expires_ms: u64) -> String {
+    if expires_ms == cluster_model::Token::NEVER {
+        "never".into()
+    } else {
+        rfc3339(expires_ms)
+    }
 }
 
 /// A certificate as `ca status` shows it.
@@ -70,10 +85,17 @@ impl From<cluster_model::UserRecord> for UserView {
     }
 }
 
-/// A join token as `token list` shows it: never its secret.
+/// A token as `token list` shows it: never its secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfoView {
     pub id: String,
+    /// `join` (enrolls nodes) or `api` (opens the HTTP API)
+    pub kind: &'static str,
+    /// An API token's holder and role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     /// valid, expired or used up
     pub state: &'static str,
     /// `null`: any number until it expires.
@@ -95,9 +117,12 @@ impl TokenInfoView {
                 "valid"
             },
             id: t.id,
+            kind: if t.api.is_some() { "api" } else { "join" },
+            holder: t.api.as_ref().map(|a| a.name.clone()),
+            role: t.api.as_ref().map(|a| a.role.as_str()),
             uses_left: t.uses_left,
             roles: t.roles,
-            expires: rfc3339(t.expires_ms),
+            expires: token_expiry(t.expires_ms),
             created_by: t.created_by,
             created: rfc3339(t.created_ms),
         }

@@ -28,6 +28,13 @@ pub enum Caller {
         name: String,
         serial: String,
     },
+    /// The holder of an HTTP API token.
+    Api {
+        name: String,
+        role: Role,
+        /// The token's id (its public half).
+        token: String,
+    },
     /// No client certificate (only enrollment is open to it).
     Anonymous,
 }
@@ -39,7 +46,7 @@ impl Caller {
             Caller::Node { serial, .. }
             | Caller::User { serial, .. }
             | Caller::Master { serial, .. } => Some(serial),
-            Caller::Anonymous => None,
+            Caller::Api { .. } | Caller::Anonymous => None,
         }
     }
 
@@ -47,9 +54,82 @@ impl Caller {
     pub fn label(&self) -> String {
         match self {
             Caller::Node { id, .. } => format!("node {id}"),
-            Caller::User { name, .. } => name.clone(),
+            Caller::User { name, .. } | Caller::Api { name, .. } => name.clone(),
             Caller::Master { name, .. } => format!("master {name}"),
             Caller::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// What a call needs of its caller.
+///
+/// | permission | admin | operator | read | node |
+/// |---|---|---|---|---|
+/// | `Read` (list nodes, events) | yes | yes | yes | no |
+/// | `Drain` (drain, undrain) | yes | yes | no | no |
+/// | `Admin` (tokens, keys, users, remote execution) | yes | no | no | no |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Drain,
+    Admin,
+}
+
+impl Permission {
+    /// Whether `role` has it.
+    pub fn allows(self, role: Role) -> bool {
+        match role {
+            Role::Admin => true,
+            Role::Operator => self != Permission::Admin,
+            Role::Read => self == Permission::Read,
+        }
+    }
+
+    /// Who has it, for a refusal.
+    fn holders(self) -> &'static str {
+        match self {
+            Permission::Admin => "an admin",
+            Permission::Drain => "an operator or an admin",
+            Permission::Read => "any user",
+        }
+    }
+}
+
+/// Why a caller may not do something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nobody said who they are.
+    Unauthenticated(String),
+    /// Someone who may not.
+    Denied(String),
+}
+
+impl Caller {
+    /// Why this caller may not do `action`, which needs `need`; `None` when
+    /// it may. People (certificates or API tokens) by their role; nodes and
+    /// masters only on calls of their own.
+    pub fn refusal(&self, need: Permission, action: &str) -> Option<Refusal> {
+        match self {
+            Caller::User { name, role, .. } | Caller::Api { name, role, .. } => {
+                (!need.allows(*role)).then(|| {
+                    let is = match role {
+                        Role::Operator => "is an operator",
+                        Role::Read => "may only read",
+                        Role::Admin => "is an admin",
+                    };
+                    Refusal::Denied(format!("{name} {is}; {action} needs {}", need.holders()))
+                })
+            }
+            Caller::Node { id, .. } => Some(Refusal::Denied(format!(
+                "node {id}'s certificate may not {action}"
+            ))),
+            // A master's certificate is for the masters' own calls (`peer`).
+            Caller::Master { name, .. } => Some(Refusal::Denied(format!(
+                "master {name}'s certificate may not {action}"
+            ))),
+            Caller::Anonymous => Some(Refusal::Unauthenticated(format!(
+                "a client certificate is required to {action}"
+            ))),
         }
     }
 }
@@ -60,6 +140,8 @@ pub struct TokenGrant {
     pub token: String,
     pub ca_fingerprint: String,
     pub expires_ms: u64,
+    /// An API token's holder and role.
+    pub api: Option<cluster_model::ApiAccess>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -129,12 +211,15 @@ impl Cluster {
         }
     }
 
+    /// A new token: a join token (`api: None`), or one of the HTTP API
+    /// (`ttl: None`: it never expires). Its secret is in the grant only.
     pub async fn create_token(
         &self,
         by: &str,
-        ttl: Duration,
+        ttl: Option<Duration>,
         uses: Option<u32>,
         roles: Vec<String>,
+        api: Option<cluster_model::ApiAccess>,
     ) -> Result<TokenGrant, ClusterError> {
         let cmd = CreateToken {
             id: random_hex(3),
@@ -142,6 +227,7 @@ impl Cluster {
             ttl,
             uses,
             roles,
+            api,
             by: by.to_owned(),
         };
         let token = self.execute(&cmd).await?;
@@ -157,6 +243,22 @@ impl Cluster {
             token: format!("{}.{}", token.id, cmd.secret),
             ca_fingerprint: self.ca_fingerprint(),
             expires_ms: token.expires_ms,
+            api: token.api,
+        })
+    }
+
+    /// The caller an API token (`ID.SECRET`, from an `Authorization`
+    /// header or a session cookie) names, checked against the state as it
+    /// is now: a deleted or expired token opens nothing from that moment.
+    pub fn api_caller(&self, presented: &str) -> Result<Caller, ClusterError> {
+        self.read(|st| {
+            crate::state::plan::api_token(st, presented, now_ms())
+                .map(|(t, api)| Caller::Api {
+                    name: api.name.clone(),
+                    role: api.role,
+                    token: t.id.clone(),
+                })
+                .map_err(ClusterError::Unauthenticated)
         })
     }
 

@@ -41,7 +41,7 @@ mod tests;
 
 pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
-pub use access::{Caller, TokenGrant};
+pub use access::{Caller, Permission, Refusal, TokenGrant};
 pub use drain::DrainRequest;
 pub use error::ClusterError;
 pub use hosts_table::Part as HostsPart;

@@ -11,7 +11,6 @@
 //! masters' own service (`master`).
 
 use crate::cluster::{Caller, Cluster};
-use crate::pki::Role;
 use crate::tls::PeerInfo;
 use cluster_model::NodeId;
 use std::pin::Pin;
@@ -19,12 +18,7 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    Read,
-    Drain,
-    Admin,
-}
+pub use crate::cluster::{Permission, Refusal};
 
 fn peer<T>(req: &Request<T>) -> Option<&PeerInfo> {
     req.extensions().get::<PeerInfo>()
@@ -59,47 +53,10 @@ pub async fn authorize<T>(
     action: &str,
 ) -> Result<Caller, Status> {
     let who = caller(cluster, req).await?;
-    let refusal = match &who {
-        Caller::User {
-            role: Role::Admin, ..
-        } => None,
-        Caller::User {
-            role: Role::Operator,
-            ..
-        } if need != Permission::Admin => None,
-        Caller::User {
-            name,
-            role: Role::Operator,
-            ..
-        } => Some(Status::permission_denied(format!(
-            "{name} is an operator; {action} needs an admin"
-        ))),
-        Caller::User {
-            role: Role::Read, ..
-        } if need == Permission::Read => None,
-        Caller::User {
-            name,
-            role: Role::Read,
-            ..
-        } => Some(Status::permission_denied(format!(
-            "{name} may only read; {action} needs {}",
-            if need == Permission::Drain {
-                "an operator or an admin"
-            } else {
-                "an admin"
-            }
-        ))),
-        Caller::Node { id, .. } => Some(Status::permission_denied(format!(
-            "node {id}'s certificate may not {action}"
-        ))),
-        // A master's certificate is for the masters' own calls (`peer`).
-        Caller::Master { name, .. } => Some(Status::permission_denied(format!(
-            "master {name}'s certificate may not {action}"
-        ))),
-        Caller::Anonymous => Some(Status::unauthenticated(format!(
-            "a client certificate is required to {action}"
-        ))),
-    };
+    let refusal = who.refusal(need, action).map(|r| match r {
+        Refusal::Unauthenticated(msg) => Status::unauthenticated(msg),
+        Refusal::Denied(msg) => Status::permission_denied(msg),
+    });
     match refusal {
         None => Ok(who),
         Some(status) => {

@@ -434,28 +434,40 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let caller = authorize(
-            &self.cluster,
-            &request,
-            Permission::Admin,
-            "create join tokens",
-        )
-        .await?;
+        let caller = authorize(&self.cluster, &request, Permission::Admin, "create tokens").await?;
         let req = request.into_inner();
-        let ttl = match req.ttl_ms {
-            0 => DEFAULT_TOKEN_TTL,
-            ms => Duration::from_millis(ms),
+        let api = match req.api_role.as_str() {
+            "" => None,
+            role => Some(cluster_model::ApiAccess {
+                name: req.api_name.clone(),
+                role: role.parse().map_err(Status::invalid_argument)?,
+            }),
+        };
+        let ttl = match (req.ttl_ms, req.never_expires) {
+            (_, true) => None,
+            (0, false) => Some(DEFAULT_TOKEN_TTL),
+            (ms, false) => Some(Duration::from_millis(ms)),
         };
         let uses = (req.uses > 0).then_some(req.uses);
         let grant = self
             .cluster
-            .create_token(&caller.label(), ttl, uses, req.roles)
+            .create_token(&caller.label(), ttl, uses, req.roles, api)
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::CreateTokenResponse {
             token: grant.token,
             ca_fingerprint: grant.ca_fingerprint,
             expires_ms: grant.expires_ms,
+            api_name: grant
+                .api
+                .as_ref()
+                .map(|a| a.name.clone())
+                .unwrap_or_default(),
+            api_role: grant
+                .api
+                .as_ref()
+                .map(|a| a.role.as_str().to_owned())
+                .unwrap_or_default(),
         }))
     }
 

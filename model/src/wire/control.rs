@@ -293,6 +293,12 @@ impl From<&Token> for pb::TokenInfo {
             roles: t.roles.clone(),
             created_by: t.created_by.clone(),
             created_ms: t.created_ms,
+            api_name: t.api.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+            api_role: t
+                .api
+                .as_ref()
+                .map(|a| a.role.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 }
@@ -308,6 +314,13 @@ impl From<pb::TokenInfo> for Token {
             roles: t.roles,
             created_by: t.created_by,
             created_ms: t.created_ms,
+            api: match t.api_role.parse::<crate::Role>() {
+                Ok(role) => Some(crate::ApiAccess {
+                    name: t.api_name,
+                    role,
+                }),
+                Err(_) => None,
+            },
         }
     }
 }

@@ -14,9 +14,10 @@ async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
     let grant = c
         .create_token(
             "admin",
-            Duration::from_secs(60),
+            Some(Duration::from_secs(60)),
             Some(1),
             vec!["web".into()],
+            None,
         )
         .await
         .unwrap();
@@ -69,7 +70,7 @@ async fn a_token_admits_at_once_and_a_single_use_token_only_once() {
 async fn bad_tokens_are_refused_with_the_reason() {
     let (_, c, _) = cluster(&[]).await;
     let grant = c
-        .create_token("admin", Duration::from_millis(1), None, vec![])
+        .create_token("admin", Some(Duration::from_millis(1)), None, vec![], None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -172,7 +173,7 @@ async fn without_a_token_a_key_waits_until_accepted() {
 async fn deleting_a_key_revokes_its_certificate_and_closes_the_session() {
     let (_, c, _) = cluster(&[]).await;
     let grant = c
-        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .create_token("admin", Some(Duration::from_secs(60)), None, vec![], None)
         .await
         .unwrap();
     let (_, csr) = new_key_and_csr("a").unwrap();
@@ -242,7 +243,7 @@ async fn a_key_left_pending_past_its_time_is_deleted_with_an_event() {
 /// Node `a`'s certificate, enrolled with a token and `csr`.
 async fn enrolled(c: &Cluster, csr: &str) -> String {
     let grant = c
-        .create_token("admin", Duration::from_secs(60), None, vec![])
+        .create_token("admin", Some(Duration::from_secs(60)), None, vec![], None)
         .await
         .unwrap();
     match c

@@ -302,13 +302,13 @@ async fn a_retried_request_takes_effect_once_and_is_answered_the_same() {
     // A token's secret is shown once: a replay says so rather than
     // answering with a secret that was never stored.
     let token = with_request(Some("req-2".into()), async {
-        c.create_token("admin", Duration::from_secs(60), None, vec![])
+        c.create_token("admin", Some(Duration::from_secs(60)), None, vec![], None)
             .await
     })
     .await
     .unwrap();
     let replay = with_request(Some("req-2".into()), async {
-        c.create_token("admin", Duration::from_secs(60), None, vec![])
+        c.create_token("admin", Some(Duration::from_secs(60)), None, vec![], None)
             .await
     })
     .await

@@ -7,7 +7,7 @@ use crate::cluster::ClusterError;
 use crate::pki::{self, Subject};
 use crate::state::State;
 use crate::store::{Key, Record};
-use cluster_model::{EventKind, Role, Token, UserRecord};
+use cluster_model::{ApiAccess, EventKind, Role, Token, UserRecord};
 use std::time::{Duration, SystemTime};
 
 /// Records a refusal in the event log.
@@ -36,13 +36,17 @@ pub fn secret_hash(secret: &str) -> String {
     pki::fingerprint(secret.as_bytes())
 }
 
-/// A new join token; its id and secret are drawn by the caller.
+/// A new token — to join nodes, or (`api`) for the HTTP API; its id and
+/// secret are drawn by the caller.
 pub struct CreateToken {
     pub id: String,
     pub secret: String,
-    pub ttl: Duration,
+    /// `None`: never expires (API tokens only).
+    pub ttl: Option<Duration>,
     pub uses: Option<u32>,
     pub roles: Vec<String>,
+    /// An API token's holder (`""`: `api-ID`) and role.
+    pub api: Option<ApiAccess>,
     pub by: String,
 }
 
@@ -50,30 +54,92 @@ impl Command for CreateToken {
     type Out = Token;
 
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<Token>, ClusterError> {
-        if self.ttl.is_zero() {
+        if self.ttl.is_some_and(|t| t.is_zero()) {
             return Err(ClusterError::Invalid(
                 "a token's ttl must be above zero".into(),
             ));
         }
+        let api = match &self.api {
+            None if self.ttl.is_none() => {
+                return Err(ClusterError::Invalid(
+                    "a join token must expire (give it a ttl)".into(),
+                ));
+            }
+            None => None,
+            Some(_) if !self.roles.is_empty() || self.uses.is_some() => {
+                return Err(ClusterError::Invalid(
+                    "an API token takes a role (admin, operator or read), not node roles or a number of uses"
+                        .into(),
+                ));
+            }
+            Some(a) => {
+                let name = match a.name.as_str() {
+                    "" => format!("api-{}", self.id),
+                    n => n.to_owned(),
+                };
+                check_name("token holder", &name)?;
+                // Never a node's name: events and `by` would not tell them
+                // apart. A user's, with the same role: the same person.
+                if let Some(owner) = st
+                    .id_of(&name)
+                    .cloned()
+                    .or_else(|| st.key(&name).map(|k| k.value.node_id.clone()))
+                {
+                    return Err(ClusterError::NameTaken {
+                        name,
+                        owner: owner.to_string(),
+                    });
+                }
+                if let Some(u) = st.user(&name)
+                    && u.value.revoked_ms.is_none()
+                    && u.value.role != a.role
+                {
+                    return Err(ClusterError::Invalid(format!(
+                        "{name} is a user with role {}; their API token cannot be {}",
+                        u.value.role.as_str(),
+                        a.role.as_str()
+                    )));
+                }
+                Some(ApiAccess { name, role: a.role })
+            }
+        };
         for r in &self.roles {
             check_name("role", r)?;
         }
+        let expires_ms = match self.ttl {
+            Some(ttl) => env
+                .now_ms
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .min(Token::NEVER - 1),
+            None => Token::NEVER,
+        };
         let token = Token {
             id: self.id.clone(),
             secret_hash: secret_hash(&self.secret),
-            expires_ms: env.now_ms.saturating_add(self.ttl.as_millis() as u64),
+            expires_ms,
             uses_left: self.uses,
             roles: self.roles.clone(),
             created_by: self.by.clone(),
             created_ms: env.now_ms,
+            api,
         };
-        let detail = format!(
-            "created token {} (ttl {}, {} uses, roles [{}])",
-            token.id,
-            humantime::format_duration(self.ttl),
-            self.uses.map_or("unlimited".to_owned(), |u| u.to_string()),
-            token.roles.join(", ")
-        );
+        let ttl = self.ttl.map_or("never expires".to_owned(), |t| {
+            format!("ttl {}", humantime::format_duration(t))
+        });
+        let detail = match &token.api {
+            Some(a) => format!(
+                "created API token {} for {} (role {}, {ttl})",
+                token.id,
+                a.name,
+                a.role.as_str()
+            ),
+            None => format!(
+                "created token {} ({ttl}, {} uses, roles [{}])",
+                token.id,
+                self.uses.map_or("unlimited".to_owned(), |u| u.to_string()),
+                token.roles.join(", ")
+            ),
+        };
         let mut d = Draft::new(st, env);
         d.event(EventKind::Token, About::Cluster, &self.by, detail);
         d.put(Record::Token(token.clone()));
@@ -113,6 +179,11 @@ pub(super) fn redeem<'a>(st: &'a State, token: &str, now_ms: u64) -> Result<&'a 
         .map(|t| &t.value)
         .filter(|t| t.secret_hash == secret_hash(secret))
         .ok_or_else(|| "invalid join token".to_owned())?;
+    if t.api.is_some() {
+        return Err(format!(
+            "token {id} is for the HTTP API; nodes join with a join token (`clusterctl token create`)"
+        ));
+    }
     if now_ms >= t.expires_ms {
         return Err(format!(
             "join token {id} expired at {}",
@@ -125,6 +196,37 @@ pub(super) fn redeem<'a>(st: &'a State, token: &str, now_ms: u64) -> Result<&'a 
         return Err(format!("join token {id} has been used up"));
     }
     Ok(t)
+}
+
+/// The API token `presented` (`ID.SECRET`) names, checked against the
+/// state at `now_ms`: its holder and role, or why it opens nothing (the
+/// same words for an unknown id and a wrong secret).
+pub fn api_token<'a>(
+    st: &'a State,
+    presented: &str,
+    now_ms: u64,
+) -> Result<(&'a Token, &'a ApiAccess), String> {
+    let invalid = || "invalid API token".to_owned();
+    let (id, secret) = presented.split_once('.').ok_or_else(invalid)?;
+    let t = st
+        .token(id)
+        .map(|t| &t.value)
+        .filter(|t| t.secret_hash == secret_hash(secret))
+        .ok_or_else(invalid)?;
+    let Some(api) = &t.api else {
+        return Err(format!(
+            "token {id} is a join token; the API takes tokens made with `clusterctl token create --api`"
+        ));
+    };
+    if now_ms >= t.expires_ms {
+        return Err(format!(
+            "API token {id} expired at {}",
+            humantime::format_rfc3339_seconds(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(t.expires_ms)
+            )
+        ));
+    }
+    Ok((t, api))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -26,7 +26,7 @@ mod nodes;
 mod records;
 
 pub use access::{
-    CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, join_is_cheap,
+    CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, api_token, join_is_cheap,
 };
 pub use balancing::{RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};

@@ -318,7 +318,8 @@ fn a_revoked_key_ends_the_nodes_session_when_applied() {
         &CreateToken {
             id: "abc".into(),
             secret: "s3cret".into(),
-            ttl: std::time::Duration::from_secs(60),
+            ttl: Some(std::time::Duration::from_secs(60)),
+            api: None,
             uses: Some(1),
             roles: vec![],
             by: "t".into(),

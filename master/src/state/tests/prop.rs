@@ -226,7 +226,8 @@ fn execute(st: &mut State, store: &MemStore, op: &Op) {
             &CreateToken {
                 id: format!("t{n}"),
                 secret: "s".into(),
-                ttl: std::time::Duration::from_secs(60),
+                ttl: Some(std::time::Duration::from_secs(60)),
+                api: None,
                 uses: Some(u32::from(*n)),
                 roles: vec!["web".into()],
                 by,

@@ -1,15 +1,12 @@
-//! The master's HTTP side, read-only and unauthenticated because load
-//! balancers and monitoring must reach it; it reveals status and reasons,
-//! nothing else.
+//! What load balancers and monitoring read with no credentials: status and
+//! reasons, nothing else.
 //!
 //! - `GET /health?node=NAME` — one place to probe every node (bethel's
 //!   shape): 200 online, 503 drained, in maintenance, down or failing a
 //!   local check, 404 unknown node.
-//! - `GET /api/v1/nodes` — `{name: {"status": "online"|"offline"|
-//!   "maintenance"|"failing"|"down", …}}` (bethel's `nodestatus`).
 //! - `GET /metrics` — Prometheus text.
 
-use crate::cluster::Cluster;
+use super::Http;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -20,14 +17,11 @@ use cluster_model::{NodeState, NodeStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-pub fn router(cluster: Arc<Cluster>) -> axum::Router {
+pub fn routes() -> axum::Router<Http> {
     axum::Router::new()
         .route("/health", get(health))
-        .route("/api/v1/nodes", get(node_status))
         .route("/metrics", get(metrics))
-        .with_state(cluster)
 }
 
 #[derive(Deserialize)]
@@ -35,7 +29,8 @@ struct HealthQuery {
     node: Option<String>,
 }
 
-fn status_body(n: &NodeStatus) -> Value {
+/// bethel's status of a node: `offline` for drained, else the state.
+pub(super) fn status_body(n: &NodeStatus) -> Value {
     let status = match n.state {
         NodeState::Drained => "offline",
         other => other.as_str(),
@@ -53,7 +48,8 @@ fn status_body(n: &NodeStatus) -> Value {
     body
 }
 
-async fn health(State(cluster): State<Arc<Cluster>>, Query(q): Query<HealthQuery>) -> Response {
+async fn health(State(http): State<Http>, Query(q): Query<HealthQuery>) -> Response {
+    let cluster = &http.cluster;
     let Some(name) = q.node.filter(|n| !n.is_empty()) else {
         // The master itself is up and answering.
         return Json(json!({ "status": "online", "node": "master" })).into_response();
@@ -76,16 +72,8 @@ async fn health(State(cluster): State<Arc<Cluster>>, Query(q): Query<HealthQuery
     }
 }
 
-async fn node_status(State(cluster): State<Arc<Cluster>>) -> Response {
-    let nodes = cluster.nodes(&[]).unwrap_or_default();
-    let map: serde_json::Map<String, Value> = nodes
-        .iter()
-        .map(|n| (n.node.name.to_string(), status_body(n)))
-        .collect();
-    Json(Value::Object(map)).into_response()
-}
-
-async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
+async fn metrics(State(http): State<Http>) -> Response {
+    let cluster = &http.cluster;
     let nodes = cluster.nodes(&[]).unwrap_or_default();
     let count = |s: NodeState| nodes.iter().filter(|n| n.state == s).count();
     let connected = nodes.iter().filter(|n| n.connected).count();

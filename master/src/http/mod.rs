@@ -1,0 +1,62 @@
+//! The master's HTTP side: what load balancers and monitoring read with no
+//! credentials, the REST API deploy scripts drive, and bethel's two calls.
+//!
+//! | endpoint | needs |
+//! |---|---|
+//! | `GET /health?node=NAME`, `GET /metrics` | nothing (`open`) |
+//! | `GET /api/v1/…` | an API token, any role |
+//! | `PUT`/`DELETE /api/v1/nodes/{name}/drain` | operator |
+//! | writes of upstreams, routes; rollouts | admin |
+//! | `GET /++rest++nodestatus`, `POST /++rest++setstatus` | read; operator |
+//!
+//! Every route calls the same cluster operations the gRPC control service
+//! calls: there is one drain. Errors are problem details (`problem`);
+//! who is asking is `auth`'s.
+
+mod api;
+mod auth;
+mod bethel;
+mod body;
+mod open;
+mod problem;
+#[cfg(test)]
+mod tests;
+
+use crate::cluster::{Cluster, JoinLimits};
+use crate::rollout::Rollouts;
+use std::sync::Arc;
+
+pub use problem::Problem;
+
+/// The largest request body read: a route chain or an upstream, a drain's
+/// reason; cluster files go over gRPC.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every HTTP handler reaches.
+#[derive(Clone)]
+pub struct Http {
+    pub cluster: Arc<Cluster>,
+    /// `None` on a router without rollouts (tests of the read side).
+    pub rollouts: Option<Arc<Rollouts>>,
+    /// Refused tokens audited per source address and minute.
+    pub refusals: Arc<JoinLimits>,
+}
+
+impl Http {
+    pub fn new(cluster: Arc<Cluster>, rollouts: Option<Arc<Rollouts>>) -> Http {
+        Http {
+            cluster,
+            rollouts,
+            refusals: Arc::new(JoinLimits::per_minute(1)),
+        }
+    }
+}
+
+pub fn router(http: Http) -> axum::Router {
+    axum::Router::new()
+        .merge(open::routes())
+        .merge(api::routes())
+        .fallback(bethel::fallback)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(http)
+}

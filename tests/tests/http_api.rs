@@ -1,0 +1,195 @@
+//! The REST API and bethel's calls against real processes: a master, real
+//! agents answering their load balancers' probes, API tokens made with
+//! clusterctl, and the seed's own Fabric task run by Python.
+
+use cluster_tests::http::send;
+use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use serde_json::Value;
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// An API token from `clusterctl token create --api`: its first line.
+async fn api_token(admin: &cluster_tests::Admin, role: &str, name: &str) -> String {
+    let out = ctl(
+        admin,
+        &["token", "create", "--api", "--role", role, "--name", name],
+    )
+    .await
+    .ok()
+    .stdout;
+    let token = out.lines().next().unwrap_or_default().trim().to_owned();
+    assert!(
+        token
+            .split_once('.')
+            .is_some_and(|(id, secret)| !id.is_empty() && secret.len() >= 32),
+        "the token alone on the first line:\n{out}"
+    );
+    token
+}
+
+/// bethel's `alter_service_status`, as its README gives it, in Python 3
+/// (urllib2 → urllib.request, base64.encodestring → encodebytes); only the
+/// URL's host and the credentials differ.
+const FABRIC_TASK: &str = r#"
+import base64, json, sys, urllib.parse, urllib.request
+
+rest_creds = ("rest", sys.argv[3])
+
+def alter_service_status(newstatus, host, node):
+    url = 'http://%s/silva/varnish_node_is_up/++rest++setstatus' % host
+    query = {'change': json.dumps({node: {'status': newstatus}}),
+             'skip-bethel-auth': 1}
+    req = urllib.request.Request(url, urllib.parse.urlencode(query).encode())
+    authh = "Basic " + base64.encodebytes(('%s:%s' % rest_creds).encode()).decode()[:-1]
+    req.add_header("Authorization", authh)
+    response = urllib.request.urlopen(req)
+    back = ''.join(line.decode() for line in response.readlines())
+    return 'OK'
+
+print(alter_service_status(sys.argv[4], sys.argv[1], sys.argv[2]))
+"#;
+
+fn fabric(master: &MasterProc, node: &str, token: &str, status: &str) -> String {
+    let host = master.http_url().trim_start_matches("http://").to_owned();
+    let out = std::process::Command::new("python3")
+        .args(["-c", FABRIC_TASK, &host, node, token, status])
+        .output()
+        .expect("python3 runs (tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "the Fabric task failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seeds_fabric_task_takes_a_node_out_and_back_through_setstatus() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let node1 = AgentProc::builder("node1", &master)
+        .addr("127.0.0.95")
+        .spawn();
+    let _node2 = AgentProc::builder("node2", &master)
+        .addr("127.0.0.96")
+        .spawn();
+    let admin = master.admin();
+    let token = api_token(&admin, "operator", "fabric").await;
+    let base = master.http_url();
+    eventually("both nodes known", PATIENCE, || async {
+        let (code, body) = send("GET", &format!("{base}/++rest++nodestatus"), &token, None).await;
+        code == 200 && body.contains("node1") && body.contains("node2")
+    })
+    .await;
+
+    assert_eq!(fabric(&master, "node1", &token, "offline"), "OK");
+    eventually("node1's agent answers 503", PATIENCE, || async {
+        node1.health().await.0 == 503
+    })
+    .await;
+    let (code, body) = send("GET", &format!("{base}/++rest++nodestatus"), &token, None).await;
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&status["node1"]["status"], &status["node2"]["status"]),
+        (&"offline".into(), &"online".into()),
+        "{status:#}"
+    );
+    let events = ctl(&admin, &["events", "-o", "json"]).await.ok().stdout;
+    let events: Vec<Value> = serde_json::from_str(&events).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["node"] == "node1" && e["by"] == "fabric" && e["kind"] == "drain"),
+        "the audit names the token's holder: {events:#?}"
+    );
+
+    assert_eq!(fabric(&master, "node1", &token, "online"), "OK");
+    eventually("node1's agent answers 200", PATIENCE, || async {
+        node1.health().await.0 == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_over_rest_waits_until_out_and_a_deleted_token_opens_nothing() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().spawn();
+    let web = AgentProc::builder("web-7", &master)
+        .addr("127.0.0.97")
+        .spawn();
+    let admin = master.admin();
+    let token = api_token(&admin, "operator", "deploy-bot").await;
+    let reader = api_token(&admin, "read", "grafana").await;
+    let base = master.http_url();
+    let node = format!("{base}/api/v1/nodes/web-7");
+    eventually("web-7 connected", PATIENCE, || async {
+        let (code, body) = send("GET", &node, &reader, None).await;
+        code == 200 && body.contains("\"connected\":true")
+    })
+    .await;
+
+    // Open to all: the probe; behind a token: everything else.
+    assert_eq!(
+        cluster_tests::get(&format!("{base}/health?node=web-7"))
+            .await
+            .0,
+        200
+    );
+    let (code, body) = cluster_tests::get(&format!("{base}/api/v1/nodes")).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = send(
+        "PUT",
+        &format!("{node}/drain"),
+        &reader,
+        Some(r#"{"reason": "x"}"#),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+
+    let (code, body) = send(
+        "PUT",
+        &format!("{node}/drain?wait=out&timeout=20s"),
+        &token,
+        Some(r#"{"reason": "kernel 6.18"}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let drained: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(drained["state"], "drained", "{drained:#}");
+    assert_eq!(drained["offline"]["by"], "deploy-bot");
+    // Out means out: the agent answered 503 before the call returned.
+    assert_eq!(web.health().await.0, 503);
+    assert_eq!(
+        cluster_tests::get(&format!("{base}/health?node=web-7"))
+            .await
+            .0,
+        503
+    );
+
+    let (code, body) = send(
+        "DELETE",
+        &format!("{node}/drain?wait=in&timeout=20s"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(web.health().await.0, 200);
+
+    let id = token.split('.').next().unwrap().to_owned();
+    let listed = ctl(&admin, &["token", "list"]).await.ok().stdout;
+    assert!(
+        listed.lines().any(|l| l.starts_with(&id)
+            && l.contains("api")
+            && l.contains("operator (deploy-bot)")),
+        "{listed}"
+    );
+    ctl(&admin, &["token", "delete", &id]).await.ok();
+    let (code, body) = send("GET", &node, &token, None).await;
+    assert_eq!(code, 401, "refused at once: {body}");
+    assert!(body.contains("invalid API token"), "{body}");
+    let (code, _) = send("GET", &node, &reader, None).await;
+    assert_eq!(code, 200, "the other token still opens");
+}
