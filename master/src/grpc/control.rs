@@ -434,7 +434,12 @@ impl pb::control_server::Control for ControlSvc {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let caller = authorize(&self.cluster, &request, Permission::Admin, "create tokens").await?;
+        let action = if request.get_ref().api_role.is_empty() {
+            "create join tokens"
+        } else {
+            "create API tokens"
+        };
+        let caller = authorize(&self.cluster, &request, Permission::Admin, action).await?;
         let req = request.into_inner();
         let api = match req.api_role.as_str() {
             "" => None,
