@@ -231,6 +231,15 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
     }
 
     wait_until_registered(&mut client, nodes.len()).await?;
+    // The dashboard's login: an admin's API token, for this dev cluster only.
+    let dashboard = client
+        .create_token(
+            None,
+            0,
+            Vec::new(),
+            Some(("dev".into(), cluster_model::Role::Admin)),
+        )
+        .await?;
     let config_path = context::path(env);
     let creds = keep_credentials(&pki, &config_path)?;
     let context = match urls.as_slice() {
@@ -280,6 +289,10 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
         banner.push_str(&format!("  {id:<6}  {url}  (role {role})\n"));
     }
     let (first, first_url, _) = &nodes[0];
+    banner.push_str(&format!(
+        "\nDashboard: {}/ — log in with the API token\n  {}\n",
+        masters[0].2, dashboard.token
+    ));
     banner.push_str(&format!(
         "\nContext \"dev\" written to {} and made current.\n\n\
          Try, in another terminal:\n\

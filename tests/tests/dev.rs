@@ -100,6 +100,24 @@ fn node1_health(banner: &str) -> String {
         .to_owned()
 }
 
+/// The dashboard's URL and the token to log in with, from the banner's
+/// `Dashboard: http://…/ — log in with the API token` and the next line.
+fn dashboard(banner: &str) -> (String, String) {
+    let mut lines = banner.lines().skip_while(|l| !l.starts_with("Dashboard: "));
+    let url = lines
+        .next()
+        .and_then(|l| l.strip_prefix("Dashboard: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no dashboard line in:\n{banner}"))
+        .to_owned();
+    let token = lines.next().unwrap_or_default().trim().to_owned();
+    assert!(
+        token.contains('.'),
+        "the token on the line after:\n{banner}"
+    );
+    (url, token)
+}
+
 /// Ctrl-C: it exits 0 and says so.
 async fn interrupt(dev: Dev, rx: &mpsc::Receiver<String>) {
     let mut child = dev.take();
@@ -147,6 +165,18 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
     assert_eq!(get(&health_url).await.0, 503);
     ctl_env(&env, &["undrain", "node1", "--wait"]).await.ok();
     assert_eq!(get(&health_url).await.0, 200);
+
+    // The dashboard it names, with the token it prints.
+    let (dashboard, token) = dashboard(&banner);
+    let (code, body) =
+        cluster_tests::http::send("GET", &format!("{dashboard}api/v1/nodes"), &token, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("node3"), "{body}");
+    let (code, body) = get(&dashboard).await;
+    assert!(
+        code == 303 || body.contains("Log in"),
+        "the dashboard asks for a login: {code} {body}"
+    );
 
     interrupt(child, &rx).await;
     eventually("the health port closed", Duration::from_secs(5), || async {

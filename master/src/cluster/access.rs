@@ -161,6 +161,38 @@ impl Cluster {
         self.ca.fingerprint()
     }
 
+    /// See [`pki::Ca::derived_key`].
+    pub fn derived_key(&self, purpose: &str) -> ring::hmac::Key {
+        self.ca.derived_key(purpose)
+    }
+
+    /// The caller an API token names by its id alone — for a session the
+    /// dashboard signed when the token's secret was shown to it — checked
+    /// against the state as it is now.
+    pub fn api_caller_by_id(&self, id: &str) -> Result<Caller, ClusterError> {
+        self.read(|st| {
+            let now = now_ms();
+            match st.token(id).map(|t| &t.value) {
+                Some(t) if now < t.expires_ms => match &t.api {
+                    Some(api) => Ok(Caller::Api {
+                        name: api.name.clone(),
+                        role: api.role,
+                        token: t.id.clone(),
+                    }),
+                    None => Err(ClusterError::Unauthenticated(format!(
+                        "token {id} is a join token"
+                    ))),
+                },
+                Some(_) => Err(ClusterError::Unauthenticated(format!(
+                    "API token {id} has expired"
+                ))),
+                None => Err(ClusterError::Unauthenticated(format!(
+                    "API token {id} has been deleted"
+                ))),
+            }
+        })
+    }
+
     /// The caller a verified certificate names, or why it is refused: not a
     /// clusterctl identity, revoked, or a node certificate that is not the
     /// node's current accepted key.

@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod bethel;
 mod body;
+pub mod dash;
 mod open;
 mod problem;
 #[cfg(test)]
@@ -40,15 +41,30 @@ pub struct Http {
     pub rollouts: Option<Arc<Rollouts>>,
     /// Refused tokens audited per source address and minute.
     pub refusals: Arc<JoinLimits>,
+    /// The dashboard's session cookies and form tokens.
+    pub sessions: Arc<dash::session::Sessions>,
+    /// The dashboard's live rows, started by the first page that needs them.
+    board: Arc<std::sync::OnceLock<Arc<dash::Board>>>,
 }
 
 impl Http {
     pub fn new(cluster: Arc<Cluster>, rollouts: Option<Arc<Rollouts>>) -> Http {
+        let sessions = Arc::new(dash::session::Sessions::new(
+            cluster.derived_key("dashboard sessions"),
+        ));
         Http {
             cluster,
             rollouts,
             refusals: Arc::new(JoinLimits::per_minute(1)),
+            sessions,
+            board: Default::default(),
         }
+    }
+
+    pub fn board(&self) -> Arc<dash::Board> {
+        self.board
+            .get_or_init(|| dash::Board::start(self.cluster.clone()))
+            .clone()
     }
 }
 
@@ -56,6 +72,7 @@ pub fn router(http: Http) -> axum::Router {
     axum::Router::new()
         .merge(open::routes())
         .merge(api::routes())
+        .merge(dash::routes())
         .fallback(bethel::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(http)

@@ -155,6 +155,18 @@ impl Ca {
         fingerprint(&self.cert_der)
     }
 
+    /// A key for `purpose` that every master of the cluster derives alike
+    /// (they share the CA's key) and nobody without that key can: HMAC of
+    /// the purpose under the CA key's digest. What the dashboard signs its
+    /// session cookies with.
+    pub fn derived_key(&self, purpose: &str) -> ring::hmac::Key {
+        let der = self.issuer.key().serialize_der();
+        let root = ring::digest::digest(&ring::digest::SHA256, &der);
+        let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, root.as_ref());
+        let derived = ring::hmac::sign(&root, purpose.as_bytes());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+    }
+
     /// A server certificate for `names` (DNS names or IP addresses), with a
     /// fresh key; returns (certificate PEM, key PEM).
     pub fn issue_server(
