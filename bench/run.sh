@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
-#                                #          hafailover hadrain hafanout limits plan storm
+#                                #          hafailover hadrain hafanout limits plan storm dashboard
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -40,6 +40,9 @@
 #          with 10,000 routes besides
 # storm  — 10,000 simulated agents that keep hosts files opening their
 #          sessions at once (and, for comparison, 10,000 that keep none)
+# dashboard — 1,000 simulated agents: GET / server time and page weight, a
+#          drain's row reaching an open SSE stream, the master's memory per
+#          open tab, PUT …/drain?wait=out against clusterctl drain --wait
 #
 # Needs wrk, nginx and HAProxy for proxy and lbdrain (tests/run installs them).
 # Needs etcd (Debian's etcd-server, etcd-client) and protoc for the ha modes:
@@ -47,7 +50,7 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -194,4 +197,8 @@ fi
 if has storm; then
   "$bin/fanout-bench" --agents 10000 --runs 1 --hosts yes
   "$bin/fanout-bench" --agents 10000 --runs 1 --hosts no
+fi
+
+if has dashboard; then
+  "$bin/fanout-bench" --agents 1000 --runs 1 --dashboard yes
 fi

@@ -34,9 +34,21 @@ impl App {
 
     /// On a given port (0: any), e.g. the same port on every node.
     pub async fn start_on(name: &str, ip: &str, port: u16) -> App {
-        let listener = tokio::net::TcpListener::bind((ip, port))
-            .await
-            .unwrap_or_else(|e| panic!("cannot bind {ip}:{port}: {e}"));
+        let reserved = {
+            let mut held = RESERVED.lock().unwrap();
+            held.iter()
+                .position(|(a, p, _)| a == ip && *p == port)
+                .map(|i| held.remove(i).2)
+        };
+        let listener = match reserved {
+            Some(l) => {
+                l.set_nonblocking(true).unwrap();
+                tokio::net::TcpListener::from_std(l).unwrap()
+            }
+            None => tokio::net::TcpListener::bind((ip, port))
+                .await
+                .unwrap_or_else(|e| panic!("cannot bind {ip}:{port}: {e}")),
+        };
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicU64::new(0));
         let last_hit = Arc::new(Mutex::new(None));
@@ -262,6 +274,29 @@ fn which(program: &str, package: &str) -> PathBuf {
         }
     }
     panic!("{program} is not installed: `apt-get install -y {package}` (.ci/run does this)");
+}
+
+/// Listeners bound by [`same_port_on`], until an [`App`] takes its own.
+static RESERVED: std::sync::Mutex<Vec<(String, u16, std::net::TcpListener)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A port free on every one of `ips`, bound on each at once and held until
+/// `App::start_on(…, ip, port)` takes it — so nothing else started in the
+/// meantime (another test's agent, given an ephemeral port) can take it on
+/// one of them.
+pub fn same_port_on(ips: &[&str]) -> u16 {
+    for _ in 0..100 {
+        let port = free_port(ips[0]);
+        let bound: Result<Vec<_>, _> = ips
+            .iter()
+            .map(|ip| std::net::TcpListener::bind((*ip, port)).map(|l| (ip.to_string(), port, l)))
+            .collect();
+        if let Ok(listeners) = bound {
+            RESERVED.lock().unwrap().extend(listeners);
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?}");
 }
 
 /// A free TCP port on `ip` (bound and released).

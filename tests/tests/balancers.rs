@@ -5,7 +5,7 @@
 //! shows.
 
 use cluster_agent::haproxy;
-use cluster_tests::lb::{App, Daemon, Load, free_port, listening, web_node};
+use cluster_tests::lb::{App, Daemon, Load, free_port, listening, same_port_on, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::path::Path;
 use std::time::Duration;
@@ -88,7 +88,7 @@ async fn drain_cycle(admin: &Admin, apps: &[App], load: &Load, socket: &Path, ou
 async fn haproxy_agent_check_takes_a_drained_node_out_and_back_with_no_failed_request() {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let app_port = free_port("127.0.0.2");
+    let app_port = same_port_on(&WEB.map(|(_, ip)| ip));
     let mut apps = Vec::new();
     let mut agents = Vec::new();
     let mut servers = String::new();
@@ -145,7 +145,7 @@ async fn haproxy_agent_check_takes_a_drained_node_out_and_back_with_no_failed_re
 async fn haproxy_httpchk_on_health_takes_a_drained_node_out_with_no_failed_request() {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let app_port = free_port("127.0.0.2");
+    let app_port = same_port_on(&WEB.map(|(_, ip)| ip));
     let mut apps = Vec::new();
     let mut agents = Vec::new();
     let mut servers = String::new();
@@ -186,7 +186,7 @@ async fn haproxy_httpchk_on_health_takes_a_drained_node_out_with_no_failed_reque
 async fn varnish_probing_the_proxy_port_sees_a_drained_node_sick_with_no_failed_request() {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let app_port = free_port("127.0.0.2");
+    let app_port = same_port_on(&WEB.map(|(_, ip)| ip));
     let proxy_port = free_port("127.0.0.2");
     let mut apps = Vec::new();
     let mut agents = Vec::new();

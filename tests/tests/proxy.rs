@@ -3,7 +3,7 @@
 //! steady client load; drains, route and upstream changes and a dead
 //! backend fail no client request.
 
-use cluster_tests::lb::{App, Load, free_port, listening, web_node};
+use cluster_tests::lb::{App, Load, free_port, listening, same_port_on, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ struct Setup {
 async fn setup() -> Setup {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let app_port = free_port("127.0.0.2");
+    let app_port = same_port_on(&WEB.map(|(_, ip)| ip));
     let mut apps = Vec::new();
     let mut web = Vec::new();
     for (name, ip) in WEB {

@@ -3,7 +3,7 @@
 //! undrain → back in rotation, batch by batch.
 
 use cluster_proto as pb;
-use cluster_tests::lb::{App, Load, free_port, listening, web_node};
+use cluster_tests::lb::{App, Load, free_port, listening, same_port_on, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,7 +30,7 @@ struct Setup {
 async fn setup() -> Setup {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let app_port = free_port("127.0.0.2");
+    let app_port = same_port_on(&WEB.map(|(_, ip)| ip));
     let mut apps = Vec::new();
     let mut web = Vec::new();
     for (name, ip) in WEB {

@@ -19,7 +19,9 @@
 //! cargo build --release -p cluster-master -p cluster-tests --bins && target/release/fanout-bench --agents 1000
 //! ```
 //!
-//! Flags: `--agents N` (default 1000), `--runs R` (default 5); and where
+//! Flags: `--agents N` (default 1000), `--runs R` (default 5),
+//! `--dashboard yes` (the dashboard's and the REST API's figures too, see
+//! [`dashboard`]); and where
 //! the sessions go ([`deploy`]): `--store sled|etcd` (default sled: one
 //! master), `--masters N` (etcd only, default 1), `--sessions one|spread`
 //! (all on the called master, or round-robin over every master; default
@@ -78,6 +80,7 @@ struct Args {
     masters: usize,
     sessions: Sessions,
     via: Via,
+    dashboard: bool,
 }
 
 /// Whether the simulated agents keep a hosts file (`--hosts yes`): then
@@ -116,6 +119,7 @@ fn parse_args() -> Args {
         "--sessions",
         "--via",
         "--hosts",
+        "--dashboard",
     ];
     if let Some(unknown) = args
         .iter()
@@ -144,17 +148,20 @@ fn parse_args() -> Args {
             "standby" => Via::Standby,
             _ => Via::Leader,
         },
+        dashboard: word("--dashboard", "no", &["no", "yes"]) == "yes",
     }
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!(
         "fanout-bench: {problem}\nusage: fanout-bench [--agents N] [--runs R] [--store sled|etcd] \
-         [--masters N] [--sessions one|spread] [--via leader|standby] [--hosts no|yes]"
+         [--masters N] [--sessions one|spread] [--via leader|standby] [--hosts no|yes] \
+         [--dashboard no|yes]"
     );
     std::process::exit(2);
 }
 
+mod dashboard;
 mod deploy;
 mod enroll;
 mod limits;
@@ -310,6 +317,9 @@ async fn bench(args: Args) -> Result<(), String> {
             "the other masters' RSS after the runs: {} MiB",
             others.join(" / ")
         );
+    }
+    if args.dashboard {
+        dashboard::bench(&master.http_url(), &mut control, &pid, agents).await?;
     }
     match ended.count.load(Ordering::Relaxed) {
         0 => Ok(()),
