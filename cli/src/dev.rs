@@ -102,6 +102,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             refusal_window: Duration::from_secs(60),
             node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
             allow_nat: false,
+            http_tls: false,
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -364,6 +365,7 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         refusal_window: Duration::from_secs(60),
         node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
         allow_nat: false,
+        http_tls: false,
     };
     let listeners = cluster_master::Listeners {
         grpc,

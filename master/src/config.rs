@@ -56,6 +56,9 @@ pub struct Config {
     /// comes from (behind NAT or a proxy); otherwise such a session is
     /// refused.
     pub allow_nat: bool,
+    /// The HTTP side (API, dashboard, health) over HTTPS with the master's
+    /// server certificate, HTTP/2 offered.
+    pub http_tls: bool,
 }
 
 /// Where the state lives.
@@ -114,6 +117,8 @@ pub struct RawConfig {
     pub node_certificate_lifetime: Option<String>,
     /// Sessions may come from another address than their node advertises.
     pub allow_nat: Option<bool>,
+    /// Serve the HTTP side over HTTPS with the master's certificate.
+    pub http_tls: Option<bool>,
 }
 
 impl RawConfig {
@@ -354,6 +359,7 @@ impl Config {
                 refusal_window: refusal_window?,
                 node_certificate_lifetime: node_certificate_lifetime?,
                 allow_nat: raw.allow_nat.unwrap_or(false),
+                http_tls: raw.http_tls.unwrap_or(false),
             })
         })
     }

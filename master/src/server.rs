@@ -219,6 +219,15 @@ pub async fn run(
         &pki.ca.cert_pem,
         refused,
     )?;
+    let https = if config.http_tls {
+        Some(crate::tls::http_server_config(
+            &pki.server_cert_pem,
+            &pki.server_key_pem,
+            &pki.ca.cert_pem,
+        )?)
+    } else {
+        None
+    };
     let hosts = crate::cluster::HostsNaming {
         base_domain: config.base_domain.clone(),
         role_aliases: config.role_aliases.clone(),
@@ -283,17 +292,29 @@ pub async fn run(
         .concurrency_limit_per_connection(256);
     let rollouts = crate::rollout::Rollouts::open(cluster.clone(), jobs.clone(), halt).await;
     let http = listeners.http.map(|l| {
-        let app = crate::http::router(crate::http::Http::new(
-            cluster.clone(),
-            Some(rollouts.clone()),
-        ));
+        let mut state = crate::http::Http::new(cluster.clone(), Some(rollouts.clone()));
+        state.https = https.is_some();
+        let app = crate::http::router(state);
         let token = token.clone();
+        let https = https.clone();
         tokio::spawn(async move {
             // The peer's address: refusals name it, and are counted by it.
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(l, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
+            let stop = token.clone();
+            match https {
+                Some(config) => {
+                    let l = crate::tls::HttpsListener::new(l, config, token.clone())?;
+                    let app = app.into_make_service_with_connect_info::<crate::tls::HttpsPeer>();
+                    axum::serve(l, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                }
+                None => {
+                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    axum::serve(l, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                }
+            }
         })
     });
     let housekeeping = tokio::spawn(housekeeping(

@@ -193,3 +193,83 @@ async fn a_drain_over_rest_waits_until_out_and_a_deleted_token_opens_nothing() {
     let (code, _) = send("GET", &node, &reader, None).await;
     assert_eq!(code, 200, "the other token still opens");
 }
+
+/// `GET path` over TLS, trusting only the cluster's CA and offering
+/// `alpn`: the protocol agreed on, and the response's first line.
+async fn https_get(
+    addr: &str,
+    ca_pem: &[u8],
+    alpn: &[&[u8]],
+    path: &str,
+) -> Result<(String, String), String> {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ip: std::net::IpAddr = addr.rsplit_once(':').unwrap().0.parse().unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(rustls::pki_types::ServerName::IpAddress(ip.into()), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let agreed =
+        String::from_utf8_lossy(tls.get_ref().1.alpn_protocol().unwrap_or_default()).into_owned();
+    if agreed == "h2" {
+        return Ok((agreed, String::new()));
+    }
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((agreed, out.lines().next().unwrap_or_default().to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_http_tls_the_http_side_is_https_with_the_masters_certificate() {
+    cluster_tests::crypto();
+    let master = MasterProc::builder().config("http_tls = true\n").spawn();
+    let admin = master.admin();
+    let ca = std::fs::read(&admin.ca).unwrap();
+    let addr = master.http_url().trim_start_matches("http://").to_owned();
+    let (agreed, status) = https_get(&addr, &ca, &[b"http/1.1"], "/health")
+        .await
+        .unwrap();
+    assert_eq!(
+        (agreed.as_str(), status.as_str()),
+        ("http/1.1", "HTTP/1.1 200 OK")
+    );
+    let (agreed, _) = https_get(&addr, &ca, &[b"h2", b"http/1.1"], "/health")
+        .await
+        .unwrap();
+    assert_eq!(agreed, "h2", "HTTP/2 is offered first");
+    // Plain HTTP is not answered.
+    let (code, _) = cluster_tests::get(&format!("http://{addr}/health")).await;
+    assert_ne!(code, 200);
+    // A client that trusts another CA refuses the master.
+    let (other, _) =
+        cluster_master::pki::Ca::generate("another cluster", std::time::SystemTime::now()).unwrap();
+    assert!(
+        https_get(&addr, other.cert_pem.as_bytes(), &[b"http/1.1"], "/health")
+            .await
+            .is_err()
+    );
+}

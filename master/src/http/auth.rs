@@ -99,14 +99,25 @@ pub fn presented(parts: &Parts) -> Result<Option<String>, Problem> {
     }
 }
 
+/// Where a request came from, over HTTP or HTTPS.
+pub fn peer(parts: &Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<crate::tls::HttpsPeer>>()
+                .map(|c| c.0.0)
+        })
+}
+
 impl FromRequestParts<Http> for Authed {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, http: &Http) -> Result<Authed, Problem> {
-        let from = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
+        let from = peer(parts);
         let Some(token) = presented(parts)? else {
             return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,

@@ -45,6 +45,8 @@ pub struct Http {
     pub sessions: Arc<dash::session::Sessions>,
     /// The dashboard's live rows, started by the first page that needs them.
     board: Arc<std::sync::OnceLock<Arc<dash::Board>>>,
+    /// Served over HTTPS (`http_tls`): session cookies are `Secure`.
+    pub https: bool,
 }
 
 impl Http {
@@ -58,6 +60,7 @@ impl Http {
             refusals: Arc::new(JoinLimits::per_minute(1)),
             sessions,
             board: Default::default(),
+            https: false,
         }
     }
 

@@ -260,6 +260,86 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The HTTP side over HTTPS (`http_tls`): the master's chain, no client
+/// certificates (browsers and curl authenticate with API tokens), HTTP/2
+/// offered before HTTP/1.1.
+pub fn http_server_config(
+    server_cert_pem: &str,
+    server_key_pem: &str,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let material = |e: &dyn std::fmt::Display| TlsError::Material(e.to_string());
+    let mut chain = crate::pki::pem_certs(server_cert_pem).map_err(|e| material(&e))?;
+    chain.extend(crate::pki::pem_certs(ca_pem).map_err(|e| material(&e))?);
+    let key = PrivateKeyDer::from_pem_slice(server_key_pem.as_bytes()).map_err(|e| material(&e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// TLS connections as axum's server takes them: handshakes done
+/// concurrently, bounded in number and time, by [`incoming`].
+pub struct HttpsListener {
+    conns: ReceiverStream<Result<TlsConn, std::io::Error>>,
+    local: std::net::SocketAddr,
+}
+
+impl HttpsListener {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<HttpsListener> {
+        let local = listener.local_addr()?;
+        Ok(HttpsListener {
+            conns: incoming(listener, config, shutdown),
+            local,
+        })
+    }
+}
+
+/// The peer of an HTTPS connection, as handlers read it
+/// (`ConnectInfo<HttpsPeer>`; plain HTTP gives `ConnectInfo<SocketAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsPeer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpsListener>>
+    for HttpsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpsListener>) -> HttpsPeer {
+        HttpsPeer(*stream.remote_addr())
+    }
+}
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = TlsConn;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (TlsConn, std::net::SocketAddr) {
+        use tokio_stream::StreamExt as _;
+        loop {
+            match self.conns.next().await {
+                Some(Ok(conn)) => {
+                    let addr = conn.info.addr;
+                    return (conn, addr);
+                }
+                Some(Err(_)) => continue,
+                // Shut down: the server stops on its own signal.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.local)
+    }
+}
+
 /// Accepts TCP connections, completes TLS handshakes concurrently (bounded
 /// in number and time) and yields the connections that made it.
 pub fn incoming(

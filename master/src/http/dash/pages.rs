@@ -79,7 +79,7 @@ pub async fn login(
         Ok(crate::cluster::Caller::Api { token, .. }) => {
             let cookie = http.sessions.issue(&token, now_ms());
             (
-                [cookie_header(secure(&headers), Some(&cookie))],
+                [cookie_header(http.https || secure(&headers), Some(&cookie))],
                 Redirect::to(&next),
             )
                 .into_response()
@@ -107,7 +107,7 @@ pub async fn logout(
 ) -> ApiResult<Response> {
     check_csrf(&http, &s, form.csrf.as_deref())?;
     Ok((
-        [cookie_header(secure(&headers), None)],
+        [cookie_header(http.https || secure(&headers), None)],
         Redirect::to("/login"),
     )
         .into_response())
