@@ -64,6 +64,17 @@ impl Http {
         }
     }
 
+    /// The rollouts, or why they are not served here.
+    pub fn rollouts(&self) -> Result<&Arc<Rollouts>, Problem> {
+        self.rollouts.as_ref().ok_or_else(|| {
+            Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "rollouts-unavailable",
+                "rollouts are not served here",
+            )
+        })
+    }
+
     pub fn board(&self) -> Arc<dash::Board> {
         self.board
             .get_or_init(|| dash::Board::start(self.cluster.clone()))

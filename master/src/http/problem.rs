@@ -46,6 +46,24 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, code, detail)
     }
 
+    /// The store cannot be read now (no leader, etcd away): try again.
+    pub fn unavailable(e: impl std::fmt::Display) -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            e.to_string(),
+        )
+    }
+
+    /// A stale `If-Match`: `current` is the `ETag` now.
+    pub fn stale(what: &str, expected: &str, current: &str) -> Problem {
+        Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "stale",
+            format!("{what} changed since {expected}: it is at {current} now; read it again"),
+        )
+    }
+
     pub fn with(mut self, key: &str, value: impl Serialize) -> Problem {
         self.extra.insert(
             key.to_owned(),
@@ -119,3 +137,22 @@ impl From<ClusterError> for Problem {
 }
 
 pub type ApiResult<T> = Result<T, Problem>;
+
+/// Refuses a write whose `If-Match` names none of `current` (or `*`).
+pub fn check_if_match(
+    headers: &axum::http::HeaderMap,
+    what: &str,
+    current: &str,
+) -> Result<(), Problem> {
+    let Some(expected) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let expected = expected.to_str().unwrap_or("?");
+    if expected
+        .split(',')
+        .any(|t| t.trim() == current || t.trim() == "*")
+    {
+        return Ok(());
+    }
+    Err(Problem::stale(what, expected, current))
+}

@@ -22,25 +22,8 @@ fn etag(version: u64) -> String {
 }
 
 fn check_if_match(headers: &HeaderMap, version: u64) -> ApiResult<()> {
-    let Some(expected) = headers.get(header::IF_MATCH) else {
-        return Ok(());
-    };
-    let current = etag(version);
-    if expected
-        .to_str()
-        .is_ok_and(|v| v.split(',').any(|t| t.trim() == current || t.trim() == "*"))
-    {
-        return Ok(());
-    }
-    Err(Problem::new(
-        StatusCode::PRECONDITION_FAILED,
-        "stale",
-        format!(
-            "the upstreams and routes changed since {}: they are at {current} now; read them again",
-            expected.to_str().unwrap_or("?")
-        ),
-    )
-    .with("version", version))
+    super::super::problem::check_if_match(headers, "the upstreams and routes", &etag(version))
+        .map_err(|p| p.with("version", version))
 }
 
 pub async fn upstreams(State(http): State<Http>, auth: Authed) -> ApiResult<Json<Value>> {

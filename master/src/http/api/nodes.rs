@@ -112,12 +112,7 @@ pub async fn events(
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<Value>> {
-    auth.may(&http, Permission::Read, "read events").await?;
-    let limit = super::events_limit(q.limit)?;
-    let events = http.cluster.events(q.since, limit, Some(&name)).await?;
-    Ok(Json(
-        json!({ "events": events.iter().map(views::event).collect::<Vec<_>>() }),
-    ))
+    super::records::events_of(&http, &auth, q.since, q.limit, Some(&name)).await
 }
 
 /// A drain's body: why (required), and whether it is maintenance (no
@@ -202,23 +197,8 @@ async fn set_out(
     };
     let timeout = parse_timeout(q.timeout.as_deref())?;
     let before = one(http, &name)?;
-    if let Some(expected) = headers.get(header::IF_MATCH) {
-        let current = views::etag(&before);
-        let matches = expected
-            .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim() == current || t.trim() == "*"));
-        if !matches {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stale",
-                format!(
-                    "node {name} changed since {}: it is at {current} now; read it again",
-                    expected.to_str().unwrap_or("?")
-                ),
-            )
-            .with("generation", before.spec_generation));
-        }
-    }
+    super::super::problem::check_if_match(headers, &format!("node {name}"), &views::etag(&before))
+        .map_err(|p| p.with("generation", before.spec_generation))?;
     let mut events = http
         .cluster
         .drain(DrainRequest {

@@ -7,14 +7,13 @@ use super::super::body::JsonBody;
 use super::super::problem::{ApiResult, Problem};
 use super::{events_limit, target_of, views};
 use crate::cluster::Permission;
-use crate::rollout::{RolloutSpec, Rollouts};
+use crate::rollout::RolloutSpec;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use cluster_model::rollout::RolloutParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -31,11 +30,22 @@ pub async fn events(
     auth: Authed,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<Value>> {
-    auth.may(&http, Permission::Read, "read events").await?;
-    let limit = events_limit(q.limit)?;
     let node = q.node.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    let events = http.cluster.events(q.since, limit, node).await?;
-    let last = events.last().map_or(q.since, |e| e.seq);
+    events_of(&http, &auth, q.since, q.limit, node).await
+}
+
+/// The events after `since` (of `node`, when given), and where to go on.
+pub async fn events_of(
+    http: &Http,
+    auth: &Authed,
+    since: u64,
+    limit: Option<usize>,
+    node: Option<&str>,
+) -> ApiResult<Json<Value>> {
+    auth.may(http, Permission::Read, "read events").await?;
+    let limit = events_limit(limit)?;
+    let events = http.cluster.events(since, limit, node).await?;
+    let last = events.last().map_or(since, |e| e.seq);
     Ok(Json(json!({
         "events": events.iter().map(views::event).collect::<Vec<_>>(),
         // What to pass as `since` next.
@@ -61,14 +71,6 @@ fn page(limit: Option<usize>) -> ApiResult<usize> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store-unavailable",
-        e.to_string(),
-    )
-}
-
 /// Jobs, newest first, without their output.
 pub async fn jobs(
     State(http): State<Http>,
@@ -80,7 +82,7 @@ pub async fn jobs(
         .cluster
         .jobs(page(q.limit)?)
         .await
-        .map_err(unavailable)?;
+        .map_err(Problem::unavailable)?;
     Ok(Json(
         json!({ "jobs": jobs.iter().map(|j| views::job(j, false)).collect::<Vec<_>>() }),
     ))
@@ -97,19 +99,9 @@ pub async fn job(
         .cluster
         .job(id.trim())
         .await
-        .map_err(unavailable)?
+        .map_err(Problem::unavailable)?
         .ok_or_else(|| Problem::not_found("unknown-job", format!("no job {id:?}")))?;
     Ok(Json(views::job(&job, true)))
-}
-
-fn rollouts_of(http: &Http) -> ApiResult<&Arc<Rollouts>> {
-    http.rollouts.as_ref().ok_or_else(|| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "rollouts-unavailable",
-            "rollouts are not served here",
-        )
-    })
 }
 
 pub async fn rollouts(
@@ -118,7 +110,7 @@ pub async fn rollouts(
     Query(q): Query<LimitQuery>,
 ) -> ApiResult<Json<Value>> {
     auth.may(&http, Permission::Read, "read rollouts").await?;
-    let list = rollouts_of(&http)?.list(page(q.limit)?).await?;
+    let list = http.rollouts()?.list(page(q.limit)?).await?;
     Ok(Json(json!({ "rollouts": list })))
 }
 
@@ -128,7 +120,7 @@ pub async fn rollout(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.may(&http, Permission::Read, "read rollouts").await?;
-    let rec = rollouts_of(&http)?.get(&id).await?;
+    let rec = http.rollouts()?.get(&id).await?;
     Ok(Json(serde_json::to_value(rec).unwrap_or_default()))
 }
 
@@ -176,7 +168,7 @@ pub async fn start_rollout(
         .may(&http, Permission::Admin, "start rollouts")
         .await?
         .label();
-    let rollouts = rollouts_of(&http)?;
+    let rollouts = http.rollouts()?;
     let target = http.cluster.prepare(target_of(&body.target)?).await?;
     let params = RolloutParams {
         batch: body.batch.unwrap_or_else(|| "1".into()),
@@ -212,7 +204,7 @@ pub async fn abort_rollout(
         .may(&http, Permission::Admin, "abort rollouts")
         .await?
         .label();
-    let rec = rollouts_of(&http)?.abort(&id, &by).await?;
+    let rec = http.rollouts()?.abort(&id, &by).await?;
     Ok(Json(serde_json::to_value(rec).unwrap_or_default()))
 }
 
@@ -225,6 +217,6 @@ pub async fn resume_rollout(
         .may(&http, Permission::Admin, "resume rollouts")
         .await?
         .label();
-    let rec = rollouts_of(&http)?.resume(&id, &by).await?;
+    let rec = http.rollouts()?.resume(&id, &by).await?;
     Ok(Json(serde_json::to_value(rec).unwrap_or_default()))
 }

@@ -114,6 +114,25 @@ impl Session {
         need.allows(self.role())
     }
 
+    /// Nothing, if this session's token may do `action` (which needs
+    /// `need`); otherwise a 403, audited as the API's refusals are.
+    pub async fn require(
+        &self,
+        http: &Http,
+        need: Permission,
+        action: &str,
+    ) -> Result<(), Problem> {
+        let Some(refusal) = self.caller.refusal(need, action) else {
+            return Ok(());
+        };
+        let (crate::cluster::Refusal::Denied(msg) | crate::cluster::Refusal::Unauthenticated(msg)) =
+            refusal;
+        http.cluster
+            .deny("", &self.caller.label(), format!("{msg} (dashboard)"))
+            .await;
+        Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", msg))
+    }
+
     pub fn viewer(&self) -> views::Viewer<'_> {
         views::Viewer {
             name: self.name(),

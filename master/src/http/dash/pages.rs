@@ -365,16 +365,8 @@ pub async fn preview(
 ) -> ApiResult<Response> {
     let b = bulk_of(pairs)?;
     check_csrf(&http, &s, b.csrf.as_deref())?;
-    if !s.may(Permission::Drain) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "{} may only read; draining needs an operator or an admin",
-                s.name()
-            ),
-        ));
-    }
+    let action = if b.offline { "drain" } else { "undrain" };
+    s.require(&http, Permission::Drain, action).await?;
     http.cluster.nodes(&b.nodes)?;
     if b.offline && b.reason.trim().is_empty() {
         return Err(Problem::bad_request(
@@ -400,15 +392,7 @@ pub async fn apply(
     let b = bulk_of(pairs)?;
     check_csrf(&http, &s, b.csrf.as_deref())?;
     let action = if b.offline { "drain" } else { "undrain" };
-    if let Some(refusal) = s.caller.refusal(Permission::Drain, action) {
-        let msg = match refusal {
-            crate::cluster::Refusal::Denied(m) | crate::cluster::Refusal::Unauthenticated(m) => m,
-        };
-        http.cluster
-            .deny("", &s.caller.label(), format!("{msg} (dashboard)"))
-            .await;
-        return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", msg));
-    }
+    s.require(&http, Permission::Drain, action).await?;
     if b.offline && b.reason.trim().is_empty() {
         return Err(Problem::bad_request(
             "reason-required",
