@@ -1,0 +1,159 @@
+//! The README's REST API block, as written, with `curl` against a real
+//! master and agents. What cannot be run as written is substituted or left
+//! out here, and said so: `M` is the test master's HTTP address; `TOKEN` is
+//! an admin's API token made the README's way; the job id is a real job's;
+//! the upstreams and routes the lines read, replace or remove (`app`,
+//! `old`, `example.com`, `old.example.com`, `example.com.json`) are set up
+//! first. The rollout lines are left out — they start a real rollout of
+//! `systemctl restart app`, which these agents cannot run — and are covered
+//! through the router (`master/src/http/tests.rs`) and by the rollout
+//! tests. Every line must answer with a 2xx (curl's `--fail`, from a
+//! `.curlrc` in the test's own `HOME`).
+
+use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use std::process::Command;
+use std::time::Duration;
+
+const README: &str = include_str!("../../README.md");
+
+/// The second `sh` block after `### The REST API`, continued lines joined.
+fn rest_block() -> Vec<String> {
+    let section = README
+        .split_once("### The REST API")
+        .expect("the section")
+        .1;
+    let block = section
+        .split("```sh\n")
+        .nth(2)
+        .and_then(|b| b.split_once("```"))
+        .map(|(b, _)| b)
+        .expect("its second sh block");
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for line in block.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(line);
+                lines.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rest_apis_curl_lines_work_as_written() {
+    cluster_tests::crypto();
+    let lines = rest_block();
+    assert!(
+        lines[0].starts_with("M=http://127.0.0.1:7441 "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines.len() > 20, "{lines:#?}");
+
+    let master = MasterProc::builder().spawn();
+    let _web1 = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.106")
+        .role("web")
+        .spawn();
+    let _web2 = AgentProc::builder("web-2", &master)
+        .addr("127.0.0.107")
+        .role("web")
+        .spawn();
+    let admin = master.admin();
+    let token = ctl(
+        &admin,
+        &[
+            "token", "create", "--api", "--role", "admin", "--name", "readme",
+        ],
+    )
+    .await
+    .ok()
+    .stdout
+    .lines()
+    .next()
+    .unwrap()
+    .to_owned();
+    eventually("both agents connected", Duration::from_secs(10), || async {
+        ctl(&admin, &["nodes", "-o", "json"])
+            .await
+            .ok()
+            .json()
+            .as_array()
+            .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["connected"] == true))
+    })
+    .await;
+
+    // What the lines read, replace and remove.
+    for args in [
+        &["upstream", "set", "app", "--role", "web", "--port", "8080"][..],
+        &["upstream", "set", "old", "--server", "10.9.9.9:80"],
+        &["route", "set", "example.com", "--backend", "app"],
+        &["route", "set", "old.example.com", "--backend", "app"],
+    ] {
+        ctl(&admin, args).await.ok();
+    }
+    ctl(&admin, &["run", "web-1", "--", "true"]).await.ok();
+    let jobs = ctl(&admin, &["jobs", "-o", "json"]).await.ok().json();
+    let job = jobs[0]["id"].as_str().expect("a job id").to_owned();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".curlrc"),
+        "fail\nsilent\nshow-error\noutput = /dev/null\n",
+    )
+    .unwrap();
+    let chain = cluster_tests::http::send(
+        "GET",
+        &format!("{}/api/v1/routes/example.com", master.http_url()),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(chain.0, 200, "{}", chain.1);
+    let chain: serde_json::Value = serde_json::from_str(&chain.1).unwrap();
+    std::fs::write(
+        home.path().join("example.com.json"),
+        chain["chain"].to_string(),
+    )
+    .unwrap();
+
+    let assign = lines[0].replace("http://127.0.0.1:7441", &master.http_url());
+    let mut ran = 0;
+    for line in &lines[1..] {
+        if line.contains("/rollouts/") || (line.contains("/rollouts") && line.contains("POST")) {
+            continue;
+        }
+        let line = line.replace("20261201213400123456", &job);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{assign}; {line}"))
+            .env("TOKEN", &token)
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{line}\nfailed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 20, "{ran} lines ran");
+    // The drain and the undrain ran in that order: web-1 is back.
+    let nodes = ctl(&admin, &["nodes", "-o", "json"]).await.ok().json();
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "online"),
+        "{nodes:#}"
+    );
+}
