@@ -89,5 +89,8 @@ pub fn router(http: Http) -> axum::Router {
         .merge(dash::routes())
         .fallback(bethel::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // gzip for those who ask (the dashboard's pages: 1,000 rows are
+        // ~500 KiB); never the event stream, which must not be buffered.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(http)
 }

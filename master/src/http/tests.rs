@@ -1039,3 +1039,45 @@ async fn a_read_token_sees_the_actions_disabled_and_is_refused_them() {
     );
     assert_eq!(f.offline("web-1"), None);
 }
+
+#[tokio::test]
+async fn pages_are_gzipped_for_those_who_ask_and_the_live_stream_never_is() {
+    let nodes: Vec<(String, String)> = (0..200)
+        .map(|i| {
+            (
+                format!("web-{i:03}"),
+                format!("10.0.{}.{}", i / 200, i % 200 + 1),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = nodes
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let f = fixture(&refs).await;
+    let token = f.token("olga", Role::Read).await;
+    let cookie = dashboard_login(&f, &token).await;
+    let mut req = page("/", &cookie);
+    req.headers_mut()
+        .insert(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+    let zipped = resp.into_body().collect().await.unwrap().to_bytes().len();
+    let (_, _, plain) = f.send(page("/", &cookie)).await;
+    let plain = plain.as_str().unwrap().len();
+    assert!(zipped * 5 < plain, "{zipped} bytes gzipped of {plain}");
+
+    let live = Request::get("/live?view=nodes")
+        .header(header::COOKIE, &cookie)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(live).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers().get(header::CONTENT_ENCODING).is_none(),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+}

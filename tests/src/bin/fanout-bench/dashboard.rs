@@ -179,18 +179,33 @@ pub(crate) async fn bench(
             loads.push(took);
         }
     }
-    let mut assets = 0;
+    let (mut assets, mut assets_gz) = (0, 0);
     for path in ["/static/app.css", "/static/app.js"] {
-        assets += request(&http, "GET", &format!("{base}{path}"), &[], "")
+        let url = format!("{base}{path}");
+        assets += request(&http, "GET", &url, &[], "").await?.2.len();
+        assets_gz += request(&http, "GET", &url, &[("accept-encoding", "gzip")], "")
             .await?
             .2
             .len();
     }
+    let mut gz_loads = Vec::with_capacity(PAGE_LOADS);
+    let mut gz_weight = 0;
+    for _ in 0..PAGE_LOADS {
+        let started = Instant::now();
+        let headers = [("cookie", cookie.as_str()), ("accept-encoding", "gzip")];
+        let (_, _, body) = request(&http, "GET", &format!("{base}/"), &headers, "").await?;
+        gz_loads.push(started.elapsed());
+        gz_weight = body.len();
+    }
     println!(
-        "dashboard, {agents} nodes: GET / {} ({PAGE_LOADS} loads); page {:.0} KiB, with its stylesheet and script {:.0} KiB (uncompressed)",
+        "dashboard, {agents} nodes: GET / {} ({PAGE_LOADS} loads), gzipped {}; page {:.0} KiB, \
+         with its stylesheet and script {:.0} KiB; gzipped {:.0} KiB and {:.0} KiB",
         summary(&mut loads),
+        summary(&mut gz_loads),
         weight as f64 / 1024.0,
-        (weight + assets) as f64 / 1024.0
+        (weight + assets) as f64 / 1024.0,
+        gz_weight as f64 / 1024.0,
+        (gz_weight + assets_gz) as f64 / 1024.0
     );
 
     // A drain, seen on an open stream.
