@@ -13,19 +13,7 @@ pub async fn get(url: &str) -> (u16, String) {
         Ok(u) => u,
         Err(e) => return (0, format!("bad url {url}: {e}")),
     };
-    match client.get(uri).await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default();
-            (status, body)
-        }
-        Err(e) => (0, e.to_string()),
-    }
+    answer(client.get(uri).await).await
 }
 
 /// Any request with a bearer token and an optional JSON body: `(status,
@@ -44,7 +32,14 @@ pub async fn send(method: &str, url: &str, token: &str, json: Option<&str>) -> (
         Ok(r) => r,
         Err(e) => return (0, format!("bad request {url}: {e}")),
     };
-    match client.request(req).await {
+    answer(client.request(req).await).await
+}
+
+/// `(status, body)` of a response, or `(0, error)`.
+async fn answer(
+    resp: Result<hyper::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+) -> (u16, String) {
+    match resp {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp

@@ -14,36 +14,6 @@ use std::process::Command;
 
 const README: &str = include_str!("../../README.md");
 
-/// The commands of the first `sh` block after `heading`: comments
-/// dropped, continued lines joined.
-fn commands_under(heading: &str) -> Vec<String> {
-    let section = README
-        .split_once(heading)
-        .unwrap_or_else(|| panic!("the README has no {heading:?}"))
-        .1;
-    let block = section
-        .split_once("```sh\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(block, _)| block)
-        .expect("an sh block under the heading");
-    let mut commands = Vec::new();
-    let mut current = String::new();
-    for line in block.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(part) => current.push_str(part),
-            None => {
-                current.push_str(line);
-                commands.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    commands
-}
-
 /// A free port on `ip`.
 fn free_port(ip: &str) -> u16 {
     std::net::TcpListener::bind((ip, 0))
@@ -83,7 +53,7 @@ fn command(line: &str, home: &Path) -> Command {
 
 #[test]
 fn setting_up_a_cluster_works_as_written() {
-    let commands = commands_under("### Setting up a cluster");
+    let commands = cluster_tests::readme::commands_under(README, "### Setting up a cluster", 0);
     let firsts: Vec<&str> = commands
         .iter()
         .map(|c| {

@@ -16,40 +16,11 @@ use std::time::Duration;
 
 const README: &str = include_str!("../../README.md");
 
-/// The second `sh` block after `### The REST API`, continued lines joined.
-fn rest_block() -> Vec<String> {
-    let section = README
-        .split_once("### The REST API")
-        .expect("the section")
-        .1;
-    let block = section
-        .split("```sh\n")
-        .nth(2)
-        .and_then(|b| b.split_once("```"))
-        .map(|(b, _)| b)
-        .expect("its second sh block");
-    let mut lines = Vec::new();
-    let mut current = String::new();
-    for line in block.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(part) => current.push_str(part),
-            None => {
-                current.push_str(line);
-                lines.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    lines
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rest_apis_curl_lines_work_as_written() {
     cluster_tests::crypto();
-    let lines = rest_block();
+    // The block after the token commands.
+    let lines = cluster_tests::readme::commands_under(README, "### The REST API", 1);
     assert!(
         lines[0].starts_with("M=http://127.0.0.1:7441 "),
         "{}",

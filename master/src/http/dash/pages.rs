@@ -253,6 +253,23 @@ fn bulk_of(pairs: Vec<(String, String)>) -> Result<Bulk, Problem> {
     Ok(b)
 }
 
+/// A bulk action's form, checked as both its preview and its action check
+/// it: this session's form, a role that may, known nodes, a drain's reason.
+async fn checked_bulk(http: &Http, s: &Session, pairs: Vec<(String, String)>) -> ApiResult<Bulk> {
+    let b = bulk_of(pairs)?;
+    check_csrf(http, s, b.csrf.as_deref())?;
+    let action = if b.offline { "drain" } else { "undrain" };
+    s.require(http, Permission::Drain, action).await?;
+    http.cluster.nodes(&b.nodes)?;
+    if b.offline && b.reason.trim().is_empty() {
+        return Err(Problem::bad_request(
+            "reason-required",
+            "a drain needs a reason",
+        ));
+    }
+    Ok(b)
+}
+
 /// Per role: online now, online after the action.
 fn census(http: &Http, b: &Bulk) -> BTreeMap<String, (usize, usize)> {
     let mut roles: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -363,17 +380,7 @@ pub async fn preview(
     headers: HeaderMap,
     FormBody(pairs): FormBody<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let b = bulk_of(pairs)?;
-    check_csrf(&http, &s, b.csrf.as_deref())?;
-    let action = if b.offline { "drain" } else { "undrain" };
-    s.require(&http, Permission::Drain, action).await?;
-    http.cluster.nodes(&b.nodes)?;
-    if b.offline && b.reason.trim().is_empty() {
-        return Err(Problem::bad_request(
-            "reason-required",
-            "a drain needs a reason",
-        ));
-    }
+    let b = checked_bulk(&http, &s, pairs).await?;
     let body = preview_markup(&http, &s, &b, &host_of(&headers), None);
     if b.fragment {
         return Ok(body.into_response());
@@ -389,16 +396,7 @@ pub async fn apply(
     headers: HeaderMap,
     FormBody(pairs): FormBody<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let b = bulk_of(pairs)?;
-    check_csrf(&http, &s, b.csrf.as_deref())?;
-    let action = if b.offline { "drain" } else { "undrain" };
-    s.require(&http, Permission::Drain, action).await?;
-    if b.offline && b.reason.trim().is_empty() {
-        return Err(Problem::bad_request(
-            "reason-required",
-            "a drain needs a reason",
-        ));
-    }
+    let b = checked_bulk(&http, &s, pairs).await?;
     let roles = census(&http, &b);
     let last = last_out(&roles);
     if b.offline && !last.is_empty() && !b.allow_last {
