@@ -294,6 +294,7 @@ pub async fn run(
     let http = listeners.http.map(|l| {
         let mut state = crate::http::Http::new(cluster.clone(), Some(rollouts.clone()));
         state.https = https.is_some();
+        state.jobs = Some(jobs.clone());
         let app = crate::http::router(state);
         let token = token.clone();
         let https = https.clone();

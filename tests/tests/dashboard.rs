@@ -418,6 +418,75 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
     );
     assert_eq!(agents[2].health().await.0, 200, "web-3 was not drained");
 
+    // A running job's output arrives on its page as the node prints it.
+    let gate = tempfile::tempdir().unwrap();
+    let flag = gate.path().join("go");
+    let script = format!(
+        "echo first; while [ ! -e {} ]; do sleep 0.05; done; echo second",
+        flag.display()
+    );
+    // clusterctl's future is not `Send`: it gets a runtime of its own.
+    let run = tokio::task::spawn_blocking({
+        let admin = admin.clone();
+        move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(ctl(&admin, &["run", "db-1", "--", "sh", "-c", &script]))
+        }
+    });
+    let job = std::sync::Mutex::new(String::new());
+    eventually("the job is listed as running", PATIENCE, || async {
+        let (_, body) = send("GET", &format!("{base}/api/v1/jobs"), &reader, None).await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        let found = v["jobs"].as_array().and_then(|jobs| {
+            jobs.iter()
+                .find(|j| j["finished"].is_null() && j["argv"].to_string().contains("echo second"))
+        });
+        if let Some(j) = found {
+            *job.lock().unwrap() = j["id"].as_str().unwrap().to_owned();
+        }
+        found.is_some()
+    })
+    .await;
+    let job = job.into_inner().unwrap();
+    bounded("the job's page", b.goto(&format!("{base}/jobs/{job}"))).await;
+    js(&b, "window.__not_reloaded = true; return null").await;
+    let output = "return document.querySelector('#jobnode-db-1 [data-out]')?.textContent ?? ''";
+    eventually("the first line shows", PATIENCE, || async {
+        js(&b, output).await == json!("first\n")
+    })
+    .await;
+    std::fs::write(&flag, "").unwrap();
+    eventually("the second line and the result show", PATIENCE, || async {
+        js(&b, output).await == json!("first\nsecond\n")
+            && js(
+                &b,
+                "return document.querySelector('#jobnode-db-1 .badge')?.textContent",
+            )
+            .await
+                == json!("ok")
+    })
+    .await;
+    eventually("the page shows the stored record", PATIENCE, || async {
+        js(
+            &b,
+            "return document.querySelector('main h1 + p .badge.running') === null",
+        )
+        .await
+            == json!(true)
+    })
+    .await;
+    assert_eq!(
+        js(&b, "return window.__not_reloaded === true").await,
+        json!(true),
+        "followed without a reload"
+    );
+    screenshot(&b, &shots, "job-1280x900.png").await;
+    let run = bounded("the run", run).await.ok();
+    assert!(run.stdout.contains("second"), "{}", run.stdout);
+
     // A deleted token: its next page goes to the login.
     ctl(
         &admin,

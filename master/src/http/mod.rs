@@ -24,6 +24,7 @@ mod problem;
 mod tests;
 
 use crate::cluster::{Cluster, JoinLimits};
+use crate::jobs::Jobs;
 use crate::rollout::Rollouts;
 use std::sync::Arc;
 
@@ -39,6 +40,9 @@ pub struct Http {
     pub cluster: Arc<Cluster>,
     /// `None` on a router without rollouts (tests of the read side).
     pub rollouts: Option<Arc<Rollouts>>,
+    /// The jobs this master runs (their pages follow them live); `None`
+    /// on a router without them.
+    pub jobs: Option<Arc<Jobs>>,
     /// Refused tokens audited per source address and minute.
     pub refusals: Arc<JoinLimits>,
     /// The dashboard's session cookies and form tokens.
@@ -57,6 +61,7 @@ impl Http {
         Http {
             cluster,
             rollouts,
+            jobs: None,
             refusals: Arc::new(JoinLimits::per_minute(1)),
             sessions,
             board: Default::default(),

@@ -1,12 +1,12 @@
 //! One task per job: start nodes up to the window, collect what they
 //! report, finish each node exactly once, store the record.
 
-use super::{Jobs, Report};
+use super::{Jobs, LiveJob, Report};
 use crate::cluster::{Cluster, ClusterError};
-use cluster_model::job::{JobCommand, JobDone, OutputStream, RunEvent};
+use cluster_model::job::{JobCommand, JobDone, RunEvent};
 use cluster_model::time::now_ms;
 use cluster_model::{EventKind, JobNodeResult, JobRecord, JobStatus, TargetSpec};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,28 +28,15 @@ pub struct RunSpec {
     pub batch: String,
 }
 
+/// A node the job runs on; its output is kept in the job's [`LiveJob`].
 struct Running {
     name: String,
     started: Instant,
     deadline: Option<Instant>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    truncated: bool,
 }
 
 impl Running {
-    fn keep(&mut self, stream: OutputStream, data: &[u8], cap: usize) {
-        let buf = match stream {
-            OutputStream::Stdout => &mut self.stdout,
-            OutputStream::Stderr => &mut self.stderr,
-        };
-        let room = cap.saturating_sub(buf.len());
-        if data.len() > room {
-            self.truncated = true;
-        }
-        buf.extend_from_slice(&data[..data.len().min(room)]);
-    }
-
+    /// Its result, without the output (`LiveJob::finish` adds it).
     fn finish(self, status: JobStatus, exit_code: i32, error: String) -> JobNodeResult {
         JobNodeResult {
             node: self.name,
@@ -57,9 +44,9 @@ impl Running {
             exit_code,
             duration_ms: self.started.elapsed().as_millis() as u64,
             error,
-            stdout: self.stdout,
-            stderr: self.stderr,
-            truncated: self.truncated,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
         }
     }
 }
@@ -131,9 +118,14 @@ pub async fn start(
         .record_job(&record, Some((EventKind::Job, detail)))
         .await?;
     let reports = jobs.register(&job_id);
+    let live = Arc::new(LiveJob::new(
+        nodes.iter().map(|n| n.1.clone()),
+        jobs.output_cap,
+    ));
+    jobs.show(&job_id, live.clone());
     let (events, rx) = mpsc::channel(256);
     jobs.tasks.clone().spawn(drive(
-        cluster, jobs, spec, record, nodes, window, reports, events,
+        cluster, jobs, spec, record, nodes, window, reports, events, live,
     ));
     Ok(rx)
 }
@@ -148,6 +140,7 @@ async fn drive(
     window: usize,
     mut reports: mpsc::Receiver<(String, Report)>,
     events: mpsc::Sender<RunEvent>,
+    live: Arc<LiveJob>,
 ) {
     let job_id = record.id.clone();
     let emit = |e: RunEvent| {
@@ -156,7 +149,6 @@ async fn drive(
             let _ = events.send(e).await;
         }
     };
-    let mut results: BTreeMap<String, JobNodeResult> = BTreeMap::new();
     let not_connected: Vec<String> = nodes.iter().filter(|n| !n.2).map(|n| n.1.clone()).collect();
     emit(RunEvent::Started {
         job_id: job_id.clone(),
@@ -165,9 +157,12 @@ async fn drive(
     })
     .await;
     for name in not_connected {
-        let r = unstarted(name, JobStatus::NotConnected, "no session with the node");
-        emit(RunEvent::NodeDone(r.clone())).await;
-        results.insert(r.node.clone(), r);
+        let r = live.finish(unstarted(
+            name,
+            JobStatus::NotConnected,
+            "no session with the node",
+        ));
+        emit(RunEvent::NodeDone(r)).await;
     }
 
     let mut queue: VecDeque<(String, String)> = nodes
@@ -196,25 +191,22 @@ async fn drive(
                 if let Some(d) = deadline {
                     deadlines.insert((d, id.clone()));
                 }
+                live.started(&name);
                 running.insert(
                     id,
                     Running {
                         name,
                         started,
                         deadline,
-                        stdout: Vec::new(),
-                        stderr: Vec::new(),
-                        truncated: false,
                     },
                 );
             } else {
-                let r = unstarted(
+                let r = live.finish(unstarted(
                     name,
                     JobStatus::NotConnected,
                     "the session ended before the job started",
-                );
-                emit(RunEvent::NodeDone(r.clone())).await;
-                results.insert(r.node.clone(), r);
+                ));
+                emit(RunEvent::NodeDone(r)).await;
             }
         }
         if running.is_empty() && (queue.is_empty() || cancelled) {
@@ -226,8 +218,8 @@ async fn drive(
                 let Some((node_id, report)) = report else { break };
                 match report {
                     Report::Output { stream, data } => {
-                        if let Some(r) = running.get_mut(&node_id) {
-                            r.keep(stream, &data, jobs.output_cap);
+                        if let Some(r) = running.get(&node_id) {
+                            live.output(&r.name, stream, &data);
                             let node = r.name.clone();
                             emit(RunEvent::Output { node, stream, data }).await;
                         }
@@ -244,8 +236,7 @@ async fn drive(
                             }
                             let mut result = r.finish(status, done.exit_code, error);
                             result.duration_ms = done.duration_ms;
-                            emit(RunEvent::NodeDone(result.clone())).await;
-                            results.insert(result.node.clone(), result);
+                            emit(RunEvent::NodeDone(live.finish(result))).await;
                         }
                     }
                     Report::Gone => {
@@ -254,8 +245,7 @@ async fn drive(
                                 deadlines.remove(&(d, node_id.clone()));
                             }
                             let result = r.finish(JobStatus::Lost, -1, "the node's session ended before it answered".into());
-                            emit(RunEvent::NodeDone(result.clone())).await;
-                            results.insert(result.node.clone(), result);
+                            emit(RunEvent::NodeDone(live.finish(result))).await;
                         }
                     }
                 }
@@ -279,8 +269,7 @@ async fn drive(
                     };
                     let _ = cluster.command(&id, JobCommand::Cancel { job_id: job_id.clone() }).await;
                     let result = r.finish(status, -1, why.into());
-                    emit(RunEvent::NodeDone(result.clone())).await;
-                    results.insert(result.node.clone(), result);
+                    emit(RunEvent::NodeDone(live.finish(result))).await;
                 }
             }
             _ = events.closed(), if !cancelled => {
@@ -299,19 +288,21 @@ async fn drive(
         }
     }
     for (_, name) in queue {
-        let r = unstarted(
+        live.finish(unstarted(
             name,
             JobStatus::Cancelled,
             "not started: the job was cancelled",
-        );
-        results.insert(r.node.clone(), r);
+        ));
     }
     jobs.unregister(&job_id);
-    record.results = results.into_values().collect();
+    record.results = live.results();
     record.finished_ms = now_ms();
     if let Err(e) = cluster.record_job(&record, None).await {
         tracing::error!(job = %job_id, error = %e, "cannot store the job's results");
     }
+    // Its page reads the stored record from now on.
+    live.finished();
+    jobs.unshow(&job_id);
     emit(RunEvent::Finished(record)).await;
 }
 

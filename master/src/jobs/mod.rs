@@ -6,18 +6,21 @@
 //!   report ([`Report`]), each job's driver takes it from there.
 //! - `driver` — one task per job: the sliding window (`--batch`), per-node
 //!   deadlines, cancellation when the caller goes away, the stored record.
+//! - [`live`] — a running job as its page shows it, node by node.
 //! - [`batch`] — `N` / `N%` → a window size.
 //!
 //! See `LIFECYCLE.md` beside this file.
 
 pub mod batch;
 mod driver;
+pub mod live;
 
 pub use driver::{RunSpec, start};
+pub use live::LiveJob;
 
 use cluster_model::job::{JobDone, OutputStream};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -36,6 +39,8 @@ pub enum Report {
 /// Running jobs, so sessions can route what agents report.
 pub struct Jobs {
     active: Mutex<HashMap<String, mpsc::Sender<(String, Report)>>>,
+    /// The jobs this master runs, as their pages show them.
+    shown: Mutex<HashMap<String, Arc<LiveJob>>>,
     last_id: Mutex<String>,
     /// Output kept per node and stream in the stored record.
     pub output_cap: usize,
@@ -47,6 +52,7 @@ impl Jobs {
     pub fn new(output_cap: usize) -> Jobs {
         Jobs {
             active: Mutex::new(HashMap::new()),
+            shown: Mutex::new(HashMap::new()),
             last_id: Mutex::new(String::new()),
             output_cap,
             tasks: TaskTracker::new(),
@@ -68,6 +74,23 @@ impl Jobs {
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<(String, Report)>>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A job this master runs, while it runs.
+    pub fn live(&self, job_id: &str) -> Option<Arc<LiveJob>> {
+        self.shown().get(job_id).cloned()
+    }
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveJob>>> {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn show(&self, job_id: &str, live: Arc<LiveJob>) {
+        self.shown().insert(job_id.to_owned(), live);
+    }
+
+    pub(crate) fn unshow(&self, job_id: &str) {
+        self.shown().remove(job_id);
     }
 
     /// A new job id, time-ordered like Salt's jid (`YYYYMMDDhhmmssffffff`)

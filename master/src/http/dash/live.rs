@@ -4,10 +4,15 @@
 //! last event's sequence number), so a stream that breaks resumes with
 //! `Last-Event-ID` where it stopped and misses nothing. A deleted or expired
 //! token ends its streams at the next change.
+//!
+//! A running job's page has a stream of its own kind (`view=job`): each
+//! node's new output appended as it comes, and a node sent whole when it
+//! is new to the stream or gets its result; ids are `job:VERSION`.
 
 use super::super::Http;
 use super::Session;
-use super::records::event_row;
+use super::records::{event_row, live_node};
+use crate::jobs::live::text_from;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -30,6 +35,8 @@ pub struct LiveQuery {
     target: Option<String>,
     /// The node page's node.
     node: Option<String>,
+    /// The job page's job.
+    job: Option<String>,
 }
 
 /// Messages queued per tab: a slow tab drops out (and resumes) rather
@@ -37,6 +44,9 @@ pub struct LiveQuery {
 const QUEUE: usize = 16;
 /// The least time between two "refresh" messages of a records page.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// The least time between two messages of a job's output: a chatty
+/// command is sent ten times a second, not once per chunk.
+const OUTPUT_EVERY: Duration = Duration::from_millis(100);
 
 pub async fn stream(
     State(http): State<Http>,
@@ -76,6 +86,17 @@ pub async fn stream(
         _ => String::new(),
     };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(QUEUE);
+    if q.view == "job" {
+        let resumed = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("job:"))
+            .and_then(|v| v.parse::<u64>().ok());
+        let job = q.job.clone().unwrap_or_default();
+        tokio::spawn(follow_job(http, token, job, resumed.or(q.v), tx));
+        return Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .keep_alive(KeepAlive::default());
+    }
     tokio::spawn(async move {
         let mut rows = board.subscribe();
         let mut changes = http.cluster.changes();
@@ -143,10 +164,7 @@ pub async fn stream(
             }
             if q.view == "records" && last_refresh.elapsed() >= REFRESH_EVERY {
                 last_refresh = tokio::time::Instant::now();
-                let event = Event::default()
-                    .event("refresh")
-                    .id(format!("{seen_v}:{seen_e}"))
-                    .data("");
+                let event = refresh().id(format!("{seen_v}:{seen_e}"));
                 if tx.send(Ok(event)).await.is_err() {
                     return;
                 }
@@ -154,4 +172,101 @@ pub async fn stream(
         }
     });
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
+}
+
+type Tx = mpsc::Sender<Result<Event, Infallible>>;
+
+/// "Fetch the page anew". Never with empty data: a browser drops a
+/// message whose data is empty without dispatching it.
+fn refresh() -> Event {
+    Event::default().event("refresh").data("the page changed")
+}
+
+/// What was sent of one node: how far into each stream, and in which
+/// state (a node is sent whole again when it starts and when it ends).
+struct Sent {
+    out: usize,
+    err: usize,
+    started: bool,
+    done: bool,
+}
+
+/// A running job's stream. `seen` is the version the page was rendered
+/// at (or the stream got to before it broke); `None` for a page rendered
+/// from the stored record, which needs nothing more.
+async fn follow_job(http: Http, token: String, job: String, seen: Option<u64>, tx: Tx) {
+    let live = http.jobs.as_ref().and_then(|jobs| jobs.live(&job));
+    let (Some(live), Some(mut seen)) = (live, seen) else {
+        if seen.is_some() {
+            // It finished since the page was rendered: show the record.
+            let _ = tx.send(Ok(refresh())).await;
+        }
+        // Held open: a stream that ends is reopened by the browser.
+        tx.closed().await;
+        return;
+    };
+    let mut wake = live.subscribe();
+    let mut sent: std::collections::HashMap<String, Sent> = Default::default();
+    loop {
+        let (data, version, finished) = {
+            let st = live.read();
+            let mut data = Vec::new();
+            for (name, n) in st.nodes.iter().filter(|(_, n)| n.changed > seen) {
+                let done = n.result.is_some();
+                match sent.get_mut(name.as_str()) {
+                    Some(was) if (was.started, was.done) == (n.started, done) => {
+                        let (out, out_at) = text_from(&n.stdout, was.out, done);
+                        let (err, err_at) = text_from(&n.stderr, was.err, done);
+                        (was.out, was.err) = (out_at, err_at);
+                        if !out.is_empty() || !err.is_empty() {
+                            data.push(serde_json::json!({ "node": name, "out": out, "err": err }));
+                        }
+                    }
+                    _ => {
+                        let (html, out, err) = live_node(name, n);
+                        let started = n.started;
+                        sent.insert(
+                            name.clone(),
+                            Sent {
+                                out,
+                                err,
+                                started,
+                                done,
+                            },
+                        );
+                        data.push(serde_json::json!({ "node": name, "html": html.into_string() }));
+                    }
+                }
+            }
+            (data, st.version, st.finished)
+        };
+        seen = version;
+        if !data.is_empty() {
+            let event = Event::default()
+                .event("output")
+                .id(format!("job:{seen}"))
+                .data(serde_json::Value::from(data).to_string());
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        if finished {
+            let _ = tx.send(Ok(refresh())).await;
+            tx.closed().await;
+            return;
+        }
+        tokio::time::sleep(OUTPUT_EVERY).await;
+        tokio::select! {
+            _ = tx.closed() => return,
+            r = wake.changed() => if r.is_err() { return },
+        }
+        if http.cluster.api_caller_by_id(&token).is_err() {
+            let _ = tx
+                .send(Ok(Event::default()
+                    .event("logout")
+                    .data("the session's token is gone")))
+                .await;
+            return;
+        }
+    }
 }

@@ -8,13 +8,14 @@ use super::super::problem::{ApiResult, Problem};
 use super::views::{self, Section, copy_as, page, sh};
 use super::{Session, check_csrf};
 use crate::cluster::Permission;
+use crate::jobs::live::{LiveNode, text_from};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use cluster_balancer::{Request, RouteTable};
-use cluster_model::Event;
 use cluster_model::rollout::{NodePhase, RolloutRecord};
 use cluster_model::time::rfc3339;
+use cluster_model::{Event, JobNodeResult};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -89,33 +90,97 @@ pub async fn jobs(State(http): State<Http>, s: Session) -> ApiResult<Markup> {
     ))
 }
 
+/// One node's part of a job's page, the same for the page and its live
+/// stream: its state, then its output, which the stream appends to.
+pub fn job_node(
+    name: &str,
+    started: bool,
+    result: Option<&JobNodeResult>,
+    stdout: &str,
+    stderr: &str,
+    truncated: bool,
+) -> Markup {
+    html! {
+        details.jobnode id={"jobnode-" (name)} open {
+            summary {
+                strong { (name) } ": "
+                @match result {
+                    Some(r) => {
+                        span class={"badge " (r.status.as_str())} { (r.status.as_str()) }
+                        " (exit " (r.exit_code) ", " (r.duration_ms) " ms)"
+                    }
+                    None => { span.badge.running { @if started { "running" } @else { "waiting" } } }
+                }
+                @if truncated { " — output cut" }
+            }
+            @if let Some(r) = result && !r.error.is_empty() { p.bad { (r.error) } }
+            pre.out data-out aria-label={"Output of " (name)} { (stdout) }
+            pre.err data-err aria-label={"Errors of " (name)} { (stderr) }
+        }
+    }
+}
+
+/// A live job's node as it is now, and how far into each stream it shows.
+pub fn live_node(name: &str, n: &LiveNode) -> (Markup, usize, usize) {
+    let done = n.result.is_some();
+    let (out, out_at) = text_from(&n.stdout, 0, done);
+    let (err, err_at) = text_from(&n.stderr, 0, done);
+    let html = job_node(name, n.started, n.result.as_ref(), &out, &err, n.truncated);
+    (html, out_at, err_at)
+}
+
 pub async fn job(
     State(http): State<Http>,
     s: Session,
     Path(id): Path<String>,
 ) -> ApiResult<Markup> {
+    let id = id.trim();
     let j = http
         .cluster
-        .job(id.trim())
+        .job(id)
         .await
         .map_err(Problem::unavailable)?
         .ok_or_else(|| Problem::not_found("unknown-job", format!("no job {id:?}")))?;
+    // A job this master runs is shown as it runs; any other from its record.
+    let live = http
+        .jobs
+        .as_ref()
+        .and_then(|jobs| jobs.live(id))
+        .filter(|_| j.finished_ms == 0);
+    let (stream, nodes) = match &live {
+        Some(live) => {
+            let st = live.read();
+            let nodes: Vec<Markup> = st
+                .nodes
+                .iter()
+                .map(|(name, n)| live_node(name, n).0)
+                .collect();
+            (format!("/live?view=job&job={id}&v={}", st.version), nodes)
+        }
+        None => (
+            "/live?view=records".to_owned(),
+            j.results
+                .iter()
+                .map(|r| {
+                    let out = String::from_utf8_lossy(&r.stdout);
+                    let err = String::from_utf8_lossy(&r.stderr);
+                    job_node(&r.node, true, Some(r), &out, &err, r.truncated)
+                })
+                .collect(),
+        ),
+    };
     Ok(page(
         &format!("Job {}", j.id),
         Some(&s.viewer()),
         Section::Jobs,
-        Some("/live?view=records"),
+        Some(&stream),
         html! {
             h1 { "Job " (j.id) }
-            p { code { (j.argv.join(" ")) } " on " (j.target) ", by " (j.by) ", " (rfc3339(j.started_ms)) }
-            @for r in &j.results {
-                details open {
-                    summary { strong { (r.node) } ": " (r.status.as_str()) " (exit " (r.exit_code) ", " (r.duration_ms) " ms)" @if r.truncated { " — output cut" } }
-                    @if !r.error.is_empty() { p.bad { (r.error) } }
-                    @if !r.stdout.is_empty() { pre.out { (String::from_utf8_lossy(&r.stdout)) } }
-                    @if !r.stderr.is_empty() { pre.err { (String::from_utf8_lossy(&r.stderr)) } }
-                }
+            p {
+                code { (j.argv.join(" ")) } " on " (j.target) ", by " (j.by) ", " (rfc3339(j.started_ms))
+                @if j.finished_ms == 0 { " — " span.badge.running { "running" } }
             }
+            div.jobnodes data-jobnodes { @for n in nodes { (n) } }
         },
     ))
 }

@@ -26,6 +26,7 @@ use tower::ServiceExt as _;
 pub(super) struct Fixture {
     pub(super) cluster: Arc<Cluster>,
     pub(super) app: axum::Router,
+    pub(super) jobs: Arc<crate::jobs::Jobs>,
     pub(super) _sessions: Vec<SessionHandle>,
 }
 
@@ -45,10 +46,14 @@ pub(super) async fn fixture(nodes: &[(&str, &str)]) -> Fixture {
     for (id, ip) in nodes {
         sessions.push(cluster.connect(web(id, ip)).await.unwrap());
     }
-    let app = router(Http::new(cluster.clone(), None));
+    let jobs = Arc::new(crate::jobs::Jobs::new(64 * 1024));
+    let mut http = Http::new(cluster.clone(), None);
+    http.jobs = Some(jobs.clone());
+    let app = router(http);
     Fixture {
         cluster,
         app,
+        jobs,
         _sessions: sessions,
     }
 }

@@ -119,6 +119,31 @@
       events.prepend(tpl.content.firstElementChild);
     }
   });
+  // A running job's nodes: whole when new or when their state changes,
+  // else their new output appended (as text: never parsed as markup),
+  // following the end of a stream that was scrolled to its end.
+  const jobnodes = document.querySelector("[data-jobnodes]");
+  source.addEventListener("output", (ev) => {
+    if (!jobnodes) return;
+    for (const n of JSON.parse(ev.data)) {
+      const old = document.getElementById("jobnode-" + n.node);
+      if (n.html !== undefined) {
+        const tpl = document.createElement("template");
+        tpl.innerHTML = n.html.trim();
+        const el = tpl.content.firstElementChild;
+        if (old) old.replaceWith(el); else jobnodes.append(el);
+        continue;
+      }
+      if (!old) continue;
+      for (const [key, text] of [["out", n.out], ["err", n.err]]) {
+        if (!text) continue;
+        const pre = old.querySelector("[data-" + key + "]");
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.append(text);
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+      }
+    }
+  });
   source.addEventListener("refresh", async () => {
     const resp = await fetch(location.href, { credentials: "same-origin" });
     if (!resp.ok) return;
