@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
-#                                #          hafailover hadrain hafanout limits plan storm dashboard
+#                                #          hafailover hadrain hafanout limits plan storm dashboard elb
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -43,6 +43,8 @@
 # dashboard — 1,000 simulated agents: GET / server time and page weight, a
 #          drain's row reaching an open SSE stream, the master's memory per
 #          open tab, PUT …/drain?wait=out against clusterctl drain --wait
+# elb    — ELB's own client (elb.py from PyPI, in a venv): set_domain_rules
+#          returning → the agent's proxy routing by the new rules, 50 changes
 #
 # Needs wrk, nginx and HAProxy for proxy and lbdrain (tests/run installs them).
 # Needs etcd (Debian's etcd-server, etcd-client) and protoc for the ha modes:
@@ -50,7 +52,7 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard elb}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -201,4 +203,8 @@ fi
 
 if has dashboard; then
   "$bin/fanout-bench" --agents 1000 --runs 1 --dashboard yes
+fi
+
+if has elb; then
+  "$bin/lb-bench" elb --changes "${ELB_CHANGES:-50}"
 fi

@@ -120,7 +120,7 @@ fn rules_of(
             fail(Some("type"), message);
             continue;
         }
-        match serde_json::from_value::<Rule>(value) {
+        match serde_json::from_value::<Rule>(regex_meant(value)) {
             Ok(rule) => {
                 parsed.insert(name, rule);
             }
@@ -128,6 +128,27 @@ fn rules_of(
         }
     }
     (problems.errors.len() == before).then_some(parsed)
+}
+
+/// A path rule sent without `regex` whose pattern cannot be a prefix (it
+/// does not start with `/`) is read as the regex it was meant to be:
+/// `elb.py`'s `PathRule(name, pattern, regex, rewrite, …)` takes the flag
+/// but its `dump()` never sends it, so ELB's own README example arrives as
+/// `{"pattern": "^\/blog\/(\S+)$"}`. An explicit `"regex": false` is kept
+/// (and refused as a prefix).
+fn regex_meant(mut value: Value) -> Value {
+    let is_path = value.get("type").and_then(Value::as_str) == Some("path");
+    if let Some(Value::Object(args)) = value.get_mut("args")
+        && is_path
+        && !args.contains_key("regex")
+        && args
+            .get("pattern")
+            .and_then(Value::as_str)
+            .is_some_and(|p| !p.starts_with('/'))
+    {
+        args.insert("regex".to_owned(), Value::Bool(true));
+    }
+    value
 }
 
 /// Parses ELB's upstream JSON (either shape). Every server is validated;
@@ -215,6 +236,8 @@ struct DumpedServer {
     fail_timeout: Option<u64>,
     #[serde(default)]
     backup: bool,
+    #[serde(default)]
+    down: bool,
 }
 
 impl DumpedServer {
@@ -226,21 +249,25 @@ impl DumpedServer {
             server.fail_timeout_ms = seconds.saturating_mul(1000);
         }
         server.backup = self.backup;
+        server.down = self.down;
         server
     }
 }
 
 /// Applies nginx's `server` parameters (`weight=N max_fails=N
-/// fail_timeout=TIME backup`) to `server`; the problems, one message each.
-fn parameters(text: &str, server: &mut Server) -> Vec<String> {
+/// fail_timeout=TIME backup down`) to `server`; the problems, one message
+/// each. A `#` starts a comment, as in nginx's files (the admin API's GET
+/// says there which role a server comes from).
+pub fn parameters(text: &str, server: &mut Server) -> Vec<String> {
     let mut problems = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
+    let text = text.split_once('#').map_or(text, |(before, _)| before);
     for word in text.split_ascii_whitespace() {
         let (key, value) = match word.split_once('=') {
             Some((key, value)) => (key, Some(value)),
             None => (word, None),
         };
-        let known = ["weight", "max_fails", "fail_timeout", "backup"].contains(&key);
+        let known = ["weight", "max_fails", "fail_timeout", "backup", "down"].contains(&key);
         if known && seen.contains(&key) {
             problems.push(format!("{key} is given twice"));
             continue;
@@ -252,6 +279,11 @@ fn parameters(text: &str, server: &mut Server) -> Vec<String> {
                 None
             }
             ("backup", Some(_)) => Some("backup takes no value".to_owned()),
+            ("down", None) => {
+                server.down = true;
+                None
+            }
+            ("down", Some(_)) => Some("down takes no value".to_owned()),
             ("weight" | "max_fails" | "fail_timeout", None) => {
                 Some(format!("{key} needs a value ({key}=…)"))
             }
@@ -261,7 +293,7 @@ fn parameters(text: &str, server: &mut Server) -> Vec<String> {
                 .map(|ms| server.fail_timeout_ms = ms)
                 .err(),
             _ => Some(format!(
-                "unknown parameter {word:?} (expected weight=N, max_fails=N, fail_timeout=TIME or backup)"
+                "unknown parameter {word:?} (expected weight=N, max_fails=N, fail_timeout=TIME, backup or down)"
             )),
         };
         problems.extend(problem);

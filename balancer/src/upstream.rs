@@ -22,6 +22,10 @@ pub struct Server {
     /// Used only while every non-backup server is out.
     #[serde(default)]
     pub backup: bool,
+    /// Marked unavailable (nginx's `down`): kept in the list, sent no
+    /// traffic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
 }
 
 fn one() -> u32 {
@@ -72,7 +76,26 @@ impl Server {
             max_fails: 1,
             fail_timeout_ms: 10_000,
             backup: false,
+            down: false,
         }
+    }
+
+    /// Its parameters as nginx's `server` line (and ELB) write them:
+    /// `weight=10 max_fails=2 fail_timeout=10s backup`.
+    pub fn parameters(&self) -> String {
+        let mut out = format!(
+            "weight={} max_fails={} fail_timeout={}",
+            self.weight,
+            self.max_fails,
+            nginx_time(self.fail_timeout_ms)
+        );
+        if self.backup {
+            out.push_str(" backup");
+        }
+        if self.down {
+            out.push_str(" down");
+        }
+        out
     }
 
     /// Checks the address (`host:port` with an IPv4 address, an IPv6
@@ -209,6 +232,29 @@ fn parameters(weight: u32, fail_timeout_ms: u64, problems: &mut Vec<String>) {
             "fail_timeout must be at most 1 hour (got {fail_timeout_ms} ms)"
         ));
     }
+}
+
+/// A time as nginx writes it: `10s`, `500ms`, `1m`.
+fn nginx_time(ms: u64) -> String {
+    match ms {
+        0 => "0s".to_owned(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// Whether a backend's `servername` is a `host:port` address rather than
+/// an upstream's name (ELB proxies to it directly). Upstream names never
+/// hold a colon.
+pub fn is_address(servername: &str) -> bool {
+    servername.contains(':') && address(servername).is_ok()
+}
+
+/// What is wrong with `servername` as an address.
+pub(crate) fn address_problem(servername: &str) -> String {
+    address(servername).err().unwrap_or_default()
 }
 
 /// What is wrong with a `host:port` address, if anything.

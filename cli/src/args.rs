@@ -215,7 +215,7 @@ pub struct UpstreamSetArgs {
     /// …at this port.
     #[arg(long)]
     pub port: Option<u16>,
-    /// A listed server: ADDR[,weight=N][,max_fails=N][,fail_timeout=10s][,backup]
+    /// A listed server: ADDR[,weight=N][,max_fails=N][,fail_timeout=10s][,backup][,down]
     /// (repeat for more).
     #[arg(long, required_unless_present = "role")]
     pub server: Vec<String>,

@@ -301,6 +301,7 @@ pub fn parse_server(spec: &str) -> Result<Server, String> {
         let bad = |why: &str| format!("server {spec:?}: {p:?}: {why}");
         match p.split_once('=') {
             None if p == "backup" => server.backup = true,
+            None if p == "down" => server.down = true,
             Some(("weight", v)) => server.weight = v.parse().map_err(|_| bad("not a number"))?,
             Some(("max_fails", v)) => {
                 server.max_fails = v.parse().map_err(|_| bad("not a number"))?
@@ -312,7 +313,7 @@ pub fn parse_server(spec: &str) -> Result<Server, String> {
             }
             _ => {
                 return Err(bad(
-                    "expected weight=N, max_fails=N, fail_timeout=DURATION or backup",
+                    "expected weight=N, max_fails=N, fail_timeout=DURATION, backup or down",
                 ));
             }
         }

@@ -441,3 +441,17 @@ pub async fn balance_role(admin: &crate::Admin, role: &str, port: u16, domain: &
         .await
         .ok();
 }
+
+/// A GET through a proxy with a `Host` and a `User-Agent`: (status, body).
+pub async fn get_as(url: &str, host: &str, ua: &str) -> (u16, String) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::get(url)
+        .header("host", host)
+        .header("user-agent", ua)
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

@@ -19,6 +19,7 @@ pub mod http;
 pub mod lb;
 pub mod process;
 pub mod procs;
+pub mod python;
 pub mod readme;
 
 pub use ctl::{Admin, Ctl, ctl};

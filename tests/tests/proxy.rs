@@ -3,7 +3,7 @@
 //! steady client load; drains, route and upstream changes and a dead
 //! backend fail no client request.
 
-use cluster_tests::lb::{App, Load, free_port, listening, same_port_on, web_node};
+use cluster_tests::lb::{App, Load, free_port, get_as, listening, same_port_on, web_node};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::time::Duration;
 
@@ -303,23 +303,6 @@ async fn a_failing_local_check_takes_a_node_out_of_its_upstreams_and_shows_in_no
     })
     .await;
     assert_eq!(agent.health().await.0, 200);
-}
-
-/// A GET through the proxy with a User-Agent: (status, body).
-async fn get_as(url: &str, host: &str, ua: &str) -> (u16, String) {
-    use http_body_util::{BodyExt, Empty};
-    let client: hyper_util::client::legacy::Client<_, Empty<hyper::body::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let req = hyper::Request::get(url)
-        .header("host", host)
-        .header("user-agent", ua)
-        .body(Empty::new())
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread")]

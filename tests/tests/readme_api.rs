@@ -1,4 +1,4 @@
-//! The README's REST API block, as written, with `curl` against a real
+//! The README's REST API block (and ELB's admin API block below it), as written, with `curl` against a real
 //! master and agents. What cannot be run as written is substituted or left
 //! out here, and said so: `M` is the test master's HTTP address; `TOKEN` is
 //! an admin's API token made the README's way; the job id is a real job's;
@@ -127,4 +127,73 @@ async fn the_rest_apis_curl_lines_work_as_written() {
             .all(|n| n["state"] == "online"),
         "{nodes:#}"
     );
+}
+
+/// The README's block of ELB's admin API, as written, with `curl`: `M` is
+/// the test master's HTTP address, `TOKEN` an admin's API token, and
+/// `elb.json` ELB's README example naming the block's `up1` and `up2`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_elb_admin_apis_curl_lines_work_as_written() {
+    cluster_tests::crypto();
+    let lines = cluster_tests::readme::commands_under(README, "### ELB's admin API", 0);
+    assert_eq!(lines[0], "M=http://127.0.0.1:7441", "{lines:#?}");
+    assert_eq!(lines.len(), 8, "{lines:#?}");
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let token = ctl(
+        &admin,
+        &[
+            "token", "create", "--api", "--role", "admin", "--name", "ops",
+        ],
+    )
+    .await
+    .ok()
+    .stdout
+    .lines()
+    .next()
+    .unwrap()
+    .to_owned();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".curlrc"), "fail\nsilent\nshow-error\n").unwrap();
+    std::fs::write(
+        home.path().join("elb.json"),
+        r#"{"example.com": {"init": "r1", "rules": {
+            "r1": {"type": "ua", "args": {"fail": "r3", "pattern": "httpie(\\S+)$", "succ": "r4"}},
+            "r2": {"type": "backend", "args": {"servername": "up1"}},
+            "r3": {"type": "backend", "args": {"servername": "up2"}},
+            "r4": {"type": "path", "args": {"regex": true, "pattern": "^\\/blog\\/(\\S+)$", "succ": "r2", "fail": "r3", "rewrite": false}}}}}"#,
+    )
+    .unwrap();
+    let assign = lines[0].replace("http://127.0.0.1:7441", &master.http_url());
+    let mut answers = Vec::new();
+    for line in &lines[1..] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{assign}; {line}"))
+            .env("TOKEN", &token)
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{line}\nfailed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        answers.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
+    }
+    // What the comments say each answers.
+    assert_eq!(answers[0], serde_json::json!({"msg": "OK"}));
+    assert_eq!(answers[2]["example.com"]["init"], "r1");
+    assert_eq!(
+        answers[3]["up1"]["10.0.0.5:8088"],
+        "weight=10 max_fails=2 fail_timeout=10s"
+    );
+    assert_eq!(answers[4], serde_json::json!({"msg": "OK"}));
+    assert_eq!(answers[6], serde_json::json!({"up1": true, "up2": true}));
+    let b = ctl(&admin, &["route", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(b, serde_json::json!({}), "every route gone");
 }

@@ -226,7 +226,7 @@ fn nginx_parameters() {
         f(&mut server);
         Ok(server)
     };
-    let cases: [(&str, Result<Server, Vec<String>>); 11] = [
+    let cases: [(&str, Result<Server, Vec<String>>); 14] = [
         ("", server(|_| {})),
         ("weight=5", server(|s| s.weight = 5)),
         ("max_fails=0", server(|s| s.max_fails = 0)),
@@ -246,6 +246,13 @@ fn nginx_parameters() {
             }),
         ),
         ("weight=1000", server(|s| s.weight = 1000)),
+        ("down", server(|s| s.down = true)),
+        // A comment, as nginx's files have them (the GET writes one).
+        (
+            "weight=2 max_fails=1 fail_timeout=10s # role web: node web-1",
+            server(|s| s.weight = 2),
+        ),
+        ("# only a comment", server(|_| {})),
     ];
     for (params, expected) in cases {
         assert_eq!(with_params(params), expected, "{params:?}");
@@ -256,16 +263,11 @@ fn nginx_parameters() {
 fn bad_nginx_parameters() {
     let place = r#"upstream "up1", server "10.0.0.1:80": "#;
     let cases = [
-        (
-            "down",
-            vec![
-                r#"unknown parameter "down" (expected weight=N, max_fails=N, fail_timeout=TIME or backup)"#,
-            ],
-        ),
+        ("down=1", vec!["down takes no value"]),
         (
             "max_conns=10",
             vec![
-                r#"unknown parameter "max_conns=10" (expected weight=N, max_fails=N, fail_timeout=TIME or backup)"#,
+                r#"unknown parameter "max_conns=10" (expected weight=N, max_fails=N, fail_timeout=TIME, backup or down)"#,
             ],
         ),
         ("weight=abc", vec![r#"weight "abc" is not a number"#]),
@@ -296,10 +298,10 @@ fn bad_nginx_parameters() {
             vec!["fail_timeout must be at most 1 hour (got 7200000 ms)"],
         ),
         (
-            "weight=x down fail_timeout=1d",
+            "weight=x slow_start=1 fail_timeout=1d",
             vec![
                 r#"weight "x" is not a number"#,
-                r#"unknown parameter "down" (expected weight=N, max_fails=N, fail_timeout=TIME or backup)"#,
+                r#"unknown parameter "slow_start=1" (expected weight=N, max_fails=N, fail_timeout=TIME, backup or down)"#,
                 r#"fail_timeout "1d" is not a time (e.g. 10, 10s, 500ms, 1m or 1h)"#,
             ],
         ),
@@ -446,4 +448,60 @@ mod generated {
             }
         }
     }
+}
+
+#[test]
+fn parameters_are_written_as_they_are_read() {
+    let mut s = Server::new("10.0.0.1:80");
+    assert_eq!(s.parameters(), "weight=1 max_fails=1 fail_timeout=10s");
+    s.weight = 10;
+    s.max_fails = 2;
+    s.fail_timeout_ms = 1500;
+    s.backup = true;
+    s.down = true;
+    let text = s.parameters();
+    assert_eq!(
+        text,
+        "weight=10 max_fails=2 fail_timeout=1500ms backup down"
+    );
+    let mut back = Server::new("10.0.0.1:80");
+    assert!(super::parameters(&text, &mut back).is_empty());
+    assert_eq!(back, s);
+    for (ms, text) in [
+        (0, "0s"),
+        (60_000, "1m"),
+        (3_600_000, "1h"),
+        (90_000, "90s"),
+    ] {
+        s.fail_timeout_ms = ms;
+        assert!(
+            s.parameters().contains(&format!("fail_timeout={text} ")),
+            "{ms}"
+        );
+    }
+}
+
+#[test]
+fn a_path_rule_elb_py_sent_without_its_regex_flag_is_read_as_a_regex() {
+    let chain = |args: Value| {
+        json!({"example.com": {"init": "p", "rules": {
+            "p": {"type": "path", "args": args},
+            "b": {"type": "backend", "args": {"servername": "up1"}}}}})
+        .to_string()
+    };
+    let rule = |args: Value| parse_domains(&chain(args)).unwrap()["example.com"].rules["p"].clone();
+    // What `PathRule('p', '^\/blog\/(\S+)$', True, False, 'b', 'b').dump()` sends.
+    let sent = rule(json!({"pattern": "^\\/blog\\/(\\S+)$", "succ": "b", "fail": "b"}));
+    assert!(matches!(sent, Rule::Path { regex: true, .. }), "{sent:?}");
+    // A prefix stays a prefix; an explicit flag is kept as it is.
+    let prefix = rule(json!({"pattern": "/blog", "succ": "b", "fail": "b"}));
+    assert!(
+        matches!(prefix, Rule::Path { regex: false, .. }),
+        "{prefix:?}"
+    );
+    let explicit = rule(json!({"pattern": "^/x", "regex": false, "succ": "b", "fail": "b"}));
+    assert!(
+        matches!(explicit, Rule::Path { regex: false, .. }),
+        "{explicit:?}"
+    );
 }

@@ -333,8 +333,17 @@ fn rule_test(
                 problems.push("servername", "servername is empty".to_owned());
                 return None;
             }
-            if !upstream_exists(servername) {
-                problems.push("servername", format!("unknown upstream {servername:?}"));
+            // ELB's backends may name an address instead of an upstream.
+            if !upstream_exists(servername) && !crate::upstream::is_address(servername) {
+                let message = if servername.contains(':') {
+                    format!(
+                        "unknown upstream {servername:?}, nor an address ({})",
+                        crate::upstream::address_problem(servername)
+                    )
+                } else {
+                    format!("unknown upstream {servername:?}")
+                };
+                problems.push("servername", message);
                 return None;
             }
             Some(Test::Backend {

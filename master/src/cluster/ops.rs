@@ -4,8 +4,8 @@
 
 use super::{Cluster, ClusterError};
 use crate::state::plan::{
-    ApplyClusterFile, NodeChange, RecordJob, RecordRollout, RemoveNode, RemoveUpstream, Rename,
-    SetBalancing, SetGroup, SetLabels, SetOut, SweepLiveness,
+    ApplyClusterFile, NodeChange, RecordJob, RecordRollout, RemoveNode, RemoveRoutes,
+    RemoveUpstream, Rename, SetBalancing, SetGroup, SetLabels, SetOut, SweepLiveness,
 };
 use crate::state::{BalancingState, Observation, State};
 use crate::store::{EventQuery, StoreError};
@@ -283,11 +283,41 @@ impl Cluster {
     /// Removes an upstream no route uses.
     pub async fn remove_upstream(&self, name: &str, by: &str) -> Result<u64, ClusterError> {
         self.execute(&RemoveUpstream {
-            name: name.to_owned(),
+            names: vec![name.to_owned()],
+            missing_ok: false,
             by: by.to_owned(),
         })
         .await?;
         Ok(self.proxy_view().version)
+    }
+
+    /// Removes those of `names` there is an upstream of, if no route uses
+    /// any of them (else none): the names removed.
+    pub async fn remove_upstreams(
+        &self,
+        names: Vec<String>,
+        by: &str,
+    ) -> Result<Vec<String>, ClusterError> {
+        self.execute(&RemoveUpstream {
+            names,
+            missing_ok: true,
+            by: by.to_owned(),
+        })
+        .await
+    }
+
+    /// Removes the route chains of those `domains` that have one: the
+    /// domains removed.
+    pub async fn remove_routes(
+        &self,
+        domains: Vec<String>,
+        by: &str,
+    ) -> Result<Vec<String>, ClusterError> {
+        self.execute(&RemoveRoutes {
+            domains,
+            by: by.to_owned(),
+        })
+        .await
     }
 
     /// The cluster as a cluster file describes it.

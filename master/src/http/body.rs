@@ -85,3 +85,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
         }
     }
 }
+
+/// A body as UTF-8 text, whatever its content type (ELB's clients send
+/// JSON without always saying so); its parsing is the caller's.
+pub struct Text(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for Text {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| too_large(e.status(), e.body_text()))?;
+        String::from_utf8(bytes.to_vec())
+            .map(Text)
+            .map_err(|e| Problem::bad_request("bad-body", format!("the body is not UTF-8: {e}")))
+    }
+}

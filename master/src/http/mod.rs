@@ -8,9 +8,10 @@
 //! | `PUT`/`DELETE /api/v1/nodes/{name}/drain` | operator |
 //! | writes of upstreams, routes; rollouts | admin |
 //! | `GET /++rest++nodestatus`, `POST /++rest++setstatus` | read; operator |
+//! | `GET`; `PUT`/`DELETE /__erulb__/…` (ELB's admin API, `elb`) | read; admin |
 //!
 //! Every route calls the same cluster operations the gRPC control service
-//! calls: there is one drain. Errors are problem details (`problem`);
+//! calls: there is one drain, one route change. Errors are problem details (`problem`);
 //! who is asking is `auth`'s.
 
 mod api;
@@ -18,6 +19,7 @@ mod auth;
 mod bethel;
 mod body;
 pub mod dash;
+mod elb;
 mod open;
 mod problem;
 #[cfg(test)]
@@ -92,6 +94,7 @@ pub fn router(http: Http) -> axum::Router {
         .merge(open::routes())
         .merge(api::routes())
         .merge(dash::routes())
+        .merge(elb::routes())
         .fallback(bethel::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         // gzip for those who ask (the dashboard's pages: 1,000 rows are

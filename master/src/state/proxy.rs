@@ -42,6 +42,7 @@ impl State {
             let servers = match &source.value {
                 UpstreamSource::Servers(list) => list
                     .iter()
+                    .filter(|s| !s.down)
                     .map(|s| ResolvedServer {
                         server: s.clone(),
                         node: None,
@@ -72,6 +73,7 @@ impl State {
                                 max_fails: *max_fails,
                                 fail_timeout_ms: *fail_timeout_ms,
                                 backup: false,
+                                down: false,
                             },
                             node: Some(n.name.to_string()),
                         })
@@ -79,6 +81,22 @@ impl State {
                 }
             };
             out.insert(name.clone(), servers);
+        }
+        // A backend that names an address (as ELB's may) is an upstream of
+        // that one server.
+        for chain in self.routes.values() {
+            for rule in chain.value.rules.values() {
+                if let cluster_balancer::Rule::Backend { servername } = rule
+                    && !out.contains_key(servername)
+                    && cluster_balancer::upstream::is_address(servername)
+                {
+                    let server = ResolvedServer {
+                        server: Server::new(servername.clone()),
+                        node: None,
+                    };
+                    out.insert(servername.clone(), vec![server]);
+                }
+            }
         }
         out
     }

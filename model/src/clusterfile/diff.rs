@@ -62,6 +62,9 @@ fn upstream_text(s: &UpstreamSource) -> String {
                     if s.backup {
                         t.push_str(" backup");
                     }
+                    if s.down {
+                        t.push_str(" down");
+                    }
                     t
                 })
                 .collect();

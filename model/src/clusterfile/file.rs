@@ -113,6 +113,8 @@ struct FileServer {
     fail_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backup: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    down: Option<bool>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -366,6 +368,7 @@ pub fn parse(text: &str) -> Result<DesiredCluster, Vec<FileError>> {
                         fail_timeout_ms: millis(&place, &s.fail_timeout, &mut errors)
                             .unwrap_or(10_000),
                         backup: s.backup.unwrap_or(false),
+                        down: s.down.unwrap_or(false),
                     })
                     .collect();
                 Some(UpstreamSource::Servers(list))
@@ -545,6 +548,7 @@ pub fn to_toml(d: &DesiredCluster) -> String {
                                     fail_timeout: (s.fail_timeout_ms != 10_000)
                                         .then(|| duration(s.fail_timeout_ms)),
                                     backup: s.backup.then_some(true),
+                                    down: s.down.then_some(true),
                                 })
                                 .collect(),
                         ),

@@ -75,6 +75,7 @@ pub(crate) fn server_to_pb(s: &Server, node: Option<&str>) -> pb::UpstreamServer
         fail_timeout_ms: s.fail_timeout_ms,
         backup: s.backup,
         node: node.unwrap_or_default().to_owned(),
+        down: s.down,
     }
 }
 
@@ -85,6 +86,7 @@ pub(crate) fn server_of(s: &pb::UpstreamServer) -> Server {
         max_fails: s.max_fails,
         fail_timeout_ms: s.fail_timeout_ms,
         backup: s.backup,
+        down: s.down,
     }
 }
 

@@ -12,6 +12,10 @@
 //!   proxy with a no-op command and `--healthy-for 0`, one node per batch:
 //!   each batch's time beyond the waits the load balancer needs (out of
 //!   rotation, back in rotation).
+//! - `elb [--changes N]` — ELB's own client (`elb.py` in a virtual
+//!   environment) against the master's ELB admin API: the time from
+//!   `set_domain_rules` returning to the agent's proxy routing by the new
+//!   rules (`bench/elb/bench.py`), p50/p99 over N changes.
 
 use cluster_proto as pb;
 use cluster_tests::lb::{App, Daemon, Load, free_port, listening, web_node};
@@ -358,6 +362,60 @@ async fn rollout(args: &[String]) {
     );
 }
 
+async fn elb(args: &[String]) {
+    let changes = arg(args, "--changes", 50);
+    let python = tokio::task::spawn_blocking(|| {
+        let dir = std::env::temp_dir().join("clusterctl-elb-bench-venv");
+        cluster_tests::python::venv(&dir, "elb.py==0.0.6", "elb, requests")
+    })
+    .await
+    .unwrap();
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let up1 = App::start("up1", "127.0.1.2").await;
+    let up2 = App::start("up2", "127.0.1.3").await;
+    let proxy = format!("127.0.1.1:{}", free_port("127.0.1.1"));
+    let _lb = AgentProc::builder("lb-1", &master)
+        .addr("127.0.1.1")
+        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
+        .spawn();
+    cluster_tests::connected(&admin, 1).await;
+    listening(&proxy).await;
+    let token = ctl(
+        &admin,
+        &[
+            "token", "create", "--api", "--role", "admin", "--name", "bench",
+        ],
+    )
+    .await
+    .ok()
+    .stdout
+    .lines()
+    .next()
+    .unwrap()
+    .trim()
+    .to_owned();
+    let base = master
+        .http_url()
+        .replacen("http://", &format!("http://bench:{token}@"), 1);
+    let set = format!(
+        "from elb import ELB, UpStream\n\
+         e = ELB({base:?})\n\
+         e.set_upstream(UpStream('up1', {{'{}': ''}}))\n\
+         e.set_upstream(UpStream('up2', {{'{}': ''}}))\n",
+        up1.addr, up2.addr
+    );
+    let status = Command::new(&python).args(["-c", &set]).status().unwrap();
+    assert!(status.success(), "set_upstream");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/elb/bench.py");
+    let status = Command::new(&python)
+        .arg(script)
+        .args([&base, &proxy, &changes.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "bench/elb/bench.py");
+}
+
 #[tokio::main]
 async fn main() {
     cluster_tests::crypto();
@@ -366,9 +424,10 @@ async fn main() {
         Some("proxy") => proxy(&args).await,
         Some("drain") => drain(&args).await,
         Some("rollout") => rollout(&args).await,
+        Some("elb") => elb(&args).await,
         _ => {
             eprintln!(
-                "usage: lb-bench proxy [--rounds N] [--seconds S] | drain [--cycles N] | rollout [--nodes N]"
+                "usage: lb-bench proxy [--rounds N] [--seconds S] | drain [--cycles N] | rollout [--nodes N] | elb [--changes N]"
             );
             std::process::exit(2);
         }

@@ -186,6 +186,16 @@ fn backend_servername() {
         json!({"example.com": only("x")}),
         &[r#"domain "example.com", rule "b", field "servername": unknown upstream "x""#],
     );
+    // ELB's backends may name an address instead.
+    check_errors(json!({"example.com": only("10.0.0.5:8088")}), &[]);
+    check_errors(json!({"example.com": only("[::1]:80")}), &[]);
+    check_errors(json!({"example.com": only("app.internal:8080")}), &[]);
+    check_errors(
+        json!({"example.com": only("10.0.0.5:99999")}),
+        &[
+            r#"domain "example.com", rule "b", field "servername": unknown upstream "10.0.0.5:99999", nor an address (address "10.0.0.5:99999": port 99999 is out of range (1–65535))"#,
+        ],
+    );
 }
 
 #[test]

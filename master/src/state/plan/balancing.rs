@@ -108,46 +108,97 @@ impl Command for SetBalancing {
     }
 }
 
-/// Removes an upstream no route uses.
+/// Removes upstreams no route uses, all of them or none; with
+/// `missing_ok`, names there is no upstream of are skipped (ELB's DELETE).
+/// Its result: the names removed.
 pub struct RemoveUpstream {
-    pub name: String,
+    pub names: Vec<String>,
+    pub missing_ok: bool,
     pub by: String,
 }
 
 impl Command for RemoveUpstream {
-    type Out = ();
+    type Out = Vec<String>;
 
-    fn plan(&self, st: &State, env: &Env) -> Result<Planned<()>, ClusterError> {
-        let name = &self.name;
-        if !st.upstreams().any(|(n, _)| n == name) {
-            return Err(ClusterError::Invalid(format!("no upstream named {name:?}")));
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Vec<String>>, ClusterError> {
+        let (present, unknown): (Vec<&String>, Vec<&String>) = self
+            .names
+            .iter()
+            .partition(|name| st.upstreams().any(|(n, _)| n == *name));
+        match unknown.as_slice() {
+            _ if self.missing_ok => {}
+            [] => {}
+            [name] => return Err(ClusterError::Invalid(format!("no upstream named {name:?}"))),
+            names => {
+                return Err(ClusterError::Invalid(format!(
+                    "no upstreams named {names:?}"
+                )));
+            }
         }
+        let present = &present;
         let users: Vec<String> = st
             .routes()
             .flat_map(|(domain, chain)| {
                 chain.rules.iter().filter_map(move |(rule, r)| match r {
-                    Rule::Backend { servername } if servername == name => {
-                        Some(format!("domain {domain:?} rule {rule:?}"))
+                    Rule::Backend { servername } if present.contains(&servername) => {
+                        Some(format!("domain {domain:?} rule {rule:?} ({servername})"))
                     }
                     _ => None,
                 })
             })
             .collect();
         if !users.is_empty() {
+            let what = match present.as_slice() {
+                [name] => format!("upstream {name:?}"),
+                names => format!("upstreams {names:?}"),
+            };
             return Err(ClusterError::InUse {
-                what: format!("upstream {name:?}"),
+                what,
                 users,
                 fix: "change those routes first",
             });
         }
         let mut d = Draft::new(st, env);
-        d.event(
-            EventKind::Balancing,
-            About::Cluster,
-            &self.by,
-            format!("upstream {name} removed"),
-        );
-        d.delete(Key::Upstream(name.clone()));
-        Ok(d.finish(()))
+        let mut removed = Vec::new();
+        for &name in present {
+            if removed.contains(name) {
+                continue;
+            }
+            d.event(
+                EventKind::Balancing,
+                About::Cluster,
+                &self.by,
+                format!("upstream {name} removed"),
+            );
+            d.delete(Key::Upstream(name.clone()));
+            removed.push(name.clone());
+        }
+        Ok(d.finish(removed))
+    }
+}
+
+/// Removes the route chains of the domains that have one (ELB's DELETE:
+/// a domain with none is gone already). Its result: the domains removed.
+pub struct RemoveRoutes {
+    pub domains: Vec<String>,
+    pub by: String,
+}
+
+impl Command for RemoveRoutes {
+    type Out = Vec<String>;
+
+    fn plan(&self, st: &State, env: &Env) -> Result<Planned<Vec<String>>, ClusterError> {
+        let mut d = Draft::new(st, env);
+        let mut removed = Vec::new();
+        for domain in &self.domains {
+            if removed.contains(domain) || !st.routes().any(|(n, _)| n == domain) {
+                continue;
+            }
+            let detail = format!("routes for {domain} removed");
+            d.event(EventKind::Balancing, About::Cluster, &self.by, detail);
+            d.delete(Key::Route(domain.clone()));
+            removed.push(domain.clone());
+        }
+        Ok(d.finish(removed))
     }
 }

@@ -28,7 +28,7 @@ mod records;
 pub use access::{
     CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, api_token, join_is_cheap,
 };
-pub use balancing::{RemoveUpstream, SetBalancing};
+pub use balancing::{RemoveRoutes, RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
 pub use groups::SetGroup;
 pub use keys::{DecideKeys, Join, KeyDecision, MAX_PENDING, RenewNode, Renewed};
