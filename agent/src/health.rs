@@ -10,7 +10,7 @@
 //! - `GET /health?node=NAME` — the same when NAME is this node (bethel's probe
 //!   URL); 404 naming the node that answered otherwise, so a miswired probe
 //!   is caught instead of trusted.
-//! - `GET /metrics` — Prometheus text.
+//! - `GET /metrics` — OpenMetrics text: state, checks, usage.
 //!
 //! The decision is [`verdict`], pure; [`answer`] is the whole `/health`
 //! answer, cheap and synchronous, so the proxy serves the same on its
@@ -25,9 +25,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cluster_model::HealthStatus;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
@@ -125,48 +129,183 @@ async fn health(State(shared): State<Arc<Shared>>, Query(q): Query<HealthQuery>)
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics_text(&shared),
     )
         .into_response()
 }
 
-/// `/metrics`, Prometheus text.
+/// `/metrics`: OpenMetrics text through `prometheus-client`, read from
+/// the agent's state at each scrape.
 pub fn metrics_text(shared: &Shared) -> String {
-    let (offline, generation) = {
-        let d = shared.desired.borrow();
-        (d.offline.is_some(), d.generation)
+    let figures = Figures {
+        desired: shared.current(),
+        connected: shared.is_connected(),
+        checks: shared.checks.borrow().clone(),
+        usage: shared.usage.borrow().clone(),
     };
-    let mut body = format!(
-        "# HELP cluster_agent_offline 1 while the node is drained.\n\
-         # TYPE cluster_agent_offline gauge\n\
-         cluster_agent_offline {}\n\
-         # HELP cluster_agent_connected 1 while a session with the master is open.\n\
-         # TYPE cluster_agent_connected gauge\n\
-         cluster_agent_connected {}\n\
-         # HELP cluster_agent_generation Generation of the desired state applied.\n\
-         # TYPE cluster_agent_generation gauge\n\
-         cluster_agent_generation {}\n",
-        u8::from(offline),
-        u8::from(shared.is_connected()),
-        generation,
-    );
-    let checks = shared.checks.borrow();
-    if !checks.checks.is_empty() {
-        body.push_str(
-            "# HELP cluster_agent_check_passing 1 while a local check passes (and before its first result).\n\
-             # TYPE cluster_agent_check_passing gauge\n",
-        );
-        for c in &checks.checks {
-            let name = c.name.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                body,
-                "cluster_agent_check_passing{{check=\"{name}\"}} {}",
-                u8::from(c.passing)
-            );
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(figures));
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
+
+/// What one scrape shows.
+#[derive(Debug)]
+struct Figures {
+    desired: Desired,
+    connected: bool,
+    checks: CheckStatus,
+    usage: Option<cluster_model::Usage>,
+}
+
+fn gauge(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    v: impl EncodeGaugeValue,
+) -> std::fmt::Result {
+    let m = e.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let offline = self.desired.offline.as_ref();
+        gauge(
+            &mut e,
+            "cluster_agent_offline",
+            "1 while the node is drained.",
+            None,
+            i64::from(offline.is_some()),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_agent_connected",
+            "1 while a session with the master is open.",
+            None,
+            i64::from(self.connected),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_agent_generation",
+            "Generation of the desired state applied.",
+            None,
+            self.desired.generation as i64,
+        )?;
+        let state = match offline {
+            Some(f) if f.maintenance => "maintenance",
+            Some(_) => "drained",
+            None if self.checks.checks.iter().any(|c| !c.passing) => "failing",
+            None => "online",
+        };
+        let mut m = e.encode_descriptor(
+            "cluster_agent_state",
+            "1 for the state the node's /health answers with, 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in ["online", "drained", "maintenance", "failing"] {
+            ConstGauge::new(i64::from(s == state)).encode(m.encode_family(&[("state", s)])?)?;
         }
+        if !self.checks.checks.is_empty() {
+            let mut m = e.encode_descriptor(
+                "cluster_agent_check_passing",
+                "1 while a local check passes (and before its first result).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &self.checks.checks {
+                ConstGauge::new(i64::from(c.passing))
+                    .encode(m.encode_family(&[("check", c.name.as_str())])?)?;
+            }
+        }
+        let Some(u) = &self.usage else {
+            return Ok(());
+        };
+        let ratio = Unit::Other("ratio".to_owned());
+        gauge(
+            &mut e,
+            "cluster_agent_cpu_usage",
+            "CPU use of all the node's cores, at the last sample.",
+            Some(&ratio),
+            u.cpu_percent / 100.0,
+        )?;
+        for (name, v) in [
+            ("cluster_agent_load1", u.load[0]),
+            ("cluster_agent_load5", u.load[1]),
+            ("cluster_agent_load15", u.load[2]),
+        ] {
+            gauge(&mut e, name, "The node's load average.", None, v)?;
+        }
+        let mut m = e.encode_descriptor(
+            "cluster_agent_memory",
+            "Memory, total and used.",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        for (kind, v) in [("total", u.mem_total_bytes), ("used", u.mem_used_bytes)] {
+            ConstGauge::new(v as i64).encode(m.encode_family(&[("kind", kind)])?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "cluster_agent_swap",
+            "Swap, total and used.",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        for (kind, v) in [("total", u.swap_total_bytes), ("used", u.swap_used_bytes)] {
+            ConstGauge::new(v as i64).encode(m.encode_family(&[("kind", kind)])?)?;
+        }
+        let per_second = Unit::Other("bytes_per_second".to_owned());
+        let mut m = e.encode_descriptor(
+            "cluster_agent_network",
+            "Network bytes per second over the last report interval, received (rx) and sent (tx).",
+            Some(&per_second),
+            MetricType::Gauge,
+        )?;
+        for (direction, v) in [
+            ("rx", u.net_rx_bytes_per_sec),
+            ("tx", u.net_tx_bytes_per_sec),
+        ] {
+            ConstGauge::new(v as i64).encode(m.encode_family(&[("direction", direction)])?)?;
+        }
+        if !u.disks.is_empty() {
+            let mut m = e.encode_descriptor(
+                "cluster_agent_filesystem_size",
+                "A mounted filesystem's size.",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            for d in &u.disks {
+                ConstGauge::new(d.total_bytes as i64)
+                    .encode(m.encode_family(&[("mount", d.mount.as_str())])?)?;
+            }
+            let mut m = e.encode_descriptor(
+                "cluster_agent_filesystem_available",
+                "A mounted filesystem's space available.",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            for d in &u.disks {
+                ConstGauge::new(d.available_bytes as i64)
+                    .encode(m.encode_family(&[("mount", d.mount.as_str())])?)?;
+            }
+        }
+        gauge(
+            &mut e,
+            "cluster_agent_usage_sampled_timestamp",
+            "When the usage above was sampled (Unix time).",
+            Some(&Unit::Seconds),
+            u.sampled_at_ms as f64 / 1000.0,
+        )?;
+        Ok(())
     }
-    body
 }
 
 #[cfg(test)]
@@ -270,10 +409,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with(
+            text.contains(
                 "cluster_agent_check_passing{check=\"app\"} 1\ncluster_agent_check_passing{check=\"db\"} 0\n"
             ),
             "{text}"
         );
+        assert!(
+            text.contains("cluster_agent_state{state=\"failing\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

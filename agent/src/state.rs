@@ -161,6 +161,8 @@ pub struct Shared {
     pub checks: watch::Sender<CheckStatus>,
     /// Whether a session with the master is open now.
     pub connected: AtomicBool,
+    /// The last usage sample sent to the master (`/metrics` shows it).
+    pub usage: watch::Sender<Option<cluster_model::Usage>>,
 }
 
 impl Shared {
@@ -169,6 +171,7 @@ impl Shared {
             desired: watch::Sender::new(desired),
             checks: watch::Sender::new(CheckStatus::default()),
             connected: AtomicBool::new(false),
+            usage: watch::Sender::new(None),
         }
     }
 

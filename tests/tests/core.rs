@@ -190,6 +190,11 @@ async fn nodes_shows_a_failing_check_as_failing_and_maintenance_as_maintenance()
             .is_some_and(|n| n["state"] == "failing")
     })
     .await;
+    // web-2 may enroll after web-1 fails its check: it is drained once known.
+    eventually("web-2 enrolled", PATIENCE, || async {
+        node_json(&admin, "web-2").await.is_some()
+    })
+    .await;
     ctl(&admin, &["drain", "web-2", "--maint", "--reason", "disk"])
         .await
         .ok();

@@ -300,7 +300,9 @@ async fn once(
                 }
             }
             _ = report.tick() => {
-                let usage = (&sampler.sample(cluster_model::time::now_ms())).into();
+                let sample = sampler.sample(cluster_model::time::now_ms());
+                let usage = (&sample).into();
+                ctx.shared.usage.send_replace(Some(sample));
                 if tx.send(pb::AgentMessage { msg: Some(Out::Usage(usage)) }).await.is_err() {
                     return Err(SessionError::Closed);
                 }

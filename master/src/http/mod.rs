@@ -20,6 +20,7 @@ mod bethel;
 mod body;
 pub mod dash;
 mod elb;
+mod metrics;
 mod open;
 mod problem;
 #[cfg(test)]
