@@ -127,15 +127,16 @@ async fn health(State(shared): State<Arc<Shared>>, Query(q): Query<HealthQuery>)
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics_text(&shared),
-    )
-        .into_response()
+async fn metrics(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+    use cluster_model::metrics;
+    let text = metrics_text(&shared);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if metrics::wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
+    } else {
+        let text = metrics::classic_text(&text);
+        ([(header::CONTENT_TYPE, metrics::TEXT)], text).into_response()
+    }
 }
 
 /// `/metrics`: OpenMetrics text through `prometheus-client`, read from

@@ -32,6 +32,15 @@ impl JobStatus {
             JobStatus::Lost => "lost",
         }
     }
+
+    /// As a metric's label value: `timed_out`, `not_connected`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::NotConnected => "not_connected",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// One node's part of a job.

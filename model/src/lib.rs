@@ -34,6 +34,7 @@ pub mod ids;
 pub mod job;
 pub mod labels;
 pub mod limits;
+pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod proxy;

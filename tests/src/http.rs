@@ -16,6 +16,19 @@ pub async fn get(url: &str) -> (u16, String) {
     answer(client.get(uri).await).await
 }
 
+/// A GET with an `Accept` header: `(status, body)`.
+pub async fn get_accepting(url: &str, accept: &str) -> (u16, String) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = match hyper::Request::get(url)
+        .header("accept", accept)
+        .body(Empty::new())
+    {
+        Ok(r) => r,
+        Err(e) => return (0, format!("bad request {url}: {e}")),
+    };
+    answer(client.request(req).await).await
+}
+
 /// Any request with a bearer token and an optional JSON body: `(status,
 /// body)`, or `(0, error)` when nothing answered.
 pub async fn send(method: &str, url: &str, token: &str, json: Option<&str>) -> (u16, String) {

@@ -1,11 +1,12 @@
 //! `/metrics` on the master and on an agent, checked by Prometheus's own
 //! tools from Debian's `prometheus` package (`tests/run` installs it):
-//! `promtool check metrics` passes on both, a node failing a check is
-//! counted as failing, and a real Prometheus server scrapes both and
+//! `promtool check metrics` passes on both (Prometheus's text format for
+//! clients that do not ask for OpenMetrics), a node failing a check is
+//! counted as failing, drains, undrains and jobs' results are counted, and a real Prometheus server scrapes both and
 //! answers a query for the node's CPU usage. Addresses 127.0.0.141–143.
 
 use cluster_tests::lb::free_port;
-use cluster_tests::{AgentProc, MasterProc, Proc, eventually};
+use cluster_tests::{AgentProc, MasterProc, Proc, ctl, eventually};
 use serde_json::Value;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -77,6 +78,31 @@ async fn prometheus_reads_the_master_and_an_agent() {
         sample(&text, "cluster_agent_cpu_usage_ratio").is_some()
     })
     .await;
+    // What was done through the master is counted.
+    let admin = master.admin();
+    ctl(&admin, &["drain", "web-2", "--reason", "kernel"])
+        .await
+        .ok();
+    ctl(&admin, &["undrain", "web-2"]).await.ok();
+    ctl(&admin, &["run", "web-2", "--", "true"]).await.ok();
+    let text = cluster_tests::get(&master_metrics).await.1;
+    for (series, want) in [
+        (r#"cluster_drains_total{kind="drain"}"#, 1.0),
+        ("cluster_undrains_total", 1.0),
+        (r#"cluster_job_node_results_total{result="ok"}"#, 1.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");
+    }
+    // Prometheus asks for OpenMetrics, and gets it.
+    let (_, open) = cluster_tests::http::get_accepting(
+        &master_metrics,
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    )
+    .await;
+    assert!(
+        open.contains("# TYPE cluster_drains counter\n") && open.ends_with("# EOF\n"),
+        "{open}"
+    );
     for url in [
         &master_metrics,
         &agent_metrics,

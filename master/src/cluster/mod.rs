@@ -26,6 +26,7 @@
 //! - `error` — [`ClusterError`].
 
 mod access;
+mod counters;
 mod drain;
 mod error;
 pub(crate) mod hosts_table;
@@ -42,6 +43,7 @@ mod tests;
 pub use crate::state::plan::{JoinOutcome, KeyDecision, NodeChange};
 pub use crate::state::{BalancingState, HostsChanges, HostsNaming};
 pub use access::{Caller, Permission, Refusal, TokenGrant};
+pub use counters::Counters;
 pub use drain::DrainRequest;
 pub use error::ClusterError;
 pub use hosts_table::Part as HostsPart;
@@ -168,6 +170,8 @@ pub struct Cluster {
     followed: watch::Sender<Revision>,
     /// How long commits take.
     latency: CommitLatency,
+    /// What was done through this master, for `/metrics`.
+    pub counters: Counters,
     /// Signs node and user certificates.
     ca: Arc<Ca>,
     inner: Mutex<Inner>,
@@ -215,6 +219,7 @@ impl Cluster {
             following: tokio::sync::Mutex::new(following),
             followed: watch::Sender::new(revision),
             latency: CommitLatency::default(),
+            counters: Counters::default(),
             ca,
             inner: Mutex::new(Inner {
                 state,

@@ -29,6 +29,7 @@ impl Cluster {
         by: &str,
         note: &str,
     ) -> Result<(u64, Vec<NodeChange>), ClusterError> {
+        let out = reason.is_some();
         let changes = self
             .execute(&SetOut {
                 target: target.clone(),
@@ -38,6 +39,13 @@ impl Cluster {
                 note: note.to_owned(),
             })
             .await?;
+        for _ in changes.iter().filter(|c| c.changed) {
+            if out {
+                self.counters.drained(maintenance);
+            } else {
+                self.counters.undrains.inc();
+            }
+        }
         Ok((self.generation(), changes))
     }
 
@@ -378,11 +386,16 @@ impl Cluster {
         record: &RolloutRecord,
         event: Option<(EventKind, String)>,
     ) -> Result<(), ClusterError> {
+        let before = self.store.rollout(&record.id).await.ok().flatten();
         self.execute(&RecordRollout {
             record: record.clone(),
             event,
         })
-        .await
+        .await?;
+        if before.is_none_or(|b| b.state != record.state) {
+            self.counters.rollout(record.state.as_str());
+        }
+        Ok(())
     }
 
     pub async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {

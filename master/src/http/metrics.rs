@@ -1,15 +1,17 @@
 //! `GET /metrics`: the master's figures in OpenMetrics text, through the
 //! `prometheus-client` crate, read from the cluster at each scrape (a
-//! collector: nothing is kept twice). Names, types and units pass
-//! `promtool check metrics`.
+//! collector: nothing is kept twice), with the counters of what was done
+//! through this master; Prometheus's 0.0.4 text for a client that does not
+//! ask for OpenMetrics. Names, types and units pass `promtool check
+//! metrics`.
 
 use super::Http;
 use crate::cluster::Cluster;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cluster_model::NodeState;
 use cluster_model::time::now_ms;
+use cluster_model::{NodeState, metrics};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -18,15 +20,21 @@ use prometheus_client::registry::{Registry, Unit};
 use std::fmt;
 use std::sync::Arc;
 
-/// OpenMetrics' content type, which Prometheus asks for first.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-pub async fn metrics(State(http): State<Http>) -> Response {
+pub async fn metrics(State(http): State<Http>, headers: axum::http::HeaderMap) -> Response {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Figures(http.cluster.clone())));
+    http.cluster.counters.register(&mut registry);
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Ok(()) => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            if metrics::wants_openmetrics(accept) {
+                ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
+            } else {
+                let text = metrics::classic_text(&text);
+                ([(header::CONTENT_TYPE, metrics::TEXT)], text).into_response()
+            }
+        }
         Err(_) => (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "the metrics could not be encoded",

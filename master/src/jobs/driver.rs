@@ -297,6 +297,9 @@ async fn drive(
     jobs.unregister(&job_id);
     record.results = live.results();
     record.finished_ms = now_ms();
+    for r in &record.results {
+        cluster.counters.job_result(r.status.label());
+    }
     if let Err(e) = cluster.record_job(&record, None).await {
         tracing::error!(job = %job_id, error = %e, "cannot store the job's results");
     }
