@@ -128,15 +128,9 @@ async fn health(State(shared): State<Arc<Shared>>, Query(q): Query<HealthQuery>)
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
-    use cluster_model::metrics;
-    let text = metrics_text(&shared);
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    if metrics::wants_openmetrics(accept) {
-        ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
-    } else {
-        let text = metrics::classic_text(&text);
-        ([(header::CONTENT_TYPE, metrics::TEXT)], text).into_response()
-    }
+    let (content_type, body) = cluster_model::metrics::negotiate(accept, metrics_text(&shared));
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// `/metrics`: OpenMetrics text through `prometheus-client`, read from

@@ -14,6 +14,16 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
+/// What to answer a scrape with: the content type and the body, the
+/// exposition as it is or in the 0.0.4 text, by the request's `Accept`.
+pub fn negotiate(accept: Option<&str>, openmetrics: String) -> (&'static str, String) {
+    if wants_openmetrics(accept) {
+        (OPENMETRICS, openmetrics)
+    } else {
+        (TEXT, classic_text(&openmetrics))
+    }
+}
+
 /// The 0.0.4 text of an OpenMetrics exposition.
 pub fn classic_text(openmetrics: &str) -> String {
     let counters: Vec<&str> = openmetrics

@@ -99,3 +99,23 @@ pub async fn ctl_env(env: &Env, args: &[&str]) -> Ctl {
         stderr: String::from_utf8_lossy(&err).into_owned(),
     }
 }
+
+/// An API token made the README's way (`clusterctl token create --api`):
+/// its first line, checked to be the token alone.
+pub async fn api_token(admin: &Admin, role: &str, name: &str) -> String {
+    let out = ctl(
+        admin,
+        &["token", "create", "--api", "--role", role, "--name", name],
+    )
+    .await
+    .ok()
+    .stdout;
+    let token = out.lines().next().unwrap_or_default().trim().to_owned();
+    assert!(
+        token
+            .split_once('.')
+            .is_some_and(|(id, secret)| !id.is_empty() && secret.len() >= 32),
+        "the token alone on the first line:\n{out}"
+    );
+    token
+}

@@ -22,7 +22,7 @@ pub mod procs;
 pub mod python;
 pub mod readme;
 
-pub use ctl::{Admin, Ctl, ctl};
+pub use ctl::{Admin, Ctl, api_token, ctl};
 pub use etcd::EtcdCluster;
 pub use ha::{Expect, HealthWatch, Masters};
 pub use http::get;

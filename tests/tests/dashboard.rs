@@ -4,7 +4,7 @@
 
 use cluster_tests::http::send;
 use cluster_tests::process::free_port;
-use cluster_tests::{AgentProc, MasterProc, Proc, ctl, eventually};
+use cluster_tests::{AgentProc, MasterProc, Proc, api_token, ctl, eventually};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -71,21 +71,6 @@ impl Driver {
         bounded("size the window", client.set_window_size(width, height)).await;
         client
     }
-}
-
-async fn api_token(admin: &cluster_tests::Admin, role: &str, name: &str) -> String {
-    ctl(
-        admin,
-        &["token", "create", "--api", "--role", role, "--name", name],
-    )
-    .await
-    .ok()
-    .stdout
-    .lines()
-    .next()
-    .unwrap()
-    .trim()
-    .to_owned()
 }
 
 async fn login(b: &Client, base: &str, token: &str) {

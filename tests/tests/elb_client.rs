@@ -6,7 +6,7 @@
 //! 127.0.0.131–134.
 
 use cluster_tests::lb::{App, free_port, get_as, listening};
-use cluster_tests::{EtcdCluster, Masters, crypto, ctl, eventually};
+use cluster_tests::{EtcdCluster, Masters, crypto, eventually};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,20 +59,7 @@ async fn elbs_python_client_drives_the_cluster_unchanged() {
         .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
         .spawn();
     listening(&proxy).await;
-    let token = ctl(
-        &admin,
-        &[
-            "token", "create", "--api", "--role", "admin", "--name", "ops",
-        ],
-    )
-    .await
-    .ok()
-    .stdout
-    .lines()
-    .next()
-    .unwrap()
-    .trim()
-    .to_owned();
+    let token = cluster_tests::api_token(&admin, "admin", "ops").await;
     // elb.py's base URL carries the credentials; one per master.
     let bases: Vec<String> = (0..2)
         .map(|i| {

@@ -117,14 +117,7 @@ fall = 1
         );
     }
     // With a token: the output, redacted.
-    let token = ctl(&admin, &["token", "create", "--api", "--role", "read"])
-        .await
-        .ok()
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = cluster_tests::api_token(&admin, "read", "reader").await;
     let (code, body) = cluster_tests::http::send(
         "GET",
         &format!("{base}/api/v1/nodes/leaky-1/checks"),

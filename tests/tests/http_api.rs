@@ -3,30 +3,11 @@
 //! clusterctl, and the seed's own Fabric task run by Python.
 
 use cluster_tests::http::send;
-use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use cluster_tests::{AgentProc, MasterProc, api_token, ctl, eventually};
 use serde_json::Value;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// An API token from `clusterctl token create --api`: its first line.
-async fn api_token(admin: &cluster_tests::Admin, role: &str, name: &str) -> String {
-    let out = ctl(
-        admin,
-        &["token", "create", "--api", "--role", role, "--name", name],
-    )
-    .await
-    .ok()
-    .stdout;
-    let token = out.lines().next().unwrap_or_default().trim().to_owned();
-    assert!(
-        token
-            .split_once('.')
-            .is_some_and(|(id, secret)| !id.is_empty() && secret.len() >= 32),
-        "the token alone on the first line:\n{out}"
-    );
-    token
-}
 
 /// bethel's `alter_service_status`, as its README gives it, in Python 3
 /// (urllib2 → urllib.request, base64.encodestring → encodebytes); only the

@@ -38,19 +38,7 @@ async fn the_rest_apis_curl_lines_work_as_written() {
         .role("web")
         .spawn();
     let admin = master.admin();
-    let token = ctl(
-        &admin,
-        &[
-            "token", "create", "--api", "--role", "admin", "--name", "readme",
-        ],
-    )
-    .await
-    .ok()
-    .stdout
-    .lines()
-    .next()
-    .unwrap()
-    .to_owned();
+    let token = cluster_tests::api_token(&admin, "admin", "readme").await;
     eventually("both agents connected", Duration::from_secs(10), || async {
         ctl(&admin, &["nodes", "-o", "json"])
             .await
@@ -140,19 +128,7 @@ async fn the_elb_admin_apis_curl_lines_work_as_written() {
     assert_eq!(lines.len(), 8, "{lines:#?}");
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
-    let token = ctl(
-        &admin,
-        &[
-            "token", "create", "--api", "--role", "admin", "--name", "ops",
-        ],
-    )
-    .await
-    .ok()
-    .stdout
-    .lines()
-    .next()
-    .unwrap()
-    .to_owned();
+    let token = cluster_tests::api_token(&admin, "admin", "ops").await;
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join(".curlrc"), "fail\nsilent\nshow-error\n").unwrap();
     std::fs::write(

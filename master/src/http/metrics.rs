@@ -28,12 +28,8 @@ pub async fn metrics(State(http): State<Http>, headers: axum::http::HeaderMap) -
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => {
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-            if metrics::wants_openmetrics(accept) {
-                ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
-            } else {
-                let text = metrics::classic_text(&text);
-                ([(header::CONTENT_TYPE, metrics::TEXT)], text).into_response()
-            }
+            let (content_type, body) = metrics::negotiate(accept, text);
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Err(_) => (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,

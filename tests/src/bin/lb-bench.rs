@@ -381,20 +381,7 @@ async fn elb(args: &[String]) {
         .spawn();
     cluster_tests::connected(&admin, 1).await;
     listening(&proxy).await;
-    let token = ctl(
-        &admin,
-        &[
-            "token", "create", "--api", "--role", "admin", "--name", "bench",
-        ],
-    )
-    .await
-    .ok()
-    .stdout
-    .lines()
-    .next()
-    .unwrap()
-    .trim()
-    .to_owned();
+    let token = cluster_tests::api_token(&admin, "admin", "bench").await;
     let base = master
         .http_url()
         .replacen("http://", &format!("http://bench:{token}@"), 1);
