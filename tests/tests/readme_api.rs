@@ -16,6 +16,26 @@ use std::time::Duration;
 
 const README: &str = include_str!("../../README.md");
 
+/// Runs one of the README's lines with `sh`, after its block's `M=…`, with
+/// the token in `TOKEN` and `home` as `HOME` and the working directory;
+/// it must succeed.
+fn run_line(assign: &str, line: &str, token: &str, home: &std::path::Path) -> std::process::Output {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{assign}; {line}"))
+        .env("TOKEN", token)
+        .env("HOME", home)
+        .current_dir(home)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{line}\nfailed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rest_apis_curl_lines_work_as_written() {
     cluster_tests::crypto();
@@ -89,19 +109,7 @@ async fn the_rest_apis_curl_lines_work_as_written() {
             continue;
         }
         let line = line.replace("20261201213400123456", &job);
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{assign}; {line}"))
-            .env("TOKEN", &token)
-            .env("HOME", home.path())
-            .current_dir(home.path())
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "{line}\nfailed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_line(&assign, &line, &token, home.path());
         ran += 1;
     }
     assert!(ran >= 20, "{ran} lines ran");
@@ -143,19 +151,7 @@ async fn the_elb_admin_apis_curl_lines_work_as_written() {
     let assign = lines[0].replace("http://127.0.0.1:7441", &master.http_url());
     let mut answers = Vec::new();
     for line in &lines[1..] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{assign}; {line}"))
-            .env("TOKEN", &token)
-            .env("HOME", home.path())
-            .current_dir(home.path())
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "{line}\nfailed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_line(&assign, line, &token, home.path());
         answers.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
     }
     // What the comments say each answers.

@@ -154,12 +154,7 @@ pub async fn stream(
                 r = rows.changed() => if r.is_err() { return },
                 r = changes.changed() => if r.is_err() { return },
             }
-            if http.cluster.api_caller_by_id(&token).is_err() {
-                let _ = tx
-                    .send(Ok(Event::default()
-                        .event("logout")
-                        .data("the session's token is gone")))
-                    .await;
+            if logged_out(&http, &token, &tx).await {
                 return;
             }
             if q.view == "records" && last_refresh.elapsed() >= REFRESH_EVERY {
@@ -175,6 +170,19 @@ pub async fn stream(
 }
 
 type Tx = mpsc::Sender<Result<Event, Infallible>>;
+
+/// Whether the session's token is gone; if so the tab is told, and goes
+/// to the login.
+async fn logged_out(http: &Http, token: &str, tx: &Tx) -> bool {
+    if http.cluster.api_caller_by_id(token).is_ok() {
+        return false;
+    }
+    let logout = Event::default()
+        .event("logout")
+        .data("the session's token is gone");
+    let _ = tx.send(Ok(logout)).await;
+    true
+}
 
 /// "Fetch the page anew". Never with empty data: a browser drops a
 /// message whose data is empty without dispatching it.
@@ -260,12 +268,7 @@ async fn follow_job(http: Http, token: String, job: String, seen: Option<u64>, t
             _ = tx.closed() => return,
             r = wake.changed() => if r.is_err() { return },
         }
-        if http.cluster.api_caller_by_id(&token).is_err() {
-            let _ = tx
-                .send(Ok(Event::default()
-                    .event("logout")
-                    .data("the session's token is gone")))
-                .await;
+        if logged_out(&http, &token, &tx).await {
             return;
         }
     }
