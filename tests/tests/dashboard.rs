@@ -92,6 +92,12 @@ async fn login(b: &Client, base: &str, token: &str) {
     .await;
 }
 
+/// Finds and clicks an element, each step bounded.
+async fn click(b: &Client, what: &str, at: Locator<'_>) {
+    let element = bounded(what, b.find(at)).await;
+    bounded(what, element.click()).await;
+}
+
 async fn js(b: &Client, script: &str) -> Value {
     bounded(script, b.execute(script, Vec::new())).await
 }
@@ -173,14 +179,7 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
     // Filter with a compound target.
     let target = bounded("the filter", b.find(Locator::Id("target"))).await;
     bounded("type a target", target.send_keys("web-* and not web-3")).await;
-    bounded(
-        "filter",
-        b.find(Locator::Css("form.filter button"))
-            .await
-            .unwrap()
-            .click(),
-    )
-    .await;
+    click(&b, "filter", Locator::Css("form.filter button")).await;
     eventually("two rows", PATIENCE, || async {
         js(
             &b,
@@ -192,11 +191,8 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
     .await;
     // A bad one is shown as the CLI shows it, with its position.
     bounded("back", b.goto(&format!("{base}/?target=web-1%20and%20("))).await;
-    let error = bounded(
-        "the error",
-        b.find(Locator::Css(".error pre")).await.unwrap().text(),
-    )
-    .await;
+    let error = bounded("the error", b.find(Locator::Css(".error pre"))).await;
+    let error = bounded("the error's text", error.text()).await;
     assert!(error.contains('^'), "a caret under the column: {error}");
     bounded(
         "filter again",
@@ -206,31 +202,11 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
 
     // Tick two, give a reason, preview, confirm.
     for node in ["web-1", "web-2"] {
-        bounded(
-            "tick",
-            b.find(Locator::Id(&format!("pick-{node}")))
-                .await
-                .unwrap()
-                .click(),
-        )
-        .await;
+        click(&b, "tick", Locator::Id(&format!("pick-{node}"))).await;
     }
-    bounded(
-        "reason",
-        b.find(Locator::Id("reason"))
-            .await
-            .unwrap()
-            .send_keys("kernel upgrade"),
-    )
-    .await;
-    bounded(
-        "drain…",
-        b.find(Locator::Css("#bulk button[value=drain]"))
-            .await
-            .unwrap()
-            .click(),
-    )
-    .await;
+    let reason = bounded("reason", b.find(Locator::Id("reason"))).await;
+    bounded("type a reason", reason.send_keys("kernel upgrade")).await;
+    click(&b, "drain…", Locator::Css("#bulk button[value=drain]")).await;
     let preview = bounded(
         "the preview",
         b.wait()
@@ -244,14 +220,10 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
         "web: 3 in rotation now, 1 after: {census}"
     );
     screenshot(&b, &shots, "preview-1280x900.png").await;
-    bounded(
+    click(
+        &b,
         "confirm",
-        b.find(Locator::Css(
-            "dialog[open] form[data-apply] button[type=submit]",
-        ))
-        .await
-        .unwrap()
-        .click(),
+        Locator::Css("dialog[open] form[data-apply] button[type=submit]"),
     )
     .await;
 
@@ -295,14 +267,7 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
 
     // Undrain one from its page.
     bounded("the node page", b.goto(&format!("{base}/nodes/web-1"))).await;
-    bounded(
-        "undrain…",
-        b.find(Locator::Css("button[value=undrain]"))
-            .await
-            .unwrap()
-            .click(),
-    )
-    .await;
+    click(&b, "undrain…", Locator::Css("button[value=undrain]")).await;
     bounded(
         "confirm",
         b.wait()
@@ -326,25 +291,11 @@ async fn an_operator_drains_two_nodes_from_the_browser_and_another_tab_sees_it_l
     bounded("nodes", b.goto(&format!("{base}/"))).await;
     screenshot(&b, &shots, "nodes-390x844.png").await;
     bounded("wide", b.set_window_size(1280, 900)).await;
-    bounded(
-        "dark",
-        b.find(Locator::Css("[data-theme-toggle]"))
-            .await
-            .unwrap()
-            .click(),
-    )
-    .await;
+    click(&b, "dark", Locator::Css("[data-theme-toggle]")).await;
     let theme = js(&b, "return document.documentElement.dataset.theme").await;
     assert!(theme == json!("dark") || theme == json!("light"), "{theme}");
     if theme == json!("light") {
-        bounded(
-            "dark",
-            b.find(Locator::Css("[data-theme-toggle]"))
-                .await
-                .unwrap()
-                .click(),
-        )
-        .await;
+        click(&b, "dark", Locator::Css("[data-theme-toggle]")).await;
     }
     assert_eq!(
         js(&b, "return document.documentElement.dataset.theme").await,
