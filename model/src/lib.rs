@@ -26,6 +26,7 @@
 //! - [`time`] — the clock, for shells only.
 
 pub mod access;
+pub mod alerts;
 pub mod clusterfile;
 pub mod config;
 pub mod event;
