@@ -250,6 +250,9 @@ impl Notice {
 }
 
 #[cfg(test)]
+mod rule_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
