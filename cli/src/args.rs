@@ -97,6 +97,12 @@ pub enum Command {
     Undrain(UndrainArgs),
     /// Show the audit log: who drained what, when and why; nodes going down.
     Events(EventsArgs),
+    /// A node's usage over time (CPU, memory, swap, disk, load, network),
+    /// from the history its master keeps (an hour by default).
+    Usage(crate::usage::UsageArgs),
+    /// Alerts firing on the targeted nodes (usage past its levels, agents
+    /// silent).
+    Alerts(crate::usage::AlertsArgs),
     /// The cluster's masters: which one leads, each one's revision and
     /// agents; the store's epoch, lease and endpoints.
     Masters,

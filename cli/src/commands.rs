@@ -72,6 +72,10 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                 Output::Table => write_out(out, &render::masters_text(&masters)),
             }
         }
+        Command::Usage(a) => crate::usage::usage(&mut client, &a, output, out).await,
+        Command::Alerts(a) => {
+            crate::usage::alerts(&mut client, &targeting(&a.how, &a.target)?, output, out).await
+        }
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;
             match output {

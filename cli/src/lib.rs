@@ -34,6 +34,7 @@ pub mod keys;
 pub mod render;
 pub mod rollout;
 pub mod run;
+pub mod usage;
 
 use clap::Parser;
 use std::ffi::OsString;

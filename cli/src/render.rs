@@ -39,6 +39,16 @@ impl AddPrintable for Table {
     }
 }
 
+/// A table in the house style, for other modules.
+pub fn plain_table(header: &[&str]) -> Table {
+    table(header)
+}
+
+/// A table's text, trailing spaces trimmed.
+pub fn finish_table(t: &Table) -> String {
+    trim_lines(&t.to_string())
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING)
@@ -81,6 +91,7 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
         "MEMORY",
         "LAST SEEN",
         "CHECKS",
+        "ALERTS",
         "REASON",
     ]);
     for n in nodes {
@@ -105,10 +116,26 @@ pub fn nodes_table(nodes: &[NodeView], now_ms: u64) -> String {
             mem,
             ago(now_ms, n.last_seen_ms),
             checks_cell(n),
+            alerts_cell(n),
             reason_cell(n),
         ]);
     }
     trim_lines(&t.to_string())
+}
+
+/// "-" without alerts, else each firing one: `cpu critical`, `disk /var warning`.
+fn alerts_cell(n: &NodeView) -> String {
+    if n.alerts.is_empty() {
+        return "-".into();
+    }
+    n.alerts
+        .iter()
+        .map(|a| match a.device.as_str() {
+            "" => format!("{} {}", a.metric, a.severity),
+            d => format!("{} {d} {}", a.metric, a.severity),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why the node is out, and whether its agent cannot keep its state.
@@ -497,6 +524,7 @@ mod tests {
             health: state.into(),
             cache_error: None,
             checks: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 

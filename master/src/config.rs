@@ -59,6 +59,8 @@ pub struct Config {
     /// The HTTP side (API, dashboard, health) over HTTPS with the master's
     /// server certificate, HTTP/2 offered.
     pub http_tls: bool,
+    /// Usage history kept, and the alert rules' levels.
+    pub monitor: crate::monitor::MonitorConfig,
 }
 
 /// Where the state lives.
@@ -119,6 +121,11 @@ pub struct RawConfig {
     pub allow_nat: Option<bool>,
     /// Serve the HTTP side over HTTPS with the master's certificate.
     pub http_tls: Option<bool>,
+    /// How much usage history each node keeps (`"1h"`).
+    pub usage_history: Option<String>,
+    /// The alert rules' levels: `[alerts]`, with `[alerts.roles.NAME]` and
+    /// `[alerts.nodes.NAME]` overrides.
+    pub alerts: Option<cluster_model::alerts::RawAlerts>,
 }
 
 impl RawConfig {
@@ -340,6 +347,31 @@ impl Config {
                 }
             }),
         );
+        let history = problems.check(
+            parse_duration(
+                "usage_history",
+                raw.usage_history.as_deref().unwrap_or("1h"),
+            )
+            .and_then(|h| {
+                if h < Duration::from_secs(60) || h > Duration::from_secs(24 * 3600) {
+                    Err(format!(
+                        "usage_history = {h:?}: must be from 1m to 24h (it is held in memory)"
+                    ))
+                } else {
+                    Ok(h)
+                }
+            }),
+        );
+        let thresholds =
+            match cluster_model::alerts::Thresholds::from_raw(&raw.alerts.unwrap_or_default()) {
+                Ok(t) => Some(t),
+                Err(all) => {
+                    for p in all {
+                        problems.push(p);
+                    }
+                    None
+                }
+            };
         problems.finish("configuration", path, || {
             Some(Config {
                 listen: listen?,
@@ -360,6 +392,10 @@ impl Config {
                 node_certificate_lifetime: node_certificate_lifetime?,
                 allow_nat: raw.allow_nat.unwrap_or(false),
                 http_tls: raw.http_tls.unwrap_or(false),
+                monitor: crate::monitor::MonitorConfig {
+                    history: history?,
+                    thresholds: thresholds?,
+                },
             })
         })
     }

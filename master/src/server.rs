@@ -274,6 +274,15 @@ pub async fn run(
         dropped,
         config.refusal_window,
     ));
+    let monitor = Arc::new(crate::monitor::Monitor::new(
+        config.monitor.clone(),
+        Arc::new(crate::monitor::Nowhere),
+    ));
+    let watching = tokio::spawn(crate::monitor::run(
+        monitor.clone(),
+        cluster.clone(),
+        token.clone(),
+    ));
     let jobs = Arc::new(crate::jobs::Jobs::new(config.job_output_limit));
     if let Some(peers) = &peers {
         peers.set_jobs(jobs.clone());
@@ -295,6 +304,7 @@ pub async fn run(
         let mut state = crate::http::Http::new(cluster.clone(), Some(rollouts.clone()));
         state.https = https.is_some();
         state.jobs = Some(jobs.clone());
+        state.monitor = Some(monitor.clone());
         let app = crate::http::router(state);
         let token = token.clone();
         let https = https.clone();
@@ -327,12 +337,15 @@ pub async fn run(
     let sessions = TaskTracker::new();
     let served = crate::grpc::services(
         server,
-        cluster.clone(),
-        jobs.clone(),
-        rollouts.clone(),
-        token.clone(),
-        sessions.clone(),
-        config.allow_nat,
+        crate::grpc::Parts {
+            cluster: cluster.clone(),
+            jobs: jobs.clone(),
+            rollouts: rollouts.clone(),
+            monitor: monitor.clone(),
+            shutdown: token.clone(),
+            sessions: sessions.clone(),
+            allow_nat: config.allow_nat,
+        },
     )
     .serve_with_incoming_shutdown(incoming, {
         let token = token.clone();
@@ -349,6 +362,7 @@ pub async fn run(
     jobs.wait(SHUTDOWN_PATIENCE).await;
     let _ = liveness.await;
     let _ = housekeeping.await;
+    let _ = watching.await;
     let _ = follow.await;
     // Ends with the TLS acceptor, which the server dropped.
     let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, audit).await;

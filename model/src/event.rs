@@ -56,6 +56,8 @@ pub enum EventKind {
     Rollout,
     /// An agent could not make a desired state durable, or could again.
     Agent,
+    /// A usage alert fired or resolved, or could not be delivered.
+    Alert,
 }
 
 impl EventKind {
@@ -78,6 +80,7 @@ impl EventKind {
             EventKind::Check => "check",
             EventKind::Rollout => "rollout",
             EventKind::Agent => "agent",
+            EventKind::Alert => "alert",
         }
     }
 }

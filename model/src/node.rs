@@ -223,6 +223,8 @@ pub struct NodeStatus {
     /// The generation at which the node's record last changed: an agent
     /// that acknowledged at least this has applied its desired state.
     pub spec_generation: u64,
+    /// Its firing alerts.
+    pub alerts: Vec<crate::alerts::Notice>,
 }
 
 impl NodeStatus {

@@ -65,6 +65,25 @@ impl Client {
             .map_err(unreadable)
     }
 
+    /// A node's usage history since `since_ms`, as its master keeps it.
+    pub async fn usage_history(
+        &mut self,
+        node: &str,
+        since_ms: u64,
+    ) -> Result<pb::UsageHistoryResponse, Failure> {
+        let resp = self
+            .unary(
+                Call::Read,
+                pb::UsageHistoryRequest {
+                    node: node.to_owned(),
+                    since_ms,
+                },
+                |mut c, r| async move { c.usage_history(r).await },
+            )
+            .await?;
+        Ok(resp)
+    }
+
     pub async fn events(
         &mut self,
         node: Option<&str>,

@@ -237,6 +237,42 @@ pub struct NodeView {
     pub cache_error: Option<String>,
     /// The agent's local health checks.
     pub checks: Vec<CheckView>,
+    /// Its firing alerts.
+    pub alerts: Vec<AlertView>,
+}
+
+/// A firing alert, as clusterctl shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub node: String,
+    /// As Alertmanager names it: `NodeCpuCritical`.
+    pub alertname: String,
+    pub metric: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub device: String,
+    pub severity: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub since: String,
+    pub since_ms: u64,
+    pub summary: String,
+}
+
+impl From<&cluster_model::alerts::Notice> for AlertView {
+    fn from(a: &cluster_model::alerts::Notice) -> AlertView {
+        AlertView {
+            node: a.node.clone(),
+            alertname: a.alertname(),
+            metric: a.metric.as_str().to_owned(),
+            device: a.device.clone(),
+            severity: a.severity.as_str().to_owned(),
+            value: a.value,
+            threshold: a.threshold,
+            since: rfc3339(a.starts_at_ms),
+            since_ms: a.starts_at_ms,
+            summary: a.summary(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -334,6 +370,7 @@ impl From<NodeStatus> for NodeView {
             }),
             labels: n.labels,
             grains: serde_json::Value::Object(n.grains),
+            alerts: s.alerts.iter().map(AlertView::from).collect(),
         }
     }
 }

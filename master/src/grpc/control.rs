@@ -27,6 +27,7 @@ pub struct ControlSvc {
     pub cluster: Arc<Cluster>,
     pub jobs: Arc<Jobs>,
     pub rollouts: Arc<crate::rollout::Rollouts>,
+    pub monitor: Arc<crate::monitor::Monitor>,
 }
 
 impl ControlSvc {
@@ -407,6 +408,13 @@ impl pb::control_server::Control for ControlSvc {
         let stream = tokio_stream::wrappers::ReceiverStream::new(events)
             .map(|e| Ok(pb::DrainEvent::from(&e)));
         Ok(Response::new(revocable(&self.cluster, &caller, stream)))
+    }
+
+    async fn usage_history(
+        &self,
+        request: Request<pb::UsageHistoryRequest>,
+    ) -> Result<Response<pb::UsageHistoryResponse>, Status> {
+        self.handle_usage_history(request).await
     }
 
     async fn list_events(

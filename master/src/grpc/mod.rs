@@ -19,6 +19,7 @@ pub mod auth;
 pub mod control;
 mod control_lb;
 mod control_rollout;
+mod control_usage;
 pub mod convert;
 mod convert_lb;
 pub mod enroll;
@@ -35,17 +36,29 @@ use tonic::transport::server::{Router, Server};
 /// Largest message accepted from a peer (grains of a big host fit easily).
 const MAX_MESSAGE: usize = cluster_model::limits::MESSAGE_MAX_BYTES;
 
-/// The master's four services on `server`; each agent session's loop is
-/// spawned on `sessions`.
-pub fn services(
-    mut server: Server,
-    cluster: Arc<Cluster>,
-    jobs: Arc<Jobs>,
-    rollouts: Arc<crate::rollout::Rollouts>,
-    shutdown: CancellationToken,
-    sessions: TaskTracker,
-    allow_nat: bool,
-) -> Router {
+/// What the services serve with.
+pub struct Parts {
+    pub cluster: Arc<Cluster>,
+    pub jobs: Arc<Jobs>,
+    pub rollouts: Arc<crate::rollout::Rollouts>,
+    pub monitor: Arc<crate::monitor::Monitor>,
+    pub shutdown: CancellationToken,
+    /// Where each agent session's loop is spawned.
+    pub sessions: TaskTracker,
+    pub allow_nat: bool,
+}
+
+/// The master's four services on `server`.
+pub fn services(mut server: Server, parts: Parts) -> Router {
+    let Parts {
+        cluster,
+        jobs,
+        rollouts,
+        monitor,
+        shutdown,
+        sessions,
+        allow_nat,
+    } = parts;
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
         cluster: cluster.clone(),
         jobs: jobs.clone(),
@@ -59,6 +72,7 @@ pub fn services(
         cluster: cluster.clone(),
         jobs: jobs.clone(),
         rollouts,
+        monitor,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let masters = pb::masters_server::MastersServer::new(masters::MastersSvc {

@@ -46,6 +46,8 @@ pub struct Http {
     /// The jobs this master runs (their pages follow them live); `None`
     /// on a router without them.
     pub jobs: Option<Arc<Jobs>>,
+    /// Usage history and the alert levels; `None` on a router without them.
+    pub monitor: Option<Arc<crate::monitor::Monitor>>,
     /// Refused tokens audited per source address and minute.
     pub refusals: Arc<JoinLimits>,
     /// The dashboard's session cookies and form tokens.
@@ -65,6 +67,7 @@ impl Http {
             cluster,
             rollouts,
             jobs: None,
+            monitor: None,
             refusals: Arc::new(JoinLimits::per_minute(1)),
             sessions,
             board: Default::default(),

@@ -46,6 +46,7 @@ pub use status::BalancingState;
 
 use crate::store::{Change, Key, Loaded, Record, RequestRecord, Revision};
 use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::alerts::{AlertKey, Transition};
 use cluster_model::clusterfile::Settings;
 use cluster_model::{
     EventKind, KeyRecord, KeyState, Node, NodeId, NodeName, ProxyView, Token, UserRecord,
@@ -117,6 +118,8 @@ pub struct State {
     settings: Option<Stored<Settings>>,
     /// Mutating calls that took effect, by request id.
     requests: BTreeMap<String, Stored<RequestRecord>>,
+    /// Firing alerts, as they fired.
+    alerts: BTreeMap<AlertKey, Stored<Transition>>,
 
     /// This master's sessions, by node.
     live: HashMap<NodeId, Live>,
@@ -151,6 +154,7 @@ impl State {
             routes: BTreeMap::new(),
             settings: None,
             requests: BTreeMap::new(),
+            alerts: BTreeMap::new(),
             live: HashMap::new(),
             names: HashMap::new(),
             group_exprs: BTreeMap::new(),
@@ -331,6 +335,10 @@ impl State {
                 self.requests
                     .insert(r.id.clone(), Stored { value: r, revision });
             }
+            Record::Alert(a) => {
+                self.alerts
+                    .insert(a.key.clone(), Stored { value: a, revision });
+            }
             // Read from the store when asked for; not held here.
             Record::Job(_) | Record::Rollout(_) => {}
         }
@@ -375,6 +383,9 @@ impl State {
             Key::Settings => self.settings = None,
             Key::Request(id) => {
                 self.requests.remove(id);
+            }
+            Key::Alert(k) => {
+                self.alerts.remove(k);
             }
             Key::Job(_) | Key::Rollout(_) | Key::Event(_) => {}
         }
@@ -520,6 +531,7 @@ impl State {
             Key::Route(d) => self.routes.get(d).map(|s| s.revision),
             Key::Settings => self.settings.as_ref().map(|s| s.revision),
             Key::Request(id) => self.requests.get(id).map(|s| s.revision),
+            Key::Alert(k) => self.alerts.get(k).map(|s| s.revision),
             Key::Job(_) | Key::Rollout(_) | Key::Event(_) => None,
         }
     }
@@ -584,7 +596,25 @@ impl State {
                 .values()
                 .map(|s| (Record::Request(s.value.clone()), s.revision)),
         );
+        out.extend(
+            self.alerts
+                .values()
+                .map(|s| (Record::Alert(s.value.clone()), s.revision)),
+        );
         out
+    }
+
+    /// The firing alerts, by node, metric, severity and device.
+    pub fn alerts(&self) -> impl Iterator<Item = &Transition> {
+        self.alerts.values().map(|a| &a.value)
+    }
+
+    /// One node's firing alerts.
+    pub fn alerts_of<'a>(&'a self, node: &'a NodeId) -> impl Iterator<Item = &'a Transition> {
+        self.alerts
+            .range(AlertKey::first_of(node)..)
+            .take_while(move |(k, _)| &k.node == node)
+            .map(|(_, a)| &a.value)
     }
 
     /// What the call with request id `id` answered, when it took effect.

@@ -41,6 +41,7 @@ impl State {
             applied: live.map(|l| l.applied.clone()).unwrap_or_default(),
             checks,
             spec_generation: stored.revision,
+            alerts: self.alerts_of(id).map(|a| a.notice.clone()).collect(),
             node: node.clone(),
         })
     }

@@ -5,6 +5,7 @@
 //! revisions, then puts and deletes.
 
 use cluster_balancer::{Domain, UpstreamSource};
+use cluster_model::alerts::{AlertKey, Transition};
 use cluster_model::clusterfile::Settings;
 use cluster_model::rollout::RolloutRecord;
 use cluster_model::{
@@ -39,6 +40,8 @@ pub enum Key {
     /// A mutating call's request id: what it answered, so a retry with
     /// the same id answers the same without acting again.
     Request(String),
+    /// A firing alert: node, metric, severity, device.
+    Alert(AlertKey),
 }
 
 impl std::fmt::Display for Key {
@@ -57,6 +60,11 @@ impl std::fmt::Display for Key {
             Key::Rollout(id) => write!(f, "rollout/{id}"),
             Key::Event(seq) => write!(f, "event/{seq}"),
             Key::Request(id) => write!(f, "request/{id}"),
+            Key::Alert(k) => write!(
+                f,
+                "alert/{}/{}/{}/{}",
+                k.node, k.metric, k.severity, k.device
+            ),
         }
     }
 }
@@ -85,6 +93,8 @@ pub enum Record {
     Job(JobRecord),
     Rollout(RolloutRecord),
     Request(RequestRecord),
+    /// A firing alert, as it fired (deleted when it resolves).
+    Alert(Transition),
 }
 
 /// A mutating call that took effect, under the request id its caller sent.
@@ -113,6 +123,7 @@ impl Record {
             Record::Job(j) => Key::Job(j.id.clone()),
             Record::Rollout(r) => Key::Rollout(r.id.clone()),
             Record::Request(r) => Key::Request(r.id.clone()),
+            Record::Alert(a) => Key::Alert(a.key.clone()),
         }
     }
 }

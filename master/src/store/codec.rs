@@ -25,6 +25,7 @@ pub(super) fn record_json(r: &Record) -> Vec<u8> {
         Record::Job(j) => to_json(j),
         Record::Rollout(r) => to_json(r),
         Record::Request(r) => to_json(r),
+        Record::Alert(a) => to_json(a),
     }
 }
 
@@ -65,6 +66,7 @@ pub(super) fn record_of(key: &str, json: &[u8]) -> Result<Option<Record>, StoreE
             chain: decode(key, json)?,
         },
         "meta" if rest == "settings" => Record::Settings(decode(key, json)?),
+        "alert" => Record::Alert(decode(key, json)?),
         "request" => {
             let mut r: super::RequestRecord = decode(key, json)?;
             r.id = rest;
@@ -72,6 +74,26 @@ pub(super) fn record_of(key: &str, json: &[u8]) -> Result<Option<Record>, StoreE
         }
         _ => return Ok(None),
     }))
+}
+
+/// An alert's key from its text's part after `alert/`:
+/// `node/metric/severity/device` (the device, a mount point, may hold `/`).
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub(super) fn alert_key(rest: &str) -> Option<cluster_model::alerts::AlertKey> {
+    let mut parts = rest.splitn(4, '/');
+    let node = parts.next()?.to_owned().try_into().ok()?;
+    let metric = parts.next()?.parse().ok()?;
+    let severity = match parts.next()? {
+        "warning" => cluster_model::alerts::Severity::Warning,
+        "critical" => cluster_model::alerts::Severity::Critical,
+        _ => return None,
+    };
+    Some(cluster_model::alerts::AlertKey {
+        node,
+        metric,
+        device: parts.next()?.to_owned(),
+        severity,
+    })
 }
 
 /// The key of a record, as text: events as 20 zero-padded digits, so

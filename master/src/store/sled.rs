@@ -31,6 +31,7 @@ const UPSTREAM: &[u8] = b"upstream/";
 const ROUTE: &[u8] = b"route/";
 const ROLLOUT: &[u8] = b"rollout/";
 const REQUEST: &[u8] = b"request/";
+const ALERT: &[u8] = b"alert/";
 const SETTINGS: &[u8] = b"meta/settings";
 const REVISION: &[u8] = b"meta/revision";
 const FORMAT: &[u8] = b"meta/format";
@@ -39,8 +40,8 @@ const GENERATION: &[u8] = b"meta/generation";
 const LAYOUT: &[u8] = b"2";
 
 /// The prefixes whose records carry a revision.
-const REVISIONED: [&[u8]; 9] = [
-    NODE, TOKEN, KEY, REVOKED, USER, GROUP, UPSTREAM, ROUTE, REQUEST,
+const REVISIONED: [&[u8]; 10] = [
+    NODE, TOKEN, KEY, REVOKED, USER, GROUP, UPSTREAM, ROUTE, REQUEST, ALERT,
 ];
 
 #[derive(Clone)]
@@ -153,6 +154,7 @@ fn key_bytes(k: &Key) -> Vec<u8> {
         Key::Rollout(id) => join(ROLLOUT, id.as_bytes()),
         Key::Event(seq) => join(EVENT, &seq.to_be_bytes()),
         Key::Request(id) => join(REQUEST, id.as_bytes()),
+        Key::Alert(_) => k.to_string().into_bytes(),
     }
 }
 

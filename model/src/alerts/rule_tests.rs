@@ -111,7 +111,10 @@ fn a_value_crossing_up_and_down_fires_and_resolves_exactly_once() {
 fn no_for_fires_on_the_first_sample_over_the_line() {
     assert_eq!(
         run(&[50.0, 71.0, 71.0, 60.0], &levels(0)),
-        vec![(1, "firing", Severity::Warning), (3, "resolved", Severity::Warning)]
+        vec![
+            (1, "firing", Severity::Warning),
+            (3, "resolved", Severity::Warning)
+        ]
     );
 }
 
@@ -126,10 +129,16 @@ fn a_drained_node_is_silenced_and_starts_over_when_back() {
     drained.drained = true;
     let gone = a.observe(&drained, &l, 1000);
     assert_eq!(gone.len(), 2, "both resolve: {gone:?}");
-    assert!(gone.iter().all(|t| t.notice.status == NoticeStatus::Resolved
-        && t.notice.why == "node drained"
-        && t.notice.ends_at_ms == Some(1000)));
-    assert!(a.observe(&drained, &l, 2000).is_empty(), "silenced while drained");
+    assert!(
+        gone.iter()
+            .all(|t| t.notice.status == NoticeStatus::Resolved
+                && t.notice.why == "node drained"
+                && t.notice.ends_at_ms == Some(1000))
+    );
+    assert!(
+        a.observe(&drained, &l, 2000).is_empty(),
+        "silenced while drained"
+    );
     assert_eq!(a.firing().count(), 0);
     let back = a.observe(&node.sample(Some(&hot)), &l, 3000);
     assert_eq!(back.len(), 2, "fires again once undrained");
@@ -147,7 +156,10 @@ fn an_agent_that_stops_reporting_is_an_alert_and_its_usage_rules_hold() {
     assert_eq!(a.firing().count(), 2);
     let mut down = node.sample(Some(&hot));
     down.down_since_ms = Some(2500);
-    assert!(a.observe(&down, &l, 3000).is_empty(), "silent waits its `for`");
+    assert!(
+        a.observe(&down, &l, 3000).is_empty(),
+        "silent waits its `for`"
+    );
     assert!(a.observe(&down, &l, 4600).is_empty());
     let fired = a.observe(&down, &l, 5000);
     assert_eq!(fired.len(), 1, "{fired:?}");
@@ -162,7 +174,11 @@ fn an_agent_that_stops_reporting_is_an_alert_and_its_usage_rules_hold() {
     what.sort();
     assert_eq!(
         what,
-        [("cpu", "resolved"), ("cpu", "resolved"), ("silent", "resolved")]
+        [
+            ("cpu", "resolved"),
+            ("cpu", "resolved"),
+            ("silent", "resolved")
+        ]
     );
 }
 
@@ -201,7 +217,10 @@ fn a_disabled_metric_never_fires_and_a_restored_alert_resolves_once() {
     let mut l = levels(0);
     l.cpu.enabled = false;
     let mut a = Alerting::default();
-    assert!(a.observe(&node.sample(Some(&usage(99.0))), &l, 0).is_empty());
+    assert!(
+        a.observe(&node.sample(Some(&usage(99.0))), &l, 0)
+            .is_empty()
+    );
 
     let l = levels(0);
     let mut a = Alerting::default();
@@ -226,7 +245,8 @@ fn a_disabled_metric_never_fires_and_a_restored_alert_resolves_once() {
     };
     a.restore(key.clone(), &notice);
     assert!(
-        a.observe(&node.sample(Some(&usage(75.0))), &l, 10).is_empty(),
+        a.observe(&node.sample(Some(&usage(75.0))), &l, 10)
+            .is_empty(),
         "still firing: not said again"
     );
     let r = a.observe(&node.sample(Some(&usage(10.0))), &l, 20);

@@ -30,11 +30,29 @@ pub struct AlertKey {
     pub severity: Severity,
 }
 
+impl AlertKey {
+    /// The least key of a node's: where a range over its alerts starts.
+    pub fn first_of(node: &NodeId) -> AlertKey {
+        AlertKey {
+            node: node.clone(),
+            metric: Metric::Cpu,
+            device: String::new(),
+            severity: Severity::Warning,
+        }
+    }
+}
+
 /// Where a rule stands (absent: inactive).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
-    Pending { since_ms: u64 },
-    Firing { since_ms: u64, value: f64, line: f64 },
+    Pending {
+        since_ms: u64,
+    },
+    Firing {
+        since_ms: u64,
+        value: f64,
+        line: f64,
+    },
 }
 
 /// A rule that fired or resolved: the node's id (for its event) and
@@ -122,8 +140,10 @@ impl Alerting {
     /// Takes up an alert that was firing (stored by a master before this
     /// one): it resolves as any other, and is not said to fire again.
     pub fn restore(&mut self, key: AlertKey, notice: &Notice) {
-        self.names
-            .insert(key.node.clone(), (notice.node.clone(), notice.roles.clone()));
+        self.names.insert(
+            key.node.clone(),
+            (notice.node.clone(), notice.roles.clone()),
+        );
         self.phases.insert(
             key,
             Phase::Firing {
@@ -222,9 +242,14 @@ impl Alerting {
         out
     }
 
-    /// The nodes with a phase (to find the ones that went away).
+    /// The nodes this has seen (to find the ones that went away).
     pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
         self.names.keys()
+    }
+
+    /// The nodes with a rule pending or firing: time moves them.
+    pub fn active_nodes(&self) -> std::collections::BTreeSet<NodeId> {
+        self.phases.keys().map(|k| k.node.clone()).collect()
     }
 
     fn resolve_all(&mut self, node: &NodeId, now_ms: u64, why: &str) -> Vec<Transition> {

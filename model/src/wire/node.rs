@@ -2,6 +2,7 @@
 //! offline flags, hosts lines, health, usage, checks, balancer reports.
 
 use super::{WireError, enum_of, node_id, node_name, required};
+use crate::alerts::{Notice, NoticeStatus, Severity};
 use crate::node::{
     Applied, CheckResult, Grains, HealthStatus, HostEntry, LbBackend, LbReport, LbSource, Node,
     NodeSpec, NodeState, NodeStatus, OfflineFlag,
@@ -282,6 +283,7 @@ impl From<&NodeStatus> for pb::NodeInfo {
             aliases: n.aliases.clone(),
             checks: s.checks.iter().map(Into::into).collect(),
             registered_ms: n.registered_ms,
+            alerts: s.alerts.iter().map(Into::into).collect(),
         }
     }
 }
@@ -303,6 +305,11 @@ impl TryFrom<pb::NodeInfo> for NodeStatus {
             applied,
             checks: n.checks.into_iter().map(Into::into).collect(),
             spec_generation: n.spec_generation,
+            alerts: n
+                .alerts
+                .into_iter()
+                .map(|a| alert_of(a, n.name.as_str(), &n.roles))
+                .collect::<Result<_, _>>()?,
             node: Node {
                 id: node_id(n.id, "node.id")?,
                 name: node_name(n.name, "node.name")?,
@@ -323,6 +330,48 @@ impl TryFrom<pb::NodeInfo> for NodeStatus {
             },
         })
     }
+}
+
+impl From<&Notice> for pb::FiringAlert {
+    fn from(n: &Notice) -> pb::FiringAlert {
+        pb::FiringAlert {
+            metric: n.metric.as_str().to_owned(),
+            device: n.device.clone(),
+            severity: n.severity.as_str().to_owned(),
+            value: n.value,
+            threshold: n.threshold,
+            since_ms: n.starts_at_ms,
+        }
+    }
+}
+
+/// A firing alert of the node `node` (with these roles).
+fn alert_of(a: pb::FiringAlert, node: &str, roles: &[String]) -> Result<Notice, WireError> {
+    Ok(Notice {
+        status: NoticeStatus::Firing,
+        node: node.to_owned(),
+        roles: roles.to_vec(),
+        metric: a
+            .metric
+            .parse()
+            .map_err(|e: String| WireError::invalid("node.alerts.metric", e))?,
+        device: a.device,
+        severity: match a.severity.as_str() {
+            "warning" => Severity::Warning,
+            "critical" => Severity::Critical,
+            other => {
+                return Err(WireError::invalid(
+                    "node.alerts.severity",
+                    format!("{other:?}: expected warning or critical"),
+                ));
+            }
+        },
+        value: a.value,
+        threshold: a.threshold,
+        starts_at_ms: a.since_ms,
+        ends_at_ms: None,
+        why: String::new(),
+    })
 }
 
 /// A required nested message.
@@ -368,6 +417,19 @@ mod tests {
             },
             checks: vec![],
             spec_generation: 8,
+            alerts: vec![Notice {
+                status: NoticeStatus::Firing,
+                node: "web-0".into(),
+                roles: vec!["web".into()],
+                metric: crate::alerts::Metric::Disk,
+                device: "/var".into(),
+                severity: Severity::Critical,
+                value: 93.5,
+                threshold: 90.0,
+                starts_at_ms: 4,
+                ends_at_ms: None,
+                why: String::new(),
+            }],
         };
         let wire = pb::NodeInfo::from(&status);
         assert_eq!(NodeStatus::try_from(wire).unwrap(), status);

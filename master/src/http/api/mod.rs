@@ -26,6 +26,7 @@ pub fn routes() -> axum::Router<Http> {
             put(nodes::drain).delete(nodes::undrain),
         )
         .route("/api/v1/events", get(records::events))
+        .route("/api/v1/alerts", get(nodes::alerts))
         .route("/api/v1/jobs", get(records::jobs))
         .route("/api/v1/jobs/{id}", get(records::job))
         .route(

@@ -75,16 +75,48 @@ pub async fn grains(
     Ok(Json(Value::Object(one(&http, &name)?.node.grains)))
 }
 
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    /// History from this long ago (`10m`, `1h`); none without it.
+    history: Option<String>,
+}
+
+/// The node's last report and, asked for, its history as this master
+/// keeps it.
 pub async fn usage(
     State(http): State<Http>,
     auth: Authed,
     Path(name): Path<String>,
+    Query(q): Query<UsageQuery>,
 ) -> ApiResult<Json<Value>> {
     auth.may(&http, Permission::Read, "read usage").await?;
     let n = one(&http, &name)?;
-    Ok(Json(
-        json!({ "node": n.node.name.as_str(), "usage": n.usage }),
-    ))
+    let mut body = json!({ "node": n.node.name.as_str(), "usage": n.usage });
+    if let (Some(h), Some(monitor)) = (q.history.as_deref(), &http.monitor) {
+        let back = humantime::parse_duration(h.trim()).map_err(|e| {
+            Problem::bad_request(
+                "bad-history",
+                format!("history={h:?}: not a duration ({e}); try history=10m or history=1h"),
+            )
+        })?;
+        let since = cluster_model::time::now_ms().saturating_sub(back.as_millis() as u64);
+        let (window, ..) = monitor.history_size();
+        body["history_window_ms"] = json!(window.as_millis() as u64);
+        body["history"] = json!(monitor.usage_history(&n.node.id, since));
+    }
+    Ok(Json(body))
+}
+
+/// Every firing alert, newest first.
+pub async fn alerts(State(http): State<Http>, auth: Authed) -> ApiResult<Json<Value>> {
+    auth.may(&http, Permission::Read, "read alerts").await?;
+    let mut all: Vec<_> = http
+        .cluster
+        .read(|st| st.alerts().map(|t| t.notice.clone()).collect());
+    all.sort_by(|a: &cluster_model::alerts::Notice, b| b.starts_at_ms.cmp(&a.starts_at_ms));
+    Ok(Json(json!({
+        "alerts": all.iter().map(views::alert).collect::<Vec<_>>(),
+    })))
 }
 
 pub async fn checks(

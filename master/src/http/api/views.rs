@@ -33,6 +33,23 @@ pub fn node(n: &NodeStatus) -> Value {
         "cache_error": n.applied.cache_error,
         "checks": checks(n),
         "generation": n.spec_generation,
+        "alerts": n.alerts.iter().map(alert).collect::<Vec<_>>(),
+    })
+}
+
+/// A firing alert, as the API shows it.
+pub fn alert(a: &cluster_model::alerts::Notice) -> Value {
+    json!({
+        "node": a.node,
+        "alertname": a.alertname(),
+        "metric": a.metric.as_str(),
+        "device": a.device,
+        "severity": a.severity.as_str(),
+        "value": a.value,
+        "threshold": a.threshold,
+        "since": rfc3339(a.starts_at_ms),
+        "since_ms": a.starts_at_ms,
+        "summary": a.summary(),
     })
 }
 

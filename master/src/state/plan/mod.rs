@@ -16,8 +16,10 @@
 //! - `groups` — node groups.
 //! - `declare` — the cluster file, applied whole.
 //! - `records` — job and rollout records.
+//! - `alerts` — firing alerts' records and their events.
 
 mod access;
+mod alerts;
 mod balancing;
 mod declare;
 mod groups;
@@ -28,6 +30,7 @@ mod records;
 pub use access::{
     CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, api_token, join_is_cheap,
 };
+pub use alerts::{AlertChanges, DeliveryFailed, lasted};
 pub use balancing::{RemoveRoutes, RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
 pub use groups::SetGroup;

@@ -603,6 +603,7 @@ pub(super) fn record_key(relative: &str) -> Option<Key> {
         "route" => Key::Route(rest),
         "meta" if rest == "settings" => Key::Settings,
         "request" => Key::Request(rest),
+        "alert" => Key::Alert(super::codec::alert_key(&rest)?),
         _ => return None,
     })
 }
