@@ -145,6 +145,40 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
             .any(|s| s["cpu_percent"].as_f64().unwrap() >= 75.0)
     );
     assert_eq!(history["window_ms"], 3_600_000);
+    // The REST API serves the same alerts and history.
+    let token = cluster_tests::api_token(&admin, "read", "alerts-test").await;
+    let api = |path: &str| format!("{}{path}", master.http_url());
+    let (status, body) =
+        cluster_tests::http::send("GET", &api("/api/v1/alerts"), &token, None).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        listed["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["alertname"] == "NodeCpuCritical" && a["node"] == "web-1"),
+        "{listed}"
+    );
+    let (status, body) = cluster_tests::http::send(
+        "GET",
+        &api("/api/v1/nodes/web-1/usage?history=5m"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let usage: Value = serde_json::from_str(&body).unwrap();
+    assert!(usage["history"].as_array().unwrap().len() >= 2, "{usage}");
+    let (status, body) = cluster_tests::http::send(
+        "GET",
+        &api("/api/v1/nodes/web-1/usage?history=soon"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a bad duration is refused: {body}");
+    assert!(body.contains("history=\"soon\""), "{body}");
 
     // The loop stops: the alerts resolve, saying how long they lasted.
     std::fs::remove_file(&flag).unwrap();

@@ -468,6 +468,15 @@ pub async fn node(
     let mem: Vec<f32> = history.iter().map(|h| h.mem).collect();
     let host = host_of(&headers);
     let offline = n.node.offline.is_some();
+    // The master's history (an hour by default), when it keeps one.
+    let hour: Vec<crate::monitor::Sample> = http
+        .monitor
+        .as_ref()
+        .map(|m| m.usage_history(&n.node.id, 0))
+        .unwrap_or_default();
+    let series = |f: fn(&crate::monitor::Sample) -> f64| -> Vec<(u64, f64)> {
+        hour.iter().map(|s| (s.at_ms, f(s))).collect()
+    };
     let live = format!("/live?view=node&node={}&v={version}", super::encode(&name));
     Ok(page(
         &name,
@@ -506,6 +515,25 @@ pub async fn node(
                 } @else {
                     (copy_as(&format!("clusterctl drain {} --reason REASON", sh(&name)),
                         &format!("curl -X PUT -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"reason\": \"REASON\"}}' http://{host}/api/v1/nodes/{name}/drain")))
+                }
+            }
+            @if !n.alerts.is_empty() {
+                section {
+                    h2 { "Alerts" }
+                    ul.alerts { @for a in &n.alerts {
+                        li { span.bad { (a.severity) } " " (a.summary()) " — since " (rfc3339(a.starts_at_ms)) }
+                    } }
+                }
+            }
+            @if hour.len() >= 2 {
+                section {
+                    h2 { "History" }
+                    (views::chart("CPU", &series(|s| s.cpu_percent), 100.0, "%"))
+                    (views::chart("Memory", &series(|s| s.memory_percent), 100.0, "%"))
+                    (views::chart("Fullest disk", &series(|s| s.disk_percent), 100.0, "%"))
+                    (views::chart("Load (1 min)", &series(|s| s.load1), 1.0, ""))
+                    (views::chart("Network in", &series(|s| s.net_rx_bytes_per_sec as f64 / 1e6), 1.0, " MB/s"))
+                    p.hint { (hour.len()) " samples kept by this master." }
                 }
             }
             section.cols {

@@ -129,6 +129,40 @@ pub fn sparkline(points: &[f32]) -> Markup {
     }
 }
 
+/// A chart of one figure over time: `(at_ms, value)` oldest first, drawn
+/// against `top` (100 for percents), with its range and last value in
+/// text beside it for those who do not see the picture.
+pub fn chart(title: &str, points: &[(u64, f64)], top: f64, unit: &str) -> Markup {
+    const W: f64 = 600.0;
+    const H: f64 = 80.0;
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return html! {};
+    };
+    let span = (last.0.saturating_sub(first.0)).max(1) as f64;
+    let top = points
+        .iter()
+        .map(|p| p.1)
+        .fold(top, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let mut d = String::new();
+    for (at, v) in points {
+        let x = (at - first.0) as f64 / span * W;
+        let y = H - (v / top).clamp(0.0, 1.0) * H;
+        d.push_str(&format!("{x:.1},{y:.1} "));
+    }
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let minutes = (span / 60_000.0).round();
+    html! {
+        figure.chart {
+            figcaption { strong { (title) } " — now " (format!("{:.1}{unit}", last.1)) ", highest " (format!("{max:.1}{unit}")) " over " (minutes) " min" }
+            svg viewBox=(format!("0 0 {W} {H}")) preserveAspectRatio="none" width="100%" height="80" role="img" aria-label=(format!("{title} over the last {minutes} minutes")) {
+                line x1="0" y1=(H) x2=(W) y2=(H) stroke="currentColor" stroke-opacity="0.3" {}
+                polyline points=(d.trim_end()) fill="none" stroke="currentColor" stroke-width="1.5" vector-effect="non-scaling-stroke" {}
+            }
+        }
+    }
+}
+
 /// What each balancer says of a node: by node address, `(balancer,
 /// source, in rotation, status)`.
 pub type BalancerViews = BTreeMap<String, Vec<(String, &'static str, bool, String)>>;
