@@ -103,6 +103,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
             allow_nat: false,
             http_tls: false,
+            notify: Default::default(),
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -366,6 +367,7 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         node_certificate_lifetime: cluster_master::pki::LEAF_VALIDITY,
         allow_nat: false,
         http_tls: false,
+        notify: Default::default(),
     };
     let listeners = cluster_master::Listeners {
         grpc,

@@ -59,6 +59,8 @@ pub struct Config {
     /// The HTTP side (API, dashboard, health) over HTTPS with the master's
     /// server certificate, HTTP/2 offered.
     pub http_tls: bool,
+    /// Where alerts are delivered (empty: nowhere).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// Where the state lives.
@@ -119,6 +121,8 @@ pub struct RawConfig {
     pub allow_nat: Option<bool>,
     /// Serve the HTTP side over HTTPS with the master's certificate.
     pub http_tls: Option<bool>,
+    /// `[notify]`: Alertmanagers, email, webhooks.
+    pub notify: Option<crate::notify::RawNotify>,
 }
 
 impl RawConfig {
@@ -340,6 +344,7 @@ impl Config {
                 }
             }),
         );
+        let notify = crate::notify::NotifyConfig::validate(raw.notify, &mut problems);
         problems.finish("configuration", path, || {
             Some(Config {
                 listen: listen?,
@@ -360,6 +365,7 @@ impl Config {
                 node_certificate_lifetime: node_certificate_lifetime?,
                 allow_nat: raw.allow_nat.unwrap_or(false),
                 http_tls: raw.http_tls.unwrap_or(false),
+                notify: notify?,
             })
         })
     }

@@ -16,6 +16,8 @@
 //! - [`grpc`] — the gRPC edge; the only place that names wire types.
 //! - [`http`] — read-only HTTP: central `/health?node=`, `/metrics`.
 //! - [`jobs`] — remote execution: fan-out, batches, results.
+//! - [`notify`] — alert delivery: Alertmanager, email, webhooks; queued,
+//!   retried, every failure reported.
 //! - [`init`] — `cluster-master init`: the CA and an admin context, no serving.
 //! - [`pki`] — the CA: issuing and reading certificates.
 //! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
@@ -26,6 +28,7 @@ pub mod grpc;
 pub mod http;
 pub mod init;
 pub mod jobs;
+pub mod notify;
 pub mod pki;
 pub mod rollout;
 pub mod server;
