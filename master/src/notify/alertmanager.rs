@@ -51,6 +51,10 @@ impl Firing {
     pub fn len(&self) -> usize {
         self.lock().len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
 }
 
 /// The body of one post: every firing alert, and the resolved notices

@@ -432,4 +432,16 @@ password_file = "/x"
             assert_eq!(c.email.unwrap().port, port);
         }
     }
+
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("### Alert delivery").expect("the section")..];
+        let start = section.find("```toml\n").expect("a TOML block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let c = check(block).unwrap_or_else(|p| panic!("{p:#?}"));
+        assert_eq!(c.alertmanagers.len(), 1);
+        assert_eq!(c.webhooks.len(), 1);
+        assert_eq!(c.email.unwrap().port, 587);
+    }
 }

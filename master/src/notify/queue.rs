@@ -139,7 +139,7 @@ impl Queue {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.lock().entries.len()
     }
 }
