@@ -4,7 +4,7 @@
 //!
 //! # Use
 //!
-//! ```ignore
+//! ```text
 //! let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
 //! let notifier = Notifier::start(&config.notify, &config.cluster_name,
 //!                                Some("https://master:7441"), reports_tx, shutdown.clone())?;
