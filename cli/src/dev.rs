@@ -104,6 +104,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             allow_nat: false,
             http_tls: false,
             monitor: Default::default(),
+            notify: Default::default(),
         };
         pki = dir.path().join("master").join("pki");
         let stop = token.clone();
@@ -368,6 +369,7 @@ pub async fn run_master(args: &crate::args::DevMasterArgs) -> Result<(), Failure
         allow_nat: false,
         http_tls: false,
         monitor: Default::default(),
+        notify: Default::default(),
     };
     let listeners = cluster_master::Listeners {
         grpc,

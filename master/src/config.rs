@@ -61,6 +61,8 @@ pub struct Config {
     pub http_tls: bool,
     /// Usage history kept, and the alert rules' levels.
     pub monitor: crate::monitor::MonitorConfig,
+    /// Where alerts are delivered (empty: nowhere).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// Where the state lives.
@@ -126,6 +128,8 @@ pub struct RawConfig {
     /// The alert rules' levels: `[alerts]`, with `[alerts.roles.NAME]` and
     /// `[alerts.nodes.NAME]` overrides.
     pub alerts: Option<cluster_model::alerts::RawAlerts>,
+    /// `[notify]`: Alertmanagers, email, webhooks.
+    pub notify: Option<crate::notify::RawNotify>,
 }
 
 impl RawConfig {
@@ -372,6 +376,7 @@ impl Config {
                     None
                 }
             };
+        let notify = crate::notify::NotifyConfig::validate(raw.notify, &mut problems);
         problems.finish("configuration", path, || {
             Some(Config {
                 listen: listen?,
@@ -396,6 +401,7 @@ impl Config {
                     history: history?,
                     thresholds: thresholds?,
                 },
+                notify: notify?,
             })
         })
     }

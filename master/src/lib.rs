@@ -18,6 +18,8 @@
 //! - [`jobs`] — remote execution: fan-out, batches, results.
 //! - [`monitor`] — usage history for every master; alert rules run by the
 //!   leader, their changes stored, then delivered.
+//! - [`notify`] — alert delivery: Alertmanager, email, webhooks; queued,
+//!   retried, every failure reported.
 //! - [`init`] — `cluster-master init`: the CA and an admin context, no serving.
 //! - [`pki`] — the CA: issuing and reading certificates.
 //! - [`tls`] — mutual TLS on the gRPC port: the accept loop, audited refusals.
@@ -29,6 +31,7 @@ pub mod http;
 pub mod init;
 pub mod jobs;
 pub mod monitor;
+pub mod notify;
 pub mod pki;
 pub mod rollout;
 pub mod server;

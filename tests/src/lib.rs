@@ -10,6 +10,7 @@
 //! - [`lb`] — backend apps, steady client load, real HAProxy/Varnish/nginx.
 //! - [`etcd`] — a real etcd cluster of several members, for masters to share.
 //! - [`ha`] — several masters on one etcd cluster; a watch on agents' health.
+//! - [`notify`] — receivers of alerts: Alertmanager, an SMTP server, a webhook.
 
 pub mod access;
 pub mod ctl;
@@ -17,6 +18,7 @@ pub mod etcd;
 pub mod ha;
 pub mod http;
 pub mod lb;
+pub mod notify;
 pub mod process;
 pub mod procs;
 pub mod python;
