@@ -4,7 +4,8 @@
 //! - `auth` — who may call what, from the verified client certificate.
 //! - `control` — `Control`: what clusterctl calls (`control_lb` and
 //!   `control_rollout` hold the load-balancing, rollout and cluster-file
-//!   calls).
+//!   calls; `control_watch` the followed reads, `FollowEvents` and
+//!   `WatchNodes`).
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
 //! - `masters` — `Masters`: between the masters of one cluster (a
 //!   standby's commits, status), and how this master calls the others.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod control;
 mod control_lb;
 mod control_rollout;
+mod control_watch;
 pub mod convert;
 mod convert_lb;
 pub mod enroll;
@@ -49,7 +51,7 @@ pub fn services(
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
         cluster: cluster.clone(),
         jobs: jobs.clone(),
-        shutdown,
+        shutdown: shutdown.clone(),
         sessions,
         held_events: crate::cluster::JoinLimits::per_minute(1),
         allow_nat,
@@ -59,6 +61,7 @@ pub fn services(
         cluster: cluster.clone(),
         jobs: jobs.clone(),
         rollouts,
+        shutdown,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let masters = pb::masters_server::MastersServer::new(masters::MastersSvc {
