@@ -371,7 +371,9 @@ impl Thresholds {
             for (name, r) in t.iter().flatten() {
                 let at = format!("alerts.{kind}.{name}");
                 if r.roles.is_some() || r.nodes.is_some() {
-                    problems.push(format!("{at}: roles and nodes tables go under [alerts] only"));
+                    problems.push(format!(
+                        "{at}: roles and nodes tables go under [alerts] only"
+                    ));
                 }
                 let patch = Patch::parse(r, &at, &mut problems);
                 let mut levels = base.clone();
@@ -465,7 +467,10 @@ mod tests {
         let both = t.for_node("x", &["db", "web"]);
         assert_eq!((both.cpu.warning, both.cpu.critical), (65.0, 85.0));
         let web_first = t.for_node("x", &["web", "db"]);
-        assert_eq!((web_first.cpu.warning, web_first.cpu.critical), (75.0, 85.0));
+        assert_eq!(
+            (web_first.cpu.warning, web_first.cpu.critical),
+            (75.0, 85.0)
+        );
         assert_eq!(web_first.disk.warning, 85.0);
         // The node's own key wins, its other keys are its role's.
         let db1 = t.for_node("db-1", &["db"]);

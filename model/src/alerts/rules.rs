@@ -33,8 +33,14 @@ pub struct AlertKey {
 /// Where a rule stands (absent: inactive).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
-    Pending { since_ms: u64 },
-    Firing { since_ms: u64, value: f64, line: f64 },
+    Pending {
+        since_ms: u64,
+    },
+    Firing {
+        since_ms: u64,
+        value: f64,
+        line: f64,
+    },
 }
 
 /// A rule that fired or resolved: the node's id (for its event) and
@@ -122,8 +128,10 @@ impl Alerting {
     /// Takes up an alert that was firing (stored by a master before this
     /// one): it resolves as any other, and is not said to fire again.
     pub fn restore(&mut self, key: AlertKey, notice: &Notice) {
-        self.names
-            .insert(key.node.clone(), (notice.node.clone(), notice.roles.clone()));
+        self.names.insert(
+            key.node.clone(),
+            (notice.node.clone(), notice.roles.clone()),
+        );
         self.phases.insert(
             key,
             Phase::Firing {
