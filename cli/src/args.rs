@@ -1,4 +1,8 @@
 //! What clusterctl accepts: clap definitions only, no behaviour.
+//! `live` holds the live views' (`top`).
+
+mod live;
+pub use live::TopArgs;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use std::time::Duration;
@@ -103,6 +107,8 @@ pub enum Command {
     /// Alerts firing on the targeted nodes (usage past its levels, agents
     /// silent).
     Alerts(crate::usage::AlertsArgs),
+    /// A live full-screen view of the fleet: usage per node, sortable, filtered by a target.
+    Top(TopArgs),
     /// The cluster's masters: which one leads, each one's revision and
     /// agents; the store's epoch, lease and endpoints.
     Masters,
@@ -411,6 +417,9 @@ pub struct NodesArgs {
     pub how: TargetFlags,
     /// Only these nodes (names or globs), or one expression with a target flag.
     pub target: Vec<String>,
+    /// Print the table, then a line per node whose state, flag, health or name changes.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -542,6 +551,9 @@ pub struct EventsArgs {
     /// At most this many (the newest).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Then each new event as it is appended, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -45,6 +45,10 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                 write_out(out, &format!("removed {node}; its name is free\n"))
             }
         },
+        Command::Nodes(a) if a.watch => {
+            let target = targeting(&a.how, &a.target)?;
+            crate::follow::nodes(&mut client, &target, output, out).await
+        }
         Command::Nodes(a) => {
             let nodes = client.nodes(&targeting(&a.how, &a.target)?).await?;
             match output {
@@ -76,6 +80,10 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
         Command::Alerts(a) => {
             crate::usage::alerts(&mut client, &targeting(&a.how, &a.target)?, output, out).await
         }
+        Command::Events(a) if a.follow => {
+            crate::follow::events(&mut client, a.node.as_deref(), a.limit, output, out).await
+        }
+        Command::Top(a) => crate::top::run(&mut client, a, env, output, out).await,
         Command::Events(a) => {
             let events = client.events(a.node.as_deref(), a.limit).await?;
             match output {

@@ -13,6 +13,9 @@
 //!   default-on `dev` feature).
 //! - [`drain`] — `drain` and `undrain`, followed until really out (or in).
 //! - [`keys`] — a user's key and certificate request, made here.
+//! - [`follow`] — `events --follow` and `nodes --watch`, pushed by the
+//!   master, resumed after a break.
+//! - [`top`] — `clusterctl top`: the fleet live, full screen.
 //!
 //! # Exit codes
 //!
@@ -30,11 +33,13 @@ pub mod declare;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod drain;
+pub mod follow;
 pub mod keys;
 pub mod render;
 pub mod rollout;
 pub mod run;
 pub mod usage;
+pub mod top;
 
 use clap::Parser;
 use std::ffi::OsString;

@@ -2,6 +2,7 @@
 //! scripts. Pure functions of their inputs (the clock is an argument).
 //!
 //! - `masters` — `clusterctl masters`: masters, the store, its endpoints.
+//! - `live` — the lines of `events --follow` and `nodes --watch`.
 
 use crate::client::{
     CertificateView, EventView, JobResultView, JobView, KeyView, NodeResult, NodeView,
@@ -11,8 +12,10 @@ use cluster_model::rotation::ApplyStatus;
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
+mod live;
 mod masters;
 
+pub use live::{event_line, gone_line, node_line};
 pub use masters::masters_text;
 
 /// Rows whose cells print as they are: control characters (a newline, an

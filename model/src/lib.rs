@@ -24,6 +24,8 @@
 //! - [`wire`] — conversions to and from the `cluster_proto` types, written
 //!   once, with precise errors.
 //! - [`time`] — the clock, for shells only.
+//! - [`watch`] — what a watch on nodes reports: the part of a node's
+//!   status whose change is news, and the diff of two listings.
 
 pub mod access;
 pub mod alerts;
@@ -47,6 +49,7 @@ pub mod session;
 pub mod targets;
 pub mod time;
 pub mod usage;
+pub mod watch;
 pub mod wire;
 
 pub use access::{ApiAccess, KeyRecord, KeyState, Role, Token, UserRecord};

@@ -6,12 +6,14 @@
 //!   retries on another master, request ids (which calls are sent again,
 //!   and why).
 //! - `drain`, `balancing`, `rollout`, `declare`, `masters` — the calls of
-//!   each area; `views` — the CLI's view types.
+//!   each area; `follow` — the followed reads (events, nodes), opened
+//!   again when they break; `views` — the CLI's view types.
 
 mod balancing;
 mod declare;
 mod drain;
 mod failover;
+mod follow;
 mod masters;
 mod rollout;
 mod views;
@@ -19,6 +21,7 @@ mod views;
 pub use balancing::*;
 pub use drain::DrainAsk;
 pub use failover::{CONNECT_TIMEOUT, PATIENCE, Patience, REQUEST_ID, RequestId, went_away};
+pub use follow::*;
 pub use masters::*;
 pub use rollout::*;
 pub use views::*;

@@ -28,6 +28,9 @@ pub struct ControlSvc {
     pub jobs: Arc<Jobs>,
     pub rollouts: Arc<crate::rollout::Rollouts>,
     pub monitor: Arc<crate::monitor::Monitor>,
+    /// Ends the followed reads (`FollowEvents`, `WatchNodes`) when the
+    /// master stops: the server's graceful stop waits for open streams.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ControlSvc {
@@ -50,6 +53,22 @@ impl pb::control_server::Control for ControlSvc {
     type RunStream = RunStream;
     type DrainStream = DrainStream;
     type WatchRolloutStream = WatchRolloutStream;
+    type FollowEventsStream = super::control_watch::FollowEventsStream;
+    type WatchNodesStream = super::control_watch::WatchNodesStream;
+
+    async fn follow_events(
+        &self,
+        request: Request<pb::FollowEventsRequest>,
+    ) -> Result<Response<Self::FollowEventsStream>, Status> {
+        self.handle_follow_events(request).await
+    }
+
+    async fn watch_nodes(
+        &self,
+        request: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<Self::WatchNodesStream>, Status> {
+        self.handle_watch_nodes(request).await
+    }
 
     async fn list_masters(
         &self,

@@ -4,7 +4,8 @@
 //! - `auth` — who may call what, from the verified client certificate.
 //! - `control` — `Control`: what clusterctl calls (`control_lb` and
 //!   `control_rollout` hold the load-balancing, rollout and cluster-file
-//!   calls).
+//!   calls; `control_watch` the followed reads, `FollowEvents` and
+//!   `WatchNodes`).
 //! - `enroll` — `Enrollment`: agents asking for their certificate.
 //! - `masters` — `Masters`: between the masters of one cluster (a
 //!   standby's commits, status), and how this master calls the others.
@@ -20,6 +21,7 @@ pub mod control;
 mod control_lb;
 mod control_rollout;
 mod control_usage;
+mod control_watch;
 pub mod convert;
 mod convert_lb;
 pub mod enroll;
@@ -62,7 +64,7 @@ pub fn services(mut server: Server, parts: Parts) -> Router {
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentSvc {
         cluster: cluster.clone(),
         jobs: jobs.clone(),
-        shutdown,
+        shutdown: shutdown.clone(),
         sessions,
         held_events: crate::cluster::JoinLimits::per_minute(1),
         allow_nat,
@@ -73,6 +75,7 @@ pub fn services(mut server: Server, parts: Parts) -> Router {
         jobs: jobs.clone(),
         rollouts,
         monitor,
+        shutdown,
     })
     .max_decoding_message_size(MAX_MESSAGE);
     let masters = pb::masters_server::MastersServer::new(masters::MastersSvc {
