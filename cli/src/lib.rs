@@ -38,8 +38,8 @@ pub mod keys;
 pub mod render;
 pub mod rollout;
 pub mod run;
-pub mod usage;
 pub mod top;
+pub mod usage;
 
 use clap::Parser;
 use std::ffi::OsString;

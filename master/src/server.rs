@@ -59,6 +59,8 @@ pub enum RunError {
     NoEtcd,
     #[error("the cluster's CA in the store is unreadable: {0}")]
     SharedCa(String),
+    #[error("cannot start alert delivery: {0}")]
+    Notify(#[from] crate::notify::StartError),
 }
 
 /// The store, the PKI, and (with etcd) how to reach the other masters.
@@ -274,9 +276,19 @@ pub async fn run(
         dropped,
         config.refusal_window,
     ));
+    // Alerts go out from the leader; what cannot be delivered is an event.
+    let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
+    let notifier = Arc::new(crate::notify::Notifier::start(
+        &config.notify,
+        &config.cluster_name,
+        external_url(&config).as_deref(),
+        reports_tx,
+        token.clone(),
+    )?);
+    let delivery_events = tokio::spawn(delivery_events(cluster.clone(), reports));
     let monitor = Arc::new(crate::monitor::Monitor::new(
         config.monitor.clone(),
-        Arc::new(crate::monitor::Nowhere),
+        notifier.clone(),
     ));
     let watching = tokio::spawn(crate::monitor::run(
         monitor.clone(),
@@ -305,6 +317,7 @@ pub async fn run(
         state.https = https.is_some();
         state.jobs = Some(jobs.clone());
         state.monitor = Some(monitor.clone());
+        state.notifier = Some(notifier.clone());
         let app = crate::http::router(state);
         let token = token.clone();
         let https = https.clone();
@@ -363,6 +376,8 @@ pub async fn run(
     let _ = liveness.await;
     let _ = housekeeping.await;
     let _ = watching.await;
+    notifier.stopped().await;
+    let _ = delivery_events.await;
     let _ = follow.await;
     // Ends with the TLS acceptor, which the server dropped.
     let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, audit).await;
@@ -374,6 +389,40 @@ pub async fn run(
     served?;
     tracing::info!("master stopped");
     Ok(())
+}
+
+/// Where people reach this master's dashboard (alerts link to it).
+fn external_url(config: &Config) -> Option<String> {
+    let http = config.http_listen?;
+    let scheme = if config.http_tls { "https" } else { "http" };
+    Some(if http.ip().is_unspecified() {
+        let host = config
+            .server_names
+            .first()
+            .map_or("localhost", String::as_str);
+        format!("{scheme}://{host}:{}", http.port())
+    } else {
+        format!("{scheme}://{http}")
+    })
+}
+
+/// Records what alert delivery reports (a failure, a giving up, a
+/// recovery) in the event log, until delivery stops.
+async fn delivery_events(
+    cluster: Arc<Cluster>,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<crate::notify::DeliveryReport>,
+) {
+    while let Some(r) = reports.recv().await {
+        let detail = crate::notify::report_text(&r);
+        tracing::warn!("{detail}");
+        let cmd = crate::state::plan::DeliveryFailed {
+            node: String::new(),
+            detail,
+        };
+        if let Err(e) = cluster.execute(&cmd).await {
+            tracing::error!(error = %e, "cannot record an alert delivery's failure");
+        }
+    }
 }
 
 /// Writes `down` / `up` transitions to the event log.

@@ -1,6 +1,7 @@
 //! What a watch on nodes reports (`clusterctl nodes --watch`): the part
 //! of a node's status whose change is news — its name, state, offline
-//! flag, health, connection, roles, failing checks, cache trouble — and
+//! flag, health, connection, roles, failing checks, cache trouble, firing
+//! alerts (which rules, not their values) — and
 //! not its usage, which moves at every report. The master sends a node
 //! when this part moves; clusterctl compares the same part again after a
 //! reconnection, so a resumed watch prints each change once.
@@ -20,6 +21,8 @@ pub struct Watched {
     /// The names of the checks that fail.
     pub failing: Vec<String>,
     pub cache_error: Option<String>,
+    /// The firing alerts: `metric device severity`.
+    pub alerts: Vec<String>,
 }
 
 impl Watched {
@@ -38,6 +41,11 @@ impl Watched {
                 .map(|c| c.name.clone())
                 .collect(),
             cache_error: s.applied.cache_error.clone(),
+            alerts: s
+                .alerts
+                .iter()
+                .map(|a| format!("{} {} {}", a.metric, a.device, a.severity))
+                .collect(),
         }
     }
 }
@@ -98,6 +106,7 @@ mod tests {
                 ..Usage::default()
             }),
             applied: Applied::default(),
+            alerts: vec![],
             checks: vec![],
             spec_generation: 1,
         }

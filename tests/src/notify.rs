@@ -220,3 +220,12 @@ impl Drop for Hook {
         self.task.abort();
     }
 }
+
+/// The aiosmtpd release the tests run.
+pub const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+
+/// A virtual environment with aiosmtpd under `tmp` (a test target's
+/// `CARGO_TARGET_TMPDIR`), made once: its Python.
+pub fn aiosmtpd(tmp: &Path) -> PathBuf {
+    crate::python::venv(&tmp.join("aiosmtpd-venv"), AIOSMTPD, "aiosmtpd")
+}

@@ -5,13 +5,22 @@
 //! `nodes` and in the event log, while a drained node seeing the same
 //! CPU stays silent; the critical one resolves once the loop stops, saying how long it
 //! lasted. An agent that stops reporting fires `silent`. The usage
-//! history is served to `clusterctl usage`. Addresses 127.0.0.151–152.
+//! history is served to `clusterctl usage` and the REST API. Every
+//! change reaches a real Alertmanager (Debian's), a real SMTP server
+//! (aiosmtpd from PyPI: one mail per change) and a webhook receiver
+//! (Alertmanager's version-4 message). Addresses 127.0.0.151–153.
 
+use cluster_tests::notify::{Alertmanager, Hook, Smtp, SmtpTls};
+use cluster_tests::process::free_port;
 use cluster_tests::{AgentProc, Ctl, MasterProc, ctl, eventually};
 use serde_json::Value;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One test at a time: the first reads the machine's CPU, which the
+/// other's processes would move.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn alerts(admin: &cluster_tests::Admin) -> Vec<Value> {
     match ctl(admin, &["-o", "json", "alerts"]).await {
@@ -49,13 +58,37 @@ async fn event_details(admin: &cluster_tests::Admin) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     cluster_tests::crypto();
+    let ip = "127.0.0.153";
+    let am = Alertmanager::start(ip, free_port(ip.parse().unwrap())).await;
+    let python = cluster_tests::notify::aiosmtpd(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let smtp_port = free_port(ip.parse().unwrap());
+    let smtp = Smtp::start(&python, ip, smtp_port, SmtpTls::None, None, None);
+    let hook = Hook::start(ip).await;
     let master = MasterProc::builder()
         .down_after(Duration::from_secs(2))
-        .config(
-            "[alerts]\nfor = \"1s\"\ncpu = { warning = 50, critical = 75, clear = 15 }\nsilent = { for = \"1s\" }\n",
-        )
+        .config(&format!(
+            "[alerts]\nfor = \"1s\"\ncpu = {{ warning = 50, critical = 75, clear = 15 }}\nsilent = {{ for = \"1s\" }}\n\
+             [notify]\nresend = \"2s\"\n[[notify.alertmanager]]\nurl = \"{}\"\n[[notify.webhook]]\nurl = \"{}\"\n\
+             [notify.email]\nserver = \"{ip}\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"alerts@example.com\"\nto = [\"ops@example.com\"]\n",
+            am.url, hook.url
+        ))
         .spawn();
+    let critical_cpu = [("alertname", "NodeCpuCritical"), ("node", "web-1")];
+    let mail = |subject: &'static str| {
+        let mails = smtp.mails();
+        move || {
+            mails
+                .iter()
+                .filter(|m| {
+                    m["subject"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with(subject))
+                })
+                .count()
+        }
+    };
     let mut busy = AgentProc::builder("web-1", &master)
         .addr("127.0.0.151")
         .role("web")
@@ -132,6 +165,34 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
             .any(|e| e.starts_with("web-1 alert firing: web-1 cpu critical: ")),
         "{said:?}"
     );
+    // Delivered: Alertmanager holds it with its labels, one mail, one webhook post.
+    eventually(
+        "Alertmanager holds web-1's critical CPU alert",
+        PATIENCE,
+        || async {
+            am.alert(&critical_cpu)
+                .await
+                .is_some_and(|a| a["status"]["state"] == "active")
+        },
+    )
+    .await;
+    let held = am.alert(&critical_cpu).await.unwrap();
+    assert_eq!(held["labels"]["severity"], "critical", "{held}");
+    assert_eq!(held["labels"]["metric"], "cpu", "{held}");
+    assert_eq!(held["labels"]["role"], "web", "{held}");
+    assert_eq!(held["annotations"]["threshold"], "75.0%", "{held}");
+    eventually("the firing mail", PATIENCE, || async {
+        mail("[FIRING] web-1 cpu critical: ")() == 1
+    })
+    .await;
+    eventually("the firing webhook", PATIENCE, || async {
+        hook.bodies().iter().any(|b| {
+            b["version"] == "4"
+                && b["status"] == "firing"
+                && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical"
+        })
+    })
+    .await;
     // The history holds the busy samples.
     let history = ctl(&admin, &["-o", "json", "usage", "web-1", "--since", "5m"])
         .await
@@ -178,7 +239,7 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
     )
     .await;
     assert_eq!(status, 400, "a bad duration is refused: {body}");
-    assert!(body.contains("history=\"soon\""), "{body}");
+    assert!(body.contains(r#"history=\"soon\""#), "{body}");
 
     // The loop stops: the alerts resolve, saying how long they lasted.
     std::fs::remove_file(&flag).unwrap();
@@ -193,6 +254,27 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
             .any(|e| e.starts_with("web-1 alert resolved after ")
                 && e.contains("web-1 cpu critical resolved")),
         "{said:?}"
+    );
+    eventually("Alertmanager lets it go", PATIENCE, || async {
+        am.alert(&critical_cpu)
+            .await
+            .is_none_or(|a| a["status"]["state"] != "active")
+    })
+    .await;
+    eventually(
+        "the resolved mail, after one firing mail",
+        PATIENCE,
+        || async { mail("[RESOLVED] web-1 cpu critical resolved")() == 1 },
+    )
+    .await;
+    assert_eq!(
+        mail("[FIRING] web-1 cpu critical: ")(),
+        1,
+        "one mail per change, not per re-send"
+    );
+    assert!(
+        !said.iter().any(|e| e.contains("delivery")),
+        "no delivery failed: {said:?}"
     );
 
     // An agent that stops reporting is an alert of its own.
@@ -212,4 +294,63 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
             && said.iter().any(|e| e.contains("web-1 reports again")),
         "{said:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alertmanager_that_is_down_is_retried_and_its_failures_are_events() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    cluster_tests::crypto();
+    let ip = "127.0.0.154";
+    let am_port = free_port(ip.parse().unwrap());
+    let am_url = format!("http://{ip}:{am_port}");
+    // Memory past 0.01 % is always so: the alert fires at once.
+    let master = MasterProc::builder()
+        .config(&format!(
+            "[alerts]\nfor = \"0s\"\nmemory = {{ careful = 0, warning = 0.01, critical = 100, clear = 0 }}\n\
+             [notify]\nresend = \"1s\"\n[[notify.alertmanager]]\nurl = \"{am_url}\"\n"
+        ))
+        .spawn();
+    let _agent = AgentProc::builder("db-1", &master)
+        .addr(ip)
+        .report_interval(Duration::from_millis(500))
+        .spawn();
+    let admin = master.admin();
+    eventually("db-1's memory alert fires", PATIENCE, || async {
+        has(&alerts(&admin).await, "db-1", "memory", "warning")
+    })
+    .await;
+    eventually("the failed delivery is an event", PATIENCE, || async {
+        event_details(&admin).await.iter().any(|e| {
+            e.contains(&format!("alert delivery to alertmanager {am_url}/ failed"))
+                && e.contains("db-1 memory warning")
+        })
+    })
+    .await;
+    // The master keeps working while delivery retries.
+    ctl(&admin, &["drain", "db-1", "--reason", "swap disk"])
+        .await
+        .ok();
+    ctl(&admin, &["undrain", "db-1"]).await.ok();
+    eventually(
+        "db-1's memory alert fires again once undrained",
+        PATIENCE,
+        || async { has(&alerts(&admin).await, "db-1", "memory", "warning") },
+    )
+    .await;
+    // Alertmanager comes up: the alert reaches it, and that is said too.
+    let am = Alertmanager::start(ip, am_port).await;
+    eventually("Alertmanager holds the alert", PATIENCE, || async {
+        am.alert(&[("alertname", "NodeMemoryWarning"), ("node", "db-1")])
+            .await
+            .is_some_and(|a| a["status"]["state"] == "active")
+    })
+    .await;
+    eventually("the recovery is an event", PATIENCE, || async {
+        event_details(&admin).await.iter().any(|e| {
+            e.contains(&format!(
+                "alert delivery to alertmanager {am_url}/ works again"
+            ))
+        })
+    })
+    .await;
 }

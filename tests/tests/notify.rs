@@ -20,12 +20,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-const AIOSMTPD: &str = "aiosmtpd==1.4.6";
-
 /// A virtual environment with aiosmtpd, made once per target directory.
 fn python() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-venv");
-    cluster_tests::python::venv(&dir, AIOSMTPD, "aiosmtpd")
+    cluster_tests::notify::aiosmtpd(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 fn now_ms() -> u64 {

@@ -117,6 +117,7 @@ mod tests {
             last_seen: String::new(),
             last_seen_ms: 0,
             offline: None,
+            alerts: vec![],
             usage: Some(UsageView {
                 cpu_percent: cpu,
                 load: [1.0, 1.0, 1.0],
@@ -213,6 +214,6 @@ mod tests {
             Some(cluster_model::alerts::Level::Critical)
         );
         assert_eq!(r.level("swap"), None);
-        assert_eq!(r.alerts, None);
+        assert_eq!(r.alerts, 0);
     }
 }

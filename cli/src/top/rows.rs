@@ -6,7 +6,7 @@
 //!
 //! `-o json` prints [`Row`] as it is: its field names are the contract
 //! (the README lists them). A figure the node has not reported is
-//! `null`; `alerts` is `null` until the master counts firing alerts.
+//! `null`; `alerts` counts the node's firing alerts.
 
 use crate::client::NodeView;
 use cluster_model::alerts::{Level, Levels};
@@ -34,8 +34,8 @@ pub struct Row {
     /// The fullest disk: its use in % and its mount point.
     pub disk_percent: Option<f64>,
     pub disk_mount: Option<String>,
-    /// Firing alerts on the node; `null` until the master counts them.
-    pub alerts: Option<u32>,
+    /// Firing alerts on the node.
+    pub alerts: u32,
     /// Each reported figure's level: ok, careful, warning, critical.
     pub levels: BTreeMap<&'static str, Level>,
     /// The lines the levels come from: the defaults, until the master
@@ -85,7 +85,7 @@ impl Row {
             net_tx_bytes_per_sec: u.map(|u| u.net_tx_bytes_per_sec),
             disk_percent: fullest.as_ref().map(|f| f.0),
             disk_mount: fullest.map(|f| f.1),
-            alerts: None,
+            alerts: n.alerts.len() as u32,
             levels: BTreeMap::new(),
             thresholds,
         };
@@ -263,8 +263,10 @@ pub fn cells(r: &Row) -> [String; 12] {
         rate(r.net_rx_bytes_per_sec),
         rate(r.net_tx_bytes_per_sec),
         pct(r.disk_percent),
-        // Room for the firing alerts' count, once the master sends it.
-        r.alerts.map_or_else(String::new, |a| a.to_string()),
+        match r.alerts {
+            0 => "-".into(),
+            n => n.to_string(),
+        },
     ]
 }
 

@@ -24,6 +24,9 @@ pub async fn metrics(State(http): State<Http>, headers: axum::http::HeaderMap) -
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Figures(http.cluster.clone())));
     http.cluster.counters.register(&mut registry);
+    if let Some(n) = &http.notifier {
+        n.register(&mut registry);
+    }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => {

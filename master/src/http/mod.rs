@@ -48,6 +48,8 @@ pub struct Http {
     pub jobs: Option<Arc<Jobs>>,
     /// Usage history and the alert levels; `None` on a router without them.
     pub monitor: Option<Arc<crate::monitor::Monitor>>,
+    /// Alert delivery, counted in `/metrics`.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Refused tokens audited per source address and minute.
     pub refusals: Arc<JoinLimits>,
     /// The dashboard's session cookies and form tokens.
@@ -68,6 +70,7 @@ impl Http {
             rollouts,
             jobs: None,
             monitor: None,
+            notifier: None,
             refusals: Arc::new(JoinLimits::per_minute(1)),
             sessions,
             board: Default::default(),

@@ -20,14 +20,9 @@ pub trait Deliver: Send + Sync {
     /// The alerts firing when this master became leader (to re-send; no
     /// new mail).
     fn restore(&self, firing: Vec<Notice>);
-}
-
-/// Delivery to nowhere: alerts are still events and records.
-pub struct Nowhere;
-
-impl Deliver for Nowhere {
-    fn notify(&self, _: Notice) {}
-    fn restore(&self, _: Vec<Notice>) {}
+    /// This master no longer leads: what it was re-sending is the new
+    /// leader's.
+    fn step_down(&self);
 }
 
 /// Changes held while the store refuses them, at most.
@@ -108,7 +103,7 @@ impl Leader {
             changes.extend(self.alerting.observe(&sample, &levels, now));
         }
         self.ticks += 1;
-        if self.ticks % 40 == 0 {
+        if self.ticks.is_multiple_of(40) {
             // Removed nodes' alerts resolve.
             let gone: Vec<NodeId> = cluster.read(|st| {
                 self.alerting

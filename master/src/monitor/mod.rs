@@ -16,7 +16,7 @@
 mod alerting;
 pub mod history;
 
-pub use alerting::{Deliver, Nowhere};
+pub use alerting::Deliver;
 pub use history::{Sample, UsageHistory};
 
 use crate::cluster::Cluster;
@@ -164,7 +164,10 @@ impl Monitor {
         let mut leader = self.leader.lock().await;
         match (leading, leader.is_some()) {
             (true, false) => *leader = Some(Leader::take_up(cluster, self.deliver.clone())),
-            (false, true) => *leader = None,
+            (false, true) => {
+                *leader = None;
+                self.deliver.step_down();
+            }
             _ => {}
         }
         let active = leader.as_ref().map(Leader::active).unwrap_or_default();

@@ -44,6 +44,11 @@ impl Firing {
         }
     }
 
+    /// Forgets every alert (another master re-sends them now).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     pub fn snapshot(&self) -> Vec<Notice> {
         self.lock().values().cloned().collect()
     }

@@ -153,6 +153,49 @@ pub enum StartError {
     Http(reqwest::Error),
 }
 
+impl crate::monitor::Deliver for Notifier {
+    fn notify(&self, notice: Notice) {
+        Notifier::notify(self, notice);
+    }
+    fn restore(&self, firing: Vec<Notice>) {
+        Notifier::restore(self, firing);
+    }
+    fn step_down(&self) {
+        Notifier::step_down(self);
+    }
+}
+
+/// A report as the event log says it: what failed or recovered, where.
+pub fn report_text(r: &DeliveryReport) -> String {
+    match r {
+        DeliveryReport::Failure(f) => {
+            let what = match f.given_up {
+                None => format!(
+                    "alert delivery to {} failed (attempt {}, retrying)",
+                    f.sink, f.attempt
+                ),
+                Some(GiveUp::Expired) => format!(
+                    "alert delivery to {} given up after {} attempts",
+                    f.sink, f.attempt
+                ),
+                Some(GiveUp::QueueFull) => {
+                    format!("alert delivery to {} dropped: its queue is full", f.sink)
+                }
+                Some(GiveUp::Stopped) => {
+                    format!("alert delivery to {} not done: the master stopped", f.sink)
+                }
+            };
+            format!("{what}: {}: {}", f.notice, f.error)
+        }
+        DeliveryReport::Recovered {
+            sink,
+            failed_attempts,
+        } => {
+            format!("alert delivery to {sink} works again after {failed_attempts} failed attempts")
+        }
+    }
+}
+
 /// A non-2xx answer as an error, with the start of its body.
 async fn http_error(response: reqwest::Response) -> Result<(), DeliverError> {
     let status = response.status();
@@ -278,6 +321,12 @@ impl Notifier {
         {
             sink.queue.kick();
         }
+    }
+
+    /// This master no longer leads: the firing set is the new leader's to
+    /// re-send; this one forgets it.
+    pub fn step_down(&self) {
+        self.firing.clear();
     }
 
     /// The alerts firing now, as this notifier was told.

@@ -48,9 +48,15 @@ impl Node {
     }
 }
 
+/// `(t_s, "firing"|"resolved", severity)`.
+type Said = (u64, &'static str, Severity);
+
+/// A case: its name, the CPU path, what it should say.
+type Case = (&'static str, &'static [f64], &'static [Said]);
+
 /// Runs CPU values one a second from t = 0; each transition as
 /// `(t_s, "firing"|"resolved", severity)`.
-fn run(path: &[f64], l: &Levels) -> Vec<(u64, &'static str, Severity)> {
+fn run(path: &[f64], l: &Levels) -> Vec<Said> {
     let node = Node::new();
     let mut a = Alerting::default();
     let mut out = Vec::new();
@@ -68,7 +74,7 @@ fn run(path: &[f64], l: &Levels) -> Vec<(u64, &'static str, Severity)> {
 fn a_value_crossing_up_and_down_fires_and_resolves_exactly_once() {
     use Severity::*;
     // Critical 90, warning 70, clear 5, for 2 s.
-    let cases: &[(&str, &[f64], &[(u64, &str, Severity)])] = &[
+    let cases: &[Case] = &[
         ("under the lines: nothing", &[10.0, 60.0, 69.9, 50.0], &[]),
         (
             "over warning for less than `for`: nothing",

@@ -113,7 +113,7 @@ pub async fn alerts(State(http): State<Http>, auth: Authed) -> ApiResult<Json<Va
     let mut all: Vec<_> = http
         .cluster
         .read(|st| st.alerts().map(|t| t.notice.clone()).collect());
-    all.sort_by(|a: &cluster_model::alerts::Notice, b| b.starts_at_ms.cmp(&a.starts_at_ms));
+    all.sort_by_key(|a: &cluster_model::alerts::Notice| std::cmp::Reverse(a.starts_at_ms));
     Ok(Json(json!({
         "alerts": all.iter().map(views::alert).collect::<Vec<_>>(),
     })))
