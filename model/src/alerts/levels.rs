@@ -503,6 +503,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("### Usage history and alerts").expect("the section")..];
+        let start = section.find("```toml\n").expect("a TOML block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let t = parse(block).unwrap_or_else(|p| panic!("{p:#?}"));
+        let db = t.for_node("db-1", &["db", "web"]);
+        assert_eq!((db.cpu.critical, db.cpu.for_ms), (95.0, 120_000));
+        assert_eq!(db.disk.warning, 85.0);
+        assert_eq!(db.net_rx.critical, 1e9);
+        assert!(!db.swap.enabled);
+        assert_eq!(db.silent.for_ms, 30_000);
+        assert!(!t.for_node("build-1", &[] as &[&str]).cpu.enabled);
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_the_parser() {
         #[derive(Deserialize)]
         #[allow(dead_code)]
