@@ -85,15 +85,15 @@ pub fn services(mut server: Server, parts: Parts) -> Router {
     .max_decoding_message_size(MAX_MESSAGE);
     // Enrollment is open to callers without a certificate: small messages only.
     let enroll = pb::enrollment_server::EnrollmentServer::new(enroll::EnrollSvc {
-        cluster,
+        cluster: cluster.clone(),
         limits: Default::default(),
     })
     .max_decoding_message_size(64 * 1024);
     server
-        .add_service(Bounded(agent))
-        .add_service(Bounded(RequestIds(control)))
-        .add_service(Bounded(masters))
-        .add_service(Bounded(enroll))
+        .add_service(Timed::of(Bounded(agent), &cluster))
+        .add_service(Timed::of(Bounded(RequestIds(control)), &cluster))
+        .add_service(Timed::of(Bounded(masters), &cluster))
+        .add_service(Timed::of(Bounded(enroll), &cluster))
 }
 
 /// The longest error message a reply carries, in bytes: an error quoting
@@ -150,6 +150,60 @@ where
         Box::pin(async move {
             let mut reply = reply.await?;
             bound_status(reply.headers_mut());
+            Ok(reply)
+        })
+    }
+}
+
+/// A service whose every call is counted and timed for `/metrics`, by
+/// method and the code it answered.
+#[derive(Clone)]
+pub struct Timed<S> {
+    pub inner: S,
+    pub cluster: Arc<Cluster>,
+}
+
+impl<S> Timed<S> {
+    pub fn of(inner: S, cluster: &Arc<Cluster>) -> Timed<S> {
+        Timed {
+            inner,
+            cluster: cluster.clone(),
+        }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Timed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Timed<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_owned();
+        let cluster = self.cluster.clone();
+        let started = std::time::Instant::now();
+        let reply = self.inner.call(req);
+        Box::pin(async move {
+            let reply = reply.await?;
+            // A refusal is trailers-only: its status is in the headers.
+            let code = tonic::Status::from_header_map(reply.headers())
+                .map_or(tonic::Code::Ok, |s| s.code());
+            cluster.counters.grpc_call(&path, code, started.elapsed());
             Ok(reply)
         })
     }

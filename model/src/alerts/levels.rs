@@ -505,7 +505,9 @@ mod tests {
     #[test]
     fn the_readme_example_is_valid() {
         let readme = include_str!("../../../README.md");
-        let section = &readme[readme.find("### Usage history and alerts").expect("the section")..];
+        let section = &readme[readme
+            .find("### Usage history and alerts")
+            .expect("the section")..];
         let start = section.find("```toml\n").expect("a TOML block") + "```toml\n".len();
         let block = &section[start..start + section[start..].find("```").unwrap()];
         let t = parse(block).unwrap_or_else(|p| panic!("{p:#?}"));
