@@ -10,7 +10,8 @@
 //! - `GET /health?node=NAME` — the same when NAME is this node (bethel's probe
 //!   URL); 404 naming the node that answered otherwise, so a miswired probe
 //!   is caught instead of trusted.
-//! - `GET /metrics` — OpenMetrics text: state, checks, usage.
+//! - `GET /metrics` — OpenMetrics text: state, checks, usage (the usage
+//!   gauges are written by the `usage` submodule).
 //!
 //! The decision is [`verdict`], pure; [`answer`] is the whole `/health`
 //! answer, cheap and synchronous, so the proxy serves the same on its
@@ -33,6 +34,8 @@ use prometheus_client::registry::{Registry, Unit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+
+mod usage;
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
@@ -221,85 +224,10 @@ impl Collector for Figures {
                     .encode(m.encode_family(&[("check", c.name.as_str())])?)?;
             }
         }
-        let Some(u) = &self.usage else {
-            return Ok(());
-        };
-        let ratio = Unit::Other("ratio".to_owned());
-        gauge(
-            &mut e,
-            "cluster_agent_cpu_usage",
-            "CPU use of all the node's cores, at the last sample.",
-            Some(&ratio),
-            u.cpu_percent / 100.0,
-        )?;
-        for (name, v) in [
-            ("cluster_agent_load1", u.load[0]),
-            ("cluster_agent_load5", u.load[1]),
-            ("cluster_agent_load15", u.load[2]),
-        ] {
-            gauge(&mut e, name, "The node's load average.", None, v)?;
+        match &self.usage {
+            Some(u) => usage::encode(&mut e, u),
+            None => Ok(()),
         }
-        let mut m = e.encode_descriptor(
-            "cluster_agent_memory",
-            "Memory, total and used.",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-        )?;
-        for (kind, v) in [("total", u.mem_total_bytes), ("used", u.mem_used_bytes)] {
-            ConstGauge::new(v as i64).encode(m.encode_family(&[("kind", kind)])?)?;
-        }
-        let mut m = e.encode_descriptor(
-            "cluster_agent_swap",
-            "Swap, total and used.",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-        )?;
-        for (kind, v) in [("total", u.swap_total_bytes), ("used", u.swap_used_bytes)] {
-            ConstGauge::new(v as i64).encode(m.encode_family(&[("kind", kind)])?)?;
-        }
-        let per_second = Unit::Other("bytes_per_second".to_owned());
-        let mut m = e.encode_descriptor(
-            "cluster_agent_network",
-            "Network bytes per second over the last report interval, received (rx) and sent (tx).",
-            Some(&per_second),
-            MetricType::Gauge,
-        )?;
-        for (direction, v) in [
-            ("rx", u.net_rx_bytes_per_sec),
-            ("tx", u.net_tx_bytes_per_sec),
-        ] {
-            ConstGauge::new(v as i64).encode(m.encode_family(&[("direction", direction)])?)?;
-        }
-        if !u.disks.is_empty() {
-            let mut m = e.encode_descriptor(
-                "cluster_agent_filesystem_size",
-                "A mounted filesystem's size.",
-                Some(&Unit::Bytes),
-                MetricType::Gauge,
-            )?;
-            for d in &u.disks {
-                ConstGauge::new(d.total_bytes as i64)
-                    .encode(m.encode_family(&[("mount", d.mount.as_str())])?)?;
-            }
-            let mut m = e.encode_descriptor(
-                "cluster_agent_filesystem_available",
-                "A mounted filesystem's space available.",
-                Some(&Unit::Bytes),
-                MetricType::Gauge,
-            )?;
-            for d in &u.disks {
-                ConstGauge::new(d.available_bytes as i64)
-                    .encode(m.encode_family(&[("mount", d.mount.as_str())])?)?;
-            }
-        }
-        gauge(
-            &mut e,
-            "cluster_agent_usage_sampled_timestamp",
-            "When the usage above was sampled (Unix time).",
-            Some(&Unit::Seconds),
-            u.sampled_at_ms as f64 / 1000.0,
-        )?;
-        Ok(())
     }
 }
 
@@ -379,6 +307,70 @@ mod tests {
                 (code, body.as_str()),
                 (StatusCode::OK, r#"{"node":"web-1","status":"online"}"#)
             );
+        }
+    }
+
+    #[test]
+    fn metrics_show_the_complete_usage() {
+        use cluster_model::{DiskIo, InterfaceUsage, Usage};
+        let shared = Shared::new(Desired::initial("web-1"));
+        shared.usage.send_replace(Some(Usage {
+            cpu_core_percent: vec![25.0, 50.0],
+            mem_available_bytes: Some(600),
+            swap_free_bytes: Some(7),
+            interfaces: vec![InterfaceUsage {
+                name: "eth0".into(),
+                rx_bytes_per_sec: 1500,
+                tx_errors_per_sec: 0.2,
+                ..InterfaceUsage::default()
+            }],
+            disk_io: vec![DiskIo {
+                device: "nvme0n1".into(),
+                write_bytes_per_sec: 4096,
+                reads_per_sec: 2.5,
+                ..DiskIo::default()
+            }],
+            processes: Some(123),
+            uptime_secs: Some(3600),
+            ..Usage::default()
+        }));
+        let text = metrics_text(&shared);
+        for line in [
+            "cluster_agent_cpu_core_usage_ratio{core=\"1\"} 0.5\n",
+            "cluster_agent_memory_bytes{kind=\"available\"} 600\n",
+            "cluster_agent_swap_bytes{kind=\"free\"} 7\n",
+            "cluster_agent_network_interface_bytes_per_second{interface=\"eth0\",direction=\"rx\"} 1500\n",
+            "cluster_agent_network_interface_errors_per_second{interface=\"eth0\",direction=\"tx\"} 0.2\n",
+            "cluster_agent_disk_io_bytes_per_second{device=\"nvme0n1\",direction=\"write\"} 4096\n",
+            "cluster_agent_disk_io_operations_per_second{device=\"nvme0n1\",direction=\"read\"} 2.5\n",
+            "cluster_agent_processes 123\n",
+            "cluster_agent_uptime_seconds 3600\n",
+            "cluster_agent_cpu_usage_ratio 0.0\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn metrics_leave_out_what_an_older_sample_lacks() {
+        let shared = Shared::new(Desired::initial("web-1"));
+        shared
+            .usage
+            .send_replace(Some(cluster_model::Usage::default()));
+        let text = metrics_text(&shared);
+        assert!(
+            text.contains("cluster_agent_memory_bytes{kind=\"used\"} 0\n"),
+            "{text}"
+        );
+        for absent in [
+            "kind=\"available\"",
+            "core=",
+            "interface=",
+            "device=",
+            "processes",
+            "uptime",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
         }
     }
 

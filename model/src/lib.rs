@@ -62,4 +62,4 @@ pub use node::{
 };
 pub use proxy::{ProxyView, ResolvedServer};
 pub use targets::TargetSpec;
-pub use usage::{DiskUsage, Usage};
+pub use usage::{DiskIo, DiskUsage, InterfaceUsage, Usage};

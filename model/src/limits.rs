@@ -10,6 +10,7 @@
 //! | a label's key / value         | 63 / [`LABEL_VALUE_MAX_BYTES`] bytes, one line |
 //! | labels on one node            | [`LABELS_MAX`]               |
 //! | one message (a cluster file)  | [`MESSAGE_MAX_BYTES`]        |
+//! | a usage report's lists        | cores, mounts, interfaces, devices: [`crate::usage::CORES_MAX`], [`crate::usage::LIST_MAX`] each |
 //!
 //! Text that goes into an error is cut with [`excerpt`], so an error about
 //! a 100 KB input is not 100 KB itself.

@@ -2,9 +2,10 @@
 //! tools from Debian's `prometheus` package (`tests/run` installs it):
 //! `promtool check metrics` passes on both (Prometheus's text format for
 //! clients that do not ask for OpenMetrics), a node failing a check is
-//! counted as failing, drains, undrains and jobs' results are counted, and a real Prometheus server scrapes both and
-//! answers a query for the node's CPU usage. Addresses 127.0.0.141–143.
-
+//! counted as failing, drains, undrains and jobs' results are counted, the
+//! agent's usage has each core and the process count, and a real
+//! Prometheus server scrapes both and answers a query for the node's CPU
+//! usage. Addresses 127.0.0.141–143.
 use cluster_tests::lb::free_port;
 use cluster_tests::{AgentProc, MasterProc, Proc, ctl, eventually};
 use serde_json::Value;
@@ -78,6 +79,14 @@ async fn prometheus_reads_the_master_and_an_agent() {
         sample(&text, "cluster_agent_cpu_usage_ratio").is_some()
     })
     .await;
+    // The same sample has the complete report: each core, processes.
+    let text = cluster_tests::get(&agent_metrics).await.1;
+    let core0 = sample(&text, r#"cluster_agent_cpu_core_usage_ratio{core="0"}"#);
+    assert!(core0.is_some_and(|r| (0.0..=1.0).contains(&r)), "{text}");
+    assert!(
+        sample(&text, "cluster_agent_processes").is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     // What was done through the master is counted.
     let admin = master.admin();
     ctl(&admin, &["drain", "web-2", "--reason", "kernel"])

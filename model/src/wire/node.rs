@@ -7,7 +7,7 @@ use crate::node::{
     Applied, CheckResult, Grains, HealthStatus, HostEntry, LbBackend, LbReport, LbSource, Node,
     NodeSpec, NodeState, NodeStatus, OfflineFlag,
 };
-use crate::usage::{DiskUsage, Usage};
+use crate::usage::{DiskIo, DiskUsage, InterfaceUsage, Usage};
 use cluster_proto as pb;
 
 impl From<&Usage> for pb::Usage {
@@ -33,10 +33,41 @@ impl From<&Usage> for pb::Usage {
                 .collect(),
             net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
             net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+            cpu_core_percent: u.cpu_core_percent.clone(),
+            mem_available_bytes: u.mem_available_bytes,
+            swap_free_bytes: u.swap_free_bytes,
+            interfaces: u
+                .interfaces
+                .iter()
+                .map(|i| pb::InterfaceUsage {
+                    name: i.name.clone(),
+                    rx_bytes_per_sec: i.rx_bytes_per_sec,
+                    tx_bytes_per_sec: i.tx_bytes_per_sec,
+                    rx_packets_per_sec: i.rx_packets_per_sec,
+                    tx_packets_per_sec: i.tx_packets_per_sec,
+                    rx_errors_per_sec: i.rx_errors_per_sec,
+                    tx_errors_per_sec: i.tx_errors_per_sec,
+                })
+                .collect(),
+            disk_io: u
+                .disk_io
+                .iter()
+                .map(|d| pb::DiskIo {
+                    device: d.device.clone(),
+                    read_bytes_per_sec: d.read_bytes_per_sec,
+                    write_bytes_per_sec: d.write_bytes_per_sec,
+                    reads_per_sec: d.reads_per_sec,
+                    writes_per_sec: d.writes_per_sec,
+                })
+                .collect(),
+            processes: u.processes,
+            uptime_secs: u.uptime_secs,
         }
     }
 }
 
+/// Bounded ([`Usage::bound`]): an agent's report cannot make the master
+/// keep more than the limits allow.
 impl From<pb::Usage> for Usage {
     fn from(u: pb::Usage) -> Usage {
         Usage {
@@ -58,7 +89,37 @@ impl From<pb::Usage> for Usage {
                 .collect(),
             net_rx_bytes_per_sec: u.net_rx_bytes_per_sec,
             net_tx_bytes_per_sec: u.net_tx_bytes_per_sec,
+            cpu_core_percent: u.cpu_core_percent,
+            mem_available_bytes: u.mem_available_bytes,
+            swap_free_bytes: u.swap_free_bytes,
+            interfaces: u
+                .interfaces
+                .into_iter()
+                .map(|i| InterfaceUsage {
+                    name: i.name,
+                    rx_bytes_per_sec: i.rx_bytes_per_sec,
+                    tx_bytes_per_sec: i.tx_bytes_per_sec,
+                    rx_packets_per_sec: i.rx_packets_per_sec,
+                    tx_packets_per_sec: i.tx_packets_per_sec,
+                    rx_errors_per_sec: i.rx_errors_per_sec,
+                    tx_errors_per_sec: i.tx_errors_per_sec,
+                })
+                .collect(),
+            disk_io: u
+                .disk_io
+                .into_iter()
+                .map(|d| DiskIo {
+                    device: d.device,
+                    read_bytes_per_sec: d.read_bytes_per_sec,
+                    write_bytes_per_sec: d.write_bytes_per_sec,
+                    reads_per_sec: d.reads_per_sec,
+                    writes_per_sec: d.writes_per_sec,
+                })
+                .collect(),
+            processes: u.processes,
+            uptime_secs: u.uptime_secs,
         }
+        .bound()
     }
 }
 
@@ -433,6 +494,74 @@ mod tests {
         };
         let wire = pb::NodeInfo::from(&status);
         assert_eq!(NodeStatus::try_from(wire).unwrap(), status);
+    }
+
+    #[test]
+    fn usage_round_trips_with_every_figure() {
+        let usage = Usage {
+            sampled_at_ms: 7,
+            cpu_percent: 50.0,
+            load: [1.0, 2.0, 3.0],
+            mem_total_bytes: 100,
+            mem_used_bytes: 40,
+            swap_total_bytes: 10,
+            swap_used_bytes: 1,
+            disks: vec![DiskUsage {
+                mount: "/".into(),
+                total_bytes: 9,
+                available_bytes: 3,
+            }],
+            net_rx_bytes_per_sec: 11,
+            net_tx_bytes_per_sec: 12,
+            cpu_core_percent: vec![25.0, 75.0],
+            mem_available_bytes: Some(60),
+            swap_free_bytes: Some(9),
+            interfaces: vec![InterfaceUsage {
+                name: "eth0".into(),
+                rx_bytes_per_sec: 11,
+                tx_bytes_per_sec: 12,
+                rx_packets_per_sec: 1.5,
+                tx_packets_per_sec: 2.5,
+                rx_errors_per_sec: 0.2,
+                tx_errors_per_sec: 0.4,
+            }],
+            disk_io: vec![DiskIo {
+                device: "sda".into(),
+                read_bytes_per_sec: 512,
+                write_bytes_per_sec: 1024,
+                reads_per_sec: 1.0,
+                writes_per_sec: 2.0,
+            }],
+            processes: Some(80),
+            uptime_secs: Some(3600),
+        };
+        assert_eq!(Usage::from(pb::Usage::from(&usage)), usage);
+    }
+
+    #[test]
+    fn usage_from_an_older_agent_has_the_later_figures_unreported() {
+        let old = pb::Usage {
+            cpu_percent: 5.0,
+            mem_total_bytes: 100,
+            ..Default::default()
+        };
+        let u = Usage::from(old);
+        assert_eq!((u.cpu_percent, u.mem_total_bytes), (5.0, 100));
+        assert_eq!((u.mem_available_bytes, u.swap_free_bytes), (None, None));
+        assert_eq!((u.processes, u.uptime_secs), (None, None));
+        assert!(u.cpu_core_percent.is_empty() && u.interfaces.is_empty() && u.disk_io.is_empty());
+    }
+
+    #[test]
+    fn usage_received_is_bounded() {
+        let big = pb::Usage {
+            cpu_core_percent: vec![1.0; 10_000],
+            disk_io: vec![pb::DiskIo::default(); 1_000],
+            ..Default::default()
+        };
+        let u = Usage::from(big);
+        assert_eq!(u.cpu_core_percent.len(), crate::usage::CORES_MAX);
+        assert_eq!(u.disk_io.len(), crate::usage::LIST_MAX);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The HTTP side through the router, no sockets: every endpoint, its
 //! authentication and its refusals — each refusal a precise problem, and
 //! nothing changed. The REST API and bethel's calls in `api`, the
-//! dashboard in `dash`, ELB's admin API in `elb`; the fixture and request helpers here.
+//! dashboard in `dash`, ELB's admin API in `elb`, a node's usage report
+//! in `usage`; the fixture and request helpers here.
 
 mod api;
 mod dash;
 mod elb;
+mod usage;
 
 use super::{Http, router};
 use crate::cluster::{Cluster, SessionHandle};
