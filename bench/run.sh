@@ -4,6 +4,7 @@
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
 #                                #          hafailover hadrain hafanout limits plan storm dashboard elb
+#                                #          monitor
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -43,6 +44,9 @@
 # dashboard — 1,000 simulated agents: GET / server time and page weight, a
 #          drain's row reaching an open SSE stream, the master's memory per
 #          open tab, PUT …/drain?wait=out against clusterctl drain --wait
+# monitor — the master's usage history at 10,000 nodes for an hour of 5 s
+#          reports (its memory); a CPU alert's way from the agent's sample
+#          to a real Alertmanager and a webhook, and its resolution's
 # elb    — ELB's own client (elb.py from PyPI, in a venv): set_domain_rules
 #          returning → the agent's proxy routing by the new rules, 50 changes
 #
@@ -52,7 +56,7 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard elb}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard elb monitor}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -207,4 +211,9 @@ fi
 
 if has elb; then
   "$bin/lb-bench" elb --changes "${ELB_CHANGES:-50}"
+fi
+
+if has monitor; then
+  "$bin/monitor-bench" history --nodes 10000 --minutes 60 --every 5s
+  "$bin/monitor-bench" alert --runs "${ALERT_RUNS:-10}"
 fi

@@ -20,7 +20,8 @@ pub struct Method {
     pub method: String,
 }
 
-/// A gRPC method and the code it answered (`OK`, `NotFound`, …).
+/// A gRPC method and the code it answered (`OK`, `NotFound`, …, as
+/// grpc-go's own metrics name them).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodCode {
     pub method: String,
@@ -90,7 +91,11 @@ impl Counters {
         self.grpc_calls
             .get_or_create(&MethodCode {
                 method,
-                code: format!("{code:?}"),
+                // As grpc-go names them: OK, NotFound, InvalidArgument, …
+                code: match code {
+                    tonic::Code::Ok => "OK".to_owned(),
+                    other => format!("{other:?}"),
+                },
             })
             .inc();
     }

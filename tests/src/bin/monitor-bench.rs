@@ -1,11 +1,21 @@
 //! Figures for the monitor: what the master's usage history costs.
 //!
 //!   monitor-bench history --nodes 10000 --minutes 60 --every 5s
+//!   monitor-bench alert --runs 10
 //!
-//! Fills the history as the master's monitor does (one push per node
-//! and report, in time order, a fleet of reports at a time) and prints
-//! what it holds: the rings' own accounting and the process's resident
-//! memory before and after, and how long a fleet's round of pushes takes.
+//! `history` fills the history as the master's monitor does (one push per
+//! node and report, in time order, a fleet of reports at a time) and
+//! prints what it holds: the rings' own accounting and the process's
+//! resident memory before and after, and how long a fleet's round of
+//! pushes takes.
+//!
+//! `alert`: a real master, agent and Alertmanager (its webhook receiver
+//! too) on loopback; a busy loop per core started through `clusterctl
+//! run` takes the node's CPU past its critical line (`for = "0s"`), then
+//! stops. Per run: from the agent's sample that crossed the line (its
+//! time, as the master's history keeps it) to the alert at Alertmanager
+//! and at the webhook; and to the resolution's arrival after the sample
+//! under the clear line. The agent reports every second.
 
 use cluster_master::monitor::UsageHistory;
 use cluster_model::{DiskUsage, NodeId, Usage};
@@ -85,12 +95,162 @@ fn history(args: &[String]) {
     );
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn alert(args: &[String]) {
+    use cluster_tests::notify::{Alertmanager, Hook};
+    use cluster_tests::process::free_port;
+    use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+    cluster_tests::crypto();
+    let runs: usize = arg(args, "--runs", 10);
+    let ip = "127.0.0.155";
+    let am = Alertmanager::start(ip, free_port(ip.parse().unwrap())).await;
+    let hook = Hook::start(ip).await;
+    let master = MasterProc::builder()
+        .config(&format!(
+            "[alerts]\nfor = \"0s\"\ncpu = {{ warning = 60, critical = 80, clear = 30 }}\n\
+             [[notify.alertmanager]]\nurl = \"{}\"\n[[notify.webhook]]\nurl = \"{}\"\n",
+            am.url, hook.url
+        ))
+        .spawn();
+    let _agent = AgentProc::builder("busy-1", &master)
+        .addr(ip)
+        .report_interval(Duration::from_secs(1))
+        .spawn();
+    let admin = master.admin();
+    let patience = Duration::from_secs(60);
+    eventually("the agent reports", patience, || async {
+        ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "1m"])
+            .await
+            .json()["samples"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut to_am, mut to_hook, mut resolved) = (Vec::new(), Vec::new(), Vec::new());
+    let labels = [("alertname", "NodeCpuCritical"), ("node", "busy-1")];
+    for run in 0..runs {
+        // Calm first: nothing firing.
+        eventually("calm", patience, || async {
+            am.alert(&labels)
+                .await
+                .is_none_or(|a| a["status"]["state"] != "active")
+        })
+        .await;
+        let flag = dir.path().join(format!("busy-{run}"));
+        std::fs::write(&flag, "").unwrap();
+        let started = now_ms();
+        let script = format!(
+            "for i in $(seq $(nproc)); do (while [ -e {f} ]; do :; done) & done; wait",
+            f = flag.display()
+        );
+        let loop_admin = admin.clone();
+        let job = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(ctl(
+                &loop_admin,
+                &["run", "busy-1", "--timeout", "120s", "--", "sh", "-c", &script],
+            ))
+        });
+        let firing_hooks = || {
+            hook.bodies()
+                .iter()
+                .filter(|b| b["status"] == "firing" && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical")
+                .count()
+        };
+        let hooks_before = firing_hooks();
+        let (mut at_am, mut at_hook) = (None, None);
+        let deadline = std::time::Instant::now() + patience;
+        while (at_am.is_none() || at_hook.is_none()) && std::time::Instant::now() < deadline {
+            if at_hook.is_none() && firing_hooks() > hooks_before {
+                at_hook = Some(now_ms());
+            }
+            if at_am.is_none()
+                && am
+                    .alert(&labels)
+                    .await
+                    .is_some_and(|a| a["status"]["state"] == "active")
+            {
+                at_am = Some(now_ms());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (Some(at_am), Some(at_hook)) = (at_am, at_hook) else {
+            panic!("run {run}: the alert did not arrive within {patience:?}");
+        };
+        let history = ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "2m"])
+            .await
+            .json();
+        let crossed = history["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["at_ms"].as_u64().unwrap() >= started)
+            .find(|s| s["cpu_percent"].as_f64().unwrap() >= 80.0)
+            .and_then(|s| s["at_ms"].as_u64())
+            .expect("a sample over the line");
+        to_am.push(at_am.saturating_sub(crossed) as f64);
+        to_hook.push(at_hook.saturating_sub(crossed) as f64);
+        std::fs::remove_file(&flag).unwrap();
+        let _ = job.join();
+        let stopped = now_ms();
+        eventually("resolved at Alertmanager", patience, || async {
+            am.alert(&labels)
+                .await
+                .is_none_or(|a| a["status"]["state"] != "active")
+        })
+        .await;
+        let arrived = now_ms();
+        let history = ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "2m"])
+            .await
+            .json();
+        if let Some(under) = history["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["at_ms"].as_u64().unwrap() >= stopped)
+            .find(|s| s["cpu_percent"].as_f64().unwrap() < 50.0)
+            .and_then(|s| s["at_ms"].as_u64())
+        {
+            resolved.push(arrived.saturating_sub(under) as f64);
+        }
+    }
+    for (what, v) in [
+        ("firing, sample → Alertmanager", &mut to_am),
+        ("firing, sample → webhook", &mut to_hook),
+        ("resolved, sample → Alertmanager", &mut resolved),
+    ] {
+        if v.is_empty() {
+            continue;
+        }
+        println!(
+            "alert: {what}: p50 {:.0} ms, max {:.0} ms over {} runs (agent reports every 1 s; for = 0s)",
+            percentile(v, 0.5),
+            percentile(v, 1.0),
+            v.len()
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("history") => history(&args),
+        Some("alert") => tokio::runtime::Runtime::new()
+            .expect("a runtime")
+            .block_on(alert(&args)),
         _ => {
-            eprintln!("usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]");
+            eprintln!("usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]\n       monitor-bench alert [--runs N]");
             std::process::exit(2);
         }
     }
