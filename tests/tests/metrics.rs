@@ -104,18 +104,27 @@ async fn prometheus_reads_the_master_and_an_agent() {
     }
     // Every gRPC call is counted by method and code, and timed.
     assert!(
-        sample(&text, r#"cluster_grpc_calls_total{method="Control/Drain",code="OK"}"#)
-            .is_some_and(|n| n >= 1.0),
+        sample(
+            &text,
+            r#"cluster_grpc_calls_total{method="Control/Drain",code="OK"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
         "{text}"
     );
     assert!(
-        sample(&text, r#"cluster_grpc_calls_total{method="AgentService/Session",code="OK"}"#)
-            .is_some_and(|n| n >= 2.0),
+        sample(
+            &text,
+            r#"cluster_grpc_calls_total{method="AgentService/Session",code="OK"}"#
+        )
+        .is_some_and(|n| n >= 2.0),
         "{text}"
     );
     assert!(
-        sample(&text, r#"cluster_grpc_call_seconds_count{method="Control/Run"}"#)
-            .is_some_and(|n| n >= 1.0),
+        sample(
+            &text,
+            r#"cluster_grpc_call_seconds_count{method="Control/Run"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
         "{text}"
     );
     // Prometheus asks for OpenMetrics, and gets it.

@@ -107,6 +107,24 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Waits for a sample under 50 % CPU (the loop of the run before is over).
+async fn started_calm(admin: &cluster_tests::Admin, patience: Duration) -> bool {
+    let since = now_ms();
+    cluster_tests::eventually("a calm sample", patience, || async {
+        let out =
+            cluster_tests::ctl(admin, &["-o", "json", "usage", "busy-1", "--since", "1m"]).await;
+        out.code == 0
+            && out.json()["samples"].as_array().is_some_and(|s| {
+                s.iter().any(|s| {
+                    s["at_ms"].as_u64().unwrap_or(0) >= since
+                        && s["cpu_percent"].as_f64().unwrap_or(100.0) < 50.0
+                })
+            })
+    })
+    .await;
+    true
+}
+
 async fn alert(args: &[String]) {
     use cluster_tests::notify::{Alertmanager, Hook};
     use cluster_tests::process::free_port;
@@ -130,11 +148,11 @@ async fn alert(args: &[String]) {
     let admin = master.admin();
     let patience = Duration::from_secs(60);
     eventually("the agent reports", patience, || async {
-        ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "1m"])
-            .await
-            .json()["samples"]
-            .as_array()
-            .is_some_and(|s| !s.is_empty())
+        let out = ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "1m"]).await;
+        out.code == 0
+            && out.json()["samples"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -142,6 +160,7 @@ async fn alert(args: &[String]) {
     let labels = [("alertname", "NodeCpuCritical"), ("node", "busy-1")];
     for run in 0..runs {
         // Calm first: nothing firing.
+        let _ = started_calm(&admin, patience).await;
         eventually("calm", patience, || async {
             am.alert(&labels)
                 .await
@@ -159,13 +178,25 @@ async fn alert(args: &[String]) {
         let job = std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(ctl(
                 &loop_admin,
-                &["run", "busy-1", "--timeout", "120s", "--", "sh", "-c", &script],
+                &[
+                    "run",
+                    "busy-1",
+                    "--timeout",
+                    "120s",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
             ))
         });
         let firing_hooks = || {
             hook.bodies()
                 .iter()
-                .filter(|b| b["status"] == "firing" && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical")
+                .filter(|b| {
+                    b["status"] == "firing"
+                        && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical"
+                })
                 .count()
         };
         let hooks_before = firing_hooks();
@@ -191,16 +222,28 @@ async fn alert(args: &[String]) {
         let history = ctl(&admin, &["-o", "json", "usage", "busy-1", "--since", "2m"])
             .await
             .json();
-        let crossed = history["samples"]
+        // The crossing: the first sample over the line after the last one
+        // under it (the machine may have been busy before the loop).
+        let samples: Vec<(u64, f64)> = history["samples"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["at_ms"].as_u64().unwrap() >= started)
-            .find(|s| s["cpu_percent"].as_f64().unwrap() >= 80.0)
-            .and_then(|s| s["at_ms"].as_u64())
-            .expect("a sample over the line");
-        to_am.push(at_am.saturating_sub(crossed) as f64);
-        to_hook.push(at_hook.saturating_sub(crossed) as f64);
+            .map(|s| {
+                (
+                    s["at_ms"].as_u64().unwrap(),
+                    s["cpu_percent"].as_f64().unwrap(),
+                )
+            })
+            .filter(|(at, _)| *at <= at_am.max(at_hook))
+            .collect();
+        let under = samples.iter().rposition(|(_, cpu)| *cpu < 80.0);
+        match under.and_then(|i| samples.get(i + 1)) {
+            Some((crossed, _)) if *crossed + 5_000 >= started => {
+                to_am.push(at_am.saturating_sub(*crossed) as f64);
+                to_hook.push(at_hook.saturating_sub(*crossed) as f64);
+            }
+            _ => eprintln!("run {run}: the CPU was over the line before the loop; not counted"),
+        }
         std::fs::remove_file(&flag).unwrap();
         let _ = job.join();
         let stopped = now_ms();
@@ -250,7 +293,9 @@ fn main() {
             .expect("a runtime")
             .block_on(alert(&args)),
         _ => {
-            eprintln!("usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]\n       monitor-bench alert [--runs N]");
+            eprintln!(
+                "usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]\n       monitor-bench alert [--runs N]"
+            );
             std::process::exit(2);
         }
     }
