@@ -159,13 +159,25 @@ async fn alert(args: &[String]) {
         let job = std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(ctl(
                 &loop_admin,
-                &["run", "busy-1", "--timeout", "120s", "--", "sh", "-c", &script],
+                &[
+                    "run",
+                    "busy-1",
+                    "--timeout",
+                    "120s",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
             ))
         });
         let firing_hooks = || {
             hook.bodies()
                 .iter()
-                .filter(|b| b["status"] == "firing" && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical")
+                .filter(|b| {
+                    b["status"] == "firing"
+                        && b["alerts"][0]["labels"]["alertname"] == "NodeCpuCritical"
+                })
                 .count()
         };
         let hooks_before = firing_hooks();
@@ -250,7 +262,9 @@ fn main() {
             .expect("a runtime")
             .block_on(alert(&args)),
         _ => {
-            eprintln!("usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]\n       monitor-bench alert [--runs N]");
+            eprintln!(
+                "usage: monitor-bench history [--nodes N] [--minutes M] [--every 5s]\n       monitor-bench alert [--runs N]"
+            );
             std::process::exit(2);
         }
     }
