@@ -136,7 +136,9 @@ pub struct Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<Box<str>> = self.all().iter().map(|u| u.name.clone()).collect();
-        f.debug_struct("Metrics").field("upstreams", &names).finish()
+        f.debug_struct("Metrics")
+            .field("upstreams", &names)
+            .finish()
     }
 }
 
