@@ -24,7 +24,6 @@ use super::upstream::Upstream;
 use super::{Proxy, Timeouts, answer};
 use bytes::{Bytes, BytesMut};
 use cluster_balancer::Pick;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -139,7 +138,7 @@ where
         Err((status, text)) => return answer::local(client, &req, status, &text, stopping()).await,
     };
     let upstream: &Upstream = routed.insert(upstream);
-    let path_and_query = match upstream_target(&req, rewrite.as_deref()) {
+    let path_and_query = match req.upstream_target(rewrite.as_deref()) {
         Ok(t) => t,
         Err(e) => return answer::local(client, &req, 400, &format!("{e}\n"), stopping()).await,
     };
@@ -302,24 +301,6 @@ async fn continue_if_expected<IO: AsyncWrite + Unpin>(
             .await?;
     }
     Ok(())
-}
-
-/// The path and query sent upstream: origin-form, with the path replaced
-/// by `rewrite` when a rule rewrote it (the query string is kept).
-fn upstream_target<'a>(
-    req: &'a RequestHead,
-    rewrite: Option<&str>,
-) -> Result<Cow<'a, str>, String> {
-    let Some(path) = rewrite else {
-        return Ok(Cow::Borrowed(req.path_and_query()));
-    };
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!("the rewritten path {path:?} is not valid"));
-    }
-    Ok(match req.query() {
-        Some(q) => Cow::Owned(format!("{path}?{q}")),
-        None => Cow::Owned(path.to_owned()),
-    })
 }
 
 /// What went wrong with a request.
@@ -578,35 +559,4 @@ where
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &str) -> RequestHead {
-        let mut buf = BytesMut::from(raw);
-        h1::parse_request(&mut buf).unwrap().unwrap()
-    }
-
-    #[test]
-    fn the_upstream_target_is_origin_form_and_a_rewrite_keeps_the_query() {
-        for (target, rewrite, want) in [
-            ("/a/b?x=1", None, "/a/b?x=1"),
-            ("http://shop.example/a?x=1", None, "/a?x=1"),
-            ("http://shop.example", None, "/"),
-            (
-                "/api/v1/items?page=2",
-                Some("/v1/items"),
-                "/v1/items?page=2",
-            ),
-            ("/api", Some("/"), "/"),
-        ] {
-            let req = head(&format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n"));
-            let got = upstream_target(&req, rewrite).unwrap();
-            assert_eq!(got, want, "{target} {rewrite:?}");
-        }
-        let req = head("GET /a HTTP/1.1\r\n\r\n");
-        assert!(upstream_target(&req, Some("/a b")).is_err());
-    }
 }
