@@ -11,7 +11,8 @@
 //!   URL); 404 naming the node that answered otherwise, so a miswired probe
 //!   is caught instead of trusted.
 //! - `GET /metrics` — OpenMetrics text: state, checks, usage (the usage
-//!   gauges are written by the `usage` submodule).
+//!   gauges are written by the `usage` submodule), and the proxy's
+//!   requests when the node runs it ([`crate::proxy::Metrics`]).
 //!
 //! The decision is [`verdict`], pure; [`answer`] is the whole `/health`
 //! answer, cheap and synchronous, so the proxy serves the same on its
@@ -144,6 +145,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         connected: shared.is_connected(),
         checks: shared.checks.borrow().clone(),
         usage: shared.usage.borrow().clone(),
+        proxy: shared.proxy.get().cloned(),
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(figures));
@@ -160,6 +162,7 @@ struct Figures {
     connected: bool,
     checks: CheckStatus,
     usage: Option<cluster_model::Usage>,
+    proxy: Option<Arc<crate::proxy::Metrics>>,
 }
 
 fn gauge(
@@ -224,8 +227,11 @@ impl Collector for Figures {
                     .encode(m.encode_family(&[("check", c.name.as_str())])?)?;
             }
         }
-        match &self.usage {
-            Some(u) => usage::encode(&mut e, u),
+        if let Some(u) = &self.usage {
+            usage::encode(&mut e, u)?;
+        }
+        match &self.proxy {
+            Some(p) => p.encode(&mut e),
             None => Ok(()),
         }
     }

@@ -167,6 +167,7 @@ pub async fn run(
             }
         });
         let proxy = proxy::Proxy::new(proxy::ProxyConfig::default(), health);
+        let _ = shared.proxy.set(proxy.metrics());
         balancers.proxy = Some(proxy);
         // The cached configuration holds until the master says otherwise.
         balancers.apply(shared.current().proxy.as_ref());

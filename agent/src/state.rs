@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +164,8 @@ pub struct Shared {
     pub connected: AtomicBool,
     /// The last usage sample sent to the master (`/metrics` shows it).
     pub usage: watch::Sender<Option<cluster_model::Usage>>,
+    /// The proxy's figures, when the node runs it (`/metrics` shows them).
+    pub proxy: OnceLock<Arc<crate::proxy::Metrics>>,
 }
 
 impl Shared {
@@ -172,6 +175,7 @@ impl Shared {
             checks: watch::Sender::new(CheckStatus::default()),
             connected: AtomicBool::new(false),
             usage: watch::Sender::new(None),
+            proxy: OnceLock::new(),
         }
     }
 

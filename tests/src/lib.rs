@@ -8,6 +8,7 @@
 //! - [`ctl`] — run clusterctl and capture its exit code and output.
 //! - [`http`] — a plain HTTP GET for health endpoints.
 //! - [`lb`] — backend apps, steady client load, real HAProxy/Varnish/nginx.
+//! - [`prom`] — a sample of `/metrics` text, and `promtool check metrics`.
 //! - [`etcd`] — a real etcd cluster of several members, for masters to share.
 //! - [`ha`] — several masters on one etcd cluster; a watch on agents' health.
 //! - [`notify`] — receivers of alerts: Alertmanager, an SMTP server, a webhook.
@@ -21,6 +22,7 @@ pub mod lb;
 pub mod notify;
 pub mod process;
 pub mod procs;
+pub mod prom;
 pub mod python;
 pub mod readme;
 

@@ -7,44 +7,13 @@
 //! Prometheus server scrapes both and answers a query for the node's CPU
 //! usage. Addresses 127.0.0.141–143.
 use cluster_tests::lb::free_port;
+use cluster_tests::prom::{promtool, sample};
 use cluster_tests::{AgentProc, MasterProc, Proc, ctl, eventually};
 use serde_json::Value;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// What `promtool check metrics` says of `text`: its exit status and output.
-fn promtool(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (tests/run installs prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
-}
-
-/// The value of the sample `series` (name and labels, as written) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.split(' ').next()?.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_reads_the_master_and_an_agent() {

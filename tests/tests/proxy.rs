@@ -1,9 +1,11 @@
 //! The agent's own reverse proxy, end to end: a balancer node routes to
 //! three web nodes' apps through the master's routes and upstreams, under
 //! steady client load; drains, route and upstream changes and a dead
-//! backend fail no client request.
+//! backend fail no client request; the balancer's `/metrics` counts and
+//! times the requests by upstream and code.
 
 use cluster_tests::lb::{App, Load, free_port, get_as, listening, same_port_on, web_node};
+use cluster_tests::prom::{promtool, sample};
 use cluster_tests::{Admin, AgentProc, MasterProc, ctl, eventually};
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ struct Setup {
     master: MasterProc,
     admin: Admin,
     _web: Vec<AgentProc>,
-    _lb: AgentProc,
+    lb: AgentProc,
     apps: Vec<App>,
     app_port: u16,
     proxy: String,
@@ -59,7 +61,7 @@ async fn setup() -> Setup {
         master,
         admin,
         _web: web,
-        _lb: lb,
+        lb,
         apps,
         app_port,
         proxy: url,
@@ -178,6 +180,54 @@ async fn a_dead_backend_is_ejected_by_max_fails_and_used_again_after_fail_timeou
     .await;
     let report = load.stop().await;
     report.assert_no_failures("");
+    // The connects that failed are counted against the upstream.
+    let text = cluster_tests::get(&s.metrics()).await.1;
+    let refused = r#"cluster_agent_proxy_upstream_errors_total{upstream="listed",kind="connect"}"#;
+    assert!(sample(&text, refused).is_some_and(|n| n >= 1.0), "{text}");
+}
+
+impl Setup {
+    /// The balancer's `/metrics`.
+    fn metrics(&self) -> String {
+        self.lb.health_url.replace("/health", "/metrics")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balancers_metrics_count_and_time_requests_by_upstream_and_code() {
+    let s = setup().await;
+    let url = s.metrics();
+    let ok = r#"cluster_agent_proxy_requests_total{upstream="app",code="200"}"#;
+    let no_route = r#"cluster_agent_proxy_requests_total{upstream="",code="404"}"#;
+    let timed = r#"cluster_agent_proxy_request_seconds_count{upstream="app"}"#;
+    let slowest = r#"cluster_agent_proxy_request_seconds_bucket{le="+Inf",upstream="app"}"#;
+    // The setup's own requests are there already.
+    let text = cluster_tests::get(&url).await.1;
+    let before = |series| sample(&text, series).unwrap_or(0.0);
+    let (ok0, no_route0, timed0) = (before(ok), before(no_route), before(timed));
+    assert!(ok0 >= 1.0 && timed0 >= ok0, "{text}");
+    for _ in 0..5 {
+        assert_eq!(get_as(&s.proxy, "example.com", "t").await.0, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get_as(&s.proxy, "elsewhere.example", "t").await.0, 404);
+    }
+    eventually("the requests counted and timed", PATIENCE, || async {
+        let text = cluster_tests::get(&url).await.1;
+        sample(&text, ok) == Some(ok0 + 5.0)
+            && sample(&text, no_route) == Some(no_route0 + 2.0)
+            && sample(&text, timed) == Some(timed0 + 5.0)
+            && sample(&text, slowest) == Some(timed0 + 5.0)
+    })
+    .await;
+    let text = cluster_tests::get(&url).await.1;
+    let sum = sample(
+        &text,
+        r#"cluster_agent_proxy_request_seconds_sum{upstream="app"}"#,
+    );
+    assert!(sum.is_some_and(|s| s > 0.0), "{text}");
+    let (passes, said) = promtool(&text);
+    assert!(passes, "promtool check metrics:\n{said}\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

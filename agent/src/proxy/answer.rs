@@ -48,6 +48,7 @@ where
         http10: req.minor == 0,
     };
     client.out.clear();
+    client.status = status;
     h1::write_local(
         &mut client.out,
         status,
@@ -76,6 +77,7 @@ where
         http10: false,
     };
     client.out.clear();
+    client.status = status;
     h1::write_local(
         &mut client.out,
         status,

@@ -19,11 +19,11 @@ use super::backend::{Conn, ConnectError, Lease, ServerState};
 use super::body::{self, BodyError, Sink};
 use super::h1::{self, Forwarded, Framing, Outgoing, RequestHead, ResponseHead};
 use super::listen::{Activity, Busy};
+use super::metrics::TryError;
 use super::upstream::Upstream;
 use super::{Proxy, Timeouts, answer};
 use bytes::{Bytes, BytesMut};
 use cluster_balancer::Pick;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,17 +48,48 @@ pub(super) struct Client<IO> {
     pub out: Vec<u8>,
     /// For `X-Forwarded-For`.
     pub ip: Box<str>,
+    /// The status of the response head last written, 0 before any: what
+    /// the request is counted with.
+    pub status: u16,
 }
 
-/// Serves one request whose head was read: the health path, routing, the
-/// tries, the response. The connection counts as busy (not idle) while it
-/// waits for a backend's response head. Returns whether the client
+/// Serves one request whose head was read at `started`, and records it in
+/// the metrics of the upstream it routed to (the proxy's own otherwise)
+/// once its response has ended. A request that got no response (the
+/// client went away first) is not counted. Returns whether the client
 /// connection can take another request.
 pub(super) async fn handle<IO>(
     proxy: &Proxy,
     client: &mut Client<IO>,
     req: RequestHead,
     activity: &Arc<Activity>,
+    started: Instant,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    client.status = 0;
+    let mut routed = None;
+    let again = serve(proxy, client, req, activity, &mut routed).await;
+    if client.status != 0 {
+        let metrics = match &routed {
+            Some(u) => &u.metrics,
+            None => &proxy.metrics.local,
+        };
+        metrics.record(client.status, started.elapsed());
+    }
+    again
+}
+
+/// The health path, routing, the tries, the response. The connection
+/// counts as busy (not idle) while it waits for a backend's response head.
+/// `routed` is set to the upstream chosen.
+async fn serve<IO>(
+    proxy: &Proxy,
+    client: &mut Client<IO>,
+    req: RequestHead,
+    activity: &Arc<Activity>,
+    routed: &mut Option<Arc<Upstream>>,
 ) -> bool
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -81,7 +112,7 @@ where
         .get(b"user-agent")
         .and_then(|v| std::str::from_utf8(v).ok())
         .unwrap_or("");
-    let routed = proxy.with_snapshot(|snapshot| {
+    let picked = proxy.with_snapshot(|snapshot| {
         let decision = snapshot.routes.pick(
             host,
             &cluster_balancer::Request {
@@ -102,11 +133,12 @@ where
             },
         }
     });
-    let (upstream, rewrite) = match routed {
+    let (upstream, rewrite) = match picked {
         Ok(r) => r,
         Err((status, text)) => return answer::local(client, &req, status, &text, stopping()).await,
     };
-    let path_and_query = match upstream_target(&req, rewrite.as_deref()) {
+    let upstream: &Upstream = routed.insert(upstream);
+    let path_and_query = match req.upstream_target(rewrite.as_deref()) {
         Ok(t) => t,
         Err(e) => return answer::local(client, &req, 400, &format!("{e}\n"), stopping()).await,
     };
@@ -141,7 +173,7 @@ where
     let busy = Busy::start(activity);
     let sent = Box::pin(dispatch(
         &proxy.timeouts,
-        &upstream,
+        upstream,
         &head,
         &mut body,
         client,
@@ -196,6 +228,7 @@ where
         http10: req.minor == 0,
     };
     client.out.clear();
+    client.status = resp.status;
     h1::write_response_head(&mut client.out, &resp, how);
     drop(busy);
     let relayed = body::relay(
@@ -270,24 +303,6 @@ async fn continue_if_expected<IO: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// The path and query sent upstream: origin-form, with the path replaced
-/// by `rewrite` when a rule rewrote it (the query string is kept).
-fn upstream_target<'a>(
-    req: &'a RequestHead,
-    rewrite: Option<&str>,
-) -> Result<Cow<'a, str>, String> {
-    let Some(path) = rewrite else {
-        return Ok(Cow::Borrowed(req.path_and_query()));
-    };
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!("the rewritten path {path:?} is not valid"));
-    }
-    Ok(match req.query() {
-        Some(q) => Cow::Owned(format!("{path}?{q}")),
-        None => Cow::Owned(path.to_owned()),
-    })
-}
-
 /// What went wrong with a request.
 enum Failure {
     Connect(ConnectError),
@@ -311,6 +326,17 @@ impl Failure {
         match self {
             Failure::Timeout { .. } => 504,
             _ => 502,
+        }
+    }
+
+    /// How the try failed, for the metrics; `None` for what is not a try.
+    fn try_error(&self) -> Option<TryError> {
+        match self {
+            Failure::Connect(ConnectError::Io { .. }) => Some(TryError::Connect),
+            Failure::Connect(ConnectError::Timeout { .. }) => Some(TryError::ConnectTimeout),
+            Failure::Response { .. } => Some(TryError::Response),
+            Failure::Timeout { .. } => Some(TryError::ResponseTimeout),
+            Failure::Client(_) | Failure::NoServer => None,
         }
     }
 
@@ -356,6 +382,9 @@ where
         // that can be sent again as it was goes to the next server.
         let next = matches!(failure, Failure::Connect(_)) || (req.idempotent() && body.held());
         upstream.failed(&lease.server, now());
+        if let Some(why) = failure.try_error() {
+            upstream.metrics.failed(why);
+        }
         tracing::debug!(
             upstream = %upstream.name,
             why = %failure.describe(),
@@ -530,35 +559,4 @@ where
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &str) -> RequestHead {
-        let mut buf = BytesMut::from(raw);
-        h1::parse_request(&mut buf).unwrap().unwrap()
-    }
-
-    #[test]
-    fn the_upstream_target_is_origin_form_and_a_rewrite_keeps_the_query() {
-        for (target, rewrite, want) in [
-            ("/a/b?x=1", None, "/a/b?x=1"),
-            ("http://shop.example/a?x=1", None, "/a?x=1"),
-            ("http://shop.example", None, "/"),
-            (
-                "/api/v1/items?page=2",
-                Some("/v1/items"),
-                "/v1/items?page=2",
-            ),
-            ("/api", Some("/"), "/"),
-        ] {
-            let req = head(&format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n"));
-            let got = upstream_target(&req, rewrite).unwrap();
-            assert_eq!(got, want, "{target} {rewrite:?}");
-        }
-        let req = head("GET /a HTTP/1.1\r\n\r\n");
-        assert!(upstream_target(&req, Some("/a b")).is_err());
-    }
 }

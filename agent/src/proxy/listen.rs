@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -128,6 +128,7 @@ async fn connection(
         buf: BytesMut::with_capacity(READ_SIZE),
         out: Vec::with_capacity(1024),
         ip: peer.ip().to_string().into(),
+        status: 0,
     };
     let Timeouts { client_idle, .. } = proxy.timeouts;
     let conn = serve_client(&proxy, client, &activity);
@@ -196,7 +197,9 @@ async fn serve_client(
                     Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(status = e.status, why = %e.why, "proxy: refusing a request");
+                        let started = Instant::now();
                         answer::refuse(&mut client, e.status, &e.why).await;
+                        proxy.metrics.local.record(e.status, started.elapsed());
                         let _ = client.io.shutdown().await;
                         return;
                     }
@@ -210,9 +213,10 @@ async fn serve_client(
                 Ok(_) => {}
             }
         };
+        let started = Instant::now();
         activity.in_request.store(true, Ordering::Relaxed);
         activity.bump();
-        let again = forward::handle(proxy, &mut client, head, activity).await;
+        let again = forward::handle(proxy, &mut client, head, activity, started).await;
         activity.in_request.store(false, Ordering::Relaxed);
         if !again || activity.stopping() {
             let _ = client.io.shutdown().await;

@@ -24,6 +24,8 @@
 //! - `h1` — HTTP/1.1 on the wire: heads, framing, the chunked coding.
 //! - `forward` — one request: routing, tries, the response.
 //! - `answer` — the proxy's own answers, `/health` among them.
+//! - `metrics` — requests by upstream and code, their durations, failed
+//!   tries: atomics each upstream owns, written out at a scrape.
 //! - `body` — bodies moved from socket to socket.
 //! - `listen` — the accept loop and graceful shutdown.
 //! - `workers` — the threads connections run on, one tokio runtime each.
@@ -38,10 +40,12 @@ mod body;
 mod forward;
 mod h1;
 mod listen;
+mod metrics;
 mod upstream;
 mod workers;
 
 pub use forward::MAX_REPLAY_BODY;
+pub use metrics::Metrics;
 
 use backend::{Hub, ServerState};
 use cluster_balancer::RouteTable;
@@ -183,6 +187,9 @@ pub struct Proxy {
     workers: OnceLock<Workers>,
     /// Whether a `serve` is sweeping idle backend connections.
     sweeping: AtomicBool,
+    /// Shared with `/metrics`, which must not keep the proxy (its worker
+    /// threads) alive.
+    metrics: Arc<Metrics>,
 }
 
 /// How a proxy runs.
@@ -229,6 +236,7 @@ impl Proxy {
             worker_count,
             workers: OnceLock::new(),
             sweeping: AtomicBool::new(false),
+            metrics: Arc::default(),
         };
         proxy.update(config);
         Arc::new(proxy)
@@ -291,6 +299,8 @@ impl Proxy {
                 gone.extend(up.servers());
             }
         }
+        self.metrics
+            .set_upstreams(upstreams.values().map(|u| u.metrics.clone()).collect());
         let addrs = config
             .upstreams
             .values()
@@ -332,6 +342,11 @@ impl Proxy {
     /// Call once per listener.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         listen::serve(self, listener, shutdown).await
+    }
+
+    /// The proxy's figures, for `/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Backend addresses no longer configured that still have requests in

@@ -9,6 +9,7 @@
 
 use super::backend::{Hub, Lease, ServerState};
 use super::balance::{Params, Pool};
+use super::metrics::UpstreamMetrics;
 use super::{ServerStats, UpstreamServer, UpstreamStats};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ pub(super) struct Backend {
 pub(super) struct Upstream {
     pub name: Box<str>,
     pool: Mutex<Pool<Backend>>,
+    /// What its requests record into, for `/metrics`.
+    pub metrics: Arc<UpstreamMetrics>,
 }
 
 impl Upstream {
@@ -30,6 +33,7 @@ impl Upstream {
         Upstream {
             name: name.into(),
             pool: Mutex::new(Pool::default()),
+            metrics: Arc::new(UpstreamMetrics::new(name)),
         }
     }
 

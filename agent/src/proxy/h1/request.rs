@@ -3,6 +3,7 @@
 
 use super::{Fields, Framing, Invalid, MAX_HEAD, MAX_HEADERS, header_ranges, offsets, split_head};
 use bytes::BytesMut;
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -65,6 +66,22 @@ impl RequestHead {
 
     pub fn query(&self) -> Option<&str> {
         self.query.as_ref().map(|r| self.str(r))
+    }
+
+    /// The path and query sent upstream: origin-form, with the path
+    /// replaced by `rewrite` when a rule rewrote it (the query string is
+    /// kept).
+    pub fn upstream_target(&self, rewrite: Option<&str>) -> Result<Cow<'_, str>, String> {
+        let Some(path) = rewrite else {
+            return Ok(Cow::Borrowed(self.path_and_query()));
+        };
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(format!("the rewritten path {path:?} is not valid"));
+        }
+        Ok(match self.query() {
+            Some(q) => Cow::Owned(format!("{path}?{q}")),
+            None => Cow::Owned(path.to_owned()),
+        })
     }
 
     /// `Host`, else the authority of an absolute target.

@@ -381,3 +381,24 @@ fn broken_chunked_bodies_are_errors() {
     let long = format!("{}\r\n", "1".repeat(MAX_CHUNK_LINE + 1));
     assert!(decode(long.as_bytes(), 64).is_err());
 }
+
+#[test]
+fn the_upstream_target_is_origin_form_and_a_rewrite_keeps_the_query() {
+    for (target, rewrite, want) in [
+        ("/a/b?x=1", None, "/a/b?x=1"),
+        ("http://shop.example/a?x=1", None, "/a?x=1"),
+        ("http://shop.example", None, "/"),
+        (
+            "/api/v1/items?page=2",
+            Some("/v1/items"),
+            "/v1/items?page=2",
+        ),
+        ("/api", Some("/"), "/"),
+    ] {
+        let req = head(&format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n"));
+        let got = req.upstream_target(rewrite).unwrap();
+        assert_eq!(got, want, "{target} {rewrite:?}");
+    }
+    let req = head("GET /a HTTP/1.1\r\n\r\n");
+    assert!(req.upstream_target(Some("/a b")).is_err());
+}
