@@ -375,7 +375,7 @@ impl Cluster {
                         }
                         let observed = inner.state.observe(crate::state::Observation::Remote {
                             node,
-                            record,
+                            record: record.map(|r| *r),
                             now_ms: cluster_model::time::now_ms(),
                         });
                         self.wake(&mut inner, observed.effects);

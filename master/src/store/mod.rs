@@ -115,7 +115,8 @@ pub enum Followed {
     /// What a master's session with a node says now (`None`: it ended).
     Live {
         node: NodeId,
-        record: Option<LiveRecord>,
+        /// Boxed: a full usage report makes it the largest by far.
+        record: Option<Box<LiveRecord>>,
     },
 }
 

@@ -110,7 +110,7 @@ async fn follow(
                 };
                 let record = match event.event_type() {
                     EventType::Put => match codec::decode(key, kv.value()) {
-                        Ok(r) => Some(r),
+                        Ok(r) => Some(Box::new(r)),
                         Err(_) => continue,
                     },
                     EventType::Delete => None,
