@@ -239,6 +239,11 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
     )
     .await;
     assert_eq!(status, 400, "a bad duration is refused: {body}");
+    let metrics = cluster_tests::get(&api("/metrics")).await.1;
+    assert!(
+        metrics.contains("cluster_alerts_firing{metric=\"cpu\",severity=\"critical\"} 1\n"),
+        "{metrics}"
+    );
     assert!(body.contains(r#"history=\"soon\""#), "{body}");
 
     // The loop stops: the alerts resolve, saying how long they lasted.

@@ -82,6 +82,22 @@ impl Collector for Figures {
             let n = nodes.iter().filter(|n| n.state == s).count() as i64;
             ConstGauge::new(n).encode(m.encode_family(&[("state", s.as_str())])?)?;
         }
+        let mut m = e.encode_descriptor(
+            "cluster_alerts_firing",
+            "Alerts firing now, by metric and severity (every master shows the stored ones).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut firing: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for a in nodes.iter().flat_map(|n| &n.alerts) {
+            *firing
+                .entry((a.metric.as_str(), a.severity.as_str()))
+                .or_default() += 1;
+        }
+        for ((metric, severity), n) in firing {
+            ConstGauge::new(n)
+                .encode(m.encode_family(&[("metric", metric), ("severity", severity)])?)?;
+        }
         let connected = nodes.iter().filter(|n| n.connected).count() as i64;
         gauge(
             &mut e,
