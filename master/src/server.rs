@@ -415,10 +415,7 @@ async fn delivery_events(
     while let Some(r) = reports.recv().await {
         let detail = crate::notify::report_text(&r);
         tracing::warn!("{detail}");
-        let cmd = crate::state::plan::DeliveryFailed {
-            node: String::new(),
-            detail,
-        };
+        let cmd = crate::state::plan::DeliveryFailed { detail };
         if let Err(e) = cluster.execute(&cmd).await {
             tracing::error!(error = %e, "cannot record an alert delivery's failure");
         }

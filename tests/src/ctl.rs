@@ -119,3 +119,28 @@ pub async fn api_token(admin: &Admin, role: &str, name: &str) -> String {
     );
     token
 }
+
+/// One busy loop per core on `node`, started through `clusterctl run`,
+/// for as long as the file `flag` exists (it is made here): the job's
+/// result when its thread is joined. clusterctl runs in-process and its
+/// future stays on one thread, so the job has a runtime of its own.
+pub fn busy_loop(
+    admin: &Admin,
+    node: &str,
+    flag: &std::path::Path,
+) -> std::thread::JoinHandle<Ctl> {
+    std::fs::write(flag, "").expect("the flag file");
+    let script = format!(
+        "for i in $(seq $(nproc)); do (while [ -e {f} ]; do :; done) & done; wait",
+        f = flag.display()
+    );
+    let (admin, node) = (admin.clone(), node.to_owned());
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("a runtime")
+            .block_on(ctl(
+                &admin,
+                &["run", &node, "--timeout", "120s", "--", "sh", "-c", &script],
+            ))
+    })
+}

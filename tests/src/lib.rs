@@ -26,7 +26,7 @@ pub mod prom;
 pub mod python;
 pub mod readme;
 
-pub use ctl::{Admin, Ctl, api_token, ctl};
+pub use ctl::{Admin, Ctl, api_token, busy_loop, ctl};
 pub use etcd::EtcdCluster;
 pub use ha::{Expect, HealthWatch, Masters};
 pub use http::get;

@@ -120,28 +120,7 @@ async fn a_busy_node_fires_and_resolves_and_a_silent_one_is_an_alert() {
     // One busy loop per core, for as long as the flag file exists.
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("busy");
-    std::fs::write(&flag, "").unwrap();
-    let script = format!(
-        "for i in $(seq $(nproc)); do (while [ -e {f} ]; do :; done) & done; wait",
-        f = flag.display()
-    );
-    let loop_admin = admin.clone();
-    // clusterctl runs in-process and its future stays on one thread.
-    let job = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(ctl(
-            &loop_admin,
-            &[
-                "run",
-                "web-1",
-                "--timeout",
-                "120s",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ],
-        ))
-    });
+    let job = cluster_tests::busy_loop(&admin, "web-1", &flag);
     eventually("web-1's CPU alert fires", PATIENCE, || async {
         has(&alerts(&admin).await, "web-1", "cpu", "critical")
     })

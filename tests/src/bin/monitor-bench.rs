@@ -108,7 +108,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// Waits for a sample under 50 % CPU (the loop of the run before is over).
-async fn started_calm(admin: &cluster_tests::Admin, patience: Duration) -> bool {
+async fn started_calm(admin: &cluster_tests::Admin, patience: Duration) {
     let since = now_ms();
     cluster_tests::eventually("a calm sample", patience, || async {
         let out =
@@ -122,7 +122,6 @@ async fn started_calm(admin: &cluster_tests::Admin, patience: Duration) -> bool 
             })
     })
     .await;
-    true
 }
 
 async fn alert(args: &[String]) {
@@ -160,7 +159,7 @@ async fn alert(args: &[String]) {
     let labels = [("alertname", "NodeCpuCritical"), ("node", "busy-1")];
     for run in 0..runs {
         // Calm first: nothing firing.
-        let _ = started_calm(&admin, patience).await;
+        started_calm(&admin, patience).await;
         eventually("calm", patience, || async {
             am.alert(&labels)
                 .await
@@ -168,28 +167,8 @@ async fn alert(args: &[String]) {
         })
         .await;
         let flag = dir.path().join(format!("busy-{run}"));
-        std::fs::write(&flag, "").unwrap();
         let started = now_ms();
-        let script = format!(
-            "for i in $(seq $(nproc)); do (while [ -e {f} ]; do :; done) & done; wait",
-            f = flag.display()
-        );
-        let loop_admin = admin.clone();
-        let job = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(ctl(
-                &loop_admin,
-                &[
-                    "run",
-                    "busy-1",
-                    "--timeout",
-                    "120s",
-                    "--",
-                    "sh",
-                    "-c",
-                    &script,
-                ],
-            ))
-        });
+        let job = cluster_tests::busy_loop(&admin, "busy-1", &flag);
         let firing_hooks = || {
             hook.bodies()
                 .iter()

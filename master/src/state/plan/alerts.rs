@@ -54,11 +54,10 @@ impl Command for AlertChanges {
     }
 }
 
-/// A notice that could not be delivered (or was given up): an event, so
-/// no alert is dropped unseen.
+/// A notice that could not be delivered (or was given up), or a
+/// destination that works again: a cluster-wide event (its detail names
+/// the notice), so no alert is dropped unseen.
 pub struct DeliveryFailed {
-    /// The node the notice was about (empty: none).
-    pub node: String,
     pub detail: String,
 }
 
@@ -67,11 +66,12 @@ impl Command for DeliveryFailed {
 
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<()>, ClusterError> {
         let mut d = Draft::new(st, env);
-        let about = match self.node.as_str() {
-            "" => About::Cluster,
-            n => About::Named(n),
-        };
-        d.event(EventKind::Alert, about, "master", self.detail.clone());
+        d.event(
+            EventKind::Alert,
+            About::Cluster,
+            "master",
+            self.detail.clone(),
+        );
         Ok(d.finish(()))
     }
 }
