@@ -330,6 +330,8 @@ async fn top_in_a_terminal_sorts_filters_by_a_target_and_quits_on_q() {
 
     // Esc cancels a prompt without leaving top; q leaves.
     tmux.literally("/x");
+    tmux.wait_for("the prompt with x", |p| p.contains("target: x_"))
+        .await;
     tmux.keys(&["Escape"]);
     tmux.wait_for("the prompt closed", |p| !p.contains("target: x_"))
         .await;

@@ -58,6 +58,16 @@ impl App {
         if ctrl_c {
             return Action::Quit;
         }
+        // A terminal sends Esc and a key that follows it closely as one
+        // Alt-modified key. Read it as the two keys it was typed as (as
+        // readline reads a meta prefix): Esc, then the plain key.
+        if k.modifiers.contains(KeyModifiers::ALT) && matches!(k.code, KeyCode::Char(_)) {
+            if self.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)) == Action::Quit {
+                return Action::Quit;
+            }
+            let plain = KeyEvent::new(k.code, k.modifiers - KeyModifiers::ALT);
+            return self.key(plain);
+        }
         if let Some(typed) = &mut self.prompt {
             match k.code {
                 KeyCode::Esc => self.prompt = None,
@@ -200,6 +210,24 @@ mod tests {
         assert_eq!(press(&mut app, "\x1b"), vec![Action::Quit]);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(app.key(ctrl_c), Action::Quit);
+    }
+
+    #[test]
+    fn esc_and_a_key_read_together_as_alt_are_both_keys() {
+        let alt = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT);
+        // In the prompt: Esc closes it, then q quits.
+        let mut a = app();
+        press(&mut a, "/x");
+        assert_eq!(a.key(alt('q')), Action::Quit);
+        // In the prompt: Esc closes it, then m sorts by memory.
+        let mut a = app();
+        press(&mut a, "/x");
+        assert_eq!(a.key(alt('m')), Action::Nothing);
+        assert_eq!(a.prompt, None);
+        assert_eq!(order(&a), ["b", "c", "a"]);
+        // Outside a prompt, Esc alone quits already.
+        let mut a = app();
+        assert_eq!(a.key(alt('a')), Action::Quit);
     }
 
     #[test]
