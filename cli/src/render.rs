@@ -528,6 +528,7 @@ mod tests {
             cache_error: None,
             checks: Vec::new(),
             alerts: Vec::new(),
+            levels: None,
         }
     }
 

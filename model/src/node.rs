@@ -225,6 +225,9 @@ pub struct NodeStatus {
     pub spec_generation: u64,
     /// Its firing alerts.
     pub alerts: Vec<crate::alerts::Notice>,
+    /// The levels its usage is judged by, when the reader was told them
+    /// (the master's monitor knows them; the state does not).
+    pub levels: Option<crate::alerts::Levels>,
 }
 
 impl NodeStatus {

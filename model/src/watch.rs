@@ -107,6 +107,7 @@ mod tests {
             }),
             applied: Applied::default(),
             alerts: vec![],
+            levels: None,
             checks: vec![],
             spec_generation: 1,
         }

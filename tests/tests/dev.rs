@@ -159,6 +159,27 @@ async fn dev_starts_a_cluster_a_newcomer_can_drain_and_stops_on_ctrl_c() {
         .collect();
     assert_eq!(names, ["node1", "node2", "node3"]);
 
+    // `top` for scripts: a row a node, each with its state.
+    let rows = ctl_env(&env, &["top", "--once", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let mut rows: Vec<(&str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("node1", "online"),
+            ("node2", "online"),
+            ("node3", "online")
+        ]
+    );
+
     ctl_env(&env, &["drain", "node1", "--reason", "deploy", "--wait"])
         .await
         .ok();

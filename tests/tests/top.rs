@@ -97,7 +97,16 @@ impl Drop for Follower {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn top_once_as_json_has_a_row_per_node_with_its_figures() {
-    let master = master("127.0.0.170");
+    // The db role's memory lines are so low that any memory in use is
+    // critical (alerts off): `top` colours by the node's own levels.
+    let ip = "127.0.0.170";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .config(
+            "[alerts.roles.db]\n\
+             memory = { careful = 0, warning = 0.001, critical = 0.002, clear = 0, enabled = false }",
+        )
+        .spawn();
     let admin = master.admin();
     let _a = AgentProc::builder("web-1", &master)
         .addr("127.0.0.171")
@@ -158,6 +167,18 @@ async fn top_once_as_json_has_a_row_per_node_with_its_figures() {
     }
     let web = rows.iter().find(|r| r["name"] == "web-1").unwrap();
     assert_eq!(web["roles"], serde_json::json!(["web"]));
+    // db-1 by its role's levels, web-1 by the cluster's (the defaults).
+    let db = rows.iter().find(|r| r["name"] == "db-1").unwrap();
+    assert_eq!(db["levels"]["memory"], "critical", "{db}");
+    let web_memory = web["memory_percent"].as_f64().unwrap();
+    let by_default = cluster_model::alerts::Levels::default()
+        .memory
+        .level(web_memory);
+    assert_eq!(
+        web["levels"]["memory"],
+        serde_json::to_value(by_default).unwrap(),
+        "{web}"
+    );
 
     // Not on a terminal, plain `top` prints the table once and ends.
     let table = ctl(&admin, &["top"]).await.ok().stdout;

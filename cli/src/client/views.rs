@@ -239,6 +239,10 @@ pub struct NodeView {
     pub checks: Vec<CheckView>,
     /// Its firing alerts.
     pub alerts: Vec<AlertView>,
+    /// The levels its usage is judged by, as the master sent them (for
+    /// `top`'s colours; `None` from a master that sends none).
+    #[serde(skip)]
+    pub levels: Option<cluster_model::alerts::Levels>,
 }
 
 /// A firing alert, as clusterctl shows it.
@@ -371,6 +375,7 @@ impl From<NodeStatus> for NodeView {
             labels: n.labels,
             grains: serde_json::Value::Object(n.grains),
             alerts: s.alerts.iter().map(AlertView::from).collect(),
+            levels: s.levels,
         }
     }
 }

@@ -128,6 +128,7 @@ mod tests {
             last_seen_ms: 0,
             offline: None,
             alerts: vec![],
+            levels: None,
             usage: Some(UsageView {
                 cpu_percent: cpu,
                 load: [1.0, 1.0, 1.0],

@@ -15,7 +15,6 @@ use crate::args::{Output, TopArgs};
 use crate::client::Client;
 use crate::commands::{print_json, targeting, write_out};
 use crate::{Env, Failure};
-use cluster_model::alerts::Levels;
 use std::io::Write;
 
 pub async fn run(
@@ -35,7 +34,7 @@ pub async fn run(
     let nodes = client.nodes(&target).await?;
     let mut rows: Vec<rows::Row> = nodes
         .iter()
-        .map(|n| rows::Row::of(n, Levels::default()))
+        .map(|n| rows::Row::of(n, n.levels.clone().unwrap_or_default()))
         .collect();
     rows::sort(&mut rows, rows::Sort::Cpu, false);
     match output {

@@ -13,7 +13,7 @@ use super::rows::{self, COLUMN_LEVELS, COLUMNS, Row};
 use crate::Failure;
 use crate::client::{Client, NodeView, Patience, Targeting};
 use cluster_model::TargetSpec;
-use cluster_model::alerts::{Level, Levels};
+use cluster_model::alerts::Level;
 use crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
@@ -150,7 +150,7 @@ fn take(app: &mut App, f: Fetched) {
             app.show(
                 nodes
                     .iter()
-                    .map(|n| Row::of(n, Levels::default()))
+                    .map(|n| Row::of(n, n.levels.clone().unwrap_or_default()))
                     .collect(),
             );
             app.status = None;

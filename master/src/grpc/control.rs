@@ -377,10 +377,11 @@ impl pb::control_server::Control for ControlSvc {
             Some(spec) => Some(self.prepared(spec).await?),
             None => None,
         };
-        let nodes = self
+        let mut nodes = self
             .cluster
             .nodes_matching(spec.as_ref())
             .map_err(status_of)?;
+        self.monitor.with_levels(&mut nodes);
         Ok(Response::new(pb::ListNodesResponse {
             nodes: nodes.iter().map(Into::into).collect(),
             generation: self.cluster.generation(),

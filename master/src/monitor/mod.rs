@@ -96,6 +96,16 @@ impl Monitor {
         &self.thresholds
     }
 
+    /// Each node with the levels its usage is judged by.
+    pub fn with_levels(&self, nodes: &mut [cluster_model::NodeStatus]) {
+        for n in nodes {
+            n.levels = Some(
+                self.thresholds
+                    .for_node(n.node.name.as_str(), &n.node.roles),
+            );
+        }
+    }
+
     fn history(&self) -> std::sync::MutexGuard<'_, UsageHistory> {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }

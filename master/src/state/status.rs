@@ -42,6 +42,7 @@ impl State {
             checks,
             spec_generation: stored.revision,
             alerts: self.alerts_of(id).map(|a| a.notice.clone()).collect(),
+            levels: None,
             node: node.clone(),
         })
     }

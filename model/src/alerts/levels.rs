@@ -146,7 +146,7 @@ impl Levels {
         }
     }
 
-    fn get_mut(&mut self, m: Metric) -> &mut MetricLevels {
+    pub fn get_mut(&mut self, m: Metric) -> &mut MetricLevels {
         match m {
             Metric::Cpu => &mut self.cpu,
             Metric::Memory => &mut self.memory,
