@@ -26,6 +26,7 @@ pub mod checks;
 pub mod config;
 pub mod enroll;
 pub mod facts;
+pub mod facts_refresh;
 pub mod haproxy;
 pub mod health;
 pub mod hosts;
@@ -135,7 +136,12 @@ pub async fn run(
     if config.proxy.is_some() && !roles.iter().any(|r| r == "balancer") {
         roles.push("balancer".into());
     }
-    let grains = facts::grains(&config.id, &machine, &roles, &config.grains);
+    let collector = facts_refresh::Collector {
+        id: config.id.clone(),
+        roles: roles.clone(),
+        static_grains: config.grains.clone(),
+    };
+    facts_refresh::publish(&shared, collector.shape(&machine));
     let token = CancellationToken::new();
     // Bind everything before anything runs: a busy port is an error now,
     // not a warning later.
@@ -212,9 +218,21 @@ pub async fn run(
         });
     }
     let dry_run = config.dry_run.then(|| token.clone());
+    tokio::spawn(facts_refresh::run(
+        collector,
+        shared.clone(),
+        facts_refresh::When {
+            every: config.facts_interval,
+            on_sighup: config.facts_on_sighup,
+        },
+        token.clone(),
+    ));
+    // Grains and facts are the session's own: the latest at each hello.
     let hello = cluster_model::session::Hello {
         node_id: config.id.clone(),
-        grains,
+        grains: Default::default(),
+        facts: Default::default(),
+        fact_problems: vec![],
         roles,
         addresses: vec![address.to_string()],
         health_url: health_url.clone(),

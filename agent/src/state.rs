@@ -166,6 +166,9 @@ pub struct Shared {
     pub usage: watch::Sender<Option<cluster_model::Usage>>,
     /// The proxy's figures, when the node runs it (`/metrics` shows them).
     pub proxy: OnceLock<Arc<crate::proxy::Metrics>>,
+    /// The node's grains and facts as last collected (each session's hello
+    /// says them; a change is sent on the open session).
+    pub facts: watch::Sender<Arc<cluster_model::Facts>>,
 }
 
 impl Shared {
@@ -176,6 +179,7 @@ impl Shared {
             connected: AtomicBool::new(false),
             usage: watch::Sender::new(None),
             proxy: OnceLock::new(),
+            facts: watch::Sender::new(Arc::default()),
         }
     }
 

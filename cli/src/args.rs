@@ -493,7 +493,8 @@ pub struct TargetArgs {
     pub how: TargetFlags,
     pub expr: String,
     /// A JSON object {node_name: grains}; addresses for -S come from the
-    /// ipv4/ipv6 grains, roles from the roles grain.
+    /// ipv4/ipv6 grains, roles from the roles grain, facts (for `F@`) from
+    /// a `facts` key.
     #[arg(long)]
     pub nodes: std::path::PathBuf,
     /// Node groups for -N / N@, as a JSON object {name: expression}.

@@ -481,9 +481,15 @@ fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result
         let roles = strings("roles");
         let mut addresses = strings("ipv4");
         addresses.extend(strings("ipv6"));
+        // A node's Facter-shaped facts (for `F@`) are its `facts` key.
+        let facts = grains
+            .get("facts")
+            .and_then(|f| f.as_object())
+            .unwrap_or(&empty);
         let c = Candidate {
             name,
             grains,
+            facts,
             labels: &empty_labels,
             roles: &roles,
             addresses: &addresses,

@@ -199,6 +199,9 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             health_listen: addr,
             advertise: Some(addr.ip()),
             report_interval: Duration::from_secs(2),
+            facts_interval: Duration::from_secs(600),
+            // A signal to `clusterctl dev` is its own (SIGHUP ends it).
+            facts_on_sighup: false,
             roles: vec![role.clone()],
             grains,
             reconnect_min: Duration::from_millis(100),

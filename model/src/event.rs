@@ -58,6 +58,9 @@ pub enum EventKind {
     Agent,
     /// A usage alert fired or resolved, or could not be delivered.
     Alert,
+    /// A node's grains or facts changed, or an external fact source
+    /// failed or was read again.
+    Facts,
 }
 
 impl EventKind {
@@ -81,6 +84,7 @@ impl EventKind {
             EventKind::Rollout => "rollout",
             EventKind::Agent => "agent",
             EventKind::Alert => "alert",
+            EventKind::Facts => "facts",
         }
     }
 }

@@ -57,8 +57,8 @@ pub use event::{Event, EventKind};
 pub use ids::{InvalidName, NodeId, NodeName};
 pub use job::{JobNodeResult, JobRecord, JobStatus};
 pub use node::{
-    Applied, CheckResult, Grains, HealthStatus, HostEntry, LbBackend, LbReport, LbSource, Node,
-    NodeSpec, NodeState, NodeStatus, OfflineFlag,
+    Applied, CheckResult, FactProblem, Facts, Grains, HealthStatus, HostEntry, LbBackend, LbReport,
+    LbSource, Node, NodeSpec, NodeState, NodeStatus, OfflineFlag,
 };
 pub use proxy::{ProxyView, ResolvedServer};
 pub use targets::TargetSpec;

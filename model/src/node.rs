@@ -12,6 +12,30 @@ use std::collections::BTreeMap;
 /// Grains: a JSON object of facts, nested values allowed (`os`, `ipv4`, …).
 pub type Grains = serde_json::Map<String, serde_json::Value>;
 
+/// A source of external facts that gave none, or not all: the file's name
+/// in the agent's facts directory and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactProblem {
+    pub source: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for FactProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.problem)
+    }
+}
+
+/// What an agent knows of its machine: Salt-shaped grains, Facter-shaped
+/// structured facts (the external ones among them), and the fact sources
+/// that failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    pub grains: Grains,
+    pub facts: Grains,
+    pub problems: Vec<FactProblem>,
+}
+
 /// One node of the cluster as the master stores it. What only the agent's
 /// live session knows (connected, usage, checks, acknowledgements) is not
 /// here: see [`NodeStatus`].
@@ -43,6 +67,14 @@ pub struct Node {
     /// Extra names in every hosts file.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Facter-shaped structured facts (`os.release.full`), external facts
+    /// among them: what `F@` targets and `clusterctl facts` shows.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub facts: Grains,
+    /// The external fact sources that failed at the agent's last
+    /// collection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fact_problems: Vec<FactProblem>,
 }
 
 impl Node {

@@ -4,7 +4,7 @@
 
 use crate::ids::NodeId;
 use crate::naming::Naming;
-use crate::node::{Grains, HealthStatus, HostEntry, NodeSpec};
+use crate::node::{FactProblem, Grains, HealthStatus, HostEntry, NodeSpec};
 use crate::proxy::ProxyView;
 
 /// What an agent says about itself when its session opens.
@@ -29,6 +29,10 @@ pub struct Hello {
     pub wants_proxy: bool,
     /// Whether the agent takes hosts lines in parts (see `HostsChunk`).
     pub takes_hosts_in_parts: bool,
+    /// Facter-shaped structured facts (external facts among them).
+    pub facts: Grains,
+    /// The external fact sources that failed.
+    pub fact_problems: Vec<FactProblem>,
 }
 
 /// Everything the agent must hold, replacing what it had.

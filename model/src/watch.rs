@@ -97,6 +97,8 @@ mod tests {
                 service: String::new(),
                 naming: Default::default(),
                 aliases: vec![],
+                facts: Default::default(),
+                fact_problems: vec![],
             },
             state,
             connected: true,

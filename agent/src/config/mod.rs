@@ -40,6 +40,11 @@ pub struct Config {
     /// The address other nodes and load balancers reach this node on.
     pub advertise: Option<IpAddr>,
     pub report_interval: Duration,
+    /// How often grains and facts are collected again.
+    pub facts_interval: Duration,
+    /// Whether SIGHUP collects them again (the agent's own process: yes;
+    /// agents embedded in `clusterctl dev`: no, the signal is its own).
+    pub facts_on_sighup: bool,
     pub roles: Vec<String>,
     /// Static grains laid over the collected ones.
     pub grains: Map<String, Value>,
@@ -89,6 +94,7 @@ pub struct RawConfig {
     pub health_listen: Option<String>,
     pub advertise: Option<String>,
     pub report_interval: Option<String>,
+    pub facts_interval: Option<String>,
     pub roles: Option<Vec<String>>,
     pub grains: Option<Map<String, Value>>,
     pub reconnect_min: Option<String>,
@@ -126,6 +132,7 @@ pub struct Defaults {
     pub data_dir: &'static str,
     pub health_listen: &'static str,
     pub report_interval: &'static str,
+    pub facts_interval: &'static str,
     pub reconnect_min: &'static str,
     pub reconnect_max: &'static str,
 }
@@ -135,6 +142,7 @@ pub const DEFAULTS: Defaults = Defaults {
     data_dir: "/var/lib/clusterctl/agent",
     health_listen: "0.0.0.0:7442",
     report_interval: "5s",
+    facts_interval: "10m",
     reconnect_min: "100ms",
     reconnect_max: "5s",
 };
@@ -192,6 +200,13 @@ impl Config {
         ));
         if report_interval.is_some_and(|r| r < Duration::from_millis(200)) {
             p.push("report_interval must be at least 200ms (CPU usage needs that between samples)");
+        }
+        let facts_interval = p.check(parse_duration(
+            "facts_interval",
+            raw.facts_interval.as_deref().unwrap_or(d.facts_interval),
+        ));
+        if facts_interval.is_some_and(|f| f < Duration::from_secs(1)) {
+            p.push("facts_interval must be at least 1s (each collection reads the whole machine)");
         }
         let reconnect_min = p.check(parse_duration(
             "reconnect_min",
@@ -272,6 +287,8 @@ impl Config {
                 health_listen: health_listen?,
                 advertise,
                 report_interval: report_interval?,
+                facts_interval: facts_interval?,
+                facts_on_sighup: true,
                 roles,
                 grains: raw.grains.unwrap_or_default(),
                 reconnect_min: reconnect_min?,
@@ -315,6 +332,7 @@ mod tests {
         assert_eq!(c.reconnect_min, Duration::from_millis(100));
         assert_eq!(c.reconnect_max, Duration::from_secs(5));
         assert_eq!(c.report_interval, Duration::from_secs(5));
+        assert_eq!(c.facts_interval, Duration::from_secs(600));
     }
 
     #[test]
@@ -346,6 +364,7 @@ mod tests {
             r#"id = "web 1"
 health_listen = "nope"
 report_interval = "10ms"
+facts_interval = "10ms"
 roles = ["web", "bad role"]
 reconnect_min = "10s"
 reconnect_max = "1s"
@@ -357,6 +376,7 @@ master = "https://a:7440,b c""#,
             "id \"web 1\" contains ' '",
             "health_listen = \"nope\": not an address:port",
             "report_interval must be at least 200ms",
+            "facts_interval must be at least 1s",
             "role \"bad role\"",
             "reconnect_min (10s) must be above zero and at most reconnect_max (1s)",
             "ca_fingerprint = \"abc\": expected \"sha256:\" and 64 hex digits",

@@ -223,8 +223,13 @@ async fn once(
         .map_err(connect)?;
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(16);
+    let mut facts_rx = ctx.shared.facts.subscribe();
+    let facts = facts_rx.borrow_and_update().clone();
     let hello = Hello {
         cached_generation: ctx.shared.current().generation,
+        grains: facts.grains.clone(),
+        facts: facts.facts.clone(),
+        fact_problems: facts.problems.clone(),
         ..ctx.hello.clone()
     };
     let hello = pb::AgentMessage {
@@ -283,6 +288,15 @@ async fn once(
             changed = checks_rx.changed(), if announced => {
                 if changed.is_ok() {
                     let msg = checks_msg(&checks_rx.borrow_and_update());
+                    if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
+                        return Err(SessionError::Closed);
+                    }
+                }
+            }
+            changed = facts_rx.changed() => {
+                if changed.is_ok() {
+                    let facts = facts_rx.borrow_and_update().clone();
+                    let msg = Out::Facts((&*facts).into());
                     if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
                         return Err(SessionError::Closed);
                     }

@@ -25,6 +25,8 @@ fn context(dir: &std::path::Path) -> Context {
             wants_hosts: false,
             wants_proxy: false,
             takes_hosts_in_parts: false,
+            facts: Default::default(),
+            fact_problems: Vec::new(),
         },
         report_interval: Duration::from_secs(1),
         reconnect_min: Duration::from_millis(100),

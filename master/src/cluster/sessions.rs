@@ -234,6 +234,17 @@ impl Cluster {
         }
     }
 
+    /// The node's grains and facts, collected again by its agent.
+    pub async fn report_facts(&self, h: &SessionHandle, facts: cluster_model::Facts) {
+        let cmd = crate::state::plan::UpdateFacts {
+            node: h.node_id.clone(),
+            facts,
+        };
+        if let Err(e) = self.execute(&cmd).await {
+            tracing::warn!(node = %h.node_id, error = %e, "cannot record a node's facts");
+        }
+    }
+
     /// What a balancer on this node now sees.
     pub fn report_lb(&self, h: &SessionHandle, report: LbReport) {
         let mut inner = self.inner();

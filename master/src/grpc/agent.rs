@@ -336,6 +336,15 @@ async fn drive(
                         let checks = c.checks.into_iter().map(Into::into).collect();
                         cluster.report_checks(handle, checks).await
                     }
+                    In::Facts(f) => match cluster_model::Facts::try_from(f) {
+                        // Committed before the next message is read: what
+                        // the agent sends after it sees these facts.
+                        Ok(facts) => cluster.report_facts(handle, facts).await,
+                        Err(e) => {
+                            let _ = tx.send(Err(invalid(e))).await;
+                            return "protocol error: bad facts";
+                        }
+                    },
                     In::Lb(r) => match LbReport::try_from(r) {
                         Ok(report) => cluster.report_lb(handle, report),
                         Err(e) => {

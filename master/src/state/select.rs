@@ -13,6 +13,7 @@ fn candidate(n: &Node) -> Candidate<'_> {
     Candidate {
         name: &n.name,
         grains: &n.grains,
+        facts: &n.facts,
         labels: &n.labels,
         roles: &n.roles,
         addresses: &n.addresses,

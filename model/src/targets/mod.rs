@@ -89,6 +89,8 @@ pub struct Candidate<'a> {
     /// The node name, e.g. "web-1".
     pub name: &'a str,
     pub grains: &'a serde_json::Map<String, serde_json::Value>,
+    /// Facter-shaped structured facts (what `F@` looks at).
+    pub facts: &'a serde_json::Map<String, serde_json::Value>,
     /// Master-side labels, what Salt calls pillar.
     pub labels: &'a BTreeMap<String, String>,
     pub roles: &'a [String],

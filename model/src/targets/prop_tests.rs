@@ -73,6 +73,7 @@ proptest! {
                 let node = Candidate {
                     name: "web-1",
                     grains: &grains,
+                    facts: &grains,
                     labels: &labels,
                     roles: &["web".to_owned()],
                     addresses: &["10.0.0.7".to_owned()],

@@ -346,6 +346,8 @@ impl From<&NodeStatus> for pb::NodeInfo {
             registered_ms: n.registered_ms,
             alerts: s.alerts.iter().map(Into::into).collect(),
             levels: s.levels.as_ref().map(levels_to_wire).unwrap_or_default(),
+            facts_json: serde_json::Value::Object(n.facts.clone()).to_string(),
+            fact_problems: n.fact_problems.iter().map(Into::into).collect(),
         }
     }
 }
@@ -432,6 +434,8 @@ impl TryFrom<pb::NodeInfo> for NodeStatus {
                     .parse()
                     .map_err(|e: String| WireError::invalid("node.naming", e))?,
                 aliases: n.aliases,
+                facts: grains_of(&n.facts_json, "node.facts_json")?,
+                fact_problems: n.fact_problems.into_iter().map(Into::into).collect(),
             },
         })
     }
@@ -510,6 +514,11 @@ mod tests {
                 service: "web".into(),
                 naming: crate::naming::Naming::Masterful,
                 aliases: vec!["www".into()],
+                facts: serde_json::from_str(r#"{"os":{"release":{"full":"12.5"}}}"#).unwrap(),
+                fact_problems: vec![crate::node::FactProblem {
+                    source: "rack.sh".into(),
+                    problem: "timed out after 10s".into(),
+                }],
             },
             state: NodeState::Maintenance,
             connected: true,

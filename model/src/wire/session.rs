@@ -5,6 +5,7 @@
 use super::node::{grains_of, health_of, spec_of};
 use super::{WireError, node_id};
 use crate::job::{JobCommand, JobDone, JobOutput, OutputStream};
+use crate::node::{FactProblem, Facts};
 use crate::proxy::{ProxyView, ResolvedServer};
 use crate::session::{Ack, Delta, Hello, Snapshot};
 use cluster_balancer::Server;
@@ -27,6 +28,8 @@ impl From<&Hello> for pb::Hello {
             wants_hosts: h.wants_hosts,
             wants_proxy: h.wants_proxy,
             takes_hosts_in_parts: h.takes_hosts_in_parts,
+            facts_json: serde_json::Value::Object(h.facts.clone()).to_string(),
+            fact_problems: h.fact_problems.iter().map(Into::into).collect(),
         }
     }
 }
@@ -37,6 +40,7 @@ impl TryFrom<pb::Hello> for Hello {
     fn try_from(h: pb::Hello) -> Result<Hello, WireError> {
         let node_id = node_id(h.node_id, "hello.node_id")?;
         let grains = grains_of(&h.grains_json, "hello.grains_json")?;
+        let facts = grains_of(&h.facts_json, "hello.facts_json")?;
         if !h.service.is_empty() {
             crate::naming::check_service(&h.service)
                 .map_err(|e| WireError::invalid("hello.service", e))?;
@@ -63,7 +67,49 @@ impl TryFrom<pb::Hello> for Hello {
             wants_hosts: h.wants_hosts,
             wants_proxy: h.wants_proxy,
             takes_hosts_in_parts: h.takes_hosts_in_parts,
+            facts,
+            fact_problems: h.fact_problems.into_iter().map(Into::into).collect(),
         })
+    }
+}
+
+impl From<&Facts> for pb::Facts {
+    fn from(f: &Facts) -> pb::Facts {
+        pb::Facts {
+            grains_json: serde_json::Value::Object(f.grains.clone()).to_string(),
+            facts_json: serde_json::Value::Object(f.facts.clone()).to_string(),
+            fact_problems: f.problems.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Facts> for Facts {
+    type Error = WireError;
+
+    fn try_from(f: pb::Facts) -> Result<Facts, WireError> {
+        Ok(Facts {
+            grains: grains_of(&f.grains_json, "facts.grains_json")?,
+            facts: grains_of(&f.facts_json, "facts.facts_json")?,
+            problems: f.fact_problems.into_iter().map(Into::into).collect(),
+        })
+    }
+}
+
+impl From<&FactProblem> for pb::FactProblem {
+    fn from(p: &FactProblem) -> pb::FactProblem {
+        pb::FactProblem {
+            source: p.source.clone(),
+            problem: p.problem.clone(),
+        }
+    }
+}
+
+impl From<pb::FactProblem> for FactProblem {
+    fn from(p: pb::FactProblem) -> FactProblem {
+        FactProblem {
+            source: p.source,
+            problem: p.problem,
+        }
     }
 }
 

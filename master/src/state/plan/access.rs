@@ -265,6 +265,7 @@ impl Command for DeleteTokens {
                         glob.matches(&Candidate {
                             name: &t.id,
                             grains: &grains,
+                            facts: &grains,
                             labels: &labels,
                             roles: &[],
                             addresses: &[],

@@ -328,6 +328,7 @@ impl Command for DecideKeys {
                         glob.matches(&Candidate {
                             name: k.node_id.as_str(),
                             grains: &grains,
+                            facts: &grains,
                             labels: &labels,
                             roles: &[],
                             addresses: &[],

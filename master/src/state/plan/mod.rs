@@ -22,6 +22,7 @@ mod access;
 mod alerts;
 mod balancing;
 mod declare;
+mod facts;
 mod groups;
 mod keys;
 mod nodes;
@@ -33,6 +34,7 @@ pub use access::{
 pub use alerts::{AlertChanges, DeliveryFailed, lasted};
 pub use balancing::{RemoveRoutes, RemoveUpstream, SetBalancing};
 pub use declare::{ApplyClusterFile, desired};
+pub use facts::UpdateFacts;
 pub use groups::SetGroup;
 pub use keys::{DecideKeys, Join, KeyDecision, MAX_PENDING, RenewNode, Renewed};
 pub use nodes::{

@@ -40,7 +40,14 @@ impl Command for Register {
                 node.roles = h.roles.clone();
                 node.addresses = h.addresses.clone();
                 node.health_url = h.health_url.clone();
-                node.grains = h.grains.clone();
+                super::facts::lay(
+                    &mut d,
+                    &mut node,
+                    &h.grains,
+                    &h.facts,
+                    &h.fact_problems,
+                    true,
+                );
                 node.aliases = h.aliases.clone();
                 if st.is_down_logged(&node.id) {
                     d.event(
@@ -85,6 +92,8 @@ impl Command for Register {
                     service: service.clone(),
                     naming,
                     aliases: h.aliases.clone(),
+                    facts: Default::default(),
+                    fact_problems: vec![],
                 };
                 let detail = match service.as_str() {
                     "" => String::new(),
@@ -95,6 +104,15 @@ impl Command for Register {
                     About::Node(&node),
                     node.id.as_str(),
                     detail,
+                );
+                let mut node = node;
+                super::facts::lay(
+                    &mut d,
+                    &mut node,
+                    &h.grains,
+                    &h.facts,
+                    &h.fact_problems,
+                    false,
                 );
                 node
             }
@@ -113,6 +131,8 @@ impl Command for Register {
                 && old.addresses == node.addresses
                 && old.health_url == node.health_url
                 && old.grains == node.grains
+                && old.facts == node.facts
+                && old.fact_problems == node.fact_problems
                 && old.aliases == node.aliases
         });
         if !unchanged || !d.change.events.is_empty() {

@@ -67,6 +67,8 @@ pub fn hello(id: &str) -> Hello {
         wants_hosts: true,
         wants_proxy: false,
         takes_hosts_in_parts: false,
+        facts: Default::default(),
+        fact_problems: vec![],
     }
 }
 

@@ -111,6 +111,8 @@ fn node(id: &str) -> Node {
         service: String::new(),
         naming: Default::default(),
         aliases: vec![],
+        facts: Default::default(),
+        fact_problems: vec![],
     }
 }
 

@@ -21,6 +21,8 @@ fn node(id: &str) -> Node {
         service: String::new(),
         naming: Default::default(),
         aliases: Vec::new(),
+        facts: Default::default(),
+        fact_problems: Vec::new(),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::targets::Candidate;
 pub(super) struct Node {
     pub(super) name: &'static str,
     grains: Map<String, Value>,
+    /// Facter-shaped facts: empty unless a table sets them.
+    pub(super) facts: Map<String, Value>,
     labels: BTreeMap<String, String>,
     roles: Vec<String>,
     addresses: Vec<String>,
@@ -22,6 +24,7 @@ impl Node {
         Candidate {
             name: self.name,
             grains: &self.grains,
+            facts: &self.facts,
             labels: &self.labels,
             roles: &self.roles,
             addresses: &self.addresses,
@@ -42,6 +45,7 @@ fn node(
     Node {
         name,
         grains,
+        facts: Map::new(),
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

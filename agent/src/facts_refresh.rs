@@ -1,0 +1,95 @@
+//! Facts collected again while the agent runs: on SIGHUP and every facts
+//! interval. A collection that differs from the last is published on
+//! [`Shared::facts`](crate::state::Shared); the session sends it to the
+//! master, which records the change as an event.
+
+use crate::facts;
+use crate::state::Shared;
+use cluster_model::{Facts, Grains, NodeId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What a collection needs besides the machine.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    pub id: NodeId,
+    pub roles: Vec<String>,
+    /// The config's static grains: they win over collected ones.
+    pub static_grains: Grains,
+}
+
+impl Collector {
+    /// Grains shaped from a machine already read.
+    pub fn shape(&self, machine: &facts::Machine) -> Facts {
+        Facts {
+            grains: facts::grains(&self.id, machine, &self.roles, &self.static_grains),
+            facts: Grains::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Reads the machine again (off the runtime's threads); `None` when
+    /// the collection itself failed (the last facts stand).
+    pub async fn collect(&self) -> Option<Facts> {
+        match tokio::task::spawn_blocking(facts::collect).await {
+            Ok(machine) => Some(self.shape(&machine)),
+            Err(e) => {
+                tracing::error!(error = %e, "collecting facts failed; keeping the last ones");
+                None
+            }
+        }
+    }
+}
+
+/// Publishes `facts` unless they are what was published last; whether
+/// they were new.
+pub fn publish(shared: &Shared, facts: Facts) -> bool {
+    shared.facts.send_if_modified(|current| {
+        if **current == facts {
+            false
+        } else {
+            *current = Arc::new(facts);
+            true
+        }
+    })
+}
+
+/// When facts are collected again.
+#[derive(Debug, Clone, Copy)]
+pub struct When {
+    pub every: Duration,
+    pub on_sighup: bool,
+}
+
+/// Collects again every `when.every` (and on SIGHUP if `when.on_sighup`),
+/// until `token` is cancelled.
+pub async fn run(c: Collector, shared: Arc<Shared>, when: When, token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let every = when.every;
+    let mut hangup = match when.on_sighup.then(|| signal(SignalKind::hangup())) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: facts are collected again only every interval");
+            None
+        }
+        None => None,
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let why = tokio::select! {
+            _ = token.cancelled() => return,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => "the facts interval",
+        };
+        let Some(facts) = c.collect().await else {
+            continue;
+        };
+        if publish(&shared, facts) {
+            tracing::info!(after = why, "facts changed; sending them to the master");
+        } else {
+            tracing::debug!(after = why, "facts collected again, unchanged");
+        }
+    }
+}
