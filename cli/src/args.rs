@@ -76,6 +76,8 @@ pub enum Command {
     Nodes(NodesArgs),
     /// Show grains (facts) of the targeted nodes, or one grain by key (nested keys with ':').
     Grains(GrainsArgs),
+    /// Show Facter-shaped facts of the targeted nodes, or one by its dotted path (`os.release.full`).
+    Facts(FactsArgs),
     /// Run a command on the targeted nodes, output streamed back (admin).
     Run(RunArgs),
     /// Recent jobs.
@@ -436,6 +438,17 @@ pub struct GrainsArgs {
     pub target: String,
     /// Grain key; nested keys joined with ':' (e.g. `os_family`, `datacenter:rack`).
     pub key: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct FactsArgs {
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Node name, glob, or expression with a target flag.
+    pub target: String,
+    /// A fact's dotted path, as Facter's (`os.family`, `networking.interfaces.eth0.ip`,
+    /// `processors.models.0`).
+    pub path: Option<String>,
 }
 
 #[derive(ClapArgs, Debug)]

@@ -1,8 +1,9 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    CaCommand, Cli, Command, GrainsArgs, HowKind, KeysCommand, LabelArgs, NodegroupCommand,
-    NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs, UserCommand, UserRole,
+    CaCommand, Cli, Command, FactsArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs,
+    NodegroupCommand, NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs,
+    UserCommand, UserRole,
 };
 use crate::client::{Client, KeyDecision, Targeting};
 use crate::context::{Context, Target};
@@ -57,6 +58,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
             }
         }
         Command::Grains(a) => grains(&mut client, a, output, out).await,
+        Command::Facts(a) => facts(&mut client, a, output, out).await,
         Command::Drain(a) => crate::drain::drain(&mut client, a, env, output, out).await,
         Command::Upstream(c) => crate::balancing::upstream(&mut client, c, output, out).await,
         Command::Route(c) => crate::balancing::route(&mut client, c, output, out).await,
@@ -369,34 +371,79 @@ async fn grains(
     let nodes = client
         .nodes(&targeting(&a.how, std::slice::from_ref(&a.target))?)
         .await?;
-    let mut found = serde_json::Map::new();
-    for node in &nodes {
-        let value = match &a.key {
-            None => Some(&node.grains),
-            Some(key) => render::grain_at(&node.grains, key),
-        };
-        match (value, &a.key) {
-            (Some(v), _) => {
-                found.insert(node.name.clone(), v.clone());
-            }
-            (None, Some(key)) if nodes.len() == 1 => {
-                return Err(Failure::bad_input(format!(
-                    "node {} has no grain {key:?}",
-                    node.name
-                )));
-            }
-            (None, _) => {
-                found.insert(node.name.clone(), serde_json::Value::Null);
+    let at = Lookup {
+        what: "grain",
+        of: |n| &n.grains,
+        find: render::grain_at,
+    };
+    at.show(&nodes, a.key.as_deref(), output, out)
+}
+
+async fn facts(
+    client: &mut Client,
+    a: FactsArgs,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let nodes = client
+        .nodes(&targeting(&a.how, std::slice::from_ref(&a.target))?)
+        .await?;
+    let at = Lookup {
+        what: "fact",
+        of: |n| &n.facts,
+        find: render::fact_at,
+    };
+    at.show(&nodes, a.path.as_deref(), output, out)
+}
+
+/// Where `grains` and `facts` find a node's values and one of them.
+struct Lookup {
+    what: &'static str,
+    of: fn(&crate::client::NodeView) -> &serde_json::Value,
+    find: for<'v> fn(&'v serde_json::Value, &str) -> Option<&'v serde_json::Value>,
+}
+
+impl Lookup {
+    /// Every node's values, or the one at `key`; one node: just the value
+    /// (handy in scripts, as `facter PATH` prints it); more: by node.
+    fn show(
+        &self,
+        nodes: &[crate::client::NodeView],
+        key: Option<&str>,
+        output: Output,
+        out: &mut dyn Write,
+    ) -> Result<(), Failure> {
+        let mut found = serde_json::Map::new();
+        for node in nodes {
+            let all = (self.of)(node);
+            let value = match key {
+                None => Some(all),
+                Some(key) => (self.find)(all, key),
+            };
+            match (value, key) {
+                (Some(v), _) => {
+                    found.insert(node.name.clone(), v.clone());
+                }
+                (None, Some(key)) if nodes.len() == 1 => {
+                    return Err(Failure::bad_input(format!(
+                        "node {} has no {} {key:?}",
+                        node.name, self.what
+                    )));
+                }
+                (None, _) => {
+                    found.insert(node.name.clone(), serde_json::Value::Null);
+                }
             }
         }
-    }
-    match output {
-        Output::Json => print_json(out, &found),
-        // One node: just the value, handy in scripts; more: by node.
-        Output::Table if nodes.len() == 1 => {
-            write_out(out, &render::grains_text(&found[&nodes[0].name]))
+        match output {
+            Output::Json => print_json(out, &found),
+            Output::Table if nodes.len() == 1 => {
+                write_out(out, &render::grains_text(&found[&nodes[0].name]))
+            }
+            Output::Table => {
+                write_out(out, &render::grains_text(&serde_json::Value::Object(found)))
+            }
         }
-        Output::Table => write_out(out, &render::grains_text(&serde_json::Value::Object(found))),
     }
 }
 

@@ -147,6 +147,12 @@ fn reason_cell(n: &NodeView) -> String {
     if let Some(e) = &n.cache_error {
         parts.push(format!("agent cannot cache its state: {e}"));
     }
+    if !n.fact_problems.is_empty() {
+        parts.push(format!(
+            "external facts failed: {}",
+            n.fact_problems.join("; ")
+        ));
+    }
     parts.join("; ")
 }
 
@@ -457,6 +463,36 @@ pub fn grains_text(value: &Value) -> String {
 
 /// Looks up `a:b:c` in nested objects; a key that holds the rest literally
 /// (`url:http://x`) is tried before splitting further.
+/// The fact at a Facter-style dotted path (`os.release.full`; a number
+/// indexes a list: `processors.models.0`). A key that itself holds dots
+/// is found whole first, as Facter does.
+pub fn fact_at<'v>(facts: &'v Value, path: &str) -> Option<&'v Value> {
+    let step = |v: &'v Value, key: &str| match v {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    };
+    if let Some(v) = step(facts, path) {
+        return Some(v);
+    }
+    let mut at = facts;
+    let mut rest = path;
+    while !rest.is_empty() {
+        // The longest prefix that is a key, for keys with dots in them.
+        let mut found = None;
+        for (i, _) in rest.match_indices('.').chain([(rest.len(), "")]) {
+            if let Some(v) = step(at, &rest[..i]) {
+                found = Some((v, i));
+                break;
+            }
+        }
+        let (v, i) = found?;
+        at = v;
+        rest = rest.get(i + 1..).unwrap_or("");
+    }
+    Some(at)
+}
+
 pub fn grain_at<'v>(grains: &'v Value, key: &str) -> Option<&'v Value> {
     if let Some(v) = grains.get(key) {
         return Some(v);
@@ -481,6 +517,21 @@ mod tests {
     use super::*;
     use crate::client::OfflineView;
     use serde_json::json;
+
+    #[test]
+    fn facts_are_found_by_dotted_paths_like_facters() {
+        let f = json!({
+            "os": {"release": {"full": "12.5", "major": "12"}},
+            "processors": {"models": ["a", "b"]},
+            "ec2.metadata": {"ami": "x"}
+        });
+        assert_eq!(fact_at(&f, "os.release.full"), Some(&json!("12.5")));
+        assert_eq!(fact_at(&f, "os"), Some(&f["os"]));
+        assert_eq!(fact_at(&f, "processors.models.1"), Some(&json!("b")));
+        assert_eq!(fact_at(&f, "ec2.metadata.ami"), Some(&json!("x")));
+        assert_eq!(fact_at(&f, "os.release.minor"), None);
+        assert_eq!(fact_at(&f, "processors.models.7"), None);
+    }
 
     #[test]
     fn a_stored_control_character_cannot_forge_a_line_or_drive_the_terminal() {
@@ -526,6 +577,8 @@ mod tests {
             grains: json!({}),
             health: state.into(),
             cache_error: None,
+            facts: Value::Null,
+            fact_problems: vec![],
             checks: Vec::new(),
             alerts: Vec::new(),
             levels: None,

@@ -243,6 +243,13 @@ pub struct NodeView {
     /// `top`'s colours; `None` from a master that sends none).
     #[serde(skip)]
     pub levels: Option<cluster_model::alerts::Levels>,
+    /// Facter-shaped structured facts (`clusterctl facts` shows them; not
+    /// in `nodes -o json`, which has the grains).
+    #[serde(skip)]
+    pub facts: serde_json::Value,
+    /// The external fact sources that failed: `source: why`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fact_problems: Vec<String>,
 }
 
 /// A firing alert, as clusterctl shows it.
@@ -376,6 +383,8 @@ impl From<NodeStatus> for NodeView {
             grains: serde_json::Value::Object(n.grains),
             alerts: s.alerts.iter().map(AlertView::from).collect(),
             levels: s.levels,
+            facts: serde_json::Value::Object(n.facts),
+            fact_problems: n.fact_problems.iter().map(|p| p.to_string()).collect(),
         }
     }
 }

@@ -129,6 +129,8 @@ mod tests {
             offline: None,
             alerts: vec![],
             levels: None,
+            facts: serde_json::Value::Null,
+            fact_problems: vec![],
             usage: Some(UsageView {
                 cpu_percent: cpu,
                 load: [1.0, 1.0, 1.0],

@@ -18,6 +18,7 @@ pub fn routes() -> axum::Router<Http> {
         .route("/api/v1/nodes", get(nodes::list))
         .route("/api/v1/nodes/{name}", get(nodes::get))
         .route("/api/v1/nodes/{name}/grains", get(nodes::grains))
+        .route("/api/v1/nodes/{name}/facts", get(nodes::facts))
         .route("/api/v1/nodes/{name}/usage", get(nodes::usage))
         .route("/api/v1/nodes/{name}/checks", get(nodes::checks))
         .route("/api/v1/nodes/{name}/events", get(nodes::events))

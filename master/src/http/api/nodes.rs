@@ -75,6 +75,16 @@ pub async fn grains(
     Ok(Json(Value::Object(one(&http, &name)?.node.grains)))
 }
 
+/// The node's Facter-shaped facts (external facts among them).
+pub async fn facts(
+    State(http): State<Http>,
+    auth: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.may(&http, Permission::Read, "read facts").await?;
+    Ok(Json(Value::Object(one(&http, &name)?.node.facts)))
+}
+
 #[derive(Deserialize)]
 pub struct UsageQuery {
     /// History from this long ago (`10m`, `1h`); none without it.

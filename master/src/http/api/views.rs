@@ -31,6 +31,7 @@ pub fn node(n: &NodeStatus) -> Value {
         "grains": node.grains,
         "health": n.applied.health,
         "cache_error": n.applied.cache_error,
+        "fact_problems": node.fact_problems,
         "checks": checks(n),
         "generation": n.spec_generation,
         "alerts": n.alerts.iter().map(alert).collect::<Vec<_>>(),

@@ -200,7 +200,7 @@ async fn nodes_are_read_whole_by_target_and_in_parts() {
     assert_eq!(body["name"], "web-2");
     assert_eq!(body["state"], "online");
     assert_eq!(headers[header::ETAG], format!("\"{}\"", body["generation"]));
-    for part in ["grains", "usage", "checks", "events"] {
+    for part in ["grains", "facts", "usage", "checks", "events"] {
         let (status, body) = f
             .call(
                 "GET",
