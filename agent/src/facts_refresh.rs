@@ -88,6 +88,9 @@ pub async fn run(c: Collector, shared: Arc<Shared>, when: When, token: Cancellat
         };
         if publish(&shared, facts) {
             tracing::info!(after = why, "facts changed; sending them to the master");
+        } else if why == "SIGHUP" {
+            // Asked for by someone: say it was done.
+            tracing::info!(after = why, "facts collected again, unchanged");
         } else {
             tracing::debug!(after = why, "facts collected again, unchanged");
         }

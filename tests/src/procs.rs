@@ -448,6 +448,13 @@ impl AgentProc {
         self.proc.as_ref().map(|p| p.pid())
     }
 
+    /// SIGHUP: it collects its grains and facts again.
+    pub fn hangup(&self) {
+        if let Some(p) = &self.proc {
+            p.signal(libc::SIGHUP);
+        }
+    }
+
     /// SIGSTOP: it answers nothing, its session hangs.
     pub fn pause(&self) {
         if let Some(p) = &self.proc {

@@ -1,0 +1,139 @@
+//! Facts end to end: a real agent with a facts directory (Facter's
+//! external facts: a data file, a `key=value` file, a script that hangs, a
+//! malformed file), what reaches the master (`clusterctl facts`, `F@`
+//! targets, `clusterctl nodes`, events), and SIGHUP collecting again.
+//! Everything on 127.0.0.190–199.
+
+use cluster_tests::{AgentProc, MasterProc, connected, ctl, eventually};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn script(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+async fn fact_events(admin: &cluster_tests::Admin) -> Vec<String> {
+    cluster_tests::access::events(admin)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "facts")
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
+    let ip = "127.0.0.190";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let facts_d = dir.path();
+    write(facts_d, "rack.json", r#"{"rack": "a1", "power": {"feeds": 2}}"#);
+    write(facts_d, "site.txt", "datacenter=ams1\n");
+    script(facts_d, "owner.sh", "echo team=storage");
+    script(facts_d, "hang.sh", "sleep 60");
+    write(facts_d, "broken.json", "{nope");
+    let agent = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.191")
+        .role("web")
+        .config(&format!(
+            "facts_dir = {:?}\nfacts_timeout = \"500ms\"\n",
+            facts_d.display().to_string()
+        ))
+        .spawn();
+    connected(&admin, 1).await;
+
+    let facts = || async { ctl(&admin, &["facts", "web-1", "-o", "json"]).await.ok().json() };
+    eventually("the external facts at the master", PATIENCE, || async {
+        facts().await["web-1"]["rack"] == "a1"
+    })
+    .await;
+    let all = facts().await;
+    let f = &all["web-1"];
+    assert_eq!(f["power"]["feeds"], 2, "JSON keeps its types: {f}");
+    assert_eq!(f["datacenter"], "ams1", "{f}");
+    assert_eq!(f["team"], "storage", "a script's key=value lines: {f}");
+    assert!(f.get("hang").is_none(), "{f}");
+    // One fact by its dotted path, printed alone.
+    let out = ctl(&admin, &["facts", "web-1", "power.feeds"]).await.ok().stdout;
+    assert_eq!(out.trim(), "2");
+
+    // The failing sources: by name, in `nodes` and as one event; the
+    // others still count.
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json();
+    let problems: Vec<&str> = node[0]["fact_problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("fact_problems in {node}"))
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("broken.json: "), "{problems:?}");
+    assert_eq!(problems[1], "hang.sh: timed out after 500ms");
+    let table = ctl(&admin, &["nodes"]).await.ok().stdout;
+    assert!(table.contains("external facts failed: broken.json"), "{table}");
+    let events = fact_events(&admin).await;
+    assert!(
+        events.iter().any(|e| e.starts_with("external facts failed: broken.json")
+            && e.contains("hang.sh: timed out after 500ms")),
+        "{events:?}"
+    );
+
+    // Targeting reaches them.
+    let matched = ctl(&admin, &["nodes", "-C", "F@rack:a1 and F@power.feeds:2", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(matched[0]["name"], "web-1", "{matched}");
+
+    // A changed file and a SIGHUP: the change reaches the master, as an
+    // event naming it; the sources mended are read again.
+    write(facts_d, "rack.json", r#"{"rack": "b2", "power": {"feeds": 2}}"#);
+    write(facts_d, "broken.json", r#"{"mended": true}"#);
+    std::fs::remove_file(facts_d.join("hang.sh")).unwrap();
+    agent.hangup();
+    eventually("the new rack at the master", PATIENCE, || async {
+        facts().await["web-1"]["rack"] == "b2"
+    })
+    .await;
+    let events = fact_events(&admin).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("facts changed: ") && e.contains("facts.rack")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "external facts read again: broken.json, hang.sh"),
+        "{events:?}"
+    );
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json();
+    assert!(node[0].get("fact_problems").is_none(), "{node}");
+
+    // A SIGHUP with nothing changed: said in the agent's log, nothing
+    // written, no event; the agent runs on, connected.
+    let before = fact_events(&admin).await.len();
+    agent.hangup();
+    eventually("the agent saying it collected again", PATIENCE, || async {
+        agent.log().contains("facts collected again, unchanged")
+    })
+    .await;
+    assert_eq!(fact_events(&admin).await.len(), before);
+    assert_eq!(
+        ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json()[0]["connected"],
+        true
+    );
+}
