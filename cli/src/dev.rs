@@ -204,6 +204,9 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             facts_on_sighup: false,
             roles: vec![role.clone()],
             grains,
+            // Beside the node's data, never /etc/clusterctl/facts.d.
+            facts_dir: dir.path().join(&id).join("facts.d"),
+            facts_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(2),
             join_token: Some(join.token.clone()),

@@ -6,6 +6,7 @@
 //!
 //! - `balancing` — checks, HAProxy's agent-check and stats, the proxy.
 //! - `masters` — `master`: one URL, a comma-separated list, or an array.
+//! - `facts` — `facts_dir` and `facts_timeout`, for external facts.
 
 use cluster_model::NodeId;
 pub use cluster_model::config::ConfigError;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod balancing;
+mod facts;
 mod masters;
 
 pub use balancing::{
@@ -48,6 +50,10 @@ pub struct Config {
     pub roles: Vec<String>,
     /// Static grains laid over the collected ones.
     pub grains: Map<String, Value>,
+    /// Where external facts are read from (`facts::external`); empty: none.
+    pub facts_dir: PathBuf,
+    /// How long each executable in `facts_dir` may run.
+    pub facts_timeout: Duration,
     /// The backoff between whole passes over the masters that all failed:
     /// full jitter, from `reconnect_min` up to a window doubling to
     /// `reconnect_max`.
@@ -97,6 +103,8 @@ pub struct RawConfig {
     pub facts_interval: Option<String>,
     pub roles: Option<Vec<String>>,
     pub grains: Option<Map<String, Value>>,
+    pub facts_dir: Option<PathBuf>,
+    pub facts_timeout: Option<String>,
     pub reconnect_min: Option<String>,
     pub reconnect_max: Option<String>,
     pub join_token: Option<String>,
@@ -135,6 +143,8 @@ pub struct Defaults {
     pub facts_interval: &'static str,
     pub reconnect_min: &'static str,
     pub reconnect_max: &'static str,
+    pub facts_dir: &'static str,
+    pub facts_timeout: &'static str,
 }
 
 pub const DEFAULTS: Defaults = Defaults {
@@ -145,6 +155,8 @@ pub const DEFAULTS: Defaults = Defaults {
     facts_interval: "10m",
     reconnect_min: "100ms",
     reconnect_max: "5s",
+    facts_dir: "/etc/clusterctl/facts.d",
+    facts_timeout: "10s",
 };
 
 pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -279,6 +291,7 @@ impl Config {
         let agent_check = balancing::agent_check(raw.agent_check, &mut p);
         let proxy = balancing::proxy(raw.proxy, &mut p);
         let haproxy_stats_socket = balancing::stats_socket(raw.haproxy_stats_socket);
+        let (facts_dir, facts_timeout) = facts::facts(raw.facts_dir, raw.facts_timeout, &mut p);
         p.finish("agent configuration", path, || {
             Some(Config {
                 id: id?,
@@ -291,6 +304,8 @@ impl Config {
                 facts_on_sighup: true,
                 roles,
                 grains: raw.grains.unwrap_or_default(),
+                facts_dir,
+                facts_timeout: facts_timeout?,
                 reconnect_min: reconnect_min?,
                 reconnect_max: reconnect_max?,
                 join_token,
@@ -500,6 +515,8 @@ health_path = "health"
                 Just("hosts_file"),
                 Just("join_token"),
                 Just("join_token_file"),
+                Just("facts_dir"),
+                Just("facts_timeout"),
                 Just("unknown_key"),
             ]
         }

@@ -5,6 +5,8 @@
 //! with fixed inputs. Static grains from the agent's config are laid over
 //! the collected ones (a config value wins, as in Salt).
 
+pub mod external;
+
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 use sysinfo::{Networks, System};
