@@ -5,7 +5,8 @@
 
 use crate::facts;
 use crate::state::Shared;
-use cluster_model::{Facts, Grains, NodeId};
+use cluster_model::{FactProblem, Facts, Grains, NodeId};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -17,23 +18,53 @@ pub struct Collector {
     pub roles: Vec<String>,
     /// The config's static grains: they win over collected ones.
     pub static_grains: Grains,
+    /// Where external facts are (empty: nowhere), and how long each
+    /// executable there may run.
+    pub facts_dir: PathBuf,
+    pub facts_timeout: Duration,
+}
+
+/// External facts as read, failures included.
+pub struct External {
+    facts: Grains,
+    problems: Vec<FactProblem>,
 }
 
 impl Collector {
-    /// Grains shaped from a machine already read.
-    pub fn shape(&self, machine: &facts::Machine) -> Facts {
-        Facts {
-            grains: facts::grains(&self.id, machine, &self.roles, &self.static_grains),
-            facts: Grains::new(),
-            problems: Vec::new(),
+    /// Reads the facts directory.
+    pub async fn external(&self) -> External {
+        let got = facts::external::collect(&self.facts_dir, self.facts_timeout).await;
+        External {
+            facts: got.facts,
+            problems: got
+                .problems
+                .into_iter()
+                .map(|p| FactProblem {
+                    source: p.source,
+                    problem: p.problem,
+                })
+                .collect(),
         }
     }
 
-    /// Reads the machine again (off the runtime's threads); `None` when
-    /// the collection itself failed (the last facts stand).
+    /// Everything the master is told, from a machine and a facts
+    /// directory already read.
+    pub fn shape(&self, machine: &facts::Machine, external: External) -> Facts {
+        Facts {
+            grains: facts::grains(&self.id, machine, &self.roles, &self.static_grains),
+            facts: external.facts,
+            problems: external.problems,
+        }
+    }
+
+    /// Reads the machine (off the runtime's threads) and the facts
+    /// directory again; `None` when reading the machine failed (the last
+    /// facts stand).
     pub async fn collect(&self) -> Option<Facts> {
-        match tokio::task::spawn_blocking(facts::collect).await {
-            Ok(machine) => Some(self.shape(&machine)),
+        let (machine, external) =
+            tokio::join!(tokio::task::spawn_blocking(facts::collect), self.external());
+        match machine {
+            Ok(machine) => Some(self.shape(&machine, external)),
             Err(e) => {
                 tracing::error!(error = %e, "collecting facts failed; keeping the last ones");
                 None

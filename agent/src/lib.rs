@@ -140,8 +140,13 @@ pub async fn run(
         id: config.id.clone(),
         roles: roles.clone(),
         static_grains: config.grains.clone(),
+        facts_dir: config.facts_dir.clone(),
+        facts_timeout: config.facts_timeout,
     };
-    facts_refresh::publish(&shared, collector.shape(&machine));
+    // The first hello says every fact: the facts directory is read before
+    // any session opens (at most `facts_timeout` for a script that hangs).
+    let external = collector.external().await;
+    facts_refresh::publish(&shared, collector.shape(&machine, external));
     let token = CancellationToken::new();
     // Bind everything before anything runs: a busy port is an error now,
     // not a warning later.

@@ -39,7 +39,11 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
     let admin = master.admin();
     let dir = tempfile::tempdir().unwrap();
     let facts_d = dir.path();
-    write(facts_d, "rack.json", r#"{"rack": "a1", "power": {"feeds": 2}}"#);
+    write(
+        facts_d,
+        "rack.json",
+        r#"{"rack": "a1", "power": {"feeds": 2}}"#,
+    );
     write(facts_d, "site.txt", "datacenter=ams1\n");
     script(facts_d, "owner.sh", "echo team=storage");
     script(facts_d, "hang.sh", "sleep 60");
@@ -54,7 +58,12 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
         .spawn();
     connected(&admin, 1).await;
 
-    let facts = || async { ctl(&admin, &["facts", "web-1", "-o", "json"]).await.ok().json() };
+    let facts = || async {
+        ctl(&admin, &["facts", "web-1", "-o", "json"])
+            .await
+            .ok()
+            .json()
+    };
     eventually("the external facts at the master", PATIENCE, || async {
         facts().await["web-1"]["rack"] == "a1"
     })
@@ -66,12 +75,18 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
     assert_eq!(f["team"], "storage", "a script's key=value lines: {f}");
     assert!(f.get("hang").is_none(), "{f}");
     // One fact by its dotted path, printed alone.
-    let out = ctl(&admin, &["facts", "web-1", "power.feeds"]).await.ok().stdout;
+    let out = ctl(&admin, &["facts", "web-1", "power.feeds"])
+        .await
+        .ok()
+        .stdout;
     assert_eq!(out.trim(), "2");
 
     // The failing sources: by name, in `nodes` and as one event; the
     // others still count.
-    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json();
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
     let problems: Vec<&str> = node[0]["fact_problems"]
         .as_array()
         .unwrap_or_else(|| panic!("fact_problems in {node}"))
@@ -82,24 +97,36 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
     assert!(problems[0].starts_with("broken.json: "), "{problems:?}");
     assert_eq!(problems[1], "hang.sh: timed out after 500ms");
     let table = ctl(&admin, &["nodes"]).await.ok().stdout;
-    assert!(table.contains("external facts failed: broken.json"), "{table}");
+    assert!(
+        table.contains("external facts failed: broken.json"),
+        "{table}"
+    );
     let events = fact_events(&admin).await;
     assert!(
-        events.iter().any(|e| e.starts_with("external facts failed: broken.json")
-            && e.contains("hang.sh: timed out after 500ms")),
+        events
+            .iter()
+            .any(|e| e.starts_with("external facts failed: broken.json")
+                && e.contains("hang.sh: timed out after 500ms")),
         "{events:?}"
     );
 
     // Targeting reaches them.
-    let matched = ctl(&admin, &["nodes", "-C", "F@rack:a1 and F@power.feeds:2", "-o", "json"])
-        .await
-        .ok()
-        .json();
+    let matched = ctl(
+        &admin,
+        &["nodes", "-C", "F@rack:a1 and F@power.feeds:2", "-o", "json"],
+    )
+    .await
+    .ok()
+    .json();
     assert_eq!(matched[0]["name"], "web-1", "{matched}");
 
     // A changed file and a SIGHUP: the change reaches the master, as an
     // event naming it; the sources mended are read again.
-    write(facts_d, "rack.json", r#"{"rack": "b2", "power": {"feeds": 2}}"#);
+    write(
+        facts_d,
+        "rack.json",
+        r#"{"rack": "b2", "power": {"feeds": 2}}"#,
+    );
     write(facts_d, "broken.json", r#"{"mended": true}"#);
     std::fs::remove_file(facts_d.join("hang.sh")).unwrap();
     agent.hangup();
@@ -120,7 +147,10 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
             .any(|e| e == "external facts read again: broken.json, hang.sh"),
         "{events:?}"
     );
-    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json();
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
     assert!(node[0].get("fact_problems").is_none(), "{node}");
 
     // A SIGHUP with nothing changed: said in the agent's log, nothing
@@ -133,7 +163,10 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
     .await;
     assert_eq!(fact_events(&admin).await.len(), before);
     assert_eq!(
-        ctl(&admin, &["nodes", "web-1", "-o", "json"]).await.ok().json()[0]["connected"],
+        ctl(&admin, &["nodes", "web-1", "-o", "json"])
+            .await
+            .ok()
+            .json()[0]["connected"],
         true
     );
 }
