@@ -1,96 +1,197 @@
-//! Facts about the node ("grains"), with Salt's names where Salt has one.
+//! Facts about the node ("grains"), with Salt's names and value shapes.
 //!
-//! [`collect`] reads the machine (sysinfo, `/etc/machine-id`); [`grains`]
-//! shapes what was read into the grain tree and is pure, so it is tested
-//! with fixed inputs. Static grains from the agent's config are laid over
-//! the collected ones (a config value wins, as in Salt).
+//! [`collect`] reads the machine into a [`Machine`], a typed tree that
+//! Salt's grains ([`grains()`]) — and any other shaping of the same facts —
+//! read from. Collection only reads files under a [`Root`] (`/` unless a
+//! test points it at a fixture tree), the agent's environment and sysinfo's
+//! interface list: it runs no program, asks no DNS server and reads no large
+//! file, and takes a few milliseconds. Each source has a parser from its
+//! text to a typed value, table-tested with fixed contents. A fact that
+//! cannot be read is absent from the grains, never empty or zero. Static
+//! grains from the agent's config are laid over the collected ones (a
+//! config value wins, as in Salt).
+//!
+//! # Layout
+//!
+//! - [`root`] — [`Root`]: reading files, listings, links, the environment.
+//! - `grains` — [`grains()`], the pure shaping into Salt's grains.
+//! - [`os`] — os-release, lsb-release: `os`, `os_family`, `osrelease`, …;
+//!   `os_names` holds Salt's name tables.
+//! - [`kernel`] — uname fields, `kernelparams`, `init`, `systemd`.
+//! - [`cpu`] — `/proc/cpuinfo`, `/proc/meminfo`.
+//! - [`network`] — interfaces, addresses, default gateways.
+//! - [`names`] — `/etc/hosts`: `fqdn`, `domain`, `fqdns`, `fqdn_ip4/6`.
+//! - [`dns`] — `resolv.conf`: the `dns` grain.
+//! - [`dmi`] — firmware identity from sysfs and the device tree.
+//! - [`virt`] — `virtual` and `virtual_subtype`.
+//! - [`disks`], [`gpus`] — block devices and display controllers.
+//! - [`users`] — the agent process: ids, names, `PATH`, `SHELL`.
+//! - [`locale`], [`tz`] — `locale_info` and `timezone`.
+//! - `tests`, `scenarios` — whole machines: built by hand, fixture trees
+//!   (Docker, KVM, bare metal, loopback only, IPv6 only), this machine.
+//!
+//! # Compared with Salt
+//!
+//! - No program is run. Where Salt runs one, its answer is taken from the
+//!   files that program reads: `virtual` from what `systemd-detect-virt` and
+//!   `dmidecode` would say, with the CPU's `hypervisor` flag, `kvm-clock`,
+//!   `/sys/hypervisor/type` and VMBus in place of the CPUID leaf (a QEMU
+//!   machine without `kvm-clock` is `qemu`); `gpus` from
+//!   `/sys/bus/pci/devices` and `pci.ids` instead of `lspci`; `ip4_gw` /
+//!   `ip6_gw` / `ip_gw` from `/proc/net/route` and `/proc/net/ipv6_route`
+//!   instead of `ip route`, so they exist without the `ip` program.
+//! - `virtual`: a Docker container is found by `/.dockerenv` or
+//!   `container=docker` too, and a Podman one (subtype `libpod`) by
+//!   `/run/.containerenv`; Salt reads only cgroup v1 paths, which cgroup v2
+//!   hides. Hyper-V is `VirtualPC`, systemd-nspawn is `virtual:
+//!   systemd-nspawn`, as Salt maps `systemd-detect-virt`.
+//! - `systemd` has `version` only, read from the name of
+//!   `libsystemd-shared-NNN.so`; Salt's `features` come from
+//!   `systemctl --version`, which is not run.
+//! - `osarch` on the Debian family is the Debian port of the kernel's
+//!   architecture (`x86_64` → `amd64`), not `dpkg --print-architecture`:
+//!   an i386 userland on a 64-bit kernel reads `amd64`.
+//! - `fqdn`, `fqdns`, `fqdn_ip4`, `fqdn_ip6` come from `/etc/hosts` alone,
+//!   never from DNS or reverse lookups: a name the file does not list has
+//!   no addresses, and `fqdn` falls back to the hostname.
+//! - `username` and `groupname` come from `/etc/passwd` and `/etc/group`,
+//!   not NSS: absent for a user only LDAP/SSSD knows.
+//! - `init` also names `openrc` (`openrc-init`) and `runit` (`runit-init`);
+//!   only the first 2 MiB of `/sbin/init` are searched for a name.
+//! - `kernelparams` splits each word at its first `=`: `root=UUID=…` is
+//!   `["root", "UUID=…"]` where Salt gives `["root", null]`.
+//! - `dns.options` has every option of every `options` line; Salt keeps only
+//!   the first of each line.
+//! - `gpus`: Cirrus Logic is `cirrus logic` (Salt's word match never finds
+//!   that two-word name and says `unknown`); without `pci.ids` the vendor
+//!   comes from the PCI id and the model is lspci's `Device 1eb8`.
+//! - `lsb_distrib_*` come from `/etc/lsb-release`, else os-release — Salt's
+//!   path when Python's `lsb_release` module is missing, as in its onedir
+//!   packages; `/etc/*-release` files and CPE quirks are not read.
+//! - `os_family`: Salt's table for the `os` grain, else the oldest ancestor
+//!   in `ID_LIKE`, capitalised (Salt's os-release path).
+//! - `oscodename` is absent where Salt would put `PRETTY_NAME` (a
+//!   distribution with neither a codename nor a Salt quirk, such as Arch).
+//! - Absent rather than empty, zero or `Unknown`: `domain` (Salt: `""`),
+//!   `cpu_model` when cpuinfo names no model (arm64; Salt: `Unknown`),
+//!   `num_cpus` and `cpu_flags` when cpuinfo is unreadable, `path` when
+//!   `PATH` is unset, `osmajorrelease` when not a number, DMI files that are
+//!   empty or unreadable, `locale_info` keys Python would give as `None`.
+//!   Inside `dns` Salt's shape is kept: `domain` is `""` when unset.
+//! - `ip4_interfaces` lists each interface's addresses sorted (sysinfo
+//!   gives a set), not in `ip addr` order; `disks` and `ssds` are sorted.
+//! - `locale_info.detectedencoding` is always `utf-8`, the agent's own
+//!   encoding; `locale_info.timezone` is the abbreviation from `TZ` or
+//!   `/etc/localtime`, computed here (Salt asks dateutil); the language
+//!   comes from `LC_ALL`, `LC_CTYPE`, `LANG`, else `/etc/default/locale` or
+//!   `/etc/locale.conf`.
+//! - `init` is decided from pid 1's command line (and the head of
+//!   `/sbin/init`) when `/run/systemd/system` is absent, as Salt does.
+//! - Added: `timezone` (Salt has it on Windows only), `agent_version` (in
+//!   place of `saltversion`). Not provided: `master`, `saltpath`,
+//!   `pythonversion` and the other Salt-internal grains, `selinux`, `efi`,
+//!   `server_id`, `ps`, `cwd`.
+
+pub mod cpu;
+pub mod disks;
+pub mod dmi;
+pub mod dns;
+pub mod gpus;
+mod grains;
+pub mod kernel;
+pub mod locale;
+pub mod names;
+pub mod network;
+pub mod os;
+mod os_names;
+pub mod root;
+pub mod tz;
+pub mod users;
+pub mod virt;
+
+pub use grains::grains;
+pub use root::Root;
 
 pub mod external;
 
-use serde_json::{Map, Value, json};
 use std::net::IpAddr;
-use sysinfo::{Networks, System};
 
-/// What was read from the machine.
+/// What was read from the machine, one field per source.
 #[derive(Debug, Clone, Default)]
 pub struct Machine {
+    /// The kernel's hostname (`/proc/sys/kernel/hostname`); empty when
+    /// unreadable. The default node id.
     pub host_name: String,
-    pub os_name: String,
-    pub os_id: String,
-    pub os_id_like: Vec<String>,
-    pub os_version: String,
-    pub os_codename: String,
-    pub kernel: String,
-    pub kernel_release: String,
-    pub cpu_arch: String,
-    pub num_cpus: usize,
-    pub cpu_model: String,
-    pub mem_total_bytes: u64,
-    pub swap_total_bytes: u64,
+    /// Every interface address, sorted: the `ipv4`/`ipv6` grains, and what
+    /// the agent advertises itself on when not told.
     pub addresses: Vec<IpAddr>,
-    pub machine_id: String,
+    pub os: os::Os,
+    pub kernel: kernel::Kernel,
+    pub cpu: cpu::Cpu,
+    pub memory: cpu::Memory,
+    pub dmi: dmi::Dmi,
+    pub device_tree: dmi::DeviceTree,
+    /// The files besides CPU and DMI that tell a VM or a container.
+    pub virt: virt::Evidence,
+    pub net: network::Network,
+    /// `/etc/hosts`.
+    pub hosts: Option<names::Hosts>,
+    pub dns: Option<dns::Resolv>,
+    pub disks: Option<disks::Disks>,
+    pub gpus: Option<Vec<gpus::Gpu>>,
+    pub process: users::Process,
+    pub locale: locale::Locale,
+    /// `/etc/machine-id`, else `/var/lib/dbus/machine-id`.
+    pub machine_id: Option<String>,
 }
 
-pub fn collect() -> Machine {
-    let mut sys = System::new().unwrap_or_else(|_| System::new_all().expect("sysinfo works"));
-    sys.refresh_memory();
-    sys.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
-    let mut addresses: Vec<IpAddr> = Networks::new_with_refreshed_list()
-        .map(|n| {
-            n.values()
-                .flat_map(|data| data.ip_networks().iter().map(|ip| ip.addr))
-                .collect()
-        })
-        .unwrap_or_default();
-    addresses.sort();
-    addresses.dedup();
-    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let codename = os_release
-        .lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
-    Machine {
-        host_name: System::host_name().unwrap_or_default(),
-        os_name: System::name().unwrap_or_default(),
-        os_id: System::distribution_id(),
-        os_id_like: System::distribution_id_like(),
-        os_version: System::os_version().unwrap_or_default(),
-        os_codename: codename,
-        kernel: std::env::consts::OS.to_owned(),
-        kernel_release: System::kernel_version().unwrap_or_default(),
-        cpu_arch: System::cpu_arch(),
-        num_cpus: sys.cpus().len(),
-        cpu_model: sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_owned())
-            .unwrap_or_default(),
-        mem_total_bytes: sys.total_memory(),
-        swap_total_bytes: sys.total_swap(),
-        addresses,
-        machine_id: std::fs::read_to_string("/etc/machine-id")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default(),
+impl Machine {
+    /// Salt's `virtual` and `virtual_subtype` for this machine.
+    pub fn virtual_machine(&self) -> virt::Virtual {
+        virt::detect(&self.virt, &self.cpu, &self.dmi)
     }
 }
 
-/// Salt's `os_family` for a distribution id and its `ID_LIKE` list.
-fn os_family(id: &str, like: &[String]) -> String {
-    let family = |id: &str| match id {
-        "debian" | "ubuntu" | "raspbian" | "linuxmint" | "devuan" => Some("Debian"),
-        "rhel" | "centos" | "fedora" | "rocky" | "almalinux" | "amzn" | "ol" => Some("RedHat"),
-        "arch" | "manjaro" => Some("Arch"),
-        "alpine" => Some("Alpine"),
-        "opensuse" | "sles" | "suse" | "opensuse-leap" | "opensuse-tumbleweed" => Some("Suse"),
-        "gentoo" => Some("Gentoo"),
-        _ => None,
-    };
-    family(id)
-        .or_else(|| like.iter().find_map(|l| family(l)))
-        .map(str::to_owned)
-        .unwrap_or_else(|| capitalised(id))
+/// Reads the running machine.
+pub fn collect() -> Machine {
+    collect_at(&Root::host())
+}
+
+/// Reads the machine under `root`.
+pub fn collect_at(root: &Root) -> Machine {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let mut kernel = kernel::collect(root);
+    // The kernel this agent was built for, if procfs is not there to say.
+    if kernel.name.is_none() && root.exists("/proc/self") {
+        kernel.name = Some(capitalised(std::env::consts::OS));
+    }
+    let net = network::collect(root);
+    Machine {
+        host_name: root
+            .read_value("/proc/sys/kernel/hostname")
+            .unwrap_or_default(),
+        addresses: net.addresses(),
+        os: os::collect(root),
+        kernel,
+        cpu: cpu::collect_cpu(root),
+        memory: cpu::collect_memory(root),
+        dmi: dmi::collect(root),
+        device_tree: dmi::collect_device_tree(root),
+        virt: virt::collect(root),
+        net,
+        hosts: root.read("/etc/hosts").ok().map(|t| names::parse_hosts(&t)),
+        dns: dns::collect(root),
+        disks: disks::collect(root),
+        gpus: gpus::collect(root),
+        process: users::collect(root),
+        locale: locale::collect(root, now),
+        machine_id: root
+            .read_value("/etc/machine-id")
+            .or_else(|| root.read_value("/var/lib/dbus/machine-id")),
+    }
 }
 
 fn capitalised(s: &str) -> String {
@@ -101,135 +202,7 @@ fn capitalised(s: &str) -> String {
     }
 }
 
-const MIB: u64 = 1024 * 1024;
-
-/// The grain tree for node `id` on `m`, with `roles` and the config's static
-/// grains (which win over collected ones).
-pub fn grains(
-    id: &str,
-    m: &Machine,
-    roles: &[String],
-    extra: &Map<String, Value>,
-) -> Map<String, Value> {
-    // Salt's `os` is the distribution's short name: "Debian", "Ubuntu", "CentOS".
-    let os = m
-        .os_name
-        .split_whitespace()
-        .next()
-        .map(str::to_owned)
-        .unwrap_or_else(|| capitalised(&m.os_id));
-    let major: Value = m
-        .os_version
-        .split('.')
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Value::from)
-        .unwrap_or_else(|| Value::from(m.os_version.clone()));
-    let host = m.host_name.split('.').next().unwrap_or_default().to_owned();
-    let ipv4: Vec<String> = m
-        .addresses
-        .iter()
-        .filter(|a| a.is_ipv4())
-        .map(|a| a.to_string())
-        .collect();
-    let ipv6: Vec<String> = m
-        .addresses
-        .iter()
-        .filter(|a| a.is_ipv6())
-        .map(|a| a.to_string())
-        .collect();
-    let mut g = json!({
-        "id": id,
-        "host": host,
-        "nodename": m.host_name,
-        "fqdn": m.host_name,
-        "os": os,
-        "os_family": os_family(&m.os_id, &m.os_id_like),
-        "osrelease": m.os_version,
-        "osmajorrelease": major,
-        "oscodename": m.os_codename,
-        "osfinger": format!("{os}-{}", m.os_version.split('.').next().unwrap_or_default()),
-        "kernel": capitalised(&m.kernel),
-        "kernelrelease": m.kernel_release,
-        "cpuarch": m.cpu_arch,
-        "num_cpus": m.num_cpus,
-        "cpu_model": m.cpu_model,
-        "mem_total": m.mem_total_bytes / MIB,
-        "swap_total": m.swap_total_bytes / MIB,
-        "ipv4": ipv4,
-        "ipv6": ipv6,
-        "machine_id": m.machine_id,
-        "roles": roles,
-    });
-    let map = g.as_object_mut().expect("a JSON object");
-    for (k, v) in extra {
-        map.insert(k.clone(), v.clone());
-    }
-    std::mem::take(map)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn debian() -> Machine {
-        Machine {
-            host_name: "web-1.example.com".into(),
-            os_name: "Debian GNU/Linux".into(),
-            os_id: "debian".into(),
-            os_version: "12".into(),
-            os_codename: "bookworm".into(),
-            kernel: "linux".into(),
-            kernel_release: "6.1.0-18-amd64".into(),
-            cpu_arch: "x86_64".into(),
-            num_cpus: 2,
-            cpu_model: "Some CPU".into(),
-            mem_total_bytes: 2048 * MIB,
-            addresses: vec![
-                "127.0.0.1".parse().unwrap(),
-                "10.0.0.5".parse().unwrap(),
-                "::1".parse().unwrap(),
-            ],
-            ..Machine::default()
-        }
-    }
-
-    #[test]
-    fn grains_use_salts_names_and_shapes() {
-        let g = grains("web-1", &debian(), &["web".into()], &Map::new());
-        assert_eq!(g["id"], "web-1");
-        assert_eq!(g["host"], "web-1");
-        assert_eq!(g["fqdn"], "web-1.example.com");
-        assert_eq!(g["os"], "Debian");
-        assert_eq!(g["os_family"], "Debian");
-        assert_eq!(g["osmajorrelease"], 12);
-        assert_eq!(g["osfinger"], "Debian-12");
-        assert_eq!(g["kernel"], "Linux");
-        assert_eq!(g["mem_total"], 2048);
-        assert_eq!(g["num_cpus"], 2);
-        assert_eq!(g["ipv4"], json!(["127.0.0.1", "10.0.0.5"]));
-        assert_eq!(g["ipv6"], json!(["::1"]));
-        assert_eq!(g["roles"], json!(["web"]));
-    }
-
-    #[test]
-    fn os_family_follows_id_like_and_falls_back_to_the_id() {
-        assert_eq!(os_family("ubuntu", &[]), "Debian");
-        assert_eq!(
-            os_family("pop", &["ubuntu".into(), "debian".into()]),
-            "Debian"
-        );
-        assert_eq!(os_family("rocky", &[]), "RedHat");
-        assert_eq!(os_family("nixos", &[]), "Nixos");
-    }
-
-    #[test]
-    fn static_grains_from_config_win() {
-        let mut extra = Map::new();
-        extra.insert("os".into(), "Custom".into());
-        extra.insert("datacenter".into(), json!({"name": "ams1", "rack": 4}));
-        let g = grains("web-1", &debian(), &[], &extra);
-        assert_eq!(g["os"], "Custom");
-        assert_eq!(g["datacenter"]["rack"], 4);
-    }
-}
+mod scenarios;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Language and time: the agent's locale (`LC_ALL`, `LC_CTYPE`, `LANG`,
+//! else the system's `/etc/default/locale` or `/etc/locale.conf`), the
+//! time-zone abbreviation in force (`TZ`, else `/etc/localtime`) — Salt's
+//! `locale_info` — and the system's zone name (`/etc/timezone`, else where
+//! `/etc/localtime` points under `zoneinfo/`), the `timezone` grain.
+
+use super::root::Root;
+use super::tz;
+
+/// What was read about language and time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locale {
+    /// The effective character-type locale, as written (`en_US.UTF-8`).
+    pub name: Option<String>,
+    /// The zone abbreviation at collection time (`CEST`).
+    pub tz_abbreviation: Option<String>,
+    /// The system's zone (`Europe/Amsterdam`).
+    pub timezone: Option<String>,
+}
+
+/// The zone database; `TZ=:Europe/Paris` and `TZ=Europe/Paris` name files in it.
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+pub fn collect(root: &Root, now: i64) -> Locale {
+    let name = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|v| root.env(v).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            ["/etc/default/locale", "/etc/locale.conf"]
+                .iter()
+                .find_map(|f| root.read(f).ok().and_then(|t| locale_from_file(&t)))
+        });
+    Locale {
+        name,
+        tz_abbreviation: abbreviation(root, now),
+        timezone: root
+            .read("/etc/timezone")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+            })
+            .or_else(|| {
+                let link = root.link("/etc/localtime").ok()?;
+                zone_of_link(&link.to_string_lossy())
+            }),
+    }
+}
+
+fn abbreviation(root: &Root, now: i64) -> Option<String> {
+    const MAX: u64 = 256 * 1024;
+    let Some(tz) = root.env("TZ") else {
+        let data = root.read_head("/etc/localtime", MAX).ok()?;
+        return tz::tzif_abbreviation(&data, now);
+    };
+    if tz.is_empty() {
+        return Some("UTC".into()); // the C library's reading of an empty TZ
+    }
+    let file = tz.strip_prefix(':').unwrap_or(&tz);
+    let path = match file.starts_with('/') {
+        true => file.to_owned(),
+        false => format!("{ZONEINFO}/{file}"),
+    };
+    match root.read_head(&path, MAX) {
+        Ok(data) => tz::tzif_abbreviation(&data, now),
+        Err(_) if !tz.starts_with(':') => tz::posix_abbreviation(&tz, now),
+        Err(_) => None,
+    }
+}
+
+/// The zone name in a link such as `/usr/share/zoneinfo/Europe/Amsterdam`.
+pub fn zone_of_link(target: &str) -> Option<String> {
+    let (_, zone) = target.split_once("zoneinfo/")?;
+    let zone = zone
+        .strip_prefix("posix/")
+        .or_else(|| zone.strip_prefix("right/"))
+        .unwrap_or(zone);
+    (!zone.is_empty()).then(|| zone.to_owned())
+}
+
+/// `LC_ALL`, `LC_CTYPE` or `LANG` in a `KEY=value` file, in that order.
+pub fn locale_from_file(text: &str) -> Option<String> {
+    let value = |key: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.trim().split_once('=')?;
+            let v = v.trim().trim_matches(['"', '\'']);
+            (k.trim() == key && !v.is_empty()).then(|| v.to_owned())
+        })
+    };
+    value("LC_ALL")
+        .or_else(|| value("LC_CTYPE"))
+        .or_else(|| value("LANG"))
+}
+
+/// Salt's `defaultlanguage` and `defaultencoding` (Python's
+/// `locale.getlocale()`): `C` and `POSIX` alone give neither.
+pub fn language_and_encoding(name: &str) -> (Option<String>, Option<String>) {
+    let base = name.split('@').next().unwrap_or(name);
+    if base == "C" || base == "POSIX" {
+        return (None, None);
+    }
+    match base.split_once('.') {
+        Some((lang, enc)) => {
+            let enc = match enc.to_ascii_lowercase().as_str() {
+                "utf8" | "utf-8" => "UTF-8".to_owned(),
+                _ => enc.to_owned(),
+            };
+            (Some(lang.to_owned()), Some(enc))
+        }
+        None => (Some(base.to_owned()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::root::Tree;
+
+    #[test]
+    fn language_and_encoding_from_locale_names() {
+        let s = |x: &str| Some(x.to_owned());
+        let cases = [
+            ("en_US.UTF-8", s("en_US"), s("UTF-8")),
+            ("de_DE.utf8@euro", s("de_DE"), s("UTF-8")),
+            ("C.UTF-8", s("C"), s("UTF-8")),
+            ("ja_JP.eucJP", s("ja_JP"), s("eucJP")),
+            ("nl_NL", s("nl_NL"), None),
+            ("C", None, None),
+            ("POSIX", None, None),
+        ];
+        for (name, lang, enc) in cases {
+            assert_eq!(language_and_encoding(name), (lang, enc), "{name}");
+        }
+    }
+
+    #[test]
+    fn locale_files_and_links() {
+        assert_eq!(
+            locale_from_file("#  File generated by update-locale\nLANG=\"en_GB.UTF-8\"\n")
+                .as_deref(),
+            Some("en_GB.UTF-8")
+        );
+        assert_eq!(
+            locale_from_file("LANG=en_US.UTF-8\nLC_CTYPE=nl_NL.UTF-8\n").as_deref(),
+            Some("nl_NL.UTF-8")
+        );
+        assert_eq!(
+            locale_from_file("#  File generated by update-locale\n"),
+            None
+        );
+        assert_eq!(
+            zone_of_link("/usr/share/zoneinfo/Europe/Amsterdam").as_deref(),
+            Some("Europe/Amsterdam")
+        );
+        assert_eq!(
+            zone_of_link("../usr/share/zoneinfo/posix/Etc/UTC").as_deref(),
+            Some("Etc/UTC")
+        );
+        assert_eq!(zone_of_link("/etc/alt-localtime"), None);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_system_files() {
+        let t = Tree::new();
+        t.file("/etc/default/locale", "LANG=en_GB.UTF-8\n")
+            .file("/etc/timezone", "Europe/Amsterdam\n")
+            .link("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC");
+        let l = collect(&t.root(), 0);
+        assert_eq!(l.name.as_deref(), Some("en_GB.UTF-8"));
+        assert_eq!(l.timezone.as_deref(), Some("Europe/Amsterdam"));
+        // The link's target is not in the tree: no abbreviation.
+        assert_eq!(l.tz_abbreviation, None);
+        let l = collect(
+            &t.root()
+                .with_env("LANG", "nl_NL.UTF-8")
+                .with_env("TZ", "JST-9"),
+            0,
+        );
+        assert_eq!(l.name.as_deref(), Some("nl_NL.UTF-8"));
+        assert_eq!(l.tz_abbreviation.as_deref(), Some("JST"));
+        let l = collect(&t.root().with_env("TZ", ""), 0);
+        assert_eq!(l.tz_abbreviation.as_deref(), Some("UTC"));
+        let t = Tree::new();
+        t.link("/etc/localtime", "/usr/share/zoneinfo/America/New_York");
+        let l = collect(&t.root(), 0);
+        assert_eq!(
+            (l.name, l.timezone.as_deref()),
+            (None, Some("America/New_York"))
+        );
+    }
+}
