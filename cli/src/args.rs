@@ -1,8 +1,11 @@
 //! What clusterctl accepts: clap definitions only, no behaviour.
-//! `live` holds the live views' (`top`).
+//! `live` holds the live views' (`top`), `target` the target flags every
+//! command that takes nodes flattens.
 
 mod live;
+mod target;
 pub use live::TopArgs;
+pub use target::{HowKind, KindFlags, TargetFlags};
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use std::time::Duration;
@@ -34,40 +37,6 @@ pub struct Cli {
 pub enum Output {
     Table,
     Json,
-}
-
-/// How the target is read (Salt's flags); without one, targets are node
-/// names or globs on them.
-#[derive(ClapArgs, Debug, Default, Clone)]
-#[group(multiple = false)]
-pub struct TargetFlags {
-    /// Regular expression on node names (anchored at the start).
-    #[arg(short = 'E', long = "pcre")]
-    pub pcre: bool,
-    /// Comma-separated list of node names.
-    #[arg(short = 'L', long = "list")]
-    pub list: bool,
-    /// Grain KEY:VALUE (nested keys with ':', value a glob, any list item).
-    #[arg(short = 'G', long = "grain")]
-    pub grain: bool,
-    /// Grain KEY:REGEX.
-    #[arg(short = 'P', long = "grain-pcre")]
-    pub grain_pcre: bool,
-    /// Label KEY:VALUE (set with `clusterctl label`).
-    #[arg(short = 'I', long = "label")]
-    pub label: bool,
-    /// IP address or CIDR.
-    #[arg(short = 'S', long = "ipcidr")]
-    pub ipcidr: bool,
-    /// Role (a glob).
-    #[arg(short = 'R', long = "role")]
-    pub role: bool,
-    /// Node group defined on the master.
-    #[arg(short = 'N', long = "nodegroup")]
-    pub nodegroup: bool,
-    /// Compound: G@ E@ P@ L@ I@ S@ R@ N@ with and/or/not and parentheses.
-    #[arg(short = 'C', long = "compound")]
-    pub compound: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -607,32 +576,4 @@ pub struct DevMasterArgs {
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; try 30s, 2m or 500ms"))
-}
-
-/// What the target flags say about how to read the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HowKind {
-    Names,
-    Kind(cluster_model::targets::Kind),
-}
-
-impl TargetFlags {
-    pub fn kind(&self) -> HowKind {
-        use cluster_model::targets::Kind;
-        let pairs = [
-            (self.pcre, Kind::Regex),
-            (self.list, Kind::List),
-            (self.grain, Kind::Grain),
-            (self.grain_pcre, Kind::GrainRegex),
-            (self.label, Kind::Label),
-            (self.ipcidr, Kind::Subnet),
-            (self.role, Kind::Role),
-            (self.nodegroup, Kind::NodeGroup),
-            (self.compound, Kind::Compound),
-        ];
-        pairs
-            .iter()
-            .find(|(on, _)| *on)
-            .map_or(HowKind::Names, |(_, k)| HowKind::Kind(*k))
-    }
 }

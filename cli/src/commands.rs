@@ -1,14 +1,13 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    CaCommand, Cli, Command, FactsArgs, GrainsArgs, HowKind, KeysCommand, LabelArgs,
-    NodegroupCommand, NodesAction, Output, TargetArgs, TargetFlags, TokenCommand, UserAddArgs,
-    UserCommand, UserRole,
+    CaCommand, Cli, Command, FactsArgs, GrainsArgs, KeysCommand, LabelArgs, NodegroupCommand,
+    NodesAction, Output, TokenCommand, UserAddArgs, UserCommand, UserRole,
 };
-use crate::client::{Client, KeyDecision, Targeting};
+use crate::client::{Client, KeyDecision};
 use crate::context::{Context, Target};
+use crate::targeting::targeting;
 use crate::{Env, Failure, context, render};
-use cluster_model::TargetSpec;
 use std::io::Write;
 
 pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Failure> {
@@ -30,7 +29,7 @@ pub async fn dispatch(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Fa
                 "this clusterctl was built without `dev` (the cargo feature \"dev\")",
             ));
         }
-        Command::Target(args) => return offline_target(args, output, out),
+        Command::Target(args) => return crate::targeting::offline_target(args, output, out),
         _ => {}
     }
     let env = &Env {
@@ -349,19 +348,6 @@ async fn add_user(
     }
 }
 
-/// What the target flags and words mean: every node (no words, no flag),
-/// names and globs (no flag), or one expression (a flag; words joined).
-pub fn targeting(how: &TargetFlags, words: &[String]) -> Result<Targeting, Failure> {
-    match how.kind() {
-        HowKind::Names if words.is_empty() => Ok(Targeting::All),
-        HowKind::Names => Ok(Targeting::Spec(TargetSpec::Names(words.to_vec()))),
-        HowKind::Kind(_) if words.iter().all(|w| w.trim().is_empty()) => Err(Failure::bad_input(
-            "a target flag needs an expression after it",
-        )),
-        HowKind::Kind(k) => Ok(Targeting::Spec(TargetSpec::Expr(k, words.join(" ")))),
-    }
-}
-
 async fn grains(
     client: &mut Client,
     a: GrainsArgs,
@@ -476,87 +462,6 @@ async fn label(
         Output::Json => print_json(out, &nodes),
         Output::Table => write_out(out, &format!("labelled {}\n", nodes.join(", "))),
     }
-}
-
-/// `clusterctl target`: evaluates an expression against grains from a
-/// file, without a master.
-fn offline_target(a: &TargetArgs, output: Output, out: &mut dyn Write) -> Result<(), Failure> {
-    use cluster_model::targets::{Candidate, Kind, Target};
-    let read =
-        |p: &std::path::Path| -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", p.display())))?;
-            match serde_json::from_str(&text) {
-                Ok(serde_json::Value::Object(m)) => Ok(m),
-                Ok(_) => Err(Failure::bad_input(format!(
-                    "{}: expected a JSON object",
-                    p.display()
-                ))),
-                Err(e) => Err(Failure::bad_input(format!("{}: {e}", p.display()))),
-            }
-        };
-    let nodes = read(&a.nodes)?;
-    let groups: std::collections::BTreeMap<String, String> = match &a.groups {
-        Some(p) => read(p)?
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-            .collect(),
-        None => Default::default(),
-    };
-    let kind = match a.how.kind() {
-        HowKind::Names => Kind::Glob,
-        HowKind::Kind(k) => k,
-    };
-    let target =
-        Target::parse(kind, &a.expr, &groups).map_err(|e| Failure::bad_input(e.to_string()))?;
-    let empty_labels = Default::default();
-    let mut matched = Vec::new();
-    for (name, grains) in &nodes {
-        let empty = serde_json::Map::new();
-        let grains = grains.as_object().unwrap_or(&empty);
-        let strings = |key: &str| -> Vec<String> {
-            grains
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let roles = strings("roles");
-        let mut addresses = strings("ipv4");
-        addresses.extend(strings("ipv6"));
-        // A node's Facter-shaped facts (for `F@`) are its `facts` key.
-        let facts = grains
-            .get("facts")
-            .and_then(|f| f.as_object())
-            .unwrap_or(&empty);
-        let c = Candidate {
-            name,
-            grains,
-            facts,
-            labels: &empty_labels,
-            roles: &roles,
-            addresses: &addresses,
-        };
-        if target.matches(&c) {
-            matched.push(name.clone());
-        }
-    }
-    matched.sort();
-    match output {
-        Output::Json => print_json(out, &matched)?,
-        Output::Table => write_out(
-            out,
-            &matched.iter().map(|m| format!("{m}\n")).collect::<String>(),
-        )?,
-    }
-    if matched.is_empty() {
-        return Err(Failure::bad_input(format!("no nodes matched {}", a.expr)));
-    }
-    Ok(())
 }
 
 fn print_renames(

@@ -5,7 +5,8 @@
 
 use crate::args::{DrainArgs, Output, UndrainArgs, WaitArgs};
 use crate::client::{Client, DrainAsk, NodeResult};
-use crate::commands::{print_json, targeting, write_out};
+use crate::commands::{print_json, write_out};
+use crate::targeting::targeting;
 use crate::{Env, Failure, render};
 use cluster_model::rotation::DrainEvent;
 use std::io::Write;

@@ -7,6 +7,8 @@
 //! - [`context`] — the config file with named contexts; which master to use.
 //! - [`client`] — the gRPC edge: requests and the CLI's view types.
 //! - [`commands`] — what each subcommand does.
+//! - [`targeting`] — what the target flags and words mean; `clusterctl
+//!   target`, offline.
 //! - [`render`] — tables and JSON.
 //! - [`run`] — `clusterctl run`: streamed output, summary, Ctrl-C.
 //! - `dev` — `clusterctl dev`: an embedded master and local agents (the
@@ -38,6 +40,7 @@ pub mod keys;
 pub mod render;
 pub mod rollout;
 pub mod run;
+pub mod targeting;
 pub mod top;
 pub mod usage;
 

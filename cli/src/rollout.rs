@@ -5,8 +5,9 @@
 
 use crate::args::{Output, RolloutAction, RolloutArgs};
 use crate::client::{Client, RolloutRequest};
-use crate::commands::{print_json, targeting, write_out};
+use crate::commands::{print_json, write_out};
 use crate::render::AddPrintable;
+use crate::targeting::targeting;
 use crate::{Env, Failure};
 use cluster_model::rollout::{LogLine, RolloutRecord, RolloutState};
 use std::io::Write;

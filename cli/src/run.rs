@@ -5,7 +5,8 @@
 
 use crate::args::{Output, RunArgs};
 use crate::client::{Client, JobResultView, RunEvent};
-use crate::commands::{print_json, targeting, write_out};
+use crate::commands::{print_json, write_out};
+use crate::targeting::targeting;
 use crate::{Failure, render};
 use std::collections::HashMap;
 use std::io::Write;

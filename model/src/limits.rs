@@ -5,7 +5,7 @@
 //! | what                          | limit                        |
 //! |-------------------------------|------------------------------|
 //! | ids, names, roles, groups     | 253 bytes (`ids::MAX_LEN`)   |
-//! | a target expression           | [`TARGET_MAX_BYTES`] bytes, [`TARGET_MAX_TERMS`] terms, [`TARGET_MAX_NESTING`] levels |
+//! | a target expression           | [`TARGET_MAX_BYTES`] bytes, [`TARGET_MAX_TERMS`] terms, [`TARGET_MAX_NESTING`] levels, [`TARGET_MAX_KEY_DEPTH`] keys a path, [`TARGET_MAX_READINGS`] extra readings |
 //! | a drain's reason              | [`REASON_MAX_BYTES`] bytes, one line |
 //! | a label's key / value         | 63 / [`LABEL_VALUE_MAX_BYTES`] bytes, one line |
 //! | labels on one node            | [`LABELS_MAX`]               |
@@ -21,6 +21,16 @@ pub const TARGET_MAX_BYTES: usize = 64 * 1024;
 pub const TARGET_MAX_TERMS: usize = 1_000;
 /// Parentheses, `not`s and node groups nested.
 pub const TARGET_MAX_NESTING: usize = 100;
+/// Keys one grain or fact path follows (`G@a:b:c:v` is three). serde_json
+/// reads no deeper than 128 levels, so no deeper path could match: grain
+/// text with more delimiters is not read deeper, a longer fact path is
+/// refused.
+pub const TARGET_MAX_KEY_DEPTH: usize = 128;
+/// Readings compiled beyond the first of the `key:value` words of one
+/// expression: `G@a:b:c` is read as `a` → `b:c` and `a:b` → `c`, one more
+/// pattern to compile. As many as terms: one per term is already a nested
+/// grain in every word.
+pub const TARGET_MAX_READINGS: usize = TARGET_MAX_TERMS;
 /// What one regex or glob of a target may compile to (the regex crate's
 /// own default is 10 MiB — times 1,000 terms, far too much).
 pub const TARGET_REGEX_BYTES: usize = 256 * 1024;

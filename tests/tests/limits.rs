@@ -157,6 +157,7 @@ async fn oversized_and_malformed_inputs_are_precise_errors_that_change_nothing()
                     kind: pb::TargetKind::Compound as i32,
                     expr: huge.clone(),
                     names: vec![],
+                    ..Default::default()
                 }),
             })
             .await

@@ -13,7 +13,8 @@ mod screen;
 
 use crate::args::{Output, TopArgs};
 use crate::client::Client;
-use crate::commands::{print_json, targeting, write_out};
+use crate::commands::{print_json, write_out};
+use crate::targeting::targeting;
 use crate::{Env, Failure};
 use std::io::Write;
 

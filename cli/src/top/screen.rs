@@ -190,9 +190,9 @@ async fn fetch(
                 let Some(expr) = expr else { return };
                 let tried = match expr.as_str() {
                     "" => Targeting::All,
-                    e => Targeting::Spec(TargetSpec::Expr(
+                    e => Targeting::Spec(TargetSpec::expr(
                         cluster_model::targets::Kind::Compound,
-                        e.to_owned(),
+                        e,
                     )),
                 };
                 let nodes = client.nodes(&tried).await;

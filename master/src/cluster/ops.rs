@@ -166,7 +166,7 @@ impl Cluster {
     /// the sessions, drains and reports that need the lock meanwhile. It
     /// is parsed against the node groups of the moment.
     pub async fn prepare(&self, spec: TargetSpec) -> Result<TargetSpec, ClusterError> {
-        let TargetSpec::Expr(kind, expr) = spec else {
+        let TargetSpec::Expr(kind, expr, delimiter) = spec else {
             return Ok(spec);
         };
         /// Longer than this, parsing goes to a blocking thread (1,000
@@ -174,7 +174,8 @@ impl Cluster {
         const BIG: usize = 1024;
         let big = expr.len() > BIG;
         let groups = self.read(|st| st.groups().clone());
-        let parse = move || cluster_model::targets::Target::parse(kind, &expr, &groups);
+        let parse =
+            move || cluster_model::targets::Target::parse_with(kind, &expr, &groups, delimiter);
         let parsed = if big {
             // One at a time: what a big parse costs in memory is bounded
             // by one expression, not by how many callers send one.

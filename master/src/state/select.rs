@@ -106,8 +106,8 @@ impl State {
                 }
                 ids
             }
-            TargetSpec::Expr(kind, expr) => {
-                let t = Target::parse(*kind, expr, &self.group_exprs)?;
+            TargetSpec::Expr(kind, expr, delimiter) => {
+                let t = Target::parse_with(*kind, expr, &self.group_exprs, *delimiter)?;
                 let ids = self.matching(&t);
                 if ids.is_empty() {
                     return Err(ClusterError::NoMatch(cluster_model::limits::excerpt(

@@ -2,7 +2,7 @@
 //! panic, quickly, and a refusal points inside the text with a message of
 //! a few lines; an accepted expression matches without a panic.
 
-use super::{Candidate, Kind, Target};
+use super::{Candidate, Delimiter, Kind, Target};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -23,6 +23,11 @@ fn piece() -> impl Strategy<Value = String> {
         Just("R@web".to_owned()),
         Just("N@web".to_owned()),
         Just("N@loop".to_owned()),
+        Just("F@os.family:Debian".to_owned()),
+        Just("F%@networking.interfaces.*.ip%10.*".to_owned()),
+        Just("G%@a%*%c".to_owned()),
+        Just("G@disks:[0-9]:name:sd?".to_owned()),
+        "[GPIFELSRN][ -~]@[ -~]{0,8}",
         "[a-z*?\\[\\]-]{1,8}",
         "[A-Z]@[ -~]{0,6}",
         "\\PC{1,4}",
@@ -41,6 +46,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::Grain),
         Just(Kind::GrainRegex),
         Just(Kind::Label),
+        Just(Kind::Fact),
         Just(Kind::Subnet),
         Just(Kind::Role),
         Just(Kind::NodeGroup),
@@ -64,16 +70,31 @@ proptest! {
     })]
 
     #[test]
-    fn any_text_parses_or_is_refused_precisely(kind in kind(), text in prop_oneof![expression(), "\\PC{0,64}"]) {
+    fn any_text_parses_or_is_refused_precisely(
+        kind in kind(),
+        text in prop_oneof![expression(), "\\PC{0,64}"],
+        delimiter in prop_oneof![Just(':'), Just('%'), Just('.'), Just('|')],
+    ) {
         let groups = groups();
-        match Target::parse(kind, &text, &groups) {
+        let delimiter = Delimiter::new(delimiter).expect("a valid delimiter");
+        match Target::parse_with(kind, &text, &groups, delimiter) {
             Ok(target) => {
-                let grains = serde_json::Map::new();
+                let serde_json::Value::Object(grains) = serde_json::json!({
+                    "a": {"b": {"c": 1}}, "disks": [{"name": "sda"}], "os": "Debian",
+                }) else {
+                    unreachable!("an object");
+                };
+                let serde_json::Value::Object(facts) = serde_json::json!({
+                    "os": {"family": "Debian"},
+                    "networking": {"interfaces": {"eth0": {"ip": "10.0.0.7"}}},
+                }) else {
+                    unreachable!("an object");
+                };
                 let labels = BTreeMap::new();
                 let node = Candidate {
                     name: "web-1",
                     grains: &grains,
-                    facts: &grains,
+                    facts: &facts,
                     labels: &labels,
                     roles: &["web".to_owned()],
                     addresses: &["10.0.0.7".to_owned()],

@@ -1,17 +1,26 @@
 //! Table tests for target expressions: every case is one line through
 //! [`check`] (which nodes of the fixture match, in fixture order) or
 //! [`check_err`] / [`check_group_err`] (where and why the expression is
-//! refused). The fixture is in `tests/fixture.rs`; the tables for each leaf
-//! matcher on its own are in `tests/leaves.rs`; compound expressions, node
-//! groups and error rendering are here.
+//! refused); [`check_in`] and [`check_err_with`] are the same against other
+//! nodes or with another delimiter. The fixture is in `tests/fixture.rs`;
+//! the tables for each leaf matcher on its own are in `tests/leaves.rs`,
+//! key paths (globs on keys, lists, objects by their keys) and `F@` in
+//! `tests/key_paths.rs`, custom delimiters in `tests/delimiters.rs`, Salt's
+//! documented examples in `tests/salt_examples.rs`, node groups in
+//! `tests/node_groups.rs`; compound expressions, error rendering and the
+//! bounds on an expression are here.
 
+mod delimiters;
 mod fixture;
+mod key_paths;
 mod leaves;
+mod node_groups;
+mod salt_examples;
 
 use std::collections::BTreeMap;
 
-use super::{Kind, Target, TargetError};
-use fixture::{KNOWN, groups, nodes};
+use super::{Delimiter, Kind, Target, TargetError};
+use fixture::{Node, groups, nodes};
 
 use Kind::*;
 
@@ -22,33 +31,77 @@ fn parse(kind: Kind, expr: &str) -> Result<Target, TargetError> {
 /// `expr` parses, and exactly the `expected` nodes match, in fixture order.
 #[track_caller]
 fn check(kind: Kind, expr: &str, expected: &[&str]) {
-    let target = parse(kind, expr).unwrap_or_else(|err| panic!("{kind:?} {expr:?}:\n{err}"));
-    let nodes = nodes();
+    check_in(&nodes(), &groups(), kind, expr, ':', expected);
+}
+
+/// `expr`, parsed against `groups` with `delimiter`, matches exactly the
+/// `expected` of `nodes`, in their order.
+#[track_caller]
+fn check_in(
+    nodes: &[Node],
+    groups: &BTreeMap<String, String>,
+    kind: Kind,
+    expr: &str,
+    delimiter: char,
+    expected: &[&str],
+) {
+    let delimiter = Delimiter::new(delimiter).unwrap_or_else(|err| panic!("{err}"));
+    let target = Target::parse_with(kind, expr, groups, delimiter)
+        .unwrap_or_else(|err| panic!("{kind:?} {expr:?}:\n{err}"));
     let matched: Vec<&str> = nodes
         .iter()
         .filter(|n| target.matches(&n.candidate()))
         .map(|n| n.name)
         .collect();
-    assert_eq!(matched, expected, "{kind:?} {expr:?}");
+    assert_eq!(
+        matched, expected,
+        "{kind:?} {expr:?} (delimiter {delimiter})"
+    );
 }
 
 /// `expr` is refused with `message` at `column` of `expr` itself.
 #[track_caller]
 fn check_err(kind: Kind, expr: &str, column: usize, message: &str) {
-    check_refusal(kind, expr, expr, column, message);
+    check_err_with(kind, expr, ':', column, message);
+}
+
+/// `expr`, parsed with `delimiter`, is refused with `message` at `column`.
+#[track_caller]
+fn check_err_with(kind: Kind, expr: &str, delimiter: char, column: usize, message: &str) {
+    check_refusal_in(&groups(), kind, expr, delimiter, column, message);
+}
+
+/// `expr`, parsed against `groups` with `delimiter`, is refused with
+/// `message` at `column` of `expr`.
+#[track_caller]
+fn check_refusal_in(
+    groups: &BTreeMap<String, String>,
+    kind: Kind,
+    expr: &str,
+    delimiter: char,
+    column: usize,
+    message: &str,
+) {
+    let delimiter = Delimiter::new(delimiter).unwrap_or_else(|err| panic!("{err}"));
+    let expected = TargetError {
+        expr: expr.to_owned(),
+        column,
+        message: message.to_owned(),
+    };
+    let refused = Target::parse_with(kind, expr, groups, delimiter).err();
+    assert_eq!(
+        refused,
+        Some(expected),
+        "{kind:?} {expr:?} (delimiter {delimiter})"
+    );
 }
 
 /// `expr` is refused with `message` at `column` of node group `group`'s
 /// definition.
 #[track_caller]
 fn check_group_err(kind: Kind, expr: &str, group: &str, column: usize, message: &str) {
-    check_refusal(kind, expr, &groups()[group], column, message);
-}
-
-#[track_caller]
-fn check_refusal(kind: Kind, expr: &str, text: &str, column: usize, message: &str) {
     let expected = TargetError {
-        expr: text.to_owned(),
+        expr: groups()[group].clone(),
         column,
         message: message.to_owned(),
     };
@@ -221,7 +274,7 @@ fn compound_nesting_is_bounded() {
 
 #[test]
 fn compound_prefix_errors() {
-    let expected = "(expected one of G@, P@, E@, L@, I@, S@, R@, N@)";
+    let expected = "(expected one of G@, P@, E@, L@, I@, F@, S@, R@, N@)";
     check_err(
         Compound,
         "X@foo",
@@ -280,92 +333,6 @@ fn compound_value_errors_point_into_the_word() {
         "R@web-[1",
         6,
         "unclosed `[` in glob (`[[]` matches a literal `[`)",
-    );
-}
-
-#[test]
-fn node_groups_expand_to_their_definitions() {
-    check(NodeGroup, "web", &["web-1", "web-2"]);
-    check(NodeGroup, " web ", &["web-1", "web-2"]);
-    check(NodeGroup, "debian_web", &["web-1", "web-2"]);
-    check(NodeGroup, "nested", &["web-2"]);
-    check(
-        NodeGroup,
-        "prod_or_ams",
-        &["web-1", "web-2", "db-1", "mail-1"],
-    );
-    check(Compound, "N@web and not N@prod", &["web-2"]);
-    check(Compound, "N@debian and N@debian_web", &["web-1", "web-2"]);
-    check(Compound, "not(N@web)and N@debian", &["lb-1"]);
-}
-
-#[test]
-fn node_group_errors() {
-    let unknown = format!("unknown node group \"nowhere\" ({KNOWN})");
-    check_err(NodeGroup, "nowhere", 0, &unknown);
-    check_err(NodeGroup, "  nowhere", 2, &unknown);
-    check_err(Compound, "web-1 or N@nowhere", 11, &unknown);
-    check_err(NodeGroup, "", 0, "expected a node group name");
-    check_err(Compound, "N@", 2, "expected a value after `N@`");
-    check_group_err(
-        NodeGroup,
-        "dangling",
-        "dangling",
-        2,
-        &format!("in node group \"dangling\": {unknown}"),
-    );
-    check_group_err(
-        NodeGroup,
-        "empty",
-        "empty",
-        0,
-        "in node group \"empty\": empty expression",
-    );
-    let after_and = "expected an expression after `and`";
-    check_group_err(
-        NodeGroup,
-        "broken",
-        "broken",
-        9,
-        &format!("in node group \"broken\": {after_and}"),
-    );
-    check_group_err(
-        Compound,
-        "N@uses_broken",
-        "broken",
-        9,
-        &format!("in node group \"broken\" (via \"uses_broken\"): {after_and}"),
-    );
-    let none = Target::parse(NodeGroup, "web", &BTreeMap::new()).err();
-    let message = none.map(|err| err.message);
-    assert_eq!(
-        message.as_deref(),
-        Some("unknown node group \"web\" (no node groups are defined)")
-    );
-}
-
-#[test]
-fn node_group_cycles_are_refused() {
-    check_group_err(
-        NodeGroup,
-        "cycle_a",
-        "cycle_b",
-        11,
-        "in node group \"cycle_b\" (via \"cycle_a\"): node group cycle: cycle_a -> cycle_b -> cycle_a",
-    );
-    check_group_err(
-        Compound,
-        "web-2 or N@cycle_b",
-        "cycle_a",
-        2,
-        "in node group \"cycle_a\" (via \"cycle_b\"): node group cycle: cycle_b -> cycle_a -> cycle_b",
-    );
-    check_group_err(
-        NodeGroup,
-        "self",
-        "self",
-        12,
-        "in node group \"self\": node group cycle: self -> self",
     );
 }
 

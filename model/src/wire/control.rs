@@ -1,85 +1,13 @@
-//! clusterctl's calls on the wire: targets, events, jobs, keys and roles,
-//! upstreams and routes.
+//! clusterctl's calls on the wire: events, jobs, keys and roles, upstreams
+//! and routes.
 
 use super::session::{server_of, server_to_pb, stream_of};
 use super::{WireError, enum_of, node_id};
 use crate::access::{KeyRecord, KeyState, Role, Token, UserRecord};
 use crate::event::{Event, EventKind};
 use crate::job::{JobNodeResult, JobRecord, JobStatus, RunEvent};
-use crate::targets::{Kind, TargetSpec};
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_proto as pb;
-
-impl From<Kind> for pb::TargetKind {
-    fn from(k: Kind) -> pb::TargetKind {
-        match k {
-            Kind::Glob => pb::TargetKind::Glob,
-            Kind::Regex => pb::TargetKind::Regex,
-            Kind::List => pb::TargetKind::List,
-            Kind::Grain => pb::TargetKind::Grain,
-            Kind::GrainRegex => pb::TargetKind::GrainRegex,
-            Kind::Label => pb::TargetKind::Label,
-            Kind::Subnet => pb::TargetKind::Subnet,
-            Kind::Role => pb::TargetKind::Role,
-            Kind::NodeGroup => pb::TargetKind::NodeGroup,
-            Kind::Compound => pb::TargetKind::Compound,
-        }
-    }
-}
-
-impl From<&TargetSpec> for pb::Target {
-    fn from(t: &TargetSpec) -> pb::Target {
-        match t {
-            TargetSpec::Names(names) => pb::Target {
-                kind: pb::TargetKind::Unspecified as i32,
-                expr: String::new(),
-                names: names.clone(),
-            },
-            TargetSpec::Expr(kind, expr) => pb::Target {
-                kind: pb::TargetKind::from(*kind) as i32,
-                expr: expr.clone(),
-                names: Vec::new(),
-            },
-            TargetSpec::Parsed(t) => pb::Target {
-                kind: pb::TargetKind::from(t.kind()) as i32,
-                expr: t.expression().to_owned(),
-                names: Vec::new(),
-            },
-        }
-    }
-}
-
-/// The target of a request: `target` when set, else `names` (`None` when
-/// both are empty: every node, where a request allows that).
-pub fn target_of(
-    target: Option<pb::Target>,
-    names: Vec<String>,
-) -> Result<Option<TargetSpec>, WireError> {
-    let Some(t) = target.filter(|t| t.kind != 0 || !t.expr.is_empty() || !t.names.is_empty())
-    else {
-        return Ok((!names.is_empty()).then_some(TargetSpec::Names(names)));
-    };
-    let kind = match pb::TargetKind::try_from(t.kind) {
-        Ok(pb::TargetKind::Unspecified) => return Ok(Some(TargetSpec::Names(t.names))),
-        Ok(pb::TargetKind::Glob) => Kind::Glob,
-        Ok(pb::TargetKind::Regex) => Kind::Regex,
-        Ok(pb::TargetKind::List) => Kind::List,
-        Ok(pb::TargetKind::Grain) => Kind::Grain,
-        Ok(pb::TargetKind::GrainRegex) => Kind::GrainRegex,
-        Ok(pb::TargetKind::Label) => Kind::Label,
-        Ok(pb::TargetKind::Subnet) => Kind::Subnet,
-        Ok(pb::TargetKind::Role) => Kind::Role,
-        Ok(pb::TargetKind::NodeGroup) => Kind::NodeGroup,
-        Ok(pb::TargetKind::Compound) => Kind::Compound,
-        Err(_) => {
-            return Err(WireError::invalid(
-                "target.kind",
-                format!("unknown kind {}", t.kind),
-            ));
-        }
-    };
-    Ok(Some(TargetSpec::Expr(kind, t.expr)))
-}
 
 impl From<&Event> for pb::Event {
     fn from(e: &Event) -> pb::Event {
@@ -499,28 +427,4 @@ pub fn route_of(r: pb::Route) -> Result<(String, Domain), WireError> {
         WireError::invalid("route.chain_json", format!("domain {:?}: {e}", r.domain))
     })?;
     Ok((r.domain, chain))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_round_trip_and_an_unknown_kind_is_refused() {
-        for t in [
-            TargetSpec::Names(vec!["web-1".into()]),
-            TargetSpec::Expr(Kind::Compound, "G@os:Debian".into()),
-        ] {
-            assert_eq!(target_of(Some((&t).into()), vec![]).unwrap(), Some(t));
-        }
-        let bad = pb::Target {
-            kind: 99,
-            ..Default::default()
-        };
-        assert_eq!(
-            target_of(Some(bad), vec![]).unwrap_err().to_string(),
-            "field `target.kind`: unknown kind 99"
-        );
-        assert_eq!(target_of(None, vec![]).unwrap(), None);
-    }
 }

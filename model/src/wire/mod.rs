@@ -6,8 +6,10 @@
 //!
 //! - `node` — nodes, their specs, health, usage, checks, balancer reports.
 //! - `session` — an agent's session: hello, snapshot, delta, ack, jobs.
-//! - `control` — clusterctl's calls: targets, events, jobs, keys,
-//!   upstreams and routes.
+//! - `control` — clusterctl's calls: events, jobs, keys, upstreams and
+//!   routes.
+//! - `target` — what a request targets: names, or an expression and its
+//!   delimiter.
 //! - `rotation` — drains: results, pending reasons, events.
 
 mod control;
@@ -15,13 +17,14 @@ mod node;
 mod parts;
 mod rotation;
 mod session;
+mod target;
 
 pub use control::{
-    job_to_pb, key_rows, role_of, route_of, route_to_pb, run_event_of, target_of, upstream_of,
-    upstream_to_pb,
+    job_to_pb, key_rows, role_of, route_of, route_to_pb, run_event_of, upstream_of, upstream_to_pb,
 };
 pub use parts::{HOSTS_CHUNK_LINES, HostsAssembly, in_parts};
 pub use session::resolved_to_pb;
+pub use target::target_of;
 
 use crate::ids::{InvalidName, NodeId, NodeName};
 

@@ -391,6 +391,7 @@ async fn flood_once(
                         kind: pb::TargetKind::Compound as i32,
                         expr: expr.clone(),
                         names: vec![],
+                        ..Default::default()
                     }),
                 })
                 .await;

@@ -60,7 +60,7 @@ pub fn routes() -> axum::Router<Http> {
 /// A compound target expression (`clusterctl -C`): bounded and parsed
 /// when prepared, as the CLI's are.
 fn target_of(expr: &str) -> ApiResult<TargetSpec> {
-    Ok(TargetSpec::Expr(Kind::Compound, expr.to_owned()))
+    Ok(TargetSpec::expr(Kind::Compound, expr))
 }
 
 /// `?timeout=` as humantime (`30s`, `2m`), bounded.

@@ -73,10 +73,7 @@ pub async fn stream(
     let spec = match q.target.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => http
             .cluster
-            .prepare(TargetSpec::Expr(
-                cluster_model::targets::Kind::Compound,
-                t.to_owned(),
-            ))
+            .prepare(TargetSpec::expr(cluster_model::targets::Kind::Compound, t))
             .await
             .ok(),
         None => None,

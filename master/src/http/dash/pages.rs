@@ -125,7 +125,7 @@ async fn selected(http: &Http, target: Option<&str>) -> Result<Option<Vec<String
     let Some(t) = target.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let spec = TargetSpec::Expr(cluster_model::targets::Kind::Compound, t.to_owned());
+    let spec = TargetSpec::expr(cluster_model::targets::Kind::Compound, t);
     let spec = http
         .cluster
         .prepare(spec)

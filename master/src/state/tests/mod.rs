@@ -357,3 +357,55 @@ fn a_revoked_key_ends_the_nodes_session_when_applied() {
     assert!(st.session("a").is_none());
     assert!(st.is_revoked(&serial));
 }
+
+#[test]
+fn targets_reach_facts_and_keep_their_delimiter() {
+    use cluster_model::session::Hello;
+    use cluster_model::targets::{Delimiter, Kind};
+    let object = |v: serde_json::Value| match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("an object"),
+    };
+    let mut st = state();
+    let debian = Hello {
+        grains: object(serde_json::json!({"ipv6": ["fe80::1"]})),
+        facts: object(serde_json::json!({"os": {"family": "Debian"}})),
+        ..hello("node1")
+    };
+    let redhat = Hello {
+        facts: object(serde_json::json!({"os": {"family": "RedHat"}})),
+        ..hello("node2")
+    };
+    connect(&mut st, debian, 1, NOW);
+    connect(&mut st, redhat, 2, NOW);
+    let id = |s: &str| -> NodeId { s.try_into().unwrap() };
+    let percent = Delimiter::new('%').unwrap();
+    let select = |spec: TargetSpec| st.select(&spec).map_err(|e| e.to_string());
+    assert_eq!(
+        select(TargetSpec::expr(Kind::Compound, "F@os.family:Debian")),
+        Ok(vec![id("node1")])
+    );
+    assert_eq!(
+        select(TargetSpec::Expr(
+            Kind::Fact,
+            "os.family%RedHat".into(),
+            percent
+        )),
+        Ok(vec![id("node2")])
+    );
+    assert_eq!(
+        select(TargetSpec::Expr(
+            Kind::Grain,
+            "ipv6%fe80::*".into(),
+            percent
+        )),
+        Ok(vec![id("node1")])
+    );
+    let refused = select(TargetSpec::Expr(Kind::Compound, "G%@os%x".into(), percent));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("applies to -G, -P, -I and -F")),
+        "{refused:?}"
+    );
+}

@@ -21,6 +21,7 @@ pub(crate) async fn run_once(control: &mut Control, count: usize) -> Result<RunT
             kind: pb::TargetKind::Glob as i32,
             expr: "sim-*".into(),
             names: vec![],
+            ..Default::default()
         }),
         argv: vec!["true".into()],
         timeout_ms: RUN_TIMEOUT_MS,

@@ -1,14 +1,19 @@
-//! Reading expression text into an [`Expr`] tree: the compound tokenizer, a
-//! recursive-descent parser with Salt's precedence (`not` binds tightest,
-//! then `and`, then `or`, each left to right), the `X@` prefixes, and
-//! node-group expansion with cycle detection. Every mistake becomes a
-//! [`TargetError`] pointing into the text it is in: the expression, or the
-//! definition of the node group it was found in.
+//! Reading expression text into an [`Expr`] tree: a recursive-descent
+//! parser with Salt's precedence (`not` binds tightest, then `and`, then
+//! `or`, each left to right), the `X@` prefixes and their custom delimiters
+//! (`G%@`), and node-group expansion with cycle detection. Every mistake
+//! becomes a [`TargetError`] pointing into the text it is in: the
+//! expression, or the definition of the node group it was found in.
+//!
+//! - `tokens` — the compound tokenizer.
+
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Expr, Fault, Kind, TargetError, matchers};
+use super::{Delimiter, Expr, Fault, Kind, TargetError, matchers};
+use tokens::{Spanned, Token, tokenize};
 
 /// How deep parentheses, `not`s and node groups may nest: far beyond any
 /// real expression, well within the stack.
@@ -16,29 +21,38 @@ const MAX_NESTING: usize = crate::limits::TARGET_MAX_NESTING;
 /// How many matchers one expression may compile (each glob or regex is
 /// compiled once, and costs memory: the bound keeps the parser's small).
 const MAX_TERMS: usize = crate::limits::TARGET_MAX_TERMS;
+/// How many readings beyond their first the `key:value` words of one
+/// expression may compile (`G@a:b:c` has one).
+const MAX_READINGS: usize = crate::limits::TARGET_MAX_READINGS;
+
+/// Why `.` cannot be `F@`'s delimiter.
+pub(super) const DOT_IN_FACTS: &str =
+    "`.` cannot be F@'s delimiter: it separates the keys of a fact's path (os.family)";
 
 pub(super) fn parse(
     kind: Kind,
     expr: &str,
     groups: &BTreeMap<String, String>,
+    delimiter: Delimiter,
 ) -> Result<Expr, TargetError> {
     let mut groups = Groups::new(groups);
-    let compile = match kind {
+    let compiled = match kind {
         Kind::Compound => return compound(expr, &mut groups),
         Kind::NodeGroup => return node_group(expr, &mut groups),
-        Kind::Glob => matchers::name_glob,
-        Kind::Regex => matchers::name_regex,
-        Kind::List => matchers::name_list,
-        Kind::Grain => matchers::grain,
-        Kind::GrainRegex => matchers::grain_regex,
-        Kind::Label => matchers::label,
-        Kind::Subnet => matchers::subnet,
-        Kind::Role => matchers::role,
+        _ if expr.trim().is_empty() => {
+            return Err(TargetError::at(expr, 0, "empty expression"));
+        }
+        Kind::Glob => matchers::name_glob(expr),
+        Kind::Regex => matchers::name_regex(expr),
+        Kind::List => matchers::name_list(expr),
+        Kind::Grain => matchers::grain(expr, delimiter),
+        Kind::GrainRegex => matchers::grain_regex(expr, delimiter),
+        Kind::Label => matchers::label(expr, delimiter),
+        Kind::Fact => matchers::fact(expr, delimiter),
+        Kind::Subnet => matchers::subnet(expr),
+        Kind::Role => matchers::role(expr),
     };
-    if expr.trim().is_empty() {
-        return Err(TargetError::at(expr, 0, "empty expression"));
-    }
-    compile(expr)
+    compiled
         .map(Expr::Leaf)
         .map_err(|fault| TargetError::at(expr, fault.at, fault.message))
 }
@@ -78,89 +92,6 @@ fn compound(text: &str, groups: &mut Groups<'_>) -> Result<Expr, TargetError> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'t> {
-    Open,
-    Close,
-    And,
-    Or,
-    Not,
-    Word(&'t str),
-}
-
-/// A token and the byte offset it starts at.
-#[derive(Debug, Clone, Copy)]
-struct Spanned<'t> {
-    token: Token<'t>,
-    at: usize,
-}
-
-/// Splits on whitespace and around parentheses. A word runs to whitespace or
-/// to a parenthesis, except that in a prefixed word (`E@web-(1|2)`) balanced
-/// parentheses belong to the value; `[…]` classes and `\`-escaped characters
-/// never end a word.
-fn tokenize(text: &str) -> Vec<Spanned<'_>> {
-    let mut tokens = Vec::new();
-    let mut at = 0;
-    while let Some(c) = text[at..].chars().next() {
-        let token = match c {
-            c if c.is_whitespace() => {
-                at += c.len_utf8();
-                continue;
-            }
-            '(' => Token::Open,
-            ')' => Token::Close,
-            _ => {
-                let end = word_end(text, at);
-                let word = match &text[at..end] {
-                    "and" => Token::And,
-                    "or" => Token::Or,
-                    "not" => Token::Not,
-                    word => Token::Word(word),
-                };
-                tokens.push(Spanned { token: word, at });
-                at = end;
-                continue;
-            }
-        };
-        tokens.push(Spanned { token, at });
-        at += 1;
-    }
-    tokens
-}
-
-/// The byte offset where the word starting at `start` ends.
-fn word_end(text: &str, start: usize) -> usize {
-    let mut chars = text[start..].char_indices().peekable();
-    let mut prefixed = false;
-    let mut depth = 0usize;
-    let mut in_class = false;
-    while let Some((i, c)) = chars.next() {
-        if c.is_whitespace() {
-            return start + i;
-        }
-        match c {
-            '\\' => {
-                chars.next_if(|&(_, c)| !c.is_whitespace());
-            }
-            ']' if in_class => in_class = false,
-            _ if in_class => {}
-            '[' => {
-                in_class = true;
-                // A `]` first in a class is a member: `[]a]`, `[!]a]`, `[^]a]`.
-                chars.next_if(|&(_, c)| c == '!' || c == '^');
-                chars.next_if(|&(_, c)| c == ']');
-            }
-            '@' => prefixed = true,
-            '(' if prefixed => depth += 1,
-            ')' if depth > 0 => depth -= 1,
-            '(' | ')' => return start + i,
-            _ => {}
-        }
-    }
-    text.len()
-}
-
 /// Node group definitions and what has been made of them so far.
 struct Groups<'g> {
     definitions: &'g BTreeMap<String, String>,
@@ -172,6 +103,8 @@ struct Groups<'g> {
     depth: usize,
     /// Matchers compiled so far, across texts.
     terms: usize,
+    /// Readings of `key:value` words compiled beyond each word's first.
+    readings: usize,
 }
 
 /// Why a node group reference could not be expanded.
@@ -190,6 +123,7 @@ impl<'g> Groups<'g> {
             expanded: BTreeMap::new(),
             depth: 0,
             terms: 0,
+            readings: 0,
         }
     }
 
@@ -396,7 +330,8 @@ impl<'t> Parser<'t, '_, '_> {
         result
     }
 
-    /// A bare word (a glob on the name) or a prefixed one (`G@os:Debian`).
+    /// A bare word (a glob on the name) or a prefixed one (`G@os:Debian`,
+    /// `G%@ipv6%fe80::*`).
     fn word(&mut self, word: &str, at: usize) -> Result<Expr, TargetError> {
         if !word.starts_with("N@") {
             self.groups.terms += 1;
@@ -408,21 +343,57 @@ impl<'t> Parser<'t, '_, '_> {
             return self.leaf(matchers::name_glob(word), at);
         };
         let value_at = at + prefix.len() + 1;
-        let compile = match prefix {
-            "G" => matchers::grain,
-            "P" => matchers::grain_regex,
-            "E" => matchers::name_regex,
-            "L" => matchers::name_list,
-            "I" => matchers::label,
-            "S" => matchers::subnet,
-            "R" => matchers::role,
-            "N" => return self.group_reference(value, value_at),
+        let mut chars = prefix.chars();
+        let (letter, custom) = match (chars.next(), chars.next(), chars.next()) {
+            (Some(letter), custom, None) if PREFIXES.contains(&letter) => (letter, custom),
             _ => return Err(self.error(at, unknown_prefix(prefix))),
         };
+        let delimiter = match custom {
+            None => Delimiter::DEFAULT,
+            Some(custom) => self.delimiter(letter, custom, at + letter.len_utf8())?,
+        };
+        if letter == 'N' {
+            return self.group_reference(value, value_at);
+        }
         if value.is_empty() {
             return Err(self.error(value_at, format!("expected a value after `{prefix}@`")));
         }
-        self.leaf(compile(value), value_at)
+        let compiled = match letter {
+            'G' => matchers::grain(value, delimiter),
+            'P' => matchers::grain_regex(value, delimiter),
+            'I' => matchers::label(value, delimiter),
+            'F' => matchers::fact(value, delimiter),
+            'E' => matchers::name_regex(value),
+            'L' => matchers::name_list(value),
+            'S' => matchers::subnet(value),
+            // `R`, the last of `PREFIXES`.
+            _ => matchers::role(value),
+        };
+        if let Ok(matcher) = &compiled {
+            self.groups.readings += matcher.extra_readings();
+            if self.groups.readings > MAX_READINGS {
+                let message = format!(
+                    "the key:value words of this expression can be read more than {MAX_READINGS} ways \
+                     (each delimiter after a word's first adds one)"
+                );
+                return Err(self.error(at, message));
+            }
+        }
+        self.leaf(compiled, value_at)
+    }
+
+    /// The delimiter `custom` written after `letter` (`G%@`), at byte `at`.
+    fn delimiter(&self, letter: char, custom: char, at: usize) -> Result<Delimiter, TargetError> {
+        if !matches!(letter, 'G' | 'P' | 'I' | 'F') {
+            let message = format!(
+                "`{letter}@` takes no delimiter (`{letter}{custom}@`): only G@, P@, I@ and F@ do"
+            );
+            return Err(self.error(at, message));
+        }
+        if letter == 'F' && custom == '.' {
+            return Err(self.error(at, DOT_IN_FACTS));
+        }
+        Delimiter::new(custom).map_err(|err| self.error(at, err.to_string()))
     }
 
     fn leaf(
@@ -447,13 +418,22 @@ impl<'t> Parser<'t, '_, '_> {
     }
 }
 
+/// The prefix letters, in the order messages list them.
+const PREFIXES: [char; 9] = ['G', 'P', 'E', 'L', 'I', 'F', 'S', 'R', 'N'];
+
 fn unknown_prefix(prefix: &str) -> String {
-    const KNOWN: [&str; 8] = ["G", "P", "E", "L", "I", "S", "R", "N"];
-    let upper = prefix.to_ascii_uppercase();
-    if KNOWN.contains(&upper.as_str()) {
-        return format!(
-            "unknown prefix `{prefix}@`: prefixes are case-sensitive, did you mean `{upper}@`?"
-        );
+    let mut chars = prefix.chars();
+    if let (Some(first), rest) = (chars.next(), chars.as_str()) {
+        let upper = first.to_ascii_uppercase();
+        if upper != first && PREFIXES.contains(&upper) && rest.chars().count() <= 1 {
+            return format!(
+                "unknown prefix `{prefix}@`: prefixes are case-sensitive, did you mean `{upper}{rest}@`?"
+            );
+        }
     }
-    format!("unknown prefix `{prefix}@` (expected one of G@, P@, E@, L@, I@, S@, R@, N@)")
+    let known: Vec<String> = PREFIXES.iter().map(|p| format!("{p}@")).collect();
+    format!(
+        "unknown prefix `{prefix}@` (expected one of {})",
+        known.join(", ")
+    )
 }

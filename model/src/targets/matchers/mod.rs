@@ -1,11 +1,15 @@
 //! The leaf matchers a target expression is built from, one per kind that
-//! looks at a node: name globs, regexes and lists, grains (nested keys, lists,
-//! values that contain `:`), labels, subnets and roles. Each is compiled once
-//! from its value text by the function named after its kind, which reports a
-//! [`Fault`] at a byte offset into that text; [`Matcher::matches`] then
-//! answers for a node without allocating.
+//! looks at a node: name globs, regexes and lists, grains and facts, labels,
+//! subnets and roles. Each is compiled once from its value text by the
+//! function named after its kind, which reports a [`Fault`] at a byte offset
+//! into that text; [`Matcher::matches`] then answers for a node without
+//! allocating.
+//!
+//! - `paths` — key paths through grains and facts (nested keys, globs on
+//!   keys, lists, values that contain the delimiter), and label keys.
 
-use std::fmt::Write as _;
+mod paths;
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -13,7 +17,8 @@ use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::glob::{Case, Glob};
-use super::{Candidate, Fault};
+use super::{Candidate, Delimiter, Fault};
+use paths::{LabelReading, Paths};
 
 #[derive(Debug, Clone)]
 pub(super) enum Matcher {
@@ -21,7 +26,8 @@ pub(super) enum Matcher {
     NameRegex(Regex),
     /// Sorted, without duplicates.
     Names(Vec<String>),
-    Grain(Vec<GrainReading>),
+    Grain(Paths),
+    Fact(Paths),
     Label(Vec<LabelReading>),
     Subnet(IpNet),
     Role(Glob),
@@ -35,14 +41,21 @@ impl Matcher {
             Matcher::Names(names) => names
                 .binary_search_by(|name| name.as_str().cmp(node.name))
                 .is_ok(),
-            Matcher::Grain(readings) => readings.iter().any(|r| r.matches(node.grains)),
-            Matcher::Label(readings) => readings.iter().any(|r| {
-                node.labels
-                    .get(&r.key)
-                    .is_some_and(|value| r.value.is_match(value))
-            }),
+            Matcher::Grain(paths) => paths.matches(node.grains),
+            Matcher::Fact(paths) => paths.matches(node.facts),
+            Matcher::Label(readings) => readings.iter().any(|r| r.matches(node.labels)),
             Matcher::Subnet(network) => in_subnet(network, node),
             Matcher::Role(glob) => node.roles.iter().any(|role| glob.is_match(role)),
+        }
+    }
+
+    /// How many patterns beyond one this matcher compiled for the other
+    /// readings of its `key:value` text.
+    pub(super) fn extra_readings(&self) -> usize {
+        match self {
+            Matcher::Grain(paths) => paths.readings().saturating_sub(1),
+            Matcher::Label(readings) => readings.len().saturating_sub(1),
+            _ => 0,
         }
     }
 }
@@ -80,34 +93,31 @@ pub(super) fn role(value: &str) -> Result<Matcher, Fault> {
 }
 
 /// `key:value` with a case-insensitive glob for the value.
-pub(super) fn grain(value: &str) -> Result<Matcher, Fault> {
-    grain_readings(value, |v| {
+pub(super) fn grain(value: &str, delimiter: Delimiter) -> Result<Matcher, Fault> {
+    paths::grain(value, delimiter.as_char(), |v| {
         Glob::new(v, Case::Insensitive).map(Pattern::Glob)
     })
+    .map(Matcher::Grain)
 }
 
 /// `key:value` with a regex for the value, anchored at the start and
 /// case-insensitive like Salt's (which lowercases both sides).
-pub(super) fn grain_regex(value: &str) -> Result<Matcher, Fault> {
-    grain_readings(value, |v| {
+pub(super) fn grain_regex(value: &str, delimiter: Delimiter) -> Result<Matcher, Fault> {
+    paths::grain(value, delimiter.as_char(), |v| {
         anchored_regex(v, Case::Insensitive).map(Pattern::Regex)
     })
+    .map(Matcher::Grain)
 }
 
-/// `key:value` on the flat label map: exact key, case-sensitive glob value.
-pub(super) fn label(value: &str) -> Result<Matcher, Fault> {
-    let mut readings = Vec::new();
-    for (first, colon) in colons(value)?.into_iter().enumerate() {
-        match Glob::new(&value[colon + 1..], Case::Sensitive) {
-            Ok(glob) => readings.push(LabelReading {
-                key: value[..colon].to_owned(),
-                value: glob,
-            }),
-            Err(fault) if first == 0 => return Err(fault.shifted(colon + 1)),
-            Err(_) => {}
-        }
-    }
-    Ok(Matcher::Label(readings))
+/// `os.release.major:12`: a dotted Facter path, a case-insensitive glob.
+pub(super) fn fact(value: &str, delimiter: Delimiter) -> Result<Matcher, Fault> {
+    paths::fact(value, delimiter.as_char()).map(Matcher::Fact)
+}
+
+/// `key:value` on the flat label map: the key exact or a glob, the value a
+/// case-sensitive glob.
+pub(super) fn label(value: &str, delimiter: Delimiter) -> Result<Matcher, Fault> {
+    paths::label(value, delimiter.as_char()).map(Matcher::Label)
 }
 
 /// An IP address, or a network in CIDR notation.
@@ -145,24 +155,6 @@ pub(super) fn subnet(value: &str) -> Result<Matcher, Fault> {
     Ok(Matcher::Subnet(network.trunc()))
 }
 
-/// One way of reading `key:value` text whose value may itself contain `:`:
-/// for `url:http://host:8080` the readings are `url` → `http://host:8080`,
-/// `url:http` → `//host:8080` and `url:http://host` → `8080`. A node
-/// matches when any reading does, as in Salt's `subdict_match`.
-#[derive(Debug, Clone)]
-pub(super) struct GrainReading {
-    path: Vec<String>,
-    /// As written: a key name when the path leads to an object.
-    value_text: String,
-    value: Pattern,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct LabelReading {
-    key: String,
-    value: Glob,
-}
-
 #[derive(Debug, Clone)]
 enum Pattern {
     Glob(Glob),
@@ -175,117 +167,6 @@ impl Pattern {
             Pattern::Glob(glob) => glob.is_match(text),
             Pattern::Regex(regex) => regex.is_match(text),
         }
-    }
-}
-
-/// Byte offsets of the `:`s in `key:value` text, or why it is not that.
-fn colons(text: &str) -> Result<Vec<usize>, Fault> {
-    let colons: Vec<usize> = text.match_indices(':').map(|(at, _)| at).collect();
-    match colons.first() {
-        None => Err(Fault::new(0, format!("expected KEY:VALUE, found `{text}`"))),
-        Some(0) => Err(Fault::new(0, "expected KEY:VALUE, the key is empty")),
-        Some(_) => Ok(colons),
-    }
-}
-
-/// Every reading of `text`. The first (the whole text after the first `:`)
-/// is what the writer most likely meant, so its value must compile; a later
-/// one that does not is skipped, as Salt does.
-fn grain_readings(
-    text: &str,
-    compile: impl Fn(&str) -> Result<Pattern, Fault>,
-) -> Result<Matcher, Fault> {
-    let mut readings = Vec::new();
-    for (first, colon) in colons(text)?.into_iter().enumerate() {
-        let value_text = &text[colon + 1..];
-        match compile(value_text) {
-            Ok(value) => readings.push(GrainReading {
-                path: text[..colon].split(':').map(str::to_owned).collect(),
-                value_text: value_text.to_owned(),
-                value,
-            }),
-            Err(fault) if first == 0 => return Err(fault.shifted(colon + 1)),
-            Err(_) => {}
-        }
-    }
-    Ok(Matcher::Grain(readings))
-}
-
-impl GrainReading {
-    fn matches(&self, grains: &serde_json::Map<String, Value>) -> bool {
-        let Some((top, rest)) = self.path.split_first() else {
-            return false;
-        };
-        grains
-            .get(top)
-            .is_some_and(|grain| walk(grain, rest, &|found| self.matches_found(found)))
-    }
-
-    /// Whether the value found at the end of the key path matches.
-    fn matches_found(&self, found: &Value) -> bool {
-        match found {
-            // As in Salt: `datacenter:*` or `datacenter:rack` asks whether
-            // the key exists.
-            Value::Object(object) => {
-                self.value_text == "*" || object.contains_key(&self.value_text)
-            }
-            Value::Array(items) => items.iter().any(|item| self.matches_found(item)),
-            Value::String(text) => self.value.is_match(text),
-            Value::Bool(true) => self.value.is_match("true"),
-            Value::Bool(false) => self.value.is_match("false"),
-            Value::Null => self.value.is_match("null"),
-            Value::Number(number) => {
-                let mut text = NumberText::default();
-                match write!(text, "{number}") {
-                    Ok(()) => self.value.is_match(text.as_str()),
-                    Err(_) => self.value.is_match(&number.to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// Follows `path` from `value`: through objects by key, through lists by
-/// index (`ipv4:0`) or else into every object in the list that holds the
-/// key; `at_end` judges what is found there.
-fn walk(value: &Value, path: &[String], at_end: &dyn Fn(&Value) -> bool) -> bool {
-    let Some((key, rest)) = path.split_first() else {
-        return at_end(value);
-    };
-    match value {
-        Value::Object(object) => object.get(key).is_some_and(|v| walk(v, rest, at_end)),
-        Value::Array(items) => match key.parse::<usize>() {
-            Ok(index) => items.get(index).is_some_and(|v| walk(v, rest, at_end)),
-            Err(_) => items
-                .iter()
-                .filter_map(|item| item.as_object()?.get(key))
-                .any(|v| walk(v, rest, at_end)),
-        },
-        _ => false,
-    }
-}
-
-/// A number's JSON text without a heap allocation; long enough for any `u64`,
-/// `i64` or shortest-form `f64`.
-#[derive(Default)]
-struct NumberText {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl NumberText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Write for NumberText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let room = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        room.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
