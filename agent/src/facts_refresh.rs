@@ -48,11 +48,15 @@ impl Collector {
     }
 
     /// Everything the master is told, from a machine and a facts
-    /// directory already read.
+    /// directory already read. The facts are Facter's core facts with the
+    /// external facts laid over them key by key: an external fact wins
+    /// over a core fact of the same name, as in Facter.
     pub fn shape(&self, machine: &facts::Machine, external: External) -> Facts {
+        let mut all = facts::facts(machine);
+        all.extend(external.facts);
         Facts {
             grains: facts::grains(&self.id, machine, &self.roles, &self.static_grains),
-            facts: external.facts,
+            facts: all,
             problems: external.problems,
         }
     }

@@ -371,9 +371,16 @@ async fn facts(
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let nodes = client
+    let mut nodes = client
         .nodes(&targeting(&a.how, std::slice::from_ref(&a.target))?)
         .await?;
+    // The stored facts hold only what stays put; load, free memory and
+    // space, uptime come from the last usage report, now.
+    for n in &mut nodes {
+        if let (serde_json::Value::Object(facts), Some(u)) = (&mut n.facts, &n.raw_usage) {
+            cluster_model::facts::with_usage(facts, u);
+        }
+    }
     let at = Lookup {
         what: "fact",
         of: |n| &n.facts,

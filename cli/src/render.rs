@@ -578,6 +578,7 @@ mod tests {
             health: state.into(),
             cache_error: None,
             facts: Value::Null,
+            raw_usage: None,
             fact_problems: vec![],
             checks: Vec::new(),
             alerts: Vec::new(),

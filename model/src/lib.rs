@@ -24,6 +24,8 @@
 //! - [`wire`] — conversions to and from the `cluster_proto` types, written
 //!   once, with precise errors.
 //! - [`time`] — the clock, for shells only.
+//! - [`facts`] — Facter's size format, and the live figures of a usage
+//!   report laid into a node's Facter-shaped facts where they are shown.
 //! - [`watch`] — what a watch on nodes reports: the part of a node's
 //!   status whose change is news, and the diff of two listings.
 
@@ -32,6 +34,7 @@ pub mod alerts;
 pub mod clusterfile;
 pub mod config;
 pub mod event;
+pub mod facts;
 pub mod fs;
 pub mod ids;
 pub mod job;

@@ -18,6 +18,10 @@ pub struct Cpu {
     pub vendor_id: Option<String>,
     /// Whether the text names a `QEMU Virtual CPU` (Salt's KVM hint).
     pub qemu_virtual_cpu: bool,
+    /// Distinct `physical id`s: sockets; `None` where cpuinfo has none.
+    pub physical_count: Option<usize>,
+    /// Each processor's `model name`, in order (Facter's `models`).
+    pub models: Vec<String>,
 }
 
 impl Cpu {
@@ -55,6 +59,7 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
     };
     let mut processors = 0usize;
     let mut declared = None;
+    let mut sockets: Vec<&str> = Vec::new();
     for line in text.lines() {
         let Some((key, val)) = line.split_once(':') else {
             continue;
@@ -68,7 +73,13 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
                 cpu.vendor_id = some(val);
                 cpu.model = some(val).or(cpu.model.take());
             }
-            "model name" | "cpu" => cpu.model = some(val).or(cpu.model.take()),
+            "model name" | "cpu" => {
+                if key == "model name" && !val.is_empty() {
+                    cpu.models.push(val.to_owned());
+                }
+                cpu.model = some(val).or(cpu.model.take());
+            }
+            "physical id" if !sockets.contains(&val) => sockets.push(val),
             "Processor" => {
                 let model = val.split('-').next().unwrap_or_default().trim();
                 cpu.model = some(model).or(cpu.model.take());
@@ -81,6 +92,7 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
         }
     }
     cpu.count = declared.or((processors > 0).then_some(processors));
+    cpu.physical_count = (!sockets.is_empty()).then_some(sockets.len());
     cpu
 }
 

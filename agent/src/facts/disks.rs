@@ -1,32 +1,49 @@
 //! Block devices: `/sys/block`, Salt's `disks` (rotational) and `ssds`
 //! (not rotational). Devices whose sysfs entry lives under
 //! `devices/virtual/` — loop, ram, zram, device-mapper, md — are skipped
-//! as Salt skips them; partitions are not in `/sys/block` at all.
+//! as Salt skips them; partitions are not in `/sys/block` at all. Each
+//! device's size, model and vendor are kept too, for Facter's `disks`.
 
 use super::root::Root;
 
-/// Salt's two lists, each sorted.
+/// Salt's two lists, each sorted, and every device as read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Disks {
     pub disks: Vec<String>,
     pub ssds: Vec<String>,
+    /// Every entry of `/sys/block`, sorted by name.
+    pub devices: Vec<BlockDevice>,
 }
 
 /// One entry of `/sys/block` as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockDevice {
     pub name: String,
     /// Where the entry's link points (`../devices/pci…/block/sda`).
     pub link: Option<String>,
     /// `queue/rotational`'s contents.
     pub rotational: Option<String>,
+    /// Whether it has a `device` entry (a disk behind a driver, not a loop
+    /// or device-mapper device): Facter lists only those.
+    pub has_device: bool,
+    /// `size`: 512-byte sectors.
+    pub sectors: Option<u64>,
+    /// `device/model` and `device/vendor`, trimmed.
+    pub model: Option<String>,
+    pub vendor: Option<String>,
 }
 
 pub fn collect(root: &Root) -> Option<Disks> {
     let names = root.list("/sys/block").ok()?;
-    let devices: Vec<BlockDevice> = names
+    let mut devices: Vec<BlockDevice> = names
         .into_iter()
         .map(|name| BlockDevice {
+            has_device: root.exists(&format!("/sys/block/{name}/device")),
+            sectors: root
+                .read_value(&format!("/sys/block/{name}/size"))
+                .and_then(|s| s.parse().ok()),
+            model: root.read_value(&format!("/sys/block/{name}/device/model")),
+            vendor: root.read_value(&format!("/sys/block/{name}/device/vendor")),
             link: root
                 .link(&format!("/sys/block/{name}"))
                 .ok()
@@ -37,7 +54,10 @@ pub fn collect(root: &Root) -> Option<Disks> {
             name,
         })
         .collect();
-    Some(classify(&devices))
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut disks = classify(&devices);
+    disks.devices = devices;
+    Some(disks)
 }
 
 pub fn classify(devices: &[BlockDevice]) -> Disks {
@@ -70,6 +90,7 @@ mod tests {
             name: name.into(),
             link: Some(link.into()),
             rotational: rotational.map(str::to_owned),
+            ..BlockDevice::default()
         }
     }
 

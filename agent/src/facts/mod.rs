@@ -1,8 +1,9 @@
-//! Facts about the node ("grains"), with Salt's names and value shapes.
+//! Facts about the node: Salt's grains and Facter's core facts, each with
+//! its own names and value shapes, from one collection.
 //!
 //! [`collect`] reads the machine into a [`Machine`], a typed tree that
-//! Salt's grains ([`grains()`]) — and any other shaping of the same facts —
-//! read from. Collection only reads files under a [`Root`] (`/` unless a
+//! Salt's grains ([`grains()`]) and Facter's facts ([`facts()`]) read
+//! from. Collection only reads files under a [`Root`] (`/` unless a
 //! test points it at a fixture tree), the agent's environment and sysinfo's
 //! interface list: it runs no program, asks no DNS server and reads no large
 //! file, and takes a few milliseconds. Each source has a parser from its
@@ -15,6 +16,8 @@
 //!
 //! - [`root`] — [`Root`]: reading files, listings, links, the environment.
 //! - `grains` — [`grains()`], the pure shaping into Salt's grains.
+//! - `facter` — [`facts()`], the pure shaping into Facter's core facts;
+//!   its own `//!` lists how they differ from Facter's.
 //! - [`os`] — os-release, lsb-release: `os`, `os_family`, `osrelease`, …;
 //!   `os_names` holds Salt's name tables.
 //! - [`kernel`] — uname fields, `kernelparams`, `init`, `systemd`.
@@ -25,6 +28,7 @@
 //! - [`dmi`] — firmware identity from sysfs and the device tree.
 //! - [`virt`] — `virtual` and `virtual_subtype`.
 //! - [`disks`], [`gpus`] — block devices and display controllers.
+//! - [`mounts`] — `/proc/self/mounts` with sizes, `/proc/filesystems`.
 //! - [`users`] — the agent process: ids, names, `PATH`, `SHELL`.
 //! - [`locale`], [`tz`] — `locale_info` and `timezone`.
 //! - `tests`, `scenarios` — whole machines: built by hand, fixture trees
@@ -96,10 +100,12 @@ pub mod cpu;
 pub mod disks;
 pub mod dmi;
 pub mod dns;
+mod facter;
 pub mod gpus;
 mod grains;
 pub mod kernel;
 pub mod locale;
+pub mod mounts;
 pub mod names;
 pub mod network;
 pub mod os;
@@ -109,6 +115,7 @@ pub mod tz;
 pub mod users;
 pub mod virt;
 
+pub use facter::facts;
 pub use grains::grains;
 pub use root::Root;
 
@@ -138,6 +145,10 @@ pub struct Machine {
     pub hosts: Option<names::Hosts>,
     pub dns: Option<dns::Resolv>,
     pub disks: Option<disks::Disks>,
+    /// `/proc/self/mounts`, with sizes.
+    pub mounts: Option<Vec<mounts::Mount>>,
+    /// `/proc/filesystems`' types that need a device.
+    pub filesystems: Option<Vec<String>>,
     pub gpus: Option<Vec<gpus::Gpu>>,
     pub process: users::Process,
     pub locale: locale::Locale,
@@ -185,6 +196,8 @@ pub fn collect_at(root: &Root) -> Machine {
         hosts: root.read("/etc/hosts").ok().map(|t| names::parse_hosts(&t)),
         dns: dns::collect(root),
         disks: disks::collect(root),
+        mounts: mounts::collect(root),
+        filesystems: mounts::collect_filesystems(root),
         gpus: gpus::collect(root),
         process: users::collect(root),
         locale: locale::collect(root, now),

@@ -247,6 +247,10 @@ pub struct NodeView {
     /// in `nodes -o json`, which has the grains).
     #[serde(skip)]
     pub facts: serde_json::Value,
+    /// The last usage report as the master sent it, for the live figures
+    /// `clusterctl facts` lays into the facts.
+    #[serde(skip)]
+    pub raw_usage: Option<cluster_model::Usage>,
     /// The external fact sources that failed: `source: why`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fact_problems: Vec<String>,
@@ -360,6 +364,7 @@ impl From<NodeStatus> for NodeView {
                     since: rfc3339(c.since_ms),
                 })
                 .collect(),
+            raw_usage: s.usage.clone(),
             usage: s.usage.map(|u| UsageView {
                 cpu_percent: u.cpu_percent,
                 load: u.load,

@@ -130,6 +130,7 @@ mod tests {
             alerts: vec![],
             levels: None,
             facts: serde_json::Value::Null,
+            raw_usage: None,
             fact_problems: vec![],
             usage: Some(UsageView {
                 cpu_percent: cpu,

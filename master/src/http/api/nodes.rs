@@ -75,14 +75,22 @@ pub async fn grains(
     Ok(Json(Value::Object(one(&http, &name)?.node.grains)))
 }
 
-/// The node's Facter-shaped facts (external facts among them).
+/// The node's Facter-shaped facts (external facts among them), with the
+/// live figures of its last usage report.
 pub async fn facts(
     State(http): State<Http>,
     auth: Authed,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.may(&http, Permission::Read, "read facts").await?;
-    Ok(Json(Value::Object(one(&http, &name)?.node.facts)))
+    let n = one(&http, &name)?;
+    let mut facts = n.node.facts;
+    // Live figures from the last usage report, read now: the stored facts
+    // hold only what stays put.
+    if let Some(u) = &n.usage {
+        cluster_model::facts::with_usage(&mut facts, u);
+    }
+    Ok(Json(Value::Object(facts)))
 }
 
 #[derive(Deserialize)]
