@@ -66,7 +66,7 @@ has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 features=()
 if has hafailover || has hadrain || has hafanout; then features=(--features cluster-cli/etcd); fi
 cargo build --release --workspace --bins --quiet "${features[@]}"
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 
