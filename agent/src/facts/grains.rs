@@ -248,7 +248,9 @@ fn network(m: &Machine, put: &mut Put<'_>) {
 /// The agent process, its locale and the system's zone.
 fn process(m: &Machine, put: &mut Put<'_>) {
     let p = &m.process;
-    some(put, "pid", p.pid);
+    // No `pid`: it changes at every start, and a change of grains is a
+    // write and an event — an agent back unchanged must cost the master
+    // nothing.
     some(put, "uid", p.uid);
     some(put, "gid", p.gid);
     some(put, "username", p.username.clone());

@@ -94,7 +94,8 @@
 //! - Added: `timezone` (Salt has it on Windows only), `agent_version` (in
 //!   place of `saltversion`). Not provided: `master`, `saltpath`,
 //!   `pythonversion` and the other Salt-internal grains, `selinux`, `efi`,
-//!   `server_id`, `ps`, `cwd`.
+//!   `server_id`, `ps`, `cwd`, and `pid` (it changes at every start: an
+//!   agent back unchanged must cost the master no write).
 
 pub mod cpu;
 pub mod disks;

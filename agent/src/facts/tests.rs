@@ -137,7 +137,7 @@ fn this_machine() {
             .as_array()
             .is_some_and(|a| a.contains(&json!("127.0.0.1")))
     );
-    assert!(g["pid"].as_u64() == Some(u64::from(std::process::id())));
+    assert!(g.get("pid").is_none());
     assert!(g.contains_key("virtual") && g.contains_key("os") && g.contains_key("cpuarch"));
     no_empty_strings("", &Value::Object(g));
     // The target is 20 ms in a release build; generous for debug builds on

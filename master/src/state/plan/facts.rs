@@ -16,9 +16,6 @@ const MAX_SOURCE_CHARS: usize = 128;
 const MAX_PROBLEM_CHARS: usize = 256;
 /// How many changed keys an event names before "+N more".
 const NAMED_KEYS: usize = 8;
-/// Grains that change at every start of the agent, whatever the machine
-/// does: kept, but their change is no event.
-const RESTARTS_CHANGE: &[&str] = &["pid"];
 
 /// An agent's facts, collected again.
 pub struct UpdateFacts {
@@ -72,7 +69,6 @@ pub(super) fn lay(
     changed_keys(&node.grains, grains, "", &mut moved);
     changed_keys(&node.facts, facts, "facts.", &mut moved);
     let changed = !moved.is_empty() || node.fact_problems != problems;
-    moved.retain(|k| !RESTARTS_CHANGE.contains(&k.as_str()));
 
     let failing: Vec<&FactProblem> = problems
         .iter()
@@ -226,30 +222,6 @@ mod tests {
         };
         let c = step(&mut st, &fixed, NOW + 3);
         assert_eq!(details(&c), ["external facts read again: rack.sh"]);
-    }
-
-    #[test]
-    fn a_new_pid_is_kept_without_an_event() {
-        let mut st = state();
-        run(
-            &mut st,
-            &Register {
-                hello: hello("web-1"),
-            },
-            NOW,
-        )
-        .unwrap();
-        let id: NodeId = "web-1".try_into().unwrap();
-        let update = UpdateFacts {
-            node: id.clone(),
-            facts: Facts {
-                grains: obj(json!({"pid": 4242})),
-                ..Facts::default()
-            },
-        };
-        let c = step(&mut st, &update, NOW + 1);
-        assert!(c.events.is_empty(), "{:?}", details(&c));
-        assert_eq!(st.node(&id).unwrap().value.grains["pid"], 4242);
     }
 
     #[test]
