@@ -172,14 +172,19 @@ async fn tail(from: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    Some(cut_line(line))
+}
+
+/// `line`, cut to [`LINE_MAX`] bytes (at a character's edge) with "…".
+pub(crate) fn cut_line(line: &str) -> String {
     if line.len() <= LINE_MAX {
-        return Some(line.to_owned());
+        return line.to_owned();
     }
     let mut end = LINE_MAX;
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    Some(format!("{}…", &line[..end]))
+    format!("{}…", &line[..end])
 }
 
 async fn command(argv: &[String], expect: i32, timeout: Duration) -> Attempt {

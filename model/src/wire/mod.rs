@@ -5,6 +5,7 @@
 //! project builds or reads a wire type field by field.
 //!
 //! - `node` — nodes, their specs, health, usage, checks, balancer reports.
+//! - `levels` — a node's alert levels (`NodeInfo.levels`).
 //! - `session` — an agent's session: hello, snapshot, delta, ack, jobs.
 //! - `control` — clusterctl's calls: events, jobs, keys, upstreams and
 //!   routes.
@@ -13,6 +14,7 @@
 //! - `rotation` — drains: results, pending reasons, events.
 
 mod control;
+mod levels;
 mod node;
 mod parts;
 mod rotation;

@@ -2,7 +2,7 @@
 //! offline flags, hosts lines, health, usage, checks, balancer reports.
 
 use super::{WireError, enum_of, node_id, node_name, required};
-use crate::alerts::{Levels, Metric, MetricLevels, Notice, NoticeStatus, Severity};
+use crate::alerts::{Notice, NoticeStatus, Severity};
 use crate::node::{
     Applied, CheckResult, Grains, HealthStatus, HostEntry, LbBackend, LbReport, LbSource, Node,
     NodeSpec, NodeState, NodeStatus, OfflineFlag,
@@ -345,53 +345,15 @@ impl From<&NodeStatus> for pb::NodeInfo {
             checks: s.checks.iter().map(Into::into).collect(),
             registered_ms: n.registered_ms,
             alerts: s.alerts.iter().map(Into::into).collect(),
-            levels: s.levels.as_ref().map(levels_to_wire).unwrap_or_default(),
+            levels: s
+                .levels
+                .as_ref()
+                .map(super::levels::to_wire)
+                .unwrap_or_default(),
             facts_json: serde_json::Value::Object(n.facts.clone()).to_string(),
             fact_problems: n.fact_problems.iter().map(Into::into).collect(),
         }
     }
-}
-
-fn levels_to_wire(l: &Levels) -> Vec<pb::MetricLevels> {
-    Metric::ALL
-        .into_iter()
-        .map(|m| {
-            let v = l.get(m);
-            pb::MetricLevels {
-                metric: m.as_str().to_owned(),
-                careful: v.careful,
-                warning: v.warning,
-                critical: v.critical,
-                clear: v.clear,
-                for_ms: v.for_ms,
-                enabled: v.enabled,
-            }
-        })
-        .collect()
-}
-
-/// A node's levels (`None` when the master sent none). A metric it did
-/// not send keeps its default.
-fn levels_of(wire: Vec<pb::MetricLevels>) -> Result<Option<Levels>, WireError> {
-    if wire.is_empty() {
-        return Ok(None);
-    }
-    let mut levels = Levels::default();
-    for w in wire {
-        let metric: Metric = w
-            .metric
-            .parse()
-            .map_err(|e: String| WireError::invalid("node.levels.metric", e))?;
-        *levels.get_mut(metric) = MetricLevels {
-            careful: w.careful,
-            warning: w.warning,
-            critical: w.critical,
-            clear: w.clear,
-            for_ms: w.for_ms,
-            enabled: w.enabled,
-        };
-    }
-    Ok(Some(levels))
 }
 
 impl TryFrom<pb::NodeInfo> for NodeStatus {
@@ -416,7 +378,7 @@ impl TryFrom<pb::NodeInfo> for NodeStatus {
                 .into_iter()
                 .map(|a| alert_of(a, n.name.as_str(), &n.roles))
                 .collect::<Result<_, _>>()?,
-            levels: levels_of(n.levels)?,
+            levels: super::levels::of(n.levels)?,
             node: Node {
                 id: node_id(n.id, "node.id")?,
                 name: node_name(n.name, "node.name")?,
@@ -545,7 +507,7 @@ mod tests {
                 why: String::new(),
             }],
             levels: Some({
-                let mut l = Levels::default();
+                let mut l = crate::alerts::Levels::default();
                 l.disk.warning = 85.0;
                 l.load.enabled = false;
                 l

@@ -12,8 +12,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The most an executable may print on stdout (and a data file may hold).
 pub const OUTPUT_MAX: usize = 256 * 1024;
-/// How much of a failing executable's first stderr line is told.
-const LINE_MAX: usize = 200;
 /// How much of stderr is kept to find that line in.
 const STDERR_KEPT: usize = 4096;
 /// How long the output may take to be read after the group died.
@@ -166,18 +164,12 @@ async fn drain<T>(reader: tokio::task::JoinHandle<T>) -> Option<T> {
     }
 }
 
-/// The first non-empty line of `bytes`, cut to [`LINE_MAX`] bytes.
+/// The first non-empty line of `bytes`, cut as a check's output is
+/// ([`crate::checks::probe::LINE_MAX`] bytes).
 fn first_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    if line.len() <= LINE_MAX {
-        return Some(line.to_owned());
-    }
-    let mut end = LINE_MAX;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(format!("{}…", &line[..end]))
+    Some(crate::checks::probe::cut_line(line))
 }
 
 /// An I/O error as a few words: "permission denied", not
