@@ -90,6 +90,44 @@ pub fn publish(shared: &Shared, facts: Facts) -> bool {
     })
 }
 
+/// Collects on request (`clusterctl grains refresh`): what it says back.
+#[derive(Clone)]
+pub struct Refresher {
+    pub collector: Collector,
+    pub shared: Arc<Shared>,
+}
+
+impl Refresher {
+    /// Collects again and publishes what changed; the line the job prints
+    /// (which keys moved, which sources fail), or why nothing was read.
+    pub async fn refresh(&self) -> Result<String, String> {
+        let Some(facts) = self.collector.collect().await else {
+            return Err(
+                "collecting facts failed (see the agent's log); the last ones stand".into(),
+            );
+        };
+        let before = self.shared.facts.borrow().clone();
+        let moved = cluster_model::facts::changed_keys(
+            &before.grains,
+            &facts.grains,
+            &before.facts,
+            &facts.facts,
+        );
+        let failing: Vec<String> = facts.problems.iter().map(ToString::to_string).collect();
+        publish(&self.shared, facts);
+        tracing::info!(changed = moved.len(), "facts collected again, as asked");
+        let mut line = if moved.is_empty() {
+            "facts unchanged".to_owned()
+        } else {
+            format!("facts changed: {}", cluster_model::facts::named(&moved))
+        };
+        if !failing.is_empty() {
+            line.push_str(&format!("; external facts failing: {}", failing.join("; ")));
+        }
+        Ok(line)
+    }
+}
+
 /// When facts are collected again.
 #[derive(Debug, Clone, Copy)]
 pub struct When {

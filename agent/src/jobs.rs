@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use cluster_model::job::{JobDone, JobOutput, OutputStream};
+pub use cluster_model::job::{Builtin, JobDone, JobOutput, OutputStream};
 
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long output may keep flowing after the command exited (a child it
@@ -27,7 +27,9 @@ const DRAIN: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: String,
+    /// Empty for a built-in job.
     pub argv: Vec<String>,
+    pub builtin: Option<Builtin>,
     pub timeout: Option<Duration>,
     pub output_limit: u64,
     /// Set in the command's environment (`CLUSTERCTL_NODE`, `CLUSTERCTL_JOB`).
@@ -44,6 +46,8 @@ pub enum JobEvent {
 pub struct Runner {
     enabled: bool,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Collects facts for `refresh_facts`; `None`: the job fails clearly.
+    facts: Option<crate::facts_refresh::Refresher>,
 }
 
 impl Runner {
@@ -51,6 +55,16 @@ impl Runner {
         Arc::new(Runner {
             enabled,
             running: Mutex::new(HashMap::new()),
+            facts: None,
+        })
+    }
+
+    /// A runner that also does the built-in jobs.
+    pub fn with_facts(enabled: bool, facts: crate::facts_refresh::Refresher) -> Arc<Runner> {
+        Arc::new(Runner {
+            enabled,
+            running: Mutex::new(HashMap::new()),
+            facts: Some(facts),
         })
     }
 
@@ -65,7 +79,10 @@ impl Runner {
         let runner = self.clone();
         tokio::spawn(async move {
             let id = job.id.clone();
-            let outcome = if runner.enabled {
+            let outcome = if let Some(b) = job.builtin {
+                // Runs no program: allowed where remote execution is off.
+                builtin(runner.facts.as_ref(), b, &job, &events, token).await
+            } else if runner.enabled {
                 run(job, &events, token).await
             } else {
                 JobDone {
@@ -91,6 +108,62 @@ impl Runner {
             t.cancel();
         }
     }
+}
+
+/// A built-in job: its line on stdout, exit 0; or its error. The session
+/// sends the facts it published before its result.
+async fn builtin(
+    facts: Option<&crate::facts_refresh::Refresher>,
+    b: Builtin,
+    job: &Job,
+    events: &mpsc::Sender<JobEvent>,
+    token: CancellationToken,
+) -> JobDone {
+    let started = Instant::now();
+    let mut outcome = JobDone {
+        job_id: job.id.clone(),
+        ..JobDone::default()
+    };
+    let said = match (b, facts) {
+        (Builtin::RefreshFacts, Some(f)) => {
+            let timeout = async {
+                match job.timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                said = f.refresh() => said,
+                _ = timeout => {
+                    outcome.timed_out = true;
+                    Err("collecting facts took longer than the job's timeout".into())
+                }
+                _ = token.cancelled() => {
+                    outcome.cancelled = true;
+                    Err("cancelled".into())
+                }
+            }
+        }
+        (Builtin::RefreshFacts, None) => Err("this agent collects no facts".into()),
+    };
+    match said {
+        Ok(line) => {
+            let data = format!("{line}\n").into_bytes();
+            let out = JobOutput {
+                job_id: job.id.clone(),
+                stream: OutputStream::Stdout,
+                data,
+            };
+            let _ = events.send(JobEvent::Output(out)).await;
+        }
+        Err(_) if outcome.timed_out || outcome.cancelled => outcome.exit_code = -1,
+        Err(e) => {
+            outcome.exit_code = 1;
+            outcome.error = e;
+        }
+    }
+    outcome.duration_ms = started.elapsed().as_millis() as u64;
+    outcome
 }
 
 fn kill_group(pgid: Option<u32>, signal: i32) {
@@ -266,6 +339,7 @@ mod tests {
         Job {
             id: "j1".into(),
             argv: argv.iter().map(|s| s.to_string()).collect(),
+            builtin: None,
             timeout: None,
             output_limit: 1 << 20,
             env: Vec::new(),

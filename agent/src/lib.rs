@@ -223,6 +223,10 @@ pub async fn run(
         });
     }
     let dry_run = config.dry_run.then(|| token.clone());
+    let refresher = facts_refresh::Refresher {
+        collector: collector.clone(),
+        shared: shared.clone(),
+    };
     tokio::spawn(facts_refresh::run(
         collector,
         shared.clone(),
@@ -260,7 +264,7 @@ pub async fn run(
         shared: shared.clone(),
         cache,
         enrollment,
-        runner: jobs::Runner::new(config.remote_exec),
+        runner: jobs::Runner::with_facts(config.remote_exec, refresher),
         hosts_file: config.manage_hosts.then(|| {
             let f = hosts::HostsFile::new(&config.hosts_file);
             // What a write killed before its rename left behind.

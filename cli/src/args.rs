@@ -43,7 +43,8 @@ pub enum Output {
 pub enum Command {
     /// List nodes with their state, address and load.
     Nodes(NodesArgs),
-    /// Show grains (facts) of the targeted nodes, or one grain by key (nested keys with ':').
+    /// Show grains (facts) of the targeted nodes, or one grain by key (nested keys with ':');
+    /// `grains refresh TARGET` has them collected again.
     Grains(GrainsArgs),
     /// Show Facter-shaped facts of the targeted nodes, or one by its dotted path (`os.release.full`).
     Facts(FactsArgs),
@@ -400,13 +401,39 @@ pub enum NodesAction {
 }
 
 #[derive(ClapArgs, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct GrainsArgs {
+    #[command(subcommand)]
+    pub action: Option<GrainsAction>,
     #[command(flatten)]
     pub how: TargetFlags,
     /// Node name, glob, or expression with a target flag.
-    pub target: String,
+    #[arg(required = true)]
+    pub target: Option<String>,
     /// Grain key; nested keys joined with ':' (e.g. `os_family`, `datacenter:rack`).
     pub key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrainsAction {
+    /// Have the targeted agents collect grains and facts again (external
+    /// facts too) and send them; prints what changed on each (operator).
+    Refresh(GrainsRefreshArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct GrainsRefreshArgs {
+    #[command(flatten)]
+    pub how: TargetFlags,
+    /// Which nodes: a name, a glob, or an expression with a target flag.
+    pub target: String,
+    /// Per node, e.g. 30s (default: no limit; a hanging external fact is
+    /// stopped at the agent's facts_timeout anyway).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Nodes at once: a number or a percentage (a sliding window).
+    #[arg(long, short = 'b')]
+    pub batch: Option<String>,
 }
 
 #[derive(ClapArgs, Debug)]

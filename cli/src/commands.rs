@@ -1,8 +1,8 @@
 //! What each subcommand does: resolve the master, call it, render.
 
 use crate::args::{
-    CaCommand, Cli, Command, FactsArgs, GrainsArgs, KeysCommand, LabelArgs, NodegroupCommand,
-    NodesAction, Output, TokenCommand, UserAddArgs, UserCommand, UserRole,
+    CaCommand, Cli, Command, FactsArgs, GrainsAction, GrainsArgs, KeysCommand, LabelArgs,
+    NodegroupCommand, NodesAction, Output, TokenCommand, UserAddArgs, UserCommand, UserRole,
 };
 use crate::client::{Client, KeyDecision};
 use crate::context::{Context, Target};
@@ -354,8 +354,15 @@ async fn grains(
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let target = match (a.action, a.target) {
+        (Some(GrainsAction::Refresh(r)), _) => {
+            return crate::run::refresh_facts(client, r, output, out).await;
+        }
+        (None, Some(target)) => target,
+        (None, None) => return Err(Failure::bad_input("grains: a target is required")),
+    };
     let nodes = client
-        .nodes(&targeting(&a.how, std::slice::from_ref(&a.target))?)
+        .nodes(&targeting(&a.how, std::slice::from_ref(&target))?)
         .await?;
     let at = Lookup {
         what: "grain",

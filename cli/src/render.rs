@@ -356,7 +356,7 @@ pub fn jobs_table(jobs: &[JobView]) -> String {
             } else {
                 ok.to_string()
             },
-            j.argv.join(" "),
+            j.command(),
         ]);
     }
     trim_lines(&t.to_string())
@@ -369,7 +369,7 @@ pub fn job_text(j: &JobView) -> String {
         j.id,
         j.by,
         j.target,
-        j.argv.join(" "),
+        j.command(),
         j.started,
         if j.finished.is_empty() {
             "(running)"

@@ -3,11 +3,12 @@
 //! summary; exit non-zero when any node failed, timed out or was not
 //! connected. Ctrl-C cancels the job on every node.
 
-use crate::args::{Output, RunArgs};
-use crate::client::{Client, JobResultView, RunEvent};
+use crate::args::{GrainsRefreshArgs, Output, RunArgs};
+use crate::client::{Client, Job, JobResultView, RunEvent};
 use crate::commands::{print_json, write_out};
 use crate::targeting::targeting;
 use crate::{Failure, render};
+use cluster_model::job::Builtin;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -60,7 +61,32 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let target = targeting(&a.how, std::slice::from_ref(&a.target))?;
-    let mut stream = client.run(&target, a.command, a.timeout, a.batch).await?;
+    let job = Job::Command(a.command);
+    let stream = client.run(&target, job, a.timeout, a.batch).await?;
+    follow(stream, output, out).await
+}
+
+/// `clusterctl grains refresh TARGET`: the built-in job that has each
+/// agent collect its grains and facts again; each node's output says what
+/// changed, and when it is done the master has them.
+pub async fn refresh_facts(
+    client: &mut Client,
+    a: GrainsRefreshArgs,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let target = targeting(&a.how, std::slice::from_ref(&a.target))?;
+    let job = Job::Builtin(Builtin::RefreshFacts);
+    let stream = client.run(&target, job, a.timeout, a.batch).await?;
+    follow(stream, output, out).await
+}
+
+/// Prints a started job's events as they come, then its summary.
+async fn follow(
+    mut stream: tonic::Streaming<cluster_proto::RunEvent>,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     let table = output == Output::Table;
     let mut lines = Lines::default();
     let mut job_id = String::new();

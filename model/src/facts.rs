@@ -8,6 +8,7 @@
 //! `system_uptime` — comes from the node's last usage report, laid into
 //! Facter's shapes by [`with_usage`] where facts are shown.
 
+use crate::Grains;
 use crate::usage::Usage;
 use serde_json::{Map, Value, json};
 
@@ -123,6 +124,48 @@ fn object<'m>(m: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, V
         Value::Object(o) => o,
         _ => unreachable!("made an object above"),
     }
+}
+
+/// How many changed keys a message names before "(+N more)".
+const NAMED_KEYS: usize = 8;
+
+/// The keys that differ between two collections, sorted: top-level grains
+/// by name, then top-level facts as `facts.NAME`.
+pub fn changed_keys(
+    old_grains: &Grains,
+    new_grains: &Grains,
+    old_facts: &Grains,
+    new_facts: &Grains,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (old, new, prefix) in [
+        (old_grains, new_grains, ""),
+        (old_facts, new_facts, "facts."),
+    ] {
+        let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            if old.get(k) != new.get(k) {
+                out.push(format!("{prefix}{}", crate::limits::printable_cut(k, 64)));
+            }
+        }
+    }
+    out
+}
+
+/// `keys` for a message: the first few, and how many more.
+pub fn named(keys: &[String]) -> String {
+    let mut s = keys
+        .iter()
+        .take(NAMED_KEYS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > NAMED_KEYS {
+        s.push_str(&format!(" (+{} more)", keys.len() - NAMED_KEYS));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -57,12 +57,56 @@ pub struct JobNodeResult {
     pub truncated: bool,
 }
 
+/// A job the agent does itself, running no program (Salt's
+/// `saltutil.refresh_grains`). Allowed on a node whose `remote_exec` is
+/// off, and to operators: it changes nothing but what the master knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// Collect grains and facts again (external facts included) and send
+    /// them before the job's result: when the job is done, the master has
+    /// them. `clusterctl grains refresh`.
+    RefreshFacts,
+}
+
+impl Builtin {
+    /// The name on the wire and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::RefreshFacts => "refresh_facts",
+        }
+    }
+
+    /// The job by its wire name: `Ok(None)` for none (empty), an error
+    /// naming the unknown one.
+    pub fn parse(name: &str) -> Result<Option<Builtin>, String> {
+        match name {
+            "" => Ok(None),
+            "refresh_facts" => Ok(Some(Builtin::RefreshFacts)),
+            other => Err(format!(
+                "unknown built-in job {:?} (known: refresh_facts)",
+                crate::limits::excerpt(other)
+            )),
+        }
+    }
+
+    /// As people ask for it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Builtin::RefreshFacts => "clusterctl grains refresh",
+        }
+    }
+}
+
 /// A remote execution, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Time-ordered (Salt's jid shape): `YYYYMMDDhhmmssffffff`.
     pub id: String,
+    /// Empty for a built-in job.
     pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<Builtin>,
     /// The target as typed, for people.
     pub target: String,
     pub by: String,
@@ -70,6 +114,16 @@ pub struct JobRecord {
     /// 0 while running.
     pub finished_ms: u64,
     pub results: Vec<JobNodeResult>,
+}
+
+impl JobRecord {
+    /// What ran, for people: the command line, or the built-in job's.
+    pub fn command(&self) -> String {
+        match self.builtin {
+            Some(b) => b.command().to_owned(),
+            None => self.argv.join(" "),
+        }
+    }
 }
 
 /// Which of a command's outputs a chunk is from.
@@ -85,7 +139,9 @@ pub enum OutputStream {
 pub enum JobCommand {
     Run {
         job_id: String,
+        /// Empty for a built-in job.
         argv: Vec<String>,
+        builtin: Option<Builtin>,
         timeout: Option<std::time::Duration>,
         /// The agent drops (and counts) output beyond this.
         output_limit: u64,

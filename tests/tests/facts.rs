@@ -170,3 +170,91 @@ async fn external_facts_reach_the_master_and_sighup_sends_what_changed() {
         true
     );
 }
+
+/// `clusterctl grains refresh`: a built-in job each agent does itself (on
+/// a node with remote execution off too, and for an operator, who may not
+/// run commands); each node says what changed, and when the job is done
+/// the master has the new facts — read at once, not waited for.
+#[tokio::test(flavor = "multi_thread")]
+async fn grains_refresh_collects_again_and_the_master_has_it_when_done() {
+    let ip = "127.0.0.192";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .spawn();
+    let admin = master.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let facts_d = dir.path().join("facts.d");
+    std::fs::create_dir(&facts_d).unwrap();
+    let _web1 = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.193")
+        .config(&format!(
+            "remote_exec = false\nfacts_dir = {:?}\n",
+            facts_d.display().to_string()
+        ))
+        .spawn();
+    let _web2 = AgentProc::builder("web-2", &master)
+        .addr("127.0.0.194")
+        .spawn();
+    connected(&admin, 2).await;
+    let users = tempfile::tempdir().unwrap();
+    let out = users.path().to_str().unwrap();
+    for (name, role) in [("olga", "operator"), ("rita", "read")] {
+        ctl(&admin, &["user", "add", name, "--role", role, "--out", out])
+            .await
+            .ok();
+    }
+    let as_user = |name: &str| {
+        admin.with_identity(
+            users.path().join(format!("{name}.crt")),
+            users.path().join(format!("{name}.key")),
+        )
+    };
+    let (olga, rita) = (as_user("olga"), as_user("rita"));
+
+    write(&facts_d, "zone.txt", "zone=z1\n");
+    let refreshed = ctl(&olga, &["grains", "refresh", "web-*"]).await.ok();
+    let text = &refreshed.stdout;
+    assert!(
+        text.contains("[web-1] out: facts changed: facts.zone\n"),
+        "{text}"
+    );
+    assert!(text.contains("[web-2] out: facts unchanged\n"), "{text}");
+    // Done means recorded: no waiting here.
+    let zone = ctl(&admin, &["facts", "web-1", "zone"]).await.ok().stdout;
+    assert_eq!(zone.trim(), "z1");
+    let events = fact_events(&admin).await;
+    assert!(
+        events.iter().any(|e| e == "facts changed: facts.zone"),
+        "{events:?}"
+    );
+
+    // The same again changes nothing; the job is listed by what it is.
+    let again = ctl(&admin, &["grains", "refresh", "web-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["builtin"], "refresh_facts", "{again}");
+    assert_eq!(
+        again["results"][0]["stdout"], "facts unchanged\n",
+        "{again}"
+    );
+    let jobs = ctl(&admin, &["jobs"]).await.ok().stdout;
+    assert!(jobs.contains("clusterctl grains refresh"), "{jobs}");
+
+    // Still not a way to run commands: web-1 refuses them, olga may not.
+    let run = ctl(&admin, &["run", "web-1", "--", "true"]).await;
+    assert!(run.stdout.contains("remote_exec = false"), "{run:?}");
+    let run = ctl(&olga, &["run", "web-2", "--", "true"]).await;
+    assert!(
+        run.stderr.contains("run commands needs an admin"),
+        "{run:?}"
+    );
+    // A reader may not refresh.
+    let denied = ctl(&rita, &["grains", "refresh", "web-1"]).await;
+    assert!(
+        denied
+            .stderr
+            .contains("refresh facts needs an operator or an admin"),
+        "{denied:?}"
+    );
+}

@@ -54,6 +54,7 @@ pub fn job(cmd: JobCommand, node: &str) -> Option<Job> {
     let JobCommand::Run {
         job_id,
         argv,
+        builtin,
         timeout,
         output_limit,
     } = cmd
@@ -67,6 +68,7 @@ pub fn job(cmd: JobCommand, node: &str) -> Option<Job> {
         ],
         id: job_id,
         argv,
+        builtin,
         timeout,
         output_limit,
     })

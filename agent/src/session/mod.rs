@@ -17,6 +17,7 @@ pub use rotation::{CONNECT_TIMEOUT, Rotation, backoff};
 use crate::enroll::{Credentials, Enrollment, Progress};
 use crate::state::{Cache, Desired, Shared};
 use crate::usage::Sampler;
+use cluster_model::job::{JobCommand, JobDone};
 use cluster_model::session::{Ack, Delta, Hello, Snapshot};
 use cluster_proto as pb;
 use pb::agent_message::Msg as Out;
@@ -307,7 +308,18 @@ async fn once(
             Some(ev) = job_rx.recv() => {
                 let msg = match &ev {
                     crate::jobs::JobEvent::Output(o) => Out::Output(o.into()),
-                    crate::jobs::JobEvent::Done(d) => Out::Done(d.into()),
+                    crate::jobs::JobEvent::Done(d) => {
+                        // Facts a job published (`grains refresh`) go
+                        // first: the master has them when the job is done.
+                        if facts_rx.has_changed().unwrap_or(false) {
+                            let facts = facts_rx.borrow_and_update().clone();
+                            let msg = Out::Facts((&*facts).into());
+                            if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
+                                return Err(SessionError::Closed);
+                            }
+                        }
+                        Out::Done(d.into())
+                    }
                 };
                 if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
                     return Err(SessionError::Closed);
@@ -345,11 +357,23 @@ async fn once(
                         }
                     }
                     Some(In::Run(r)) => {
-                        tracing::info!(job = %r.job_id, argv = ?r.argv, "running a job");
-                        if let Some(job) = convert::job(r.into(), &ctx.shared.current().name) {
-                            ctx.runner.start(job, job_tx.clone());
+                        tracing::info!(job = %r.job_id, argv = ?r.argv, builtin = %r.builtin, "running a job");
+                        let job_id = r.job_id.clone();
+                        match JobCommand::try_from(r) {
+                            Ok(cmd) => {
+                                if let Some(job) = convert::job(cmd, &ctx.shared.current().name) {
+                                    ctx.runner.start(job, job_tx.clone());
+                                }
+                                None
+                            }
+                            // A built-in job of a newer master: said so, not run.
+                            Err(e) => Some(Out::Done((&JobDone {
+                                job_id,
+                                exit_code: -1,
+                                error: format!("{e} (this agent is version {})", env!("CARGO_PKG_VERSION")),
+                                ..JobDone::default()
+                            }).into())),
                         }
-                        None
                     }
                     Some(In::Cancel(c)) => {
                         tracing::info!(job = %c.job_id, "cancelling a job");

@@ -298,6 +298,15 @@ pub(crate) fn target_pb(t: &Targeting) -> pb::Target {
     }
 }
 
+/// What a job does on each node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// A program and its arguments (no shell).
+    Command(Vec<String>),
+    /// Something the agent does itself (`grains refresh`).
+    Builtin(cluster_model::job::Builtin),
+}
+
 /// A job's events as clusterctl handles them.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -322,15 +331,20 @@ impl Client {
     pub async fn run(
         &mut self,
         target: &Targeting,
-        argv: Vec<String>,
+        job: Job,
         timeout: Option<Duration>,
         batch: Option<String>,
     ) -> Result<tonic::Streaming<pb::RunEvent>, Failure> {
+        let (argv, builtin) = match job {
+            Job::Command(argv) => (argv, String::new()),
+            Job::Builtin(b) => (Vec::new(), b.name().to_owned()),
+        };
         let mut request = tonic::Request::new(pb::RunRequest {
             target: Some(target_pb(target)),
             argv,
             timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
             batch: batch.unwrap_or_default(),
+            builtin,
         });
         RequestId::random().attach(&mut request);
         Ok(self

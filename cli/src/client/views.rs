@@ -172,7 +172,11 @@ pub struct JobResultView {
 #[derive(Debug, Clone, Serialize)]
 pub struct JobView {
     pub id: String,
+    /// Empty for a built-in job.
     pub argv: Vec<String>,
+    /// A built-in job's name (`refresh_facts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<cluster_model::job::Builtin>,
     pub target: String,
     pub by: String,
     pub started: String,
@@ -197,6 +201,7 @@ pub(super) fn job_view(j: JobRecord) -> JobView {
     JobView {
         id: j.id,
         argv: j.argv,
+        builtin: j.builtin,
         target: j.target,
         by: j.by,
         started: rfc3339(j.started_ms),
@@ -206,6 +211,16 @@ pub(super) fn job_view(j: JobRecord) -> JobView {
             rfc3339(j.finished_ms)
         },
         results: j.results.into_iter().map(result_view).collect(),
+    }
+}
+
+impl JobView {
+    /// What ran, for people.
+    pub fn command(&self) -> String {
+        match self.builtin {
+            Some(b) => b.command().to_owned(),
+            None => self.argv.join(" "),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use super::auth::{Permission, authorize, revocable};
 use super::convert::{invalid, required_target, status_of};
 use crate::cluster::{Cluster, DrainRequest, KeyDecision};
 use crate::jobs::{self, Jobs};
+use cluster_model::job::Builtin;
 use cluster_model::wire;
 use cluster_proto as pb;
 use std::pin::Pin;
@@ -197,7 +198,16 @@ impl pb::control_server::Control for ControlSvc {
     }
 
     async fn run(&self, request: Request<pb::RunRequest>) -> Result<Response<RunStream>, Status> {
-        let caller = authorize(&self.cluster, &request, Permission::Admin, "run commands").await?;
+        let builtin =
+            Builtin::parse(&request.get_ref().builtin).map_err(Status::invalid_argument)?;
+        // A built-in job runs no program: collecting facts again is an
+        // operator's to ask for, as a drain is.
+        let caller = match builtin {
+            Some(Builtin::RefreshFacts) => {
+                authorize(&self.cluster, &request, Permission::Drain, "refresh facts").await?
+            }
+            None => authorize(&self.cluster, &request, Permission::Admin, "run commands").await?,
+        };
         let req = request.into_inner();
         let target = self
             .prepared(required_target(req.target, Vec::new())?)
@@ -205,6 +215,7 @@ impl pb::control_server::Control for ControlSvc {
         let spec = jobs::RunSpec {
             target,
             argv: req.argv,
+            builtin,
             timeout: (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms)),
             batch: req.batch,
         };

@@ -3,7 +3,7 @@
 
 use super::{Jobs, LiveJob, Report};
 use crate::cluster::{Cluster, ClusterError};
-use cluster_model::job::{JobCommand, JobDone, RunEvent};
+use cluster_model::job::{Builtin, JobCommand, JobDone, RunEvent};
 use cluster_model::time::now_ms;
 use cluster_model::{EventKind, JobNodeResult, JobRecord, JobStatus, TargetSpec};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -23,7 +23,9 @@ const STREAM_LIMIT: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub target: TargetSpec,
+    /// Empty for a built-in job.
     pub argv: Vec<String>,
+    pub builtin: Option<Builtin>,
     pub timeout: Option<Duration>,
     pub batch: String,
 }
@@ -87,10 +89,24 @@ pub async fn start(
     spec: RunSpec,
     by: String,
 ) -> Result<mpsc::Receiver<RunEvent>, ClusterError> {
-    if spec.argv.is_empty() || spec.argv[0].is_empty() {
-        return Err(ClusterError::Invalid(
-            "no command given (clusterctl run TARGET -- CMD ARGS…)".into(),
-        ));
+    match (&spec.builtin, spec.argv.first()) {
+        (Some(b), Some(_)) => {
+            return Err(ClusterError::Invalid(format!(
+                "a built-in job ({}) takes no command",
+                b.name()
+            )));
+        }
+        (None, None) => {
+            return Err(ClusterError::Invalid(
+                "no command given (clusterctl run TARGET -- CMD ARGS…)".into(),
+            ));
+        }
+        (None, Some(program)) if program.is_empty() => {
+            return Err(ClusterError::Invalid(
+                "no command given (clusterctl run TARGET -- CMD ARGS…)".into(),
+            ));
+        }
+        _ => {}
     }
     let nodes: Vec<(String, String, bool)> = cluster
         .select(&spec.target)?
@@ -103,6 +119,7 @@ pub async fn start(
     let record = JobRecord {
         id: job_id.clone(),
         argv: spec.argv.clone(),
+        builtin: spec.builtin,
         target: spec.target.to_string(),
         by: by.clone(),
         started_ms: now_ms(),
@@ -112,7 +129,7 @@ pub async fn start(
     let detail = format!(
         "job {job_id} on {} node(s): {}",
         nodes.len(),
-        spec.argv.join(" ")
+        record.command()
     );
     cluster
         .record_job(&record, Some((EventKind::Job, detail)))
@@ -182,6 +199,7 @@ async fn drive(
             let cmd = JobCommand::Run {
                 job_id: job_id.clone(),
                 argv: spec.argv.clone(),
+                builtin: spec.builtin,
                 timeout: spec.timeout,
                 output_limit: STREAM_LIMIT,
             };

@@ -255,6 +255,7 @@ async fn batch_step(ctx: &Ctx<'_>, rec: &mut RolloutRecord, batch: Vec<String>) 
     let spec = RunSpec {
         target: TargetSpec::Names(names.clone()),
         argv: rec.argv.clone(),
+        builtin: None,
         timeout: (rec.params.command_timeout_ms > 0)
             .then(|| Duration::from_millis(rec.params.command_timeout_ms)),
         batch: String::new(),

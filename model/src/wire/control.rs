@@ -5,7 +5,7 @@ use super::session::{server_of, server_to_pb, stream_of};
 use super::{WireError, enum_of, node_id};
 use crate::access::{KeyRecord, KeyState, Role, Token, UserRecord};
 use crate::event::{Event, EventKind};
-use crate::job::{JobNodeResult, JobRecord, JobStatus, RunEvent};
+use crate::job::{Builtin, JobNodeResult, JobRecord, JobStatus, RunEvent};
 use cluster_balancer::{Domain, UpstreamSource};
 use cluster_proto as pb;
 
@@ -113,6 +113,7 @@ pub fn job_to_pb(j: &JobRecord, with_output: bool) -> pb::JobInfo {
     pb::JobInfo {
         id: j.id.clone(),
         argv: j.argv.clone(),
+        builtin: j.builtin.map(|b| b.name().to_owned()).unwrap_or_default(),
         target: j.target.clone(),
         by: j.by.clone(),
         started_ms: j.started_ms,
@@ -136,6 +137,7 @@ impl TryFrom<pb::JobInfo> for JobRecord {
     type Error = WireError;
     fn try_from(j: pb::JobInfo) -> Result<JobRecord, WireError> {
         Ok(JobRecord {
+            builtin: Builtin::parse(&j.builtin).map_err(|e| WireError::invalid("builtin", e))?,
             id: j.id,
             argv: j.argv,
             target: j.target,

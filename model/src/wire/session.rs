@@ -4,7 +4,7 @@
 
 use super::node::{grains_of, health_of, spec_of};
 use super::{WireError, node_id};
-use crate::job::{JobCommand, JobDone, JobOutput, OutputStream};
+use crate::job::{Builtin, JobCommand, JobDone, JobOutput, OutputStream};
 use crate::node::{FactProblem, Facts};
 use crate::proxy::{ProxyView, ResolvedServer};
 use crate::session::{Ack, Delta, Hello, Snapshot};
@@ -311,6 +311,7 @@ impl From<&JobCommand> for pb::MasterMessage {
             JobCommand::Run {
                 job_id,
                 argv,
+                builtin,
                 timeout,
                 output_limit,
             } => Msg::Run(pb::RunJob {
@@ -318,6 +319,7 @@ impl From<&JobCommand> for pb::MasterMessage {
                 argv: argv.clone(),
                 timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
                 output_limit_bytes: *output_limit,
+                builtin: builtin.map(|b| b.name().to_owned()).unwrap_or_default(),
             }),
             JobCommand::Cancel { job_id } => Msg::Cancel(pb::CancelJob {
                 job_id: job_id.clone(),
@@ -333,7 +335,7 @@ impl TryFrom<pb::MasterMessage> for JobCommand {
     fn try_from(m: pb::MasterMessage) -> Result<JobCommand, WireError> {
         use pb::master_message::Msg;
         match m.msg {
-            Some(Msg::Run(r)) => Ok(r.into()),
+            Some(Msg::Run(r)) => JobCommand::try_from(r),
             Some(Msg::Cancel(c)) => Ok(JobCommand::Cancel { job_id: c.job_id }),
             Some(_) => Err(WireError::invalid("command", "not a job command")),
             None => Err(WireError::Missing("command")),
@@ -341,14 +343,18 @@ impl TryFrom<pb::MasterMessage> for JobCommand {
     }
 }
 
-impl From<pb::RunJob> for JobCommand {
-    fn from(r: pb::RunJob) -> JobCommand {
-        JobCommand::Run {
+/// A job to run; an unknown built-in job is refused by name.
+impl TryFrom<pb::RunJob> for JobCommand {
+    type Error = WireError;
+    fn try_from(r: pb::RunJob) -> Result<JobCommand, WireError> {
+        let builtin = Builtin::parse(&r.builtin).map_err(|e| WireError::invalid("builtin", e))?;
+        Ok(JobCommand::Run {
             job_id: r.job_id,
             argv: r.argv,
+            builtin,
             timeout: (r.timeout_ms > 0).then(|| std::time::Duration::from_millis(r.timeout_ms)),
             output_limit: r.output_limit_bytes,
-        }
+        })
     }
 }
 

@@ -87,6 +87,7 @@ pub fn job(j: &JobRecord, output: bool) -> Value {
     json!({
         "id": j.id,
         "argv": j.argv,
+        "builtin": j.builtin,
         "target": j.target,
         "by": j.by,
         "started": rfc3339(j.started_ms),

@@ -74,7 +74,7 @@ pub async fn jobs(State(http): State<Http>, s: Session) -> ApiResult<Markup> {
                     @for j in &jobs {
                         tr {
                             th scope="row" { a href={"/jobs/" (j.id)} { (j.id) } }
-                            td { code { (j.argv.join(" ")) } }
+                            td { code { (j.command()) } }
                             td { (j.target) }
                             td { (j.by) }
                             td { (rfc3339(j.started_ms)) }
@@ -177,7 +177,7 @@ pub async fn job(
         html! {
             h1 { "Job " (j.id) }
             p {
-                code { (j.argv.join(" ")) } " on " (j.target) ", by " (j.by) ", " (rfc3339(j.started_ms))
+                code { (j.command()) } " on " (j.target) ", by " (j.by) ", " (rfc3339(j.started_ms))
                 @if j.finished_ms == 0 { " — " span.badge.running { "running" } }
             }
             div.jobnodes data-jobnodes { @for n in nodes { (n) } }

@@ -344,6 +344,7 @@ async fn a_running_jobs_page_shows_its_output_as_it_comes_and_resumes_without_lo
     let record = cluster_model::JobRecord {
         id: id.into(),
         argv: vec!["./deploy.sh".into()],
+        builtin: None,
         target: "web-*".into(),
         by: "olga".into(),
         started_ms: 1,

@@ -7,6 +7,7 @@
 use super::{About, Command, Draft, Env, Planned};
 use crate::cluster::ClusterError;
 use crate::state::State;
+use cluster_model::facts::{changed_keys, named};
 use cluster_model::limits::printable_cut;
 use cluster_model::{EventKind, FactProblem, Facts, Grains, Node, NodeId};
 
@@ -14,8 +15,6 @@ use cluster_model::{EventKind, FactProblem, Facts, Grains, Node, NodeId};
 pub const MAX_PROBLEMS: usize = 32;
 const MAX_SOURCE_CHARS: usize = 128;
 const MAX_PROBLEM_CHARS: usize = 256;
-/// How many changed keys an event names before "+N more".
-const NAMED_KEYS: usize = 8;
 
 /// An agent's facts, collected again.
 pub struct UpdateFacts {
@@ -65,9 +64,7 @@ pub(super) fn lay(
     announce: bool,
 ) -> bool {
     let problems = bounded(problems);
-    let mut moved: Vec<String> = Vec::new();
-    changed_keys(&node.grains, grains, "", &mut moved);
-    changed_keys(&node.facts, facts, "facts.", &mut moved);
+    let moved = changed_keys(&node.grains, grains, &node.facts, facts);
     let changed = !moved.is_empty() || node.fact_problems != problems;
 
     let failing: Vec<&FactProblem> = problems
@@ -109,31 +106,6 @@ pub(super) fn lay(
     node.facts = facts.clone();
     node.fact_problems = problems;
     changed
-}
-
-/// The top-level keys that differ between `old` and `new`, in order.
-fn changed_keys(old: &Grains, new: &Grains, prefix: &str, out: &mut Vec<String>) {
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        if old.get(k) != new.get(k) {
-            out.push(format!("{prefix}{}", printable_cut(k, 64)));
-        }
-    }
-}
-
-fn named(keys: &[String]) -> String {
-    let mut s = keys
-        .iter()
-        .take(NAMED_KEYS)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if keys.len() > NAMED_KEYS {
-        s.push_str(&format!(" (+{} more)", keys.len() - NAMED_KEYS));
-    }
-    s
 }
 
 #[cfg(test)]
@@ -249,8 +221,8 @@ mod tests {
     fn many_changed_keys_are_named_up_to_a_few() {
         let old = Grains::new();
         let new = obj(json!({"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1}));
-        let mut moved = Vec::new();
-        changed_keys(&old, &new, "", &mut moved);
-        assert_eq!(named(&moved), "a, b, c, d, e, f, g, h (+2 more)");
+        let moved = changed_keys(&old, &new, &old, &obj(json!({"k": 1})));
+        assert_eq!(named(&moved), "a, b, c, d, e, f, g, h (+3 more)");
+        assert_eq!(moved.last().map(String::as_str), Some("facts.k"));
     }
 }

@@ -26,6 +26,7 @@ pub(crate) async fn run_once(control: &mut Control, count: usize) -> Result<RunT
         argv: vec!["true".into()],
         timeout_ms: RUN_TIMEOUT_MS,
         batch: String::new(),
+        builtin: String::new(),
     };
     let t0 = Instant::now();
     let mut events = control
