@@ -3,11 +3,12 @@
 //! [`Shared::facts`](crate::state::Shared); the session sends it to the
 //! master, which records the change as an event.
 
+use crate::config::{Reread, Statics};
 use crate::facts;
 use crate::state::Shared;
 use cluster_model::{FactProblem, Facts, Grains, NodeId};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -15,9 +16,14 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct Collector {
     pub id: NodeId,
-    pub roles: Vec<String>,
-    /// The config's static grains: they win over collected ones.
-    pub static_grains: Grains,
+    /// The roles and static grains (they win over collected ones), as the
+    /// configuration last read says.
+    pub statics: Arc<Mutex<Statics>>,
+    /// Whether the node runs the proxy: then it has the `balancer` role.
+    pub balancer: bool,
+    /// How to read the configuration again at each collection (`None`:
+    /// the statics stay as they are).
+    pub reread: Option<Reread>,
     /// Where external facts are (empty: nowhere), and how long each
     /// executable there may run.
     pub facts_dir: PathBuf,
@@ -30,32 +36,95 @@ pub struct External {
     problems: Vec<FactProblem>,
 }
 
+/// The source a configuration that cannot be read again is reported as.
+pub const CONFIG_SOURCE: &str = "agent configuration";
+
 impl Collector {
-    /// Reads the facts directory.
+    pub fn new(config: &crate::Config) -> Collector {
+        Collector {
+            id: config.id.clone(),
+            statics: Arc::new(Mutex::new(Statics {
+                roles: config.roles.clone(),
+                grains: config.grains.clone(),
+            })),
+            balancer: config.proxy.is_some(),
+            reread: config.reread.clone(),
+            facts_dir: config.facts_dir.clone(),
+            facts_timeout: config.facts_timeout,
+        }
+    }
+
+    /// The node's roles now: the configured ones, and `balancer` when it
+    /// runs the proxy.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles = self.lock().roles.clone();
+        if self.balancer && !roles.iter().any(|r| r == "balancer") {
+            roles.push("balancer".into());
+        }
+        roles
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Statics> {
+        self.statics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the facts directory, and the configuration again: a
+    /// configuration that no longer reads is a problem, and the last roles
+    /// and grains stand.
     pub async fn external(&self) -> External {
-        let got = facts::external::collect(&self.facts_dir, self.facts_timeout).await;
+        let reread = self.reread.clone();
+        let again = async move {
+            let reread = reread?;
+            tokio::task::spawn_blocking(move || (reread.0)()).await.ok()
+        };
+        let (got, again) = tokio::join!(
+            facts::external::collect(&self.facts_dir, self.facts_timeout),
+            again
+        );
+        let mut problems: Vec<FactProblem> = got
+            .problems
+            .into_iter()
+            .map(|p| FactProblem {
+                source: p.source,
+                problem: p.problem,
+            })
+            .collect();
+        match again {
+            None => {}
+            Some(Ok(statics)) => {
+                let mut now = self.lock();
+                if *now != statics {
+                    tracing::info!(roles = ?statics.roles, "the configuration's roles or grains changed");
+                    *now = statics;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the configuration cannot be read again; its last roles and grains stand");
+                problems.push(FactProblem {
+                    source: CONFIG_SOURCE.into(),
+                    problem: e,
+                });
+            }
+        }
         External {
             facts: got.facts,
-            problems: got
-                .problems
-                .into_iter()
-                .map(|p| FactProblem {
-                    source: p.source,
-                    problem: p.problem,
-                })
-                .collect(),
+            problems,
         }
     }
 
     /// Everything the master is told, from a machine and a facts
     /// directory already read. The facts are Facter's core facts with the
     /// external facts laid over them key by key: an external fact wins
-    /// over a core fact of the same name, as in Facter.
+    /// over a core fact of the same name, as in Facter. The `roles` grain
+    /// is the node's roles: the master takes them from it.
     pub fn shape(&self, machine: &facts::Machine, external: External) -> Facts {
         let mut all = facts::facts(machine);
         all.extend(external.facts);
+        let roles = self.roles();
+        let mut grains = facts::grains(&self.id, machine, &roles, &self.lock().grains);
+        grains.insert("roles".into(), serde_json::json!(roles));
         Facts {
-            grains: facts::grains(&self.id, machine, &self.roles, &self.static_grains),
+            grains,
             facts: all,
             problems: external.problems,
         }

@@ -132,17 +132,8 @@ pub async fn run(
         IpAddr::V6(a) => format!("http://[{a}]:{}/health", local.port()),
     };
     // A node that runs the proxy is a balancer, whatever else it is.
-    let mut roles = config.roles.clone();
-    if config.proxy.is_some() && !roles.iter().any(|r| r == "balancer") {
-        roles.push("balancer".into());
-    }
-    let collector = facts_refresh::Collector {
-        id: config.id.clone(),
-        roles: roles.clone(),
-        static_grains: config.grains.clone(),
-        facts_dir: config.facts_dir.clone(),
-        facts_timeout: config.facts_timeout,
-    };
+    let collector = facts_refresh::Collector::new(&config);
+    let roles = collector.roles();
     // The first hello says every fact: the facts directory is read before
     // any session opens (at most `facts_timeout` for a script that hangs).
     let external = collector.external().await;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The cluster agent: facts, usage, health, and the desired state.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "cluster-agent", version)]
 struct Args {
     /// Config file (TOML). Missing is fine at the default path.
@@ -62,7 +62,25 @@ struct Args {
 
 const DEFAULT_CONFIG: &str = "/etc/clusterctl/agent.toml";
 
+/// The configuration from `args` and the file they name (or the default
+/// one), with how a facts refresh reads its roles and grains again.
 fn load(args: Args) -> anyhow::Result<Config> {
+    let again = args.clone();
+    let mut config = read(args)?;
+    config.reread = Some(cluster_agent::config::Reread(std::sync::Arc::new(
+        move || {
+            read(again.clone())
+                .map(|c| cluster_agent::config::Statics {
+                    roles: c.roles,
+                    grains: c.grains,
+                })
+                .map_err(|e| format!("{e:#}"))
+        },
+    )));
+    Ok(config)
+}
+
+fn read(args: Args) -> anyhow::Result<Config> {
     let dry_run = args.dry_run;
     let (file, path) = match &args.config {
         Some(p) => (config::read_file(p)?, Some(p.clone())),

@@ -204,6 +204,7 @@ pub async fn run(args: &DevArgs, env: &Env, out: &mut dyn Write) -> Result<(), F
             facts_on_sighup: false,
             roles: vec![role.clone()],
             grains,
+            reread: None,
             // Beside the node's data, never /etc/clusterctl/facts.d.
             facts_dir: dir.path().join(&id).join("facts.d"),
             facts_timeout: Duration::from_secs(10),

@@ -126,6 +126,27 @@ fn object<'m>(m: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, V
     }
 }
 
+/// The most roles a node's `roles` grain gives it.
+pub const MAX_ROLES: usize = 64;
+
+/// The roles a node's `roles` grain names (the agent puts its roles there:
+/// its configuration's, a static `roles` grain's, `balancer`): `None`
+/// when the grain is absent or not a list; names that are not valid role
+/// names are left out, and at most [`MAX_ROLES`] are taken.
+pub fn roles_of(grains: &Grains) -> Option<Vec<String>> {
+    let list = grains.get("roles")?.as_array()?;
+    let mut roles: Vec<String> = Vec::new();
+    for r in list.iter().filter_map(Value::as_str) {
+        if roles.len() < MAX_ROLES
+            && crate::ids::check_name(r).is_ok()
+            && !roles.iter().any(|have| have == r)
+        {
+            roles.push(r.to_owned());
+        }
+    }
+    Some(roles)
+}
+
 /// How many changed keys a message names before "(+N more)".
 const NAMED_KEYS: usize = 8;
 

@@ -60,6 +60,9 @@ pub enum NodePhase {
     Done,
     /// Left drained, with the reason in `details`.
     Failed,
+    /// Left out before its turn: it no longer matches the target (its
+    /// grains changed); the reason in `details`.
+    Skipped,
 }
 
 impl NodePhase {
@@ -72,6 +75,7 @@ impl NodePhase {
             NodePhase::Undraining => "undraining",
             NodePhase::Done => "done",
             NodePhase::Failed => "failed",
+            NodePhase::Skipped => "skipped",
         }
     }
 
@@ -95,10 +99,31 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The expression a rollout targets, matched again before each batch:
+/// nodes whose grains come to match join the end of the order, pending
+/// ones that no longer match are skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    pub kind: crate::targets::Kind,
+    pub expression: String,
+    pub delimiter: crate::targets::Delimiter,
+}
+
+impl Selector {
+    pub fn spec(&self) -> crate::TargetSpec {
+        crate::TargetSpec::Expr(self.kind, self.expression.clone(), self.delimiter)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutRecord {
     pub id: String,
+    /// As typed, for people.
     pub target: String,
+    /// The expression matched again before each batch (`None` for names:
+    /// they are the nodes meant, whatever their grains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
     pub argv: Vec<String>,
     pub by: String,
     pub started_ms: u64,

@@ -258,3 +258,178 @@ async fn grains_refresh_collects_again_and_the_master_has_it_when_done() {
         "{denied:?}"
     );
 }
+
+/// Roles that come from the agent's configuration follow it at a refresh,
+/// as Salt's grains file does: the `roles` grain changes, the node's roles
+/// with it, and a role upstream takes the node in; a configuration that
+/// no longer reads is reported and the last roles stand.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_read_again_at_a_refresh_move_the_node_into_role_upstreams() {
+    let ip = "127.0.0.195";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .spawn();
+    let admin = master.admin();
+    let web1 = AgentProc::builder("web-1", &master)
+        .addr("127.0.0.196")
+        .role("web")
+        .spawn();
+    connected(&admin, 1).await;
+    ctl(
+        &admin,
+        &["upstream", "set", "api", "--role", "api", "--port", "8080"],
+    )
+    .await
+    .ok();
+    let servers = || async {
+        let list = ctl(&admin, &["upstream", "list", "-o", "json"])
+            .await
+            .ok()
+            .json();
+        list["resolved"]["api"].clone()
+    };
+    assert_eq!(servers().await, serde_json::json!([]));
+
+    let config = std::fs::read_to_string(web1.config_path()).unwrap();
+    let with_api = format!("{config}\n[grains]\nroles = [\"api\"]\n");
+    std::fs::write(web1.config_path(), &with_api).unwrap();
+    let out = ctl(&admin, &["grains", "refresh", "web-1"])
+        .await
+        .ok()
+        .stdout;
+    assert!(out.contains("[web-1] out: facts changed: roles\n"), "{out}");
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        node[0]["roles"],
+        serde_json::json!(["web", "api"]),
+        "{node}"
+    );
+    let servers_now = servers().await;
+    assert!(
+        servers_now.to_string().contains("127.0.0.196:8080"),
+        "{servers_now}"
+    );
+    let matched = ctl(&admin, &["nodes", "-C", "R@api", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(matched[0]["name"], "web-1", "{matched}");
+    let events = fact_events(&admin).await;
+    assert!(
+        events.iter().any(|e| e == "roles now web, api (were web)"),
+        "{events:?}"
+    );
+
+    // A configuration broken meanwhile: said, and nothing moves.
+    std::fs::write(web1.config_path(), format!("roles = nope\n{with_api}")).unwrap();
+    let out = ctl(&admin, &["grains", "refresh", "web-1"])
+        .await
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("external facts failing: agent configuration: "),
+        "{out}"
+    );
+    let node = ctl(&admin, &["nodes", "web-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        node[0]["roles"],
+        serde_json::json!(["web", "api"]),
+        "{node}"
+    );
+}
+
+/// A running rollout matches its target again before each batch: a node
+/// whose facts come to match joins it, a pending one that no longer
+/// matches is skipped, and the nodes it did are left as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_rollout_follows_its_target_when_facts_change() {
+    let ip = "127.0.0.197";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .spawn();
+    let admin = master.admin();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let tiers = ["blue", "blue", "green"];
+    let mut agents = Vec::new();
+    for (i, (dir, tier)) in dirs.iter().zip(tiers).enumerate() {
+        write(dir.path(), "tier.txt", &format!("tier={tier}\n"));
+        agents.push(
+            AgentProc::builder(&format!("app-{}", i + 1), &master)
+                .addr(&format!("127.0.0.{}", 197 + i))
+                .config(&format!(
+                    "facts_dir = {:?}\n",
+                    dir.path().display().to_string()
+                ))
+                .spawn(),
+        );
+    }
+    connected(&admin, 3).await;
+    let marks = tempfile::tempdir().unwrap();
+    let m = marks.path().display();
+    // Each node waits for the test's word, then says it was done.
+    let cmd = format!("until [ -e {m}/go ]; do sleep 0.05; done; touch {m}/done-$CLUSTERCTL_NODE");
+    let started = ctl(
+        &admin,
+        &[
+            "rollout",
+            "-F",
+            "tier:blue",
+            "--detach",
+            "-o",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            &cmd,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["order"], serde_json::json!(["app-1", "app-2"]));
+    let status = || async {
+        ctl(&admin, &["rollout", "status", &id, "-o", "json"])
+            .await
+            .ok()
+            .json()
+    };
+    eventually("app-1 running the command", PATIENCE, || async {
+        status().await["nodes"]["app-1"] == "running"
+    })
+    .await;
+
+    // app-2 turns green, app-3 blue; done means the master has it.
+    write(dirs[1].path(), "tier.txt", "tier=green\n");
+    write(dirs[2].path(), "tier.txt", "tier=blue\n");
+    ctl(&admin, &["grains", "refresh", "app-*"]).await.ok();
+    std::fs::write(marks.path().join("go"), "").unwrap();
+    eventually("the rollout finished", PATIENCE, || async {
+        status().await["state"] != "running"
+    })
+    .await;
+    let rec = status().await;
+    assert_eq!(rec["state"], "succeeded", "{rec:#}");
+    assert_eq!(
+        rec["nodes"],
+        serde_json::json!({"app-1": "done", "app-2": "skipped", "app-3": "done"}),
+        "{rec:#}"
+    );
+    assert_eq!(rec["order"], serde_json::json!(["app-1", "app-2", "app-3"]));
+    let log = rec["log"].to_string();
+    assert!(
+        log.contains("skipped: no longer matches the target"),
+        "{log}"
+    );
+    assert!(log.contains("joins: now matches the target"), "{log}");
+    assert!(log.contains("2 node(s) done, 1 skipped"), "{log}");
+    assert!(marks.path().join("done-app-1").exists());
+    assert!(marks.path().join("done-app-3").exists());
+    assert!(!marks.path().join("done-app-2").exists());
+}

@@ -1,10 +1,68 @@
 //! `facts_dir` and `facts_timeout`: where external facts are read from
-//! (`facts::external`), and how long each executable there may run.
+//! (`facts::external`), and how long each executable there may run; the
+//! node's roles, from `roles` and a static `roles` grain; and [`Reread`],
+//! the configuration read again for a facts refresh.
 
 use super::DEFAULTS;
 use cluster_model::config::{Problems, parse_duration};
+use serde_json::{Map, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What a facts refresh takes from the configuration read again (as
+/// Salt's `saltutil.refresh_grains` reads the grains file again): the
+/// roles and the static grains. Everything else needs a restart.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Statics {
+    pub roles: Vec<String>,
+    pub grains: Map<String, Value>,
+}
+
+/// Reads the configuration again as it was read at start (the same file,
+/// flags and environment); its roles and grains, or why it cannot.
+#[derive(Clone)]
+pub struct Reread(pub Arc<dyn Fn() -> Result<Statics, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reread")
+    }
+}
+
+/// The node's roles: `roles`, then those of a static `roles` grain not
+/// among them (a grain of role names, as Salt's custom `roles` grain), each
+/// a valid name.
+pub(super) fn roles(
+    configured: Option<Vec<String>>,
+    grains: &Map<String, Value>,
+    p: &mut Problems,
+) -> Vec<String> {
+    let mut roles = configured.unwrap_or_default();
+    match grains.get("roles") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for r in list {
+                match r.as_str() {
+                    Some(r) if !roles.iter().any(|have| have == r) => roles.push(r.to_owned()),
+                    Some(_) => {}
+                    None => p.push(format!(
+                        "grains.roles: {r} is not a role name (a list of names, as `roles`)"
+                    )),
+                }
+            }
+        }
+        Some(other) => p.push(format!(
+            "grains.roles = {other}: a list of role names, as `roles`"
+        )),
+    }
+    for r in &roles {
+        if let Err(e) = cluster_model::ids::check_name(r) {
+            p.push(format!("role {r:?} {e}"));
+        }
+    }
+    roles
+}
 
 /// The shortest `facts_timeout` taken: below it no script could start.
 const TIMEOUT_MIN: Duration = Duration::from_millis(10);

@@ -26,6 +26,7 @@ pub use balancing::{
     AgentCheckConfig, CheckKind, CheckSpec, ProxyConfig, RawAgentCheck, RawCheck, RawProxy,
     RawRedact,
 };
+pub use facts::{Reread, Statics};
 pub use masters::{MasterList, https};
 
 #[derive(Debug, Clone)]
@@ -47,9 +48,13 @@ pub struct Config {
     /// Whether SIGHUP collects them again (the agent's own process: yes;
     /// agents embedded in `clusterctl dev`: no, the signal is its own).
     pub facts_on_sighup: bool,
+    /// `roles` and a static `roles` grain's.
     pub roles: Vec<String>,
     /// Static grains laid over the collected ones.
     pub grains: Map<String, Value>,
+    /// How a facts refresh reads `roles` and `grains` again (`None`: it
+    /// keeps these).
+    pub reread: Option<Reread>,
     /// Where external facts are read from (`facts::external`); empty: none.
     pub facts_dir: PathBuf,
     /// How long each executable in `facts_dir` may run.
@@ -235,12 +240,8 @@ impl Config {
                 "reconnect_min ({lo:?}) must be above zero and at most reconnect_max ({hi:?})"
             ));
         }
-        let roles = raw.roles.unwrap_or_default();
-        for r in &roles {
-            if let Err(e) = cluster_model::ids::check_name(r) {
-                p.push(format!("role {r:?} {e}"));
-            }
-        }
+        let grains = raw.grains.unwrap_or_default();
+        let roles = facts::roles(raw.roles, &grains, &mut p);
         let data_dir = raw.data_dir.unwrap_or_else(|| d.data_dir.into());
         let service = raw.service.filter(|s| !s.is_empty());
         if let Some(svc) = &service
@@ -303,7 +304,8 @@ impl Config {
                 facts_interval: facts_interval?,
                 facts_on_sighup: true,
                 roles,
-                grains: raw.grains.unwrap_or_default(),
+                grains,
+                reread: None,
                 facts_dir,
                 facts_timeout: facts_timeout?,
                 reconnect_min: reconnect_min?,
@@ -371,6 +373,20 @@ mod tests {
         };
         let c = Config::validate(file.merge(over), None, "box").unwrap();
         assert_eq!(c.masters, ["https://c:7440", "https://d:7440"]);
+    }
+
+    #[test]
+    fn a_static_roles_grain_adds_roles_and_must_be_a_list_of_names() {
+        let c = validate("roles = [\"web\"]\n[grains]\nroles = [\"api\", \"web\"]\n").unwrap();
+        assert_eq!(c.roles, ["web", "api"]);
+        let err = validate("[grains]\nroles = \"api\"\n").unwrap_err();
+        assert!(
+            err.contains("grains.roles = \"api\": a list of role names"),
+            "{err}"
+        );
+        let err = validate("[grains]\nroles = [\"a b\", 3]\n").unwrap_err();
+        assert!(err.contains("role \"a b\""), "{err}");
+        assert!(err.contains("grains.roles: 3 is not a role name"), "{err}");
     }
 
     #[test]

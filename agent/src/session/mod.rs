@@ -228,6 +228,9 @@ async fn once(
     let facts = facts_rx.borrow_and_update().clone();
     let hello = Hello {
         cached_generation: ctx.shared.current().generation,
+        // As the last collection says: a refresh may have changed them.
+        roles: cluster_model::facts::roles_of(&facts.grains)
+            .unwrap_or_else(|| ctx.hello.roles.clone()),
         grains: facts.grains.clone(),
         facts: facts.facts.clone(),
         fact_problems: facts.problems.clone(),

@@ -69,6 +69,7 @@ pub async fn drive(
     tx: &watch::Sender<RolloutRecord>,
     stop: CancellationToken,
     halt: &CancellationToken,
+    elsewhere: &(dyn Fn(&str) -> Option<String> + Sync),
 ) {
     let ctx = Ctx {
         cluster,
@@ -84,6 +85,9 @@ pub async fn drive(
         if failed > rec.params.max_failures as usize {
             rec.state = RolloutState::Failed;
             break;
+        }
+        if rematch(cluster, &mut rec, elsewhere) {
+            ctx.save(&rec, None).await;
         }
         // Failed nodes stay out of rotation: they count against the batch.
         let room = rec.batch_size.saturating_sub(failed);
@@ -142,7 +146,13 @@ pub async fn drive(
     }
     rec.finished_ms = now_ms();
     let summary = match rec.state {
-        RolloutState::Succeeded => format!("all {} node(s) done", rec.order.len()),
+        RolloutState::Succeeded => match rec.count(NodePhase::Skipped) {
+            0 => format!("all {} node(s) done", rec.order.len()),
+            skipped => format!(
+                "{} node(s) done, {skipped} skipped (no longer matching the target)",
+                rec.count(NodePhase::Done)
+            ),
+        },
         RolloutState::Failed => {
             let failed = rec.failed();
             format!(
@@ -157,6 +167,58 @@ pub async fn drive(
     rec.log(now_ms(), "", &summary);
     let event = format!("rollout {} {}: {summary}", rec.id, rec.state.as_str());
     ctx.save(&rec, Some(event)).await;
+}
+
+/// Matches the rollout's target again (grains, facts, roles may have
+/// changed since the last batch): a node that now matches joins the end of
+/// the order if it is connected and up and in no other running rollout; a
+/// pending node that no longer matches is skipped. Nodes past pending are
+/// the rollout's whatever they match now. Whether anything moved.
+fn rematch(
+    cluster: &Cluster,
+    rec: &mut RolloutRecord,
+    elsewhere: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> bool {
+    let Some(selector) = &rec.selector else {
+        return false;
+    };
+    let now = match cluster.nodes_matching(Some(&selector.spec())) {
+        Ok(now) => now,
+        // Matching nothing is an error for a request, not here.
+        Err(crate::cluster::ClusterError::NoMatch(_)) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(rollout = %rec.id, error = %e, "cannot match the rollout's target again; its nodes stay as they are");
+            return false;
+        }
+    };
+    let mut moved = false;
+    let at = now_ms();
+    for name in rec.order.clone() {
+        if rec.nodes.get(&name) == Some(&NodePhase::Pending)
+            && !now.iter().any(|n| n.node.name.as_str() == name)
+        {
+            rec.set(&name, NodePhase::Skipped);
+            rec.details
+                .insert(name.clone(), "no longer matches the target".into());
+            rec.log(at, &name, "skipped: no longer matches the target");
+            moved = true;
+        }
+    }
+    for n in &now {
+        let name = n.node.name.as_str();
+        if rec.nodes.contains_key(name)
+            || !n.connected
+            || n.state == cluster_model::NodeState::Down
+            || elsewhere(name).is_some()
+        {
+            continue;
+        }
+        rec.order.push(name.to_owned());
+        rec.set(name, NodePhase::Pending);
+        rec.log(at, name, "joins: now matches the target");
+        moved = true;
+    }
+    moved
 }
 
 /// The names of `names` that are nodes of the cluster.

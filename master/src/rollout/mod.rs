@@ -6,7 +6,9 @@
 //! until someone resumes it.
 //!
 //! - [`Rollouts`] — the running drivers: start, resume, abort, watch.
-//! - `driver` — one task per running rollout.
+//! - `driver` — one task per running rollout; before each batch it
+//!   matches the target again (a `Selector`), so nodes whose grains
+//!   changed join or are skipped.
 //! - `record` — what is stored: [`RolloutRecord`].
 //!
 //! See `LIFECYCLE.md` beside this file.
@@ -17,6 +19,8 @@ pub use cluster_model::rollout::{LogLine, NodePhase, RolloutParams, RolloutRecor
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::jobs::Jobs;
+use cluster_model::rollout::Selector;
+use cluster_model::targets::Kind;
 use cluster_model::time::now_ms;
 use cluster_model::{EventKind, NodeState};
 use cluster_model::{NodeStatus, TargetSpec};
@@ -130,6 +134,7 @@ impl Rollouts {
         let mut rec = RolloutRecord {
             id: id.clone(),
             target: spec.target.to_string(),
+            selector: selector(&spec.target),
             argv: spec.argv,
             by: by.to_owned(),
             started_ms: now_ms(),
@@ -227,6 +232,15 @@ impl Rollouts {
     }
 
     /// Nodes another running rollout is working on.
+    /// The running rollout other than `id` that holds node `name`.
+    fn held_elsewhere(&self, id: &str, name: &str) -> Option<String> {
+        self.running()
+            .values()
+            .map(|r| r.record.borrow())
+            .find(|rec| rec.id != id && rec.nodes.contains_key(name))
+            .map(|rec| rec.id.clone())
+    }
+
     fn busy_with(&self, nodes: &[NodeStatus]) -> Option<String> {
         let running = self.running();
         for r in running.values() {
@@ -283,7 +297,17 @@ impl Rollouts {
         let this = self.clone();
         self.tasks.spawn(async move {
             let id = rec.id.clone();
-            driver::drive(&this.cluster, &this.jobs, rec, &tx, stop, &this.halt).await;
+            let elsewhere = |name: &str| this.held_elsewhere(&id, name);
+            driver::drive(
+                &this.cluster,
+                &this.jobs,
+                rec,
+                &tx,
+                stop,
+                &this.halt,
+                &elsewhere,
+            )
+            .await;
             this.running().remove(&id);
         });
     }
@@ -386,5 +410,24 @@ impl Rollouts {
         // The driver stores the final state and closes the watch.
         while rx.changed().await.is_ok() {}
         self.get(id).await
+    }
+}
+
+/// What a rollout matches again before each batch: an expression on what
+/// nodes are (grains, facts, labels, roles, groups, addresses), not one on
+/// their names.
+fn selector(target: &TargetSpec) -> Option<Selector> {
+    let (kind, expression, delimiter) = match target {
+        TargetSpec::Names(_) => return None,
+        TargetSpec::Expr(kind, e, d) => (*kind, e.clone(), *d),
+        TargetSpec::Parsed(t) => (t.kind(), t.expression().to_owned(), t.delimiter()),
+    };
+    match kind {
+        Kind::Glob | Kind::Regex | Kind::List => None,
+        _ => Some(Selector {
+            kind,
+            expression,
+            delimiter,
+        }),
     }
 }

@@ -9,9 +9,23 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One character, not whitespace, not one the expression grammar gives a
-/// meaning to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// meaning to. Stored as its character, checked again when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "char", into = "char")]
 pub struct Delimiter(char);
+
+impl TryFrom<char> for Delimiter {
+    type Error = DelimiterError;
+    fn try_from(c: char) -> Result<Delimiter, DelimiterError> {
+        Delimiter::new(c)
+    }
+}
+
+impl From<Delimiter> for char {
+    fn from(d: Delimiter) -> char {
+        d.0
+    }
+}
 
 impl Delimiter {
     /// Salt's, and what a target without one uses.

@@ -103,7 +103,8 @@ pub use spec::TargetSpec;
 
 /// Which matcher an expression is for (clusterctl flags: none=glob, -E, -L,
 /// -G, -P, -I, -F, -S, -R, -N, -C).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// No flag: a glob on the node name (`web-*`, `db-[12]`), case-sensitive.
     Glob,

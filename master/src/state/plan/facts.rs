@@ -32,12 +32,46 @@ impl Command for UpdateFacts {
         };
         let mut node = stored.value.clone();
         let f = &self.facts;
-        if lay(&mut d, &mut node, &f.grains, &f.facts, &f.problems, true) {
+        let mut changed = lay(&mut d, &mut node, &f.grains, &f.facts, &f.problems, true);
+        changed |= take_roles(st, &mut d, &mut node);
+        if changed {
             node.last_seen_ms = env.now_ms;
             d.put_node(node);
         }
         Ok(d.finish(()))
     }
+}
+
+/// The node's roles from its `roles` grain (what its agent's configuration
+/// and static grains say now), with its join token's on top; an event
+/// when they moved. Role upstreams, role aliases and `R@` follow: they
+/// are read from the roles at every change. Whether they moved.
+fn take_roles(st: &State, d: &mut Draft<'_>, node: &mut Node) -> bool {
+    let Some(mut roles) = cluster_model::facts::roles_of(&node.grains) else {
+        return false; // an agent that does not say: its hello's roles stand
+    };
+    if let Some(k) = st.key(&node.id) {
+        for role in &k.value.roles {
+            if !roles.contains(role) {
+                roles.push(role.clone());
+            }
+        }
+    }
+    if roles == node.roles {
+        return false;
+    }
+    let list = |r: &[String]| match r {
+        [] => "none".to_owned(),
+        r => r.join(", "),
+    };
+    d.event(
+        EventKind::Facts,
+        About::Node(node),
+        node.id.as_str(),
+        format!("roles now {} (were {})", list(&roles), list(&node.roles)),
+    );
+    node.roles = roles;
+    true
 }
 
 /// Problems as a record keeps them: bounded, printable, in source order.
@@ -194,6 +228,38 @@ mod tests {
         };
         let c = step(&mut st, &fixed, NOW + 3);
         assert_eq!(details(&c), ["external facts read again: rack.sh"]);
+    }
+
+    #[test]
+    fn roles_follow_the_roles_grain_and_invalid_names_are_left_out() {
+        let mut st = state();
+        let mut h = hello("web-1");
+        h.roles = vec!["web".into()];
+        h.grains = obj(json!({"roles": ["web"]}));
+        run(&mut st, &Register { hello: h }, NOW).unwrap();
+        let id: NodeId = "web-1".try_into().unwrap();
+        let with = |roles: serde_json::Value| UpdateFacts {
+            node: id.clone(),
+            facts: Facts {
+                grains: obj(json!({ "roles": roles })),
+                ..Facts::default()
+            },
+        };
+        let c = step(
+            &mut st,
+            &with(json!(["web", "api", "bad role", 7])),
+            NOW + 1,
+        );
+        assert_eq!(
+            details(&c),
+            ["facts changed: roles", "roles now web, api (were web)"]
+        );
+        assert_eq!(st.node(&id).unwrap().value.roles, ["web", "api"]);
+        // A grain that is not a list says nothing of roles: they stand.
+        step(&mut st, &with(json!("api")), NOW + 2);
+        assert_eq!(st.node(&id).unwrap().value.roles, ["web", "api"]);
+        let c = step(&mut st, &with(json!([])), NOW + 3);
+        assert!(details(&c).contains(&"roles now none (were web, api)"));
     }
 
     #[test]
