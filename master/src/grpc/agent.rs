@@ -206,8 +206,10 @@ async fn send_snapshot(
     for (i, part) in parts.iter().enumerate() {
         let chunk = pb::HostsChunk {
             generation: sent.generation,
-            hosts: part.to_vec(),
+            hosts: Vec::new(),
             more: i < last,
+            // The same bytes for every session (see `cluster_proto::codec`).
+            hosts_encoded: part.encoded(),
         };
         let msg = pb::MasterMessage {
             msg: Some(Out::HostsChunk(chunk)),
@@ -375,6 +377,81 @@ async fn drive(
                 Ok(None) => return "agent closed the stream",
                 Err(_) => return "stream error",
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::HostsNaming;
+    use crate::pki::Ca;
+    use crate::state::plan::testing::hello;
+    use crate::store::mem::MemStore;
+    use prost::Message;
+
+    /// A snapshot of 150 lines to an agent that takes them in parts: as the
+    /// session writes them (each part encoded once, shared), the agent puts
+    /// back together exactly the cluster's lines.
+    #[tokio::test]
+    async fn a_snapshot_in_parts_reaches_the_agent_whole() {
+        let (ca, _) = Ca::generate("test", std::time::SystemTime::now()).unwrap();
+        let store = Arc::new(MemStore::default());
+        let c = Cluster::open(
+            store,
+            Arc::new(ca),
+            Duration::from_secs(15),
+            HostsNaming::default(),
+        )
+        .await
+        .unwrap();
+        for i in 0..150 {
+            let h = Hello {
+                addresses: vec![format!("10.0.{}.{}", i / 200, i % 200 + 1)],
+                ..hello(&format!("n{i}"))
+            };
+            c.connect(h).await.unwrap();
+        }
+        let agent = Hello {
+            wants_hosts: true,
+            takes_hosts_in_parts: true,
+            addresses: vec!["10.1.0.1".into()],
+            ..hello("agent")
+        };
+        let agent = c.connect(agent).await.unwrap();
+        // Twice: the second session sends the parts encoded for the first.
+        for _ in 0..2 {
+            let (tx, mut rx) = mpsc::channel(1024);
+            send_snapshot(&c, &agent, &tx).await.unwrap();
+            drop(tx);
+            let mut assembly = cluster_model::wire::HostsAssembly::default();
+            let (mut chunks, mut whole) = (0, None);
+            while let Some(Ok(msg)) = rx.recv().await {
+                let mut wire = Vec::new();
+                pb::codec::encode(&msg, &mut wire);
+                let read = pb::MasterMessage::decode(wire.as_slice()).unwrap();
+                chunks += usize::from(matches!(read.msg, Some(Out::HostsChunk(_))));
+                if let Some(m) = assembly.take(read).unwrap() {
+                    whole = Some(m);
+                }
+            }
+            assert_eq!(chunks, 3, "151 lines in parts of 64");
+            let Some(pb::MasterMessage {
+                msg: Some(Out::Snapshot(s)),
+            }) = whole
+            else {
+                panic!("no whole snapshot");
+            };
+            let mut got: Vec<String> = s.hosts.iter().map(|h| format!("{h:?}")).collect();
+            let (_, lines) = c.hosts();
+            let mut want: Vec<String> = lines
+                .iter()
+                .map(|h| format!("{:?}", pb::HostEntry::from(h)))
+                .collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got.len(), 151);
+            assert_eq!(got, want);
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn in_parts(mut msg: pb::MasterMessage) -> Vec<pb::MasterMessage> {
                 generation,
                 hosts: rest.by_ref().take(HOSTS_CHUNK_LINES).collect(),
                 more: i + 1 < chunks,
+                ..Default::default()
             })),
         });
     }
