@@ -2,7 +2,7 @@
 //! external facts: a data file, a `key=value` file, a script that hangs, a
 //! malformed file), what reaches the master (`clusterctl facts`, `F@`
 //! targets, `clusterctl nodes`, events), and SIGHUP collecting again.
-//! Everything on 127.0.0.190–199.
+//! Everything on 127.0.0.187–199.
 
 use cluster_tests::{AgentProc, MasterProc, connected, ctl, eventually};
 use std::os::unix::fs::PermissionsExt;
@@ -432,4 +432,81 @@ async fn a_running_rollout_follows_its_target_when_facts_change() {
     assert!(marks.path().join("done-app-1").exists());
     assert!(marks.path().join("done-app-3").exists());
     assert!(!marks.path().join("done-app-2").exists());
+}
+
+/// A join token that names roles binds the node to them: the roles it
+/// declares beyond them — at its join or later through its `roles` grain —
+/// are refused with an event, so a token for `db` cannot put a node in
+/// `web`'s upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tokens_roles_bind_the_node_whatever_it_declares() {
+    let ip = "127.0.0.187";
+    let master = MasterProc::builder()
+        .listen(&format!("{ip}:{}", cluster_tests::lb::free_port(ip)))
+        .spawn();
+    let admin = master.admin();
+    let created = ctl(&admin, &["token", "create", "--roles", "db", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (_, fingerprint) = master.join_token();
+    let db1 = AgentProc::builder("db-1", &master)
+        .addr("127.0.0.188")
+        .role("web")
+        .without_token()
+        .config(&format!(
+            "join_token = {token:?}\nca_fingerprint = {fingerprint:?}\n"
+        ))
+        .spawn();
+    connected(&admin, 1).await;
+    let roles = || async {
+        ctl(&admin, &["nodes", "db-1", "-o", "json"])
+            .await
+            .ok()
+            .json()[0]["roles"]
+            .clone()
+    };
+    assert_eq!(roles().await, serde_json::json!(["db"]));
+    let denied = || async {
+        cluster_tests::access::events(&admin)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "denied")
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let said = denied().await;
+    assert!(
+        said.iter()
+            .any(|e| e == "roles web refused: the join token of db-1 allows db"),
+        "{said:?}"
+    );
+    ctl(
+        &admin,
+        &["upstream", "set", "front", "--role", "web", "--port", "80"],
+    )
+    .await
+    .ok();
+
+    // Asking again through the roles grain changes nothing either.
+    let config = std::fs::read_to_string(db1.config_path()).unwrap();
+    std::fs::write(
+        db1.config_path(),
+        format!("{config}\n[grains]\nroles = [\"api\"]\n"),
+    )
+    .unwrap();
+    ctl(&admin, &["grains", "refresh", "db-1"]).await.ok();
+    assert_eq!(roles().await, serde_json::json!(["db"]));
+    let said = denied().await;
+    assert!(
+        said.iter()
+            .any(|e| e == "roles web, api refused: the join token of db-1 allows db"),
+        "{said:?}"
+    );
+    let list = ctl(&admin, &["upstream", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(list["resolved"]["front"], serde_json::json!([]), "{list}");
 }

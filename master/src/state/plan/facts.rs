@@ -32,46 +32,15 @@ impl Command for UpdateFacts {
         };
         let mut node = stored.value.clone();
         let f = &self.facts;
+        let old_grains = node.grains.clone();
         let mut changed = lay(&mut d, &mut node, &f.grains, &f.facts, &f.problems, true);
-        changed |= take_roles(st, &mut d, &mut node);
+        changed |= super::roles::from_grains(st, &mut d, &mut node, &old_grains);
         if changed {
             node.last_seen_ms = env.now_ms;
             d.put_node(node);
         }
         Ok(d.finish(()))
     }
-}
-
-/// The node's roles from its `roles` grain (what its agent's configuration
-/// and static grains say now), with its join token's on top; an event
-/// when they moved. Role upstreams, role aliases and `R@` follow: they
-/// are read from the roles at every change. Whether they moved.
-fn take_roles(st: &State, d: &mut Draft<'_>, node: &mut Node) -> bool {
-    let Some(mut roles) = cluster_model::facts::roles_of(&node.grains) else {
-        return false; // an agent that does not say: its hello's roles stand
-    };
-    if let Some(k) = st.key(&node.id) {
-        for role in &k.value.roles {
-            if !roles.contains(role) {
-                roles.push(role.clone());
-            }
-        }
-    }
-    if roles == node.roles {
-        return false;
-    }
-    let list = |r: &[String]| match r {
-        [] => "none".to_owned(),
-        r => r.join(", "),
-    };
-    d.event(
-        EventKind::Facts,
-        About::Node(node),
-        node.id.as_str(),
-        format!("roles now {} (were {})", list(&roles), list(&node.roles)),
-    );
-    node.roles = roles;
-    true
 }
 
 /// Problems as a record keeps them: bounded, printable, in source order.

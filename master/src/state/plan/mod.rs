@@ -27,6 +27,7 @@ mod groups;
 mod keys;
 mod nodes;
 mod records;
+mod roles;
 
 pub use access::{
     CreateToken, DeleteTokens, Deny, IssueUser, JoinOutcome, RevokeUser, api_token, join_is_cheap,

@@ -28,16 +28,22 @@ impl Command for Register {
     fn plan(&self, st: &State, env: &Env) -> Result<Planned<()>, ClusterError> {
         let h = &self.hello;
         let mut d = Draft::new(st, env);
+        // The roles it declares, as its join token allows them.
+        let (roles, refused) = super::roles::granted(st, &h.node_id, &h.roles);
         // A node that names no service takes its role's, if the cluster
         // file gives one.
         let (service, naming) = match h.service.as_str() {
-            "" => role_service(st, &h.roles).unwrap_or((String::new(), h.naming)),
+            "" => role_service(st, &roles).unwrap_or((String::new(), h.naming)),
             s => (s.to_owned(), h.naming),
         };
+        let asked_again = st.node(&h.node_id).is_none_or(|n| {
+            cluster_model::facts::roles_of(&n.value.grains)
+                != cluster_model::facts::roles_of(&h.grains)
+        });
         let mut node = match st.node(&h.node_id) {
             Some(existing) => {
                 let mut node = existing.value.clone();
-                node.roles = h.roles.clone();
+                node.roles = roles.clone();
                 node.addresses = h.addresses.clone();
                 node.health_url = h.health_url.clone();
                 super::facts::lay(
@@ -81,7 +87,7 @@ impl Command for Register {
                 let node = Node {
                     id: h.node_id.clone(),
                     name,
-                    roles: h.roles.clone(),
+                    roles: roles.clone(),
                     addresses: h.addresses.clone(),
                     health_url: h.health_url.clone(),
                     grains: h.grains.clone(),
@@ -117,13 +123,8 @@ impl Command for Register {
                 node
             }
         };
-        // Roles from the token the node joined with come on top of its own.
-        if let Some(k) = st.key(&node.id) {
-            for role in &k.value.roles {
-                if !node.roles.contains(role) {
-                    node.roles.push(role.clone());
-                }
-            }
+        if asked_again {
+            super::roles::refusal(&mut d, &node, &refused);
         }
         let unchanged = st.node(&node.id).is_some_and(|old| {
             let old = &old.value;
