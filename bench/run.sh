@@ -34,8 +34,7 @@
 # hafanout — `run` fanned out to 1,000 simulated agents: one master on
 #          sled; 3 on etcd with every session on the leader; spread over
 #          the 3 (called through the leader, then a standby); twice each
-# limits — the master's RSS and drain latency while it is flooded (twice:
-#          the flood sharing the master's CPUs, then on a CPU of its own): the
+# limits — the master's RSS and drain latency while it is flooded: the
 #          largest target expression, 2 MB ones, refused handshakes,
 #          token-less joins (10 s each)
 # plan   — `clusterctl plan` of a 10,000-upstream cluster file, and of one
@@ -194,12 +193,6 @@ fi
 
 if has limits; then
   "$bin/cluster-bench" limits --seconds 10
-  # Again with the flood on a CPU of its own (the master, its agents and
-  # the drain timing on the others), as a flood from other machines.
-  if (($(nproc) >= 2)); then
-    last=$(($(nproc) - 1))
-    taskset -c "0-$((last - 1))" "$bin/cluster-bench" limits --seconds 10 --flood-cpu "$last"
-  fi
 fi
 
 if has plan; then
