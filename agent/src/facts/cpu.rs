@@ -22,6 +22,11 @@ pub struct Cpu {
     pub physical_count: Option<usize>,
     /// Each processor's `model name`, in order (Facter's `models`).
     pub models: Vec<String>,
+    /// The first processor's `cpu cores` (x86): cores per socket, what
+    /// `lscpu` gives Facter's `processors.cores`.
+    pub cores_per_socket: Option<usize>,
+    /// Its `siblings` over `cpu cores`: threads per core (`processors.threads`).
+    pub threads_per_core: Option<usize>,
 }
 
 impl Cpu {
@@ -60,6 +65,7 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
     let mut processors = 0usize;
     let mut declared = None;
     let mut sockets: Vec<&str> = Vec::new();
+    let mut siblings: Option<usize> = None;
     for line in text.lines() {
         let Some((key, val)) = line.split_once(':') else {
             continue;
@@ -80,6 +86,11 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
                 cpu.model = some(val).or(cpu.model.take());
             }
             "physical id" if !sockets.contains(&val) => sockets.push(val),
+            // Every processor repeats these too: the first is enough.
+            "cpu cores" if cpu.cores_per_socket.is_none() => {
+                cpu.cores_per_socket = val.parse().ok().filter(|n| *n > 0);
+            }
+            "siblings" if siblings.is_none() => siblings = val.parse().ok(),
             "Processor" => {
                 let model = val.split('-').next().unwrap_or_default().trim();
                 cpu.model = some(model).or(cpu.model.take());
@@ -93,6 +104,11 @@ pub fn parse_cpuinfo(text: &str) -> Cpu {
     }
     cpu.count = declared.or((processors > 0).then_some(processors));
     cpu.physical_count = (!sockets.is_empty()).then_some(sockets.len());
+    cpu.threads_per_core = cpu
+        .cores_per_socket
+        .zip(siblings)
+        .map(|(cores, siblings)| siblings / cores)
+        .filter(|t| *t > 0);
     cpu
 }
 
@@ -197,6 +213,31 @@ mod tests {
                 .map(|f| f.iter().map(String::as_str).collect());
             assert_eq!(flags.as_deref(), c.flags, "{}", c.text);
             assert_eq!(cpu.hypervisor(), c.hypervisor, "{}", c.text);
+        }
+    }
+
+    #[test]
+    fn cores_and_threads_as_lscpu_counts_them() {
+        let cases: &[(&str, Option<usize>, Option<usize>)] = &[
+            (
+                "processor : 0\nsiblings : 2\ncpu cores : 2\n",
+                Some(2),
+                Some(1),
+            ),
+            (
+                "processor : 0\nsiblings : 16\ncpu cores : 8\n",
+                Some(8),
+                Some(2),
+            ),
+            // arm64 says neither.
+            ("processor : 0\nFeatures : fp asimd\n", None, None),
+            ("processor : 0\ncpu cores : 4\n", Some(4), None),
+            ("processor : 0\nsiblings : 4\ncpu cores : 0\n", None, None),
+        ];
+        for (text, cores, threads) in cases {
+            let cpu = parse_cpuinfo(text);
+            assert_eq!(cpu.cores_per_socket, *cores, "{text}");
+            assert_eq!(cpu.threads_per_core, *threads, "{text}");
         }
     }
 

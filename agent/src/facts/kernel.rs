@@ -20,6 +20,10 @@ pub struct Kernel {
     /// The init system's name, Salt's way.
     pub init: Option<String>,
     pub systemd: Option<Systemd>,
+    /// Whether the kernel runs in FIPS mode (`/proc/sys/crypto/fips_enabled`
+    /// is `1`); `false` for a kernel without that file, as Facter says,
+    /// `None` without procfs.
+    pub fips_enabled: Option<bool>,
 }
 
 /// systemd as installed.
@@ -43,6 +47,10 @@ pub fn collect(root: &Root) -> Kernel {
         params: root.read("/proc/cmdline").ok().map(|t| kernel_params(&t)),
         init: collect_init(root),
         systemd: collect_systemd(root),
+        fips_enabled: match root.read_value("/proc/sys/crypto/fips_enabled") {
+            Some(v) => Some(v == "1"),
+            None => root.exists("/proc/sys/kernel").then_some(false),
+        },
     }
 }
 

@@ -84,6 +84,8 @@
 //!   Inside `dns` Salt's shape is kept: `domain` is `""` when unset.
 //! - `ip4_interfaces` lists each interface's addresses sorted (sysinfo
 //!   gives a set), not in `ip addr` order; `disks` and `ssds` are sorted.
+//! - `locale_info.defaultlanguage` under `C.UTF-8` is `C`, as Salt says on
+//!   Python 3.12 (3.11's alias table makes it `en_US`).
 //! - `locale_info.detectedencoding` is always `utf-8`, the agent's own
 //!   encoding; `locale_info.timezone` is the abbreviation from `TZ` or
 //!   `/etc/localtime`, computed here (Salt asks dateutil); the language

@@ -40,6 +40,9 @@ pub struct Inet6 {
     pub prefix: u8,
     /// The kernel's scope: 0x00 global, 0x10 host, 0x20 link, 0x40 site.
     pub scope: u8,
+    /// The address's low 8 flag bits (`IFA_F_PERMANENT` is 0x80, …), all
+    /// that `/proc/net/if_inet6` carries.
+    pub flags: u8,
 }
 
 /// A default route: the interface and, if it goes through one, the router.
@@ -112,7 +115,7 @@ pub fn parse_if_inet6(text: &str) -> Vec<(String, Inet6)> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let [addr, _index, prefix, scope, _flags, name] = f[..] else {
+            let [addr, _index, prefix, scope, flags, name] = f[..] else {
                 return None;
             };
             Some((
@@ -121,6 +124,7 @@ pub fn parse_if_inet6(text: &str) -> Vec<(String, Inet6)> {
                     addr: ipv6_hex(addr)?,
                     prefix: u8::from_str_radix(prefix, 16).ok()?,
                     scope: u8::from_str_radix(scope, 16).ok()?,
+                    flags: u8::from_str_radix(flags, 16).ok()?,
                 },
             ))
         })

@@ -22,6 +22,9 @@ pub struct Os {
     pub release: Option<OsRelease>,
     /// `/etc/lsb-release`; all `None` when it is absent.
     pub lsb: Lsb,
+    /// `/etc/debian_version` (`12.11`, `trixie/sid`), trimmed: Facter's
+    /// `os.release` on Debian.
+    pub debian_version: Option<String>,
 }
 
 /// The fields of os-release that grains read. `name`, `id` and
@@ -57,7 +60,11 @@ pub fn collect(root: &Root) -> Os {
         .read("/etc/lsb-release")
         .map(|t| parse_lsb_release(&t))
         .unwrap_or_default();
-    Os { release, lsb }
+    Os {
+        release,
+        lsb,
+        debian_version: root.read_value("/etc/debian_version"),
+    }
 }
 
 /// os-release as Python's `platform.freedesktop_os_release` reads it.
@@ -268,7 +275,7 @@ mod tests {
     fn release(text: &str) -> Os {
         Os {
             release: Some(parse_os_release(text)),
-            lsb: Lsb::default(),
+            ..Os::default()
         }
     }
 

@@ -14,7 +14,7 @@ fn debian() -> Machine {
             release: Some(os::parse_os_release(
                 "NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
             )),
-            lsb: os::Lsb::default(),
+            ..os::Os::default()
         },
         kernel: kernel::Kernel {
             name: Some("Linux".into()),

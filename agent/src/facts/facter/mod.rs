@@ -11,22 +11,31 @@
 //!
 //! # Layout
 //!
-//! - this file — `os`, `kernel*`, `processors`, `memory`, `identity`,
-//!   `virtual`, `is_virtual`, `dmi`, `timezone`, `path`.
+//! - this file — `kernel*`, `fips_enabled`, `processors`, `memory`,
+//!   `identity`, `virtual`, `is_virtual`, `dmi`, `timezone`, `path`.
+//! - `os` — `os`, with Facter's resolvers for the Debian family.
 //! - `networking` — `networking` and its interfaces and bindings.
 //! - `storage` — `disks`, `mountpoints`, `filesystems`.
 //! - `tests` — each shape from fixed machines and fixture trees.
 //!
 //! # Compared with Facter
 //!
-//! - `os.release` is os-release's `VERSION_ID` (Debian: `12`, where
-//!   Facter reads `12.5` from `/etc/debian_version`); `os.distro` is
-//!   `/etc/lsb-release`, else os-release, as for Salt's `lsb_distrib_*`.
+//! `tests/tests/facts_compare.rs` holds these facts against `facter
+//! --json` on the machine the tests run on, difference by difference.
+//!
+//! - `os.release` and `os.distro` follow Facter's Debian and Ubuntu
+//!   resolvers (`/etc/debian_version`, os-release); on other
+//!   distributions `os.release` is os-release's `VERSION_ID` and
+//!   `os.distro` is `/etc/lsb-release`, else os-release (Facter runs
+//!   `lsb_release` and reads each distribution's own release file).
 //! - `os.architecture` on the Debian family is the Debian port of the
 //!   kernel's architecture (`amd64`); `processors.isa` is the kernel's
 //!   architecture where Facter says what `uname -p` says (`unknown` on
 //!   Debian).
-//! - `processors.speed` and `extensions`, `os.selinux`, `hypervisors`,
+//! - `processors.cores` and `threads` come from cpuinfo's `cpu cores`
+//!   and `siblings` (x86 only), not `lscpu`.
+//! - `processors.speed` (cpuinfo's `cpu MHz` moves with frequency
+//!   scaling) and `extensions`, `os.selinux`, `hypervisors`,
 //!   `networking.interfaces.*.{dhcp, operational_state, physical, speed,
 //!   duplex}`, `disks.*.{serial, wwn}` and `partitions` are not provided.
 //! - `virtual` is decided from files (see the grains' `virtual`), named
@@ -39,15 +48,16 @@
 //!   is not loopback or link-local.
 
 mod networking;
+mod os;
 mod storage;
 
-use super::{Machine, os, virt};
+use super::{Machine, virt};
 use serde_json::{Map, Value, json};
 
 /// Facter's core facts for `m`.
 pub fn facts(m: &Machine) -> Map<String, Value> {
     let mut f = Map::new();
-    os_facts(m, &mut f);
+    os::put(m, &mut f);
     kernel(m, &mut f);
     processors(m, &mut f);
     memory(m, &mut f);
@@ -69,52 +79,11 @@ fn some(f: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) 
     }
 }
 
-/// `{full, major, minor}` of a dotted release; `minor` only when there.
-fn release(full: &str) -> Value {
-    let mut parts = full.split('.');
-    let mut r = Map::new();
-    r.insert("full".into(), full.into());
-    some(&mut r, "major", parts.next().filter(|p| !p.is_empty()));
-    some(&mut r, "minor", parts.next().filter(|p| !p.is_empty()));
-    Value::Object(r)
-}
-
-fn os_facts(m: &Machine, f: &mut Map<String, Value>) {
-    let o = &m.os;
-    let family = o.os_family();
-    let mut v = Map::new();
-    if let Some(arch) = &m.kernel.arch {
-        v.insert(
-            "architecture".into(),
-            os::osarch(family.as_deref(), arch).into(),
-        );
-        v.insert("hardware".into(), arch.as_str().into());
-    }
-    some(&mut v, "family", family);
-    some(&mut v, "name", o.os());
-    if let Some(r) = o.osrelease().filter(|r| !r.is_empty()) {
-        v.insert("release".into(), release(&r));
-    }
-    let lsb = o.lsb_distrib();
-    let mut distro = Map::new();
-    some(&mut distro, "codename", lsb.codename);
-    some(&mut distro, "description", lsb.description);
-    some(&mut distro, "id", lsb.id);
-    if let Some(r) = lsb.release.filter(|r| !r.is_empty()) {
-        distro.insert("release".into(), release(&r));
-    }
-    if !distro.is_empty() {
-        v.insert("distro".into(), Value::Object(distro));
-    }
-    if !v.is_empty() {
-        f.insert("os".into(), Value::Object(v));
-    }
-}
-
 /// `kernel`; `kernelrelease` (`6.1.0-18-amd64`), `kernelversion` (its
 /// part before `-`), `kernelmajversion` (that version's first two parts).
 fn kernel(m: &Machine, f: &mut Map<String, Value>) {
     some(f, "kernel", m.kernel.name.clone());
+    some(f, "fips_enabled", m.kernel.fips_enabled);
     if let Some(r) = &m.kernel.release {
         f.insert("kernelrelease".into(), r.as_str().into());
         let version = r.split('-').next().unwrap_or(r);
@@ -127,12 +96,14 @@ fn kernel(m: &Machine, f: &mut Map<String, Value>) {
 fn processors(m: &Machine, f: &mut Map<String, Value>) {
     let c = &m.cpu;
     let mut p = Map::new();
+    some(&mut p, "cores", c.cores_per_socket);
     some(&mut p, "count", c.count);
     some(&mut p, "isa", m.kernel.arch.clone());
     if !c.models.is_empty() {
         p.insert("models".into(), json!(c.models));
     }
     some(&mut p, "physicalcount", c.physical_count);
+    some(&mut p, "threads", c.threads_per_core);
     if !p.is_empty() {
         f.insert("processors".into(), Value::Object(p));
     }

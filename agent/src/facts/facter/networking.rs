@@ -1,7 +1,9 @@
 //! Facter's `networking`: names, the primary interface's addresses, and
-//! every interface with its IPv4 `bindings` and IPv6 `bindings6`. An
-//! interface's own `ip`/`ip6` (and netmask, network) are its first binding
-//! that is not loopback or link-local, else its first, as Facter picks.
+//! every interface with its IPv4 `bindings` and IPv6 `bindings6` (each
+//! with the address's `flags` from `/proc/net/if_inet6`). An interface's
+//! own `ip`/`ip6` (and netmask, network) are its first binding that is not
+//! loopback or link-local, else its first, as Facter picks. A `mac` of all
+//! zeros (loopback's) is left out, as Facter leaves it.
 
 use super::some;
 use crate::facts::{Machine, names, network::Interface};
@@ -129,6 +131,7 @@ fn interface(i: &Interface) -> Map<String, Value> {
                     "netmask": mask.to_string(),
                     "network": Ipv6Addr::from(a.addr.to_bits() & mask.to_bits()).to_string(),
                     "scope6": scope6(a.scope),
+                    "flags": flags6(a.flags),
                 })
             })
             .collect();
@@ -143,7 +146,12 @@ fn interface(i: &Interface) -> Map<String, Value> {
         }
         o.insert("bindings6".into(), Value::Array(binds));
     }
-    some(&mut o, "mac", i.mac.clone());
+    // Loopback's all-zero address is no address, as Facter has it.
+    some(
+        &mut o,
+        "mac",
+        i.mac.clone().filter(|m| m != "00:00:00:00:00:00"),
+    );
     some(&mut o, "mtu", i.mtu);
     o
 }
@@ -162,6 +170,25 @@ fn v6_mask(prefix: u8) -> Ipv6Addr {
             .checked_shl(128 - u32::from(prefix.min(128)))
             .unwrap_or(0),
     )
+}
+
+/// The names of an address's flags, in Facter's order (`if_inet6.rb`).
+fn flags6(bits: u8) -> Vec<&'static str> {
+    const NAMES: [(u8, &str); 8] = [
+        (0x01, "temporary"),
+        (0x02, "noad"),
+        (0x04, "optimistic"),
+        (0x08, "dadfailed"),
+        (0x10, "homeaddress"),
+        (0x20, "deprecated"),
+        (0x40, "tentative"),
+        (0x80, "permanent"),
+    ];
+    NAMES
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 /// The kernel's scope as Facter names it.
@@ -197,6 +224,19 @@ mod tests {
         ];
         for (p, want) in cases {
             assert_eq!(v6_mask(*p).to_string(), *want, "/{p}");
+        }
+    }
+
+    #[test]
+    fn address_flags() {
+        let cases: &[(u8, &[&str])] = &[
+            (0x00, &[]),
+            (0x80, &["permanent"]),
+            (0x82, &["noad", "permanent"]),
+            (0x61, &["temporary", "deprecated", "tentative"]),
+        ];
+        for (bits, want) in cases {
+            assert_eq!(flags6(*bits), *want, "{bits:#x}");
         }
     }
 }

@@ -19,11 +19,12 @@ fn base(t: &Tree, hostname: &str, flags: &str) {
             "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n\
              VERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n",
         )
+        .file("/etc/debian_version", "12.5\n")
         .file(
             "/proc/cpuinfo",
             &format!(
-                "processor\t: 0\nvendor_id\t: GenuineIntel\nphysical id\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\n\
-                 processor\t: 1\nvendor_id\t: GenuineIntel\nphysical id\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n"
+                "processor\t: 0\nvendor_id\t: GenuineIntel\nphysical id\t: 0\nsiblings\t: 2\ncpu cores\t: 2\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\n\
+                 processor\t: 1\nvendor_id\t: GenuineIntel\nphysical id\t: 0\nsiblings\t: 2\ncpu cores\t: 2\nmodel name\t: Test CPU\nflags\t\t: {flags}\n"
             ),
         )
         .file("/proc/meminfo", "MemTotal:        2034238 kB\nSwapTotal:       1048576 kB\n")
@@ -111,12 +112,18 @@ fn a_kvm_debian_guest() {
             ("os/hardware", Some(json!("x86_64"))),
             ("os/family", Some(json!("Debian"))),
             ("os/name", Some(json!("Debian"))),
-            ("os/release", Some(json!({"full": "12", "major": "12"}))),
-            ("os/distro/codename", Some(json!("bookworm"))),
             (
-                "os/distro/release",
-                Some(json!({"full": "12", "major": "12"})),
+                "os/release",
+                Some(json!({"full": "12.5", "major": "12", "minor": "5"})),
             ),
+            (
+                "os/distro",
+                Some(
+                    json!({"codename": "bookworm", "description": "Debian GNU/Linux 12 (bookworm)",
+                            "id": "Debian", "release": {"full": "12.5", "major": "12", "minor": "5"}}),
+                ),
+            ),
+            ("fips_enabled", Some(json!(false))),
             ("kernel", Some(json!("Linux"))),
             ("kernelrelease", Some(json!("6.1.0-18-amd64"))),
             ("kernelversion", Some(json!("6.1.0"))),
@@ -124,8 +131,8 @@ fn a_kvm_debian_guest() {
             (
                 "processors",
                 Some(
-                    json!({"count": 2, "isa": "x86_64", "models": ["Test CPU", "Test CPU"],
-                            "physicalcount": 1}),
+                    json!({"cores": 2, "count": 2, "isa": "x86_64", "models": ["Test CPU", "Test CPU"],
+                            "physicalcount": 1, "threads": 1}),
                 ),
             ),
             (
@@ -176,9 +183,9 @@ fn a_kvm_debian_guest() {
                     "bindings": [{"address": "10.0.0.5", "netmask": "255.255.255.0", "network": "10.0.0.0"}],
                     "bindings6": [
                         {"address": "2001:db8::5", "netmask": "ffff:ffff:ffff:ffff::",
-                         "network": "2001:db8::", "scope6": "global"},
+                         "network": "2001:db8::", "scope6": "global", "flags": ["permanent"]},
                         {"address": "fe80::5054:ff:fe12:3456", "netmask": "ffff:ffff:ffff:ffff::",
-                         "network": "fe80::", "scope6": "link"},
+                         "network": "fe80::", "scope6": "link", "flags": ["permanent"]},
                     ],
                     "ip": "10.0.0.5", "netmask": "255.255.255.0", "network": "10.0.0.0",
                     "ip6": "2001:db8::5", "netmask6": "ffff:ffff:ffff:ffff::", "network6": "2001:db8::",
@@ -242,10 +249,10 @@ fn loopback_only() {
                 Some(json!({"lo": {
                     "bindings": [{"address": "127.0.0.1", "netmask": "255.0.0.0", "network": "127.0.0.0"}],
                     "bindings6": [{"address": "::1", "netmask": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                                   "network": "::1", "scope6": "host"}],
+                                   "network": "::1", "scope6": "host", "flags": ["permanent"]}],
                     "ip": "127.0.0.1", "netmask": "255.0.0.0", "network": "127.0.0.0",
                     "ip6": "::1", "netmask6": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                    "network6": "::1", "scope6": "host", "mac": "00:00:00:00:00:00", "mtu": 65536,
+                    "network6": "::1", "scope6": "host", "mtu": 65536,
                 }})),
             ),
             ("virtual", Some(json!("physical"))),
