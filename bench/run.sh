@@ -4,7 +4,7 @@
 #   bench/run.sh                 # everything
 #   bench/run.sh drain idle      # some of: drain idle nodes enroll salt run fanout proxy lbdrain rollout
 #                                #          hafailover hadrain hafanout limits plan storm dashboard elb
-#                                #          monitor
+#                                #          monitor facts
 #
 # drain  — drain/undrain propagation over 500 cycles with 3 agents (mTLS)
 # idle   — one agent's RSS and CPU over 60 s at the default report interval
@@ -47,6 +47,9 @@
 # monitor — the master's usage history at 10,000 nodes for an hour of 5 s
 #          reports (its memory); a CPU alert's way from the agent's sample
 #          to a real Alertmanager and a webhook, and its resolution's
+# facts  — 100 collections of every grain and fact, in process, against
+#          `salt-call --local grains.items` and `facter --json` (10 each,
+#          alternating); then the agent idle with them (see idle)
 # elb    — ELB's own client (elb.py from PyPI, in a venv): set_domain_rules
 #          returning → the agent's proxy routing by the new rules, 50 changes
 #
@@ -56,7 +59,7 @@
 # Needs a release build (done here) and, for `salt`, pip (Salt goes into a venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard elb monitor}")
+what=("${@:-drain idle nodes enroll hosts salt run fanout proxy lbdrain rollout hafailover hadrain hafanout limits plan storm dashboard elb monitor facts}")
 what=(${what[@]})
 has() { [[ " ${what[*]} " == *" $1 "* ]]; }
 
@@ -211,6 +214,10 @@ fi
 
 if has elb; then
   "$bin/lb-bench" elb --changes "${ELB_CHANGES:-50}"
+fi
+
+if has facts; then
+  "$bin/facts-bench" --runs 100 --peer-runs "${PEER_RUNS:-10}"
 fi
 
 if has monitor; then
