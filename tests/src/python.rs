@@ -37,3 +37,28 @@ pub fn venv(dir: &Path, requirement: &str, import: &str) -> PathBuf {
     assert!(has(&python), "{requirement} imports as {import}");
     python
 }
+
+/// The Salt release the grains are compared and timed against (the one
+/// bench/salt/salt.sh measured in bench/RESULTS.md).
+pub const SALT: &str = "salt==3008.3";
+
+/// `salt-call --local grains.items --out json` from a venv in `venv`, with
+/// a config directory of its own (kept alive by the returned directory), so
+/// it writes nothing under /etc or /var.
+pub fn salt_grains_command(venv: &Path) -> (Command, tempfile::TempDir) {
+    let python = self::venv(venv, SALT, "salt.version");
+    let conf = tempfile::tempdir().expect("a config directory");
+    std::fs::write(
+        conf.path().join("minion"),
+        format!(
+            "file_client: local\nroot_dir: {}\nlog_level_logfile: quiet\n",
+            conf.path().join("root").display()
+        ),
+    )
+    .expect("write the minion config");
+    let mut cmd = Command::new(python.with_file_name("salt-call"));
+    cmd.args(["--local", "--config-dir"])
+        .arg(conf.path())
+        .args(["grains.items", "--out", "json"]);
+    (cmd, conf)
+}

@@ -13,10 +13,6 @@ use serde_json::{Map, Value};
 use std::path::Path;
 use std::process::Command;
 
-/// The Salt release the comparison runs against (the one bench/salt/salt.sh
-/// measured in bench/RESULTS.md).
-const SALT_PIN: &str = "salt==3008.3";
-
 /// How a key differs, on purpose.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -169,23 +165,10 @@ fn facts_agree_with_facter() {
 /// its own, so it writes nothing under /etc or /var.
 fn salt_grains() -> Map<String, Value> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("salt-venv");
-    let python = cluster_tests::python::venv(&venv, SALT_PIN, "salt.version");
-    let salt_call = python.with_file_name("salt-call");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("minion"),
-        format!(
-            "file_client: local\nroot_dir: {}\nlog_level_logfile: quiet\n",
-            dir.path().join("root").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(&salt_call)
-        .args(["--local", "--config-dir"])
-        .arg(dir.path())
-        .args(["grains.items", "--out", "json"])
+    let (mut salt_call, _conf) = cluster_tests::python::salt_grains_command(&venv);
+    let out = salt_call
         .output()
-        .unwrap_or_else(|e| panic!("{} runs: {e}", salt_call.display()));
+        .unwrap_or_else(|e| panic!("{salt_call:?} runs: {e}"));
     assert!(
         out.status.success(),
         "salt-call grains.items: {}",

@@ -63,25 +63,10 @@ fn main() {
         sizes.0, sizes.1, sizes.2
     );
     let venv = std::env::temp_dir().join("clusterctl-bench-salt-venv");
-    let python = cluster_tests::python::venv(&venv, "salt==3008.3", "salt.version");
-    let salt_call = python.with_file_name("salt-call");
-    let conf = tempfile::tempdir().unwrap();
-    std::fs::write(
-        conf.path().join("minion"),
-        format!(
-            "file_client: local\nroot_dir: {}\nlog_level_logfile: quiet\n",
-            conf.path().join("root").display()
-        ),
-    )
-    .unwrap();
+    let (mut salt_call, _conf) = cluster_tests::python::salt_grains_command(&venv);
     let (mut salt, mut facter) = (Vec::new(), Vec::new());
     for _ in 0..peer_runs {
-        salt.push(timed(
-            Command::new(&salt_call)
-                .args(["--local", "--config-dir"])
-                .arg(conf.path())
-                .args(["grains.items", "--out", "json"]),
-        ));
+        salt.push(timed(&mut salt_call));
         facter.push(timed(Command::new("facter").arg("--json")));
     }
     let ours = summary("collect, grains and facts, in process", ours);
