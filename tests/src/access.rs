@@ -29,6 +29,49 @@ pub async fn channel(
         .map_err(|e| format!("{e:?}"))
 }
 
+/// Exactly one TLS handshake with the master at `url` (`https://ip:port`)
+/// on a connection of its own, presenting `cert`/`key`, then one byte
+/// sent and read back, so the refusal of a TLS 1.3 client certificate
+/// (which the client hears only after its side of the handshake is done)
+/// has come before it returns. Unlike a gRPC channel, it never connects
+/// again: one call, one handshake for the master to count.
+pub async fn one_handshake(url: &str, ca: &str, cert: &str, key: &str) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let addr = url.trim_start_matches("https://").trim_end_matches('/');
+    let ip: std::net::IpAddr = addr.rsplit_once(':').unwrap().0.parse().unwrap();
+    let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return;
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    if let Ok(mut tls) = connector
+        .connect(ServerName::IpAddress(ip.into()), tcp)
+        .await
+    {
+        let _ = tls.write_all(b"\0").await;
+        let mut byte = [0u8; 1];
+        let _ = tls.read(&mut byte).await;
+    }
+}
+
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
