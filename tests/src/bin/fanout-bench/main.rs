@@ -6,7 +6,8 @@
 //! a join token (re-enrolling the few whose certificate the master would
 //! refuse, see [`refused_certificates`]), then opens one real agent session
 //! per node (its own TCP connection, mutual TLS with the node's
-//! certificate), acknowledges snapshots and deltas, reports usage every 5 s
+//! certificate), acknowledges snapshots and deltas (reading only their
+//! generations: the hosts lines are stepped over, see [`light`]), reports usage every 5 s
 //! as a real agent does (so the master does not mark the node down), and
 //! answers every `RunJob` at once with exit code 0 (a simulated agent runs
 //! nothing). The figure is the time from the `Control.Run` call for
@@ -36,7 +37,6 @@
 use cluster_proto as pb;
 use cluster_tests::MasterProc;
 use pb::agent_message::Msg as Out;
-use pb::master_message::Msg as In;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -164,6 +164,7 @@ fn usage(problem: &str) -> ! {
 mod dashboard;
 mod deploy;
 mod enroll;
+mod light;
 mod limits;
 mod measure;
 mod sessions;
@@ -227,6 +228,7 @@ async fn bench(args: Args) -> Result<(), String> {
     let pid = pid.to_string();
     let rss_before = status_kib(&pid, "VmRSS").unwrap_or(0);
     let storm = RssSampler::start(pid.clone());
+    let storm_cpu = (cpu_time(&pid), cpu_time("self"));
     let started = Instant::now();
     open_sessions(&session_urls, &ca_pem, nodes, ended.clone())
         .await
@@ -236,6 +238,14 @@ async fn bench(args: Args) -> Result<(), String> {
     let sessions_open = started.elapsed();
     let rss_storm = storm.peak();
     let rss_open = status_kib(&pid, "VmRSS").unwrap_or(0);
+    let spent = |before: Option<Duration>, now: Option<Duration>| match (before, now) {
+        (Some(b), Some(n)) => n.saturating_sub(b).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    let storm_cpu = (
+        spent(storm_cpu.0, cpu_time(&pid)),
+        spent(storm_cpu.1, cpu_time("self")),
+    );
     eprintln!(
         "{agents} sessions open in {:.1}s; master RSS {:.1} MiB",
         sessions_open.as_secs_f64(),
@@ -243,7 +253,8 @@ async fn bench(args: Args) -> Result<(), String> {
     );
     println!(
         "join storm: {agents} sessions ({}) opened in {:.1}s ({HANDSHAKES_IN_FLIGHT} at a time); \
-         master RSS before {:.1} MiB, peak while they opened {:.1} MiB, after {:.1} MiB",
+         master RSS before {:.1} MiB, peak while they opened {:.1} MiB, after {:.1} MiB; \
+         CPU meanwhile: master {:.1}s, load generator {:.1}s",
         if WANTS_HOSTS.load(Ordering::Relaxed) {
             "each keeping a hosts file"
         } else {
@@ -252,7 +263,9 @@ async fn bench(args: Args) -> Result<(), String> {
         sessions_open.as_secs_f64(),
         mib(rss_before),
         mib(rss_storm),
-        mib(rss_open)
+        mib(rss_open),
+        storm_cpu.0,
+        storm_cpu.1
     );
 
     let sampler = RssSampler::start(pid.clone());

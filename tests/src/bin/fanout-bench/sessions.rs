@@ -52,9 +52,9 @@ pub(crate) async fn open_sessions(
 }
 
 type Session = (
-    pb::agent_service_client::AgentServiceClient<Channel>,
+    Channel,
     mpsc::Sender<pb::AgentMessage>,
-    Streaming<pb::MasterMessage>,
+    Streaming<light::MasterMessage>,
 );
 
 /// Connects (own TLS connection) and opens the session with `Hello`,
@@ -72,13 +72,12 @@ pub(crate) async fn open_session(endpoint: &Endpoint, node: &SimNode) -> Result<
                 continue;
             }
         };
-        let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
         let (tx, rx) = mpsc::channel(16);
         tx.send(hello(&node.id))
             .await
             .expect("the receiver is still here");
-        match client.session(ReceiverStream::new(rx)).await {
-            Ok(resp) => return Ok((client, tx, resp.into_inner())),
+        match light::session(channel.clone(), ReceiverStream::new(rx)).await {
+            Ok(inbound) => return Ok((channel, tx, inbound)),
             Err(status) => last_error = format!("session refused: {status}"),
         }
     }
@@ -106,7 +105,8 @@ pub(crate) fn hello(id: &str) -> pb::AgentMessage {
 }
 
 /// What a simulated agent answers to a message from the master.
-pub(crate) fn reply_to(msg: pb::MasterMessage) -> Option<pb::AgentMessage> {
+pub(crate) fn reply_to(msg: light::MasterMessage) -> Option<pb::AgentMessage> {
+    use light::In;
     let ack = |generation| {
         Out::Ack(pb::Ack {
             generation,
@@ -125,7 +125,6 @@ pub(crate) fn reply_to(msg: pb::MasterMessage) -> Option<pb::AgentMessage> {
             duration_ms: 0,
             ..Default::default()
         }),
-        // Cancels, and anything the protocol adds: nothing to do here.
         _ => return None,
     };
     Some(pb::AgentMessage { msg: Some(reply) })
@@ -144,13 +143,13 @@ pub(crate) fn usage_report() -> pb::AgentMessage {
 }
 
 /// One open session: answers the master and reports usage until the
-/// session ends; returns why it ended. Holds `_client` so the connection
+/// session ends; returns why it ended. Holds `_channel` so the connection
 /// lives as long as the session.
 pub(crate) async fn serve(
     index: usize,
-    _client: pb::agent_service_client::AgentServiceClient<Channel>,
+    _channel: Channel,
     tx: mpsc::Sender<pb::AgentMessage>,
-    mut inbound: Streaming<pb::MasterMessage>,
+    mut inbound: Streaming<light::MasterMessage>,
 ) -> String {
     // Spread the reports over the interval, as agents started at different
     // times would.
