@@ -150,7 +150,8 @@ impl fmt::Display for Pending {
                 ..
             } => write!(
                 f,
-                "{balancer}: HAProxy server {server} has {count} sessions open"
+                "{balancer}: HAProxy server {server} has {count} session{} open",
+                if *count == 1 { "" } else { "s" }
             ),
             Pending::InFlight {
                 balancer,
@@ -160,7 +161,8 @@ impl fmt::Display for Pending {
                 ..
             } => write!(
                 f,
-                "{balancer}: {count} requests in flight to {node} ({addr})"
+                "{balancer}: {count} request{} in flight to {node} ({addr})",
+                if *count == 1 { "" } else { "s" }
             ),
             Pending::OutOfRotation {
                 balancer,
@@ -256,6 +258,28 @@ mod tests {
                     count: 3,
                 },
                 "lb-1: 3 requests in flight to web-1 (127.0.0.2:80)",
+            ),
+            (
+                Pending::InFlight {
+                    balancer: n("lb-1"),
+                    node: n("web-1"),
+                    source: LbSource::Proxy,
+                    server: "app".into(),
+                    addr: "127.0.0.2:80".into(),
+                    count: 1,
+                },
+                "lb-1: 1 request in flight to web-1 (127.0.0.2:80)",
+            ),
+            (
+                Pending::InFlight {
+                    balancer: n("lb-1"),
+                    node: n("web-1"),
+                    source: LbSource::Haproxy,
+                    server: "web/web-1".into(),
+                    addr: "127.0.0.2:80".into(),
+                    count: 1,
+                },
+                "lb-1: HAProxy server web/web-1 has 1 session open",
             ),
             (
                 Pending::OutOfRotation {

@@ -200,7 +200,59 @@ where
             return answer::local(client, &req, status, &text, stopping() || !clean).await && clean;
         }
     };
+    if resp.status == 101 {
+        return tunnel(proxy, client, resp, conn, lease, busy, activity).await;
+    }
     respond(client, &req, resp, conn, lease, busy, stopping()).await
+}
+
+/// The backend switched protocols as the client asked: the 101 goes to
+/// the client, then the two connections are joined until they close. The
+/// connection counts as busy (the client's idle timer does not apply; the
+/// tunnel's does) and the lease stays held: an open tunnel is in flight.
+async fn tunnel<IO>(
+    proxy: &Proxy,
+    client: &mut Client<IO>,
+    resp: ResponseHead,
+    mut conn: Conn,
+    lease: Lease,
+    busy: Busy,
+    activity: &Arc<Activity>,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    client.out.clear();
+    client.status = 101;
+    h1::write_switching_head(&mut client.out, &resp);
+    if let Err(e) = client.io.write_all(&client.out).await {
+        tracing::debug!(error = %e, "proxy: the client went away before its upgrade");
+        return false;
+    }
+    client.out.clear();
+    let ended = super::tunnel::splice(
+        &mut client.io,
+        &mut client.buf,
+        &mut conn.stream,
+        &mut conn.buf,
+        activity,
+        proxy.timeouts.tunnel_idle,
+    )
+    .await;
+    match ended {
+        Ok(super::tunnel::Ended::Closed { up, down }) => tracing::debug!(
+            server = %lease.server.addr, up, down, "proxy: an upgraded connection closed"
+        ),
+        Ok(super::tunnel::Ended::Idle) => tracing::debug!(
+            server = %lease.server.addr, idle = ?proxy.timeouts.tunnel_idle,
+            "proxy: closing an idle upgraded connection"
+        ),
+        Err(e) => tracing::debug!(
+            server = %lease.server.addr, error = %e, "proxy: an upgraded connection failed"
+        ),
+    }
+    drop((busy, lease));
+    false
 }
 
 /// Sends the backend's response on: the head, then the body as it comes.
@@ -216,6 +268,16 @@ async fn respond<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
+    if req.minor == 0
+        && let Some(codings) = &resp.codings
+    {
+        // HTTP/1.0 has no Transfer-Encoding to say the body is coded.
+        let text = format!(
+            "the backend's response has transfer coding {codings:?}, which an HTTP/1.0 client cannot take\n"
+        );
+        drop((conn, lease, busy));
+        return answer::local(client, req, 502, &text, true).await;
+    }
     let framing = match resp.framing {
         Framing::Empty => Framing::Empty,
         Framing::Length(n) => Framing::Length(n),
@@ -519,6 +581,7 @@ where
         if !conn.buf.is_empty() {
             heard = true;
             match h1::parse_response(&mut conn.buf, req.is_head()) {
+                Ok(Some(resp)) if resp.status == 101 && req.upgrade => return Ok(resp),
                 Ok(Some(resp)) if resp.status == 101 => {
                     return Err(Exchange::Backend {
                         error: "it switched protocols unasked".into(),

@@ -20,7 +20,9 @@ mod write;
 pub use chunked::{CHUNKED_END, Chunk, ChunkedDecoder, chunk_start};
 pub use request::{RequestHead, parse_request};
 pub use response::{ResponseHead, parse_response};
-pub use write::{Forwarded, Outgoing, write_local, write_request_head, write_response_head};
+pub use write::{
+    Forwarded, Outgoing, write_local, write_request_head, write_response_head, write_switching_head,
+};
 
 use bytes::Bytes;
 use std::ops::Range;

@@ -313,7 +313,7 @@ impl Activity {
         self.progress.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
-    fn progress(&self) -> u64 {
+    pub(super) fn progress(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }
 

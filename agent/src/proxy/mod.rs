@@ -27,6 +27,7 @@
 //! - `metrics` — requests by upstream and code, their durations, failed
 //!   tries: atomics each upstream owns, written out at a scrape.
 //! - `body` — bodies moved from socket to socket.
+//! - `tunnel` — an upgraded connection (WebSocket): bytes both ways.
 //! - `listen` — the accept loop and graceful shutdown.
 //! - `workers` — the threads connections run on, one tokio runtime each.
 //!
@@ -41,6 +42,7 @@ mod forward;
 mod h1;
 mod listen;
 mod metrics;
+mod tunnel;
 mod upstream;
 mod workers;
 
@@ -120,6 +122,10 @@ pub struct Timeouts {
     pub client_idle: Duration,
     /// On shutdown, how long client connections get to finish.
     pub shutdown_grace: Duration,
+    /// An upgraded connection (WebSocket) on which no byte moves either
+    /// way for this long is closed — checked every `tunnel_idle`, so after
+    /// up to twice as long (HAProxy's `timeout tunnel`).
+    pub tunnel_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -130,6 +136,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(90),
             client_idle: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            tunnel_idle: Duration::from_secs(3600),
         }
     }
 }

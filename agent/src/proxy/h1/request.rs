@@ -24,6 +24,10 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` with a body to come.
     pub expects_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` (WebSocket and the like):
+    /// HTTP/1.1, no body. The proxy passes both on and, if the backend
+    /// switches (101), joins the two connections.
+    pub upgrade: bool,
 }
 
 impl RequestHead {
@@ -84,11 +88,13 @@ impl RequestHead {
         })
     }
 
-    /// `Host`, else the authority of an absolute target.
+    /// The authority of an absolute target, else `Host`: a target in
+    /// absolute form names the host, whatever `Host` says (RFC 9112
+    /// §3.2.2), for routing and for the `Host` sent upstream alike.
     pub fn host(&self) -> Option<&[u8]> {
-        self.fields
-            .get(b"host")
-            .or_else(|| self.authority().map(str::as_bytes))
+        self.authority()
+            .map(str::as_bytes)
+            .or_else(|| self.fields.get(b"host"))
     }
 
     /// Whether the method is one whose request may be sent twice.
@@ -167,6 +173,15 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
         // Which one routes and which one the backend reads could differ.
         return Err(Invalid::new(400, "more than one Host header"));
     }
+    if minor == 0 && fields.get(b"transfer-encoding").is_some() {
+        // HTTP/1.0 has no transfer codings: a recipient could read the
+        // body by Content-Length or until the close where the proxy reads
+        // chunks (RFC 9112 §6.1: faulty framing; nginx answers 400 too).
+        return Err(Invalid::new(
+            400,
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
+    }
     let framing = fields.framing()?.unwrap_or(Framing::Empty);
     let keep_alive = if minor == 0 {
         fields.connection_has(b"keep-alive")
@@ -178,6 +193,12 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
         && fields
             .values(b"expect")
             .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    let upgrade = minor == 1
+        && framing == Framing::Empty
+        && fields.connection_has(b"upgrade")
+        && fields
+            .get(b"upgrade")
+            .is_some_and(|v| !v.trim_ascii().is_empty());
     Ok(Some(RequestHead {
         method,
         authority,
@@ -188,5 +209,6 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
         framing,
         keep_alive,
         expects_continue,
+        upgrade,
     }))
 }

@@ -15,6 +15,10 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// Whether the backend keeps the connection after this response.
     pub keep_alive: bool,
+    /// Transfer codings other than a final `chunked` (`gzip` of
+    /// `Transfer-Encoding: gzip, chunked`), as sent, to pass on: the proxy
+    /// takes off the chunked coding alone and chunks the body again.
+    pub codings: Option<String>,
 }
 
 impl ResponseHead {
@@ -58,15 +62,46 @@ pub fn parse_response(
     let parsed = header_ranges(base, resp.headers);
     let fields = split_head(buf, len, parsed);
     let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
+    let mut codings = None;
     let framing = if no_body {
         Framing::Empty
     } else {
         match fields.framing() {
             Ok(Some(f)) => f,
             Ok(None) => Framing::Close,
-            // A coding other than chunked: read until the close (RFC 9112
-            // §6.3); conflicting lengths are the backend's error.
-            Err(e) if e.status == 501 => Framing::Close,
+            // Codings besides chunked (RFC 9112 §6.3): chunked last
+            // delimits the body, else it runs until the close; the other
+            // codings go on to the client.
+            Err(e) if e.status == 501 => {
+                if fields.get(b"content-length").is_some() {
+                    return Err(Invalid::new(
+                        502,
+                        "both Transfer-Encoding and Content-Length are set",
+                    ));
+                }
+                let mut all: Vec<&[u8]> = fields
+                    .values(b"transfer-encoding")
+                    .flat_map(super::tokens)
+                    .collect();
+                let chunked = all
+                    .last()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+                if chunked {
+                    all.pop();
+                }
+                if all.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
+                    return Err(Invalid::new(
+                        502,
+                        "the response's Transfer-Encoding has chunked before another coding",
+                    ));
+                }
+                codings = Some(String::from_utf8_lossy(&all.join(&b", "[..])).into_owned());
+                if chunked {
+                    Framing::Chunked
+                } else {
+                    Framing::Close
+                }
+            }
             Err(e) => return Err(Invalid::new(502, e.why)),
         }
     };
@@ -82,5 +117,6 @@ pub fn parse_response(
         fields,
         framing,
         keep_alive,
+        codings,
     }))
 }

@@ -82,6 +82,15 @@ fn request_framing_follows_rfc_9112_and_refuses_ambiguity() {
             Err(501),
         ),
         ("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", Err(400)),
+        // HTTP/1.0 has no transfer codings: faulty framing (RFC 9112 §6.1).
+        (
+            "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n",
+            Err(400),
+        ),
+        (
+            "POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\ncontent-length: 3\r\n\r\n",
+            Err(400),
+        ),
         // Not HTTP/1.x at all, or a folded header line.
         ("GET / HTTP/2.0\r\n\r\n", Err(400)),
         ("GET / HTTP/1.1\r\nx: a\r\n b\r\n\r\n", Err(400)),
@@ -147,8 +156,12 @@ fn absolute_targets_give_their_authority_and_path() {
     assert_eq!(h.authority(), Some("shop.example:8080"));
     assert_eq!(h.path_and_query(), "/a/b?x=1");
     assert_eq!(h.host(), Some(&b"shop.example:8080"[..]));
+    // The target's authority wins over Host (RFC 9112 §3.2.2).
     let h = head("GET http://shop.example HTTP/1.1\r\nHost: other\r\n\r\n");
-    assert_eq!((h.path_and_query(), h.host()), ("/", Some(&b"other"[..])));
+    assert_eq!(
+        (h.path_and_query(), h.host()),
+        ("/", Some(&b"shop.example"[..]))
+    );
     let h = head("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((h.path(), h.authority()), ("*", None));
 }
@@ -191,6 +204,26 @@ fn the_forwarded_head_drops_hop_by_hop_and_adds_x_forwarded() {
          x-forwarded-proto: http\r\n\
          x-forwarded-host: shop.example\r\n\
          transfer-encoding: chunked\r\n\r\n"
+    );
+
+    // An absolute target: its authority is the Host sent, whatever Host
+    // the client sent beside it.
+    let h =
+        head("GET http://shop.example/x HTTP/1.1\r\nHost: admin.internal\r\nAccept: */*\r\n\r\n");
+    let mut out = Vec::new();
+    write_request_head(
+        &mut out,
+        &h,
+        &Forwarded {
+            path_and_query: h.path_and_query(),
+            client_ip: "::1",
+            framing: Framing::Empty,
+        },
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET /x HTTP/1.1\r\nAccept: */*\r\nhost: shop.example\r\nx-forwarded-for: ::1\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-host: shop.example\r\n\r\n"
     );
 
     // No Host: the absolute target's authority becomes it.
@@ -247,12 +280,6 @@ fn response_framing_and_reuse() {
         ),
         ("HTTP/1.1 200 OK\r\n\r\n", false, Framing::Close, false),
         (
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
-            false,
-            Framing::Close,
-            false,
-        ),
-        (
             "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n",
             false,
             Framing::Length(1),
@@ -273,10 +300,48 @@ fn response_framing_and_reuse() {
     ] {
         let r = response(raw, head_request).unwrap().unwrap();
         assert_eq!((r.framing, r.keep_alive), (framing, keep), "{raw:?}");
+        assert_eq!(r.codings, None, "{raw:?}");
+    }
+    // Codings besides chunked: a final chunked delimits the body, else the
+    // close does; the other codings are kept to pass on (RFC 9112 §6.3).
+    for (raw, framing, keep, codings) in [
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            Framing::Chunked,
+            true,
+            "gzip",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: Chunked\r\n\r\n",
+            Framing::Chunked,
+            true,
+            "gzip",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+            Framing::Close,
+            false,
+            "gzip",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: deflate,gzip\r\n\r\n",
+            Framing::Close,
+            false,
+            "deflate, gzip",
+        ),
+    ] {
+        let r = response(raw, false).unwrap().unwrap();
+        assert_eq!(
+            (r.framing, r.keep_alive, r.codings.as_deref()),
+            (framing, keep, Some(codings)),
+            "{raw:?}"
+        );
     }
     for raw in [
         "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
         "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
         "HTTP/1.1 abc OK\r\n\r\n",
     ] {
         assert_eq!(response(raw, false).unwrap_err().status, 502, "{raw:?}");
@@ -305,6 +370,27 @@ fn the_response_head_keeps_the_backends_lines_and_states_its_own_framing() {
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 201 Made It\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    // A coding kept from the backend goes before the proxy's own chunked.
+    let r = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Type: text/plain\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    let mut out = Vec::new();
+    write_response_head(
+        &mut out,
+        &r,
+        Outgoing {
+            framing: Framing::Chunked,
+            keep_alive: true,
+            http10: false,
+        },
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
     );
     let r = response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", false)
         .unwrap()
@@ -401,4 +487,62 @@ fn the_upstream_target_is_origin_form_and_a_rewrite_keeps_the_query() {
     }
     let req = head("GET /a HTTP/1.1\r\n\r\n");
     assert!(req.upstream_target(Some("/a b")).is_err());
+}
+
+#[test]
+fn an_upgrade_passes_on_its_upgrade_and_connection_and_only_when_asked_for() {
+    for (raw, upgrade) in [
+        (
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            true,
+        ),
+        // Upgrade without Connection naming it, or the other way round.
+        ("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", false),
+        ("GET /ws HTTP/1.1\r\nConnection: upgrade\r\n\r\n", false),
+        // HTTP/1.0 has no upgrade; a request with a body is not one here.
+        (
+            "GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        ),
+        (
+            "POST /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\ncontent-length: 2\r\n\r\n",
+            false,
+        ),
+    ] {
+        assert_eq!(head(raw).upgrade, upgrade, "{raw:?}");
+    }
+    let h = head(
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let mut out = Vec::new();
+    write_request_head(
+        &mut out,
+        &h,
+        &Forwarded {
+            path_and_query: h.path_and_query(),
+            client_ip: "::1",
+            framing: Framing::Empty,
+        },
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nx-forwarded-for: ::1\r\nx-forwarded-proto: http\r\n\
+         x-forwarded-host: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    );
+    let r = response(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    let mut out = Vec::new();
+    write_switching_head(&mut out, &r);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+         upgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    );
 }

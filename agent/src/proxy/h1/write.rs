@@ -15,7 +15,8 @@ pub struct Forwarded<'a> {
 }
 
 /// Writes the request head sent upstream: the client's header lines minus
-/// the hop-by-hop ones, `Host` kept (or taken from an absolute target),
+/// the hop-by-hop ones, `Host` kept (or, for an absolute target, replaced
+/// by its authority),
 /// `X-Forwarded-For` appended to, `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` set, and the body's framing.
 pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded<'_>) {
@@ -25,11 +26,13 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded<
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut prior_for: Option<&[u8]> = None;
     let mut has_host = false;
+    let absolute = req.authority().is_some();
     for (name, value) in req.fields.iter() {
         if req.fields.dropped(name)
             || name.eq_ignore_ascii_case(b"content-length")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            || (absolute && name.eq_ignore_ascii_case(b"host"))
         {
             continue;
         }
@@ -57,8 +60,31 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, fwd: &Forwarded<
     if let Some(h) = host {
         line(out, b"x-forwarded-host", h);
     }
+    if req.upgrade {
+        for v in req.fields.values(b"upgrade") {
+            line(out, b"upgrade", v);
+        }
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
     framing_line(out, fwd.framing);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a backend's `101 Switching Protocols` to the client: its lines
+/// minus the hop-by-hop ones, then its `Upgrade` and `Connection: upgrade`.
+pub fn write_switching_head(out: &mut Vec<u8>, resp: &ResponseHead) {
+    out.extend_from_slice(b"HTTP/1.1 101 ");
+    out.extend_from_slice(resp.reason());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in resp.fields.iter() {
+        if !resp.fields.dropped(name) {
+            line(out, name, value);
+        }
+    }
+    for v in resp.fields.values(b"upgrade") {
+        line(out, b"upgrade", v);
+    }
+    out.extend_from_slice(b"connection: upgrade\r\n\r\n");
 }
 
 /// How a response is delimited towards the client, and whether the client
@@ -92,7 +118,12 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, how: Outgoing
         line(out, name, value);
     }
     if how.framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        out.extend_from_slice(b"transfer-encoding: ");
+        if let Some(codings) = &resp.codings {
+            out.extend_from_slice(codings.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"chunked\r\n");
     }
     connection_line(out, how);
     out.extend_from_slice(b"\r\n");

@@ -101,7 +101,6 @@ mod tests {
             node_id: "sim-00001".into(),
             address: "127.0.0.1".into(),
             names: vec!["sim-00001".into()],
-            ..Default::default()
         };
         let cases = [
             (

@@ -1,0 +1,264 @@
+//! The proxy's HTTP/1.1 conformance, end to end: requests written byte
+//! for byte to a real agent's proxy, routed by the master's upstream and
+//! route to a raw backend that records every request head reaching it and
+//! answers as the test scripts it.
+
+use cluster_tests::lb::{free_port, listening};
+use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+/// The longest request head the raw backend reads.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A backend that answers every request with the same bytes, then closes.
+struct Backend {
+    addr: String,
+    /// Every request head that reached it, in order.
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Backend {
+    async fn start(ip: &str, response: Vec<u8>) -> Backend {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (seen, response) = (heads.clone(), Arc::new(response));
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (seen, response) = (seen.clone(), response.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let _ = conn.write_all(&response).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Backend { addr, heads }
+    }
+
+    /// The request heads received whose request line has `path`.
+    fn heads_for(&self, path: &str) -> Vec<String> {
+        let line = format!(" {path} HTTP/1.1\r\n");
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                h.lines()
+                    .next()
+                    .is_some_and(|l| l.contains(line.trim_end()))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// A master, a balancer node `lb-1` on `ip` whose proxy routes
+/// `conf.test` to `backend`.
+struct Setup {
+    _master: MasterProc,
+    _lb: AgentProc,
+    proxy: String,
+    backend: Backend,
+}
+
+async fn setup(ip: &str, response: Vec<u8>) -> Setup {
+    let master = MasterProc::builder().spawn();
+    let admin = master.admin();
+    let backend = Backend::start(ip, response).await;
+    let proxy = format!("{ip}:{}", free_port(ip));
+    let lb = AgentProc::builder("lb-1", &master)
+        .addr(ip)
+        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
+        .spawn();
+    cluster_tests::connected(&admin, 1).await;
+    ctl(
+        &admin,
+        &["upstream", "set", "raw", "--server", &backend.addr],
+    )
+    .await
+    .ok();
+    ctl(&admin, &["route", "set", "conf.test", "--backend", "raw"])
+        .await
+        .ok();
+    listening(&proxy).await;
+    eventually(
+        "the proxy routes conf.test to the backend",
+        PATIENCE,
+        || async {
+            exchange(
+                &proxy,
+                b"GET /ready HTTP/1.1\r\nHost: conf.test\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .starts_with("HTTP/1.1 200")
+        },
+    )
+    .await;
+    Setup {
+        _master: master,
+        _lb: lb,
+        proxy,
+        backend,
+    }
+}
+
+/// Writes `request` to the proxy and reads until it closes.
+async fn exchange(proxy: &str, request: &[u8]) -> String {
+    let mut conn = TcpStream::connect(proxy).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, conn.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the proxy never closed after {request:?}");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `data` through Debian's `gzip`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    gzip.stdin.take().unwrap().write_all(data).unwrap();
+    let out = gzip.wait_with_output().unwrap();
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
+}
+
+fn ok_response() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n".to_vec()
+}
+
+/// RFC 9112 §6.1: HTTP/1.0 has no transfer codings, so a `Transfer-Encoding`
+/// in an HTTP/1.0 request is faulty framing — a recipient reading it by
+/// length or until the close would see another request in its body.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_1_0_request_with_transfer_encoding_is_refused_and_never_forwarded() {
+    let s = setup("127.0.0.210", ok_response()).await;
+    let smuggled =
+        b"POST /refused HTTP/1.0\r\nHost: conf.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+        2d\r\nGET /smuggled HTTP/1.1\r\nHost: conf.test\r\n\r\n\r\n0\r\n\r\n";
+    let answer = exchange(&s.proxy, smuggled).await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.contains("Transfer-Encoding in an HTTP/1.0 request"),
+        "{answer}"
+    );
+    // The same request as HTTP/1.1 goes through: the refusal is the
+    // version's, not the route's.
+    let allowed = b"POST /allowed HTTP/1.1\r\nHost: conf.test\r\nTransfer-Encoding: chunked\r\n\
+        Connection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+    let answer = exchange(&s.proxy, allowed).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(s.backend.heads_for("/allowed").len(), 1);
+    assert!(s.backend.heads_for("/refused").is_empty());
+    assert!(s.backend.heads_for("/smuggled").is_empty());
+}
+
+/// RFC 9112 §6.3: with `Transfer-Encoding: gzip, chunked` the chunked
+/// coding delimits the body; the proxy takes it off, chunks the body again
+/// and passes `gzip` on, so a client decoding transfer codings (curl's
+/// `--tr-encoding`) gets the backend's text back — never the chunk framing
+/// as body bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backends_gzip_chunked_response_reaches_the_client_as_sent() {
+    let text = "the same text, gzip-coded by the backend\n".repeat(20);
+    let coded = gzip(text.as_bytes());
+    let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+        Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+        .to_vec();
+    // Two chunks, so the framing is not one piece by chance.
+    let (a, b) = coded.split_at(coded.len() / 2);
+    for part in [a, b] {
+        response.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        response.extend_from_slice(part);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let s = setup("127.0.0.211", response).await;
+
+    let answer = exchange(
+        &s.proxy,
+        b"GET /coded HTTP/1.1\r\nHost: conf.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ntransfer-encoding: gzip, chunked\r\n"),
+        "{head}"
+    );
+
+    let url = format!("http://{}/coded", s.proxy);
+    let curl = tokio::process::Command::new("curl")
+        .args(["-sS", "--http1.1", "--tr-encoding", "-H", "Host: conf.test"])
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), text);
+
+    // An HTTP/1.0 client has no Transfer-Encoding to be told the body is
+    // coded: 502, and the reason.
+    let answer = exchange(&s.proxy, b"GET /coded HTTP/1.0\r\nHost: conf.test\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(answer.contains("transfer coding \"gzip\""), "{answer}");
+}
+
+/// RFC 9112 §3.2.2: for a target in absolute form the authority is the
+/// host — routing and the `Host` the backend reads follow it, not the
+/// `Host` header beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_absolute_targets_authority_wins_over_the_host_header() {
+    let s = setup("127.0.0.212", ok_response()).await;
+    let answer = exchange(
+        &s.proxy,
+        b"GET http://conf.test/absolute?x=1 HTTP/1.1\r\nHost: elsewhere.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let heads = s.backend.heads_for("/absolute?x=1");
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.contains("\r\nhost: conf.test\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nx-forwarded-host: conf.test\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("elsewhere.test"), "{head}");
+
+    // And the other way round: a Host with a route does not pull a target
+    // whose authority has none.
+    let answer = exchange(
+        &s.proxy,
+        b"GET http://elsewhere.test/other HTTP/1.1\r\nHost: conf.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(s.backend.heads_for("/other").is_empty());
+}
