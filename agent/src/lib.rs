@@ -64,6 +64,9 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The message names the file and why.
+    #[error("{0}")]
+    AccessLog(#[source] std::io::Error),
 }
 
 /// The address this node is reached on: the configured one, else the health
@@ -169,6 +172,11 @@ pub async fn run(
             }
         });
         let proxy = proxy::Proxy::new(proxy::ProxyConfig::default(), health);
+        if let Some((target, format)) = &p.access_log {
+            let log =
+                proxy::AccessLog::open(target.clone(), *format).map_err(RunError::AccessLog)?;
+            let _ = proxy.set_access_log(log);
+        }
         let _ = shared.proxy.set(proxy.metrics());
         balancers.proxy = Some(proxy);
         // The cached configuration holds until the master says otherwise.

@@ -1,7 +1,7 @@
 //! The proxy's HTTP/1.1 conformance, end to end: requests written byte
 //! for byte to a real agent's proxy, routed by the master's upstream and
 //! route to a raw backend that records every request head reaching it and
-//! answers as the test scripts it.
+//! answers as the test scripts it; and the access log those requests write.
 
 use cluster_tests::lb::{free_port, listening};
 use cluster_tests::{AgentProc, MasterProc, ctl, eventually};
@@ -71,19 +71,24 @@ impl Backend {
 /// `conf.test` to `backend`.
 struct Setup {
     _master: MasterProc,
-    _lb: AgentProc,
+    lb: AgentProc,
     proxy: String,
     backend: Backend,
 }
 
 async fn setup(ip: &str, response: Vec<u8>) -> Setup {
+    setup_with(ip, response, "").await
+}
+
+/// [`setup`], with more lines for the proxy's `[proxy]` table.
+async fn setup_with(ip: &str, response: Vec<u8>, proxy_config: &str) -> Setup {
     let master = MasterProc::builder().spawn();
     let admin = master.admin();
     let backend = Backend::start(ip, response).await;
     let proxy = format!("{ip}:{}", free_port(ip));
     let lb = AgentProc::builder("lb-1", &master)
         .addr(ip)
-        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n"))
+        .config(&format!("[proxy]\nlisten = [\"{proxy}\"]\n{proxy_config}"))
         .spawn();
     cluster_tests::connected(&admin, 1).await;
     ctl(
@@ -111,7 +116,7 @@ async fn setup(ip: &str, response: Vec<u8>) -> Setup {
     .await;
     Setup {
         _master: master,
-        _lb: lb,
+        lb,
         proxy,
         backend,
     }
@@ -261,4 +266,138 @@ async fn an_absolute_targets_authority_wins_over_the_host_header() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
     assert!(s.backend.heads_for("/other").is_empty());
+}
+
+/// The access log's lines for requests whose target starts with `/log/`,
+/// once there are `count` of them.
+async fn logged(path: &std::path::Path, count: usize) -> Vec<String> {
+    let read = || -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("/log/"))
+            .map(str::to_owned)
+            .collect()
+    };
+    eventually(
+        &format!("{count} lines in {}", path.display()),
+        PATIENCE,
+        || async { read().len() >= count },
+    )
+    .await;
+    read()
+}
+
+/// Two requests through the proxy: one routed to the backend, one with no
+/// route (the proxy's own 404). The user agent has a quote and a
+/// backslash, which a log line must not take literally.
+async fn two_logged_requests(proxy: &str) {
+    let routed = exchange(
+        proxy,
+        b"GET /log/routed?q=1 HTTP/1.1\r\nHost: conf.test\r\nUser-Agent: probe \"q\" \\x\r\n\
+          Referer: http://from.test/\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(routed.starts_with("HTTP/1.1 200 "), "{routed}");
+    let unrouted = exchange(
+        proxy,
+        b"GET /log/nowhere HTTP/1.0\r\nHost: nowhere.test\r\n\r\n",
+    )
+    .await;
+    assert!(unrouted.starts_with("HTTP/1.1 404 "), "{unrouted}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_in_combined_format_matches_nginxs_fields_and_the_extras() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let s = setup_with(
+        "127.0.0.215",
+        ok_response(),
+        &format!(
+            "access_log = {:?}\naccess_log_format = \"combined\"\n",
+            path
+        ),
+    )
+    .await;
+    two_logged_requests(&s.proxy).await;
+    let lines = logged(&path, 2).await;
+    // nginx's combined, then "host" "upstream" upstream_addr request_time
+    // upstream_time.
+    let combined = regex::Regex::new(
+        r#"^(?P<client>\S+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) "(?P<referer>[^"]*)" "(?P<ua>[^"]*)" "(?P<host>[^"]*)" "(?P<upstream>[^"]*)" (?P<addr>\S+) (?P<rt>\d+\.\d{3}) (?P<ut>\d+\.\d{3}|-)$"#,
+    )
+    .unwrap();
+    let fields: Vec<regex::Captures> = lines
+        .iter()
+        .map(|l| {
+            combined
+                .captures(l)
+                .unwrap_or_else(|| panic!("not combined: {l}"))
+        })
+        .collect();
+    let routed = &fields[0];
+    assert_eq!(&routed["client"], "127.0.0.1");
+    assert_eq!(&routed["request"], "GET /log/routed?q=1 HTTP/1.1");
+    assert_eq!(&routed["status"], "200");
+    assert_eq!(&routed["bytes"], "3");
+    assert_eq!(&routed["referer"], "http://from.test/");
+    assert_eq!(&routed["ua"], r"probe \x22q\x22 \x5Cx");
+    assert_eq!(&routed["host"], "conf.test");
+    assert_eq!(&routed["upstream"], "raw");
+    assert_eq!(&routed["addr"], s.backend.addr);
+    assert_ne!(&routed["ut"], "-");
+    let unrouted = &fields[1];
+    assert_eq!(&unrouted["request"], "GET /log/nowhere HTTP/1.0");
+    assert_eq!(&unrouted["status"], "404");
+    assert_eq!(&unrouted["bytes"], "33", "{}", lines[1]);
+    assert_eq!(
+        (
+            &unrouted["ua"],
+            &unrouted["upstream"],
+            &unrouted["addr"],
+            &unrouted["ut"]
+        ),
+        ("-", "-", "-", "-")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_in_json_is_one_object_a_line_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let s = setup_with(
+        "127.0.0.216",
+        ok_response(),
+        &format!("access_log = {:?}\n", path),
+    )
+    .await;
+    two_logged_requests(&s.proxy).await;
+    let lines = logged(&path, 2).await;
+    let v: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(v[0]["target"], "/log/routed?q=1");
+    assert_eq!(v[0]["method"], "GET");
+    assert_eq!(v[0]["protocol"], "HTTP/1.1");
+    assert_eq!(v[0]["status"], 200);
+    assert_eq!(v[0]["bytes"], 3);
+    assert_eq!(v[0]["user_agent"], r#"probe "q" \x"#);
+    assert_eq!(v[0]["upstream"], "raw");
+    assert_eq!(v[0]["upstream_addr"], s.backend.addr.as_str());
+    assert!(v[0]["upstream_time"].as_f64().is_some(), "{}", lines[0]);
+    assert!(v[0]["request_time"].as_f64().is_some(), "{}", lines[0]);
+    assert!(v[0]["time"].as_f64().unwrap() > 1.7e9, "{}", lines[0]);
+    assert_eq!(v[1]["status"], 404);
+    assert_eq!(v[1]["upstream"], "");
+    assert!(v[1]["upstream_time"].is_null(), "{}", lines[1]);
+    // Nothing dropped, and /metrics says so.
+    let metrics = s.lb.health_url.replace("/health", "/metrics");
+    let text = cluster_tests::get(&metrics).await.1;
+    assert_eq!(
+        cluster_tests::prom::sample(&text, "cluster_agent_proxy_access_log_dropped_total"),
+        Some(0.0),
+        "{text}"
+    );
 }

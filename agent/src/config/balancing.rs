@@ -91,12 +91,19 @@ pub struct RawProxy {
     /// Answered by the proxy itself with the node's health ("" turns it
     /// off), so a load balancer probing the traffic port sees a drain.
     pub health_path: Option<String>,
+    /// A line per request: a file's path, or "-" for standard output.
+    /// Off when absent.
+    pub access_log: Option<String>,
+    /// "json" (one object a line, the default) or "combined" (nginx's,
+    /// then host, upstream, upstream address, request and upstream time).
+    pub access_log_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
     pub listen: Vec<SocketAddr>,
     pub health_path: Option<String>,
+    pub access_log: Option<(crate::proxy::AccessLogTarget, crate::proxy::AccessLogFormat)>,
 }
 
 pub(super) fn checks(raw: Vec<RawCheck>, p: &mut Problems) -> Vec<CheckSpec> {
@@ -255,9 +262,35 @@ pub(super) fn proxy(raw: Option<RawProxy>, p: &mut Problems) -> Option<ProxyConf
             None
         }
     };
+    use crate::proxy::{AccessLogFormat, AccessLogTarget};
+    let format = match raw.access_log_format.as_deref() {
+        None | Some("json") => AccessLogFormat::Json,
+        Some("combined") => AccessLogFormat::Combined,
+        Some(other) => {
+            p.push(format!(
+                "proxy.access_log_format = {other:?}: must be \"json\" or \"combined\""
+            ));
+            AccessLogFormat::Json
+        }
+    };
+    let access_log = match raw.access_log.as_deref() {
+        None => {
+            if raw.access_log_format.is_some() {
+                p.push("proxy.access_log_format: set proxy.access_log too (a path, or \"-\" for standard output)");
+            }
+            None
+        }
+        Some("") => {
+            p.push("proxy.access_log = \"\": give a path, or \"-\" for standard output (leave it out to turn the log off)");
+            None
+        }
+        Some("-") => Some((AccessLogTarget::Stdout, format)),
+        Some(path) => Some((AccessLogTarget::File(path.into()), format)),
+    };
     Some(ProxyConfig {
         listen,
         health_path,
+        access_log,
     })
 }
 

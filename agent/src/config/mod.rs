@@ -439,6 +439,8 @@ fall = 1
 listen = "127.0.0.2:7443"
 [proxy]
 listen = ["127.0.0.2:8080"]
+access_log = "-"
+access_log_format = "combined"
 "#,
         )
         .unwrap();
@@ -449,6 +451,13 @@ listen = ["127.0.0.2:8080"]
         assert_eq!(c.agent_check.unwrap().listen.port(), 7443);
         let proxy = c.proxy.unwrap();
         assert_eq!(proxy.health_path.as_deref(), Some("/health"));
+        assert_eq!(
+            proxy.access_log,
+            Some((
+                crate::proxy::AccessLogTarget::Stdout,
+                crate::proxy::AccessLogFormat::Combined
+            ))
+        );
 
         let err = validate(
             r#"
@@ -468,6 +477,8 @@ listen = "x"
 [proxy]
 listen = []
 health_path = "health"
+access_log = "/var/log/clusterctl/access.log"
+access_log_format = "clf"
 "#,
         )
         .unwrap_err();
@@ -480,6 +491,7 @@ health_path = "health"
             "agent_check.listen = \"x\": not an address:port",
             "proxy.listen: give at least one address:port",
             "proxy.health_path = \"health\": must start with '/'",
+            "proxy.access_log_format = \"clf\": must be \"json\" or \"combined\"",
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }

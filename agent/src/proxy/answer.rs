@@ -59,6 +59,7 @@ where
     );
     if !req.is_head() {
         client.out.extend_from_slice(text.as_bytes());
+        client.sent = text.len() as u64;
     }
     let written = client.io.write_all(&client.out).await.is_ok();
     client.out.clear();

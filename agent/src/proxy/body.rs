@@ -76,13 +76,14 @@ impl<W: AsyncWrite + Unpin> Sink<'_, W> {
 }
 
 /// Moves a body of `framing` from `src` (what is already in `buf` first)
-/// to `sink`. On success, `buf` holds what followed the body.
+/// to `sink`. On success, `buf` holds what followed the body, and the
+/// body's length is returned.
 pub(super) async fn relay<R, W>(
     src: &mut R,
     buf: &mut BytesMut,
     framing: Framing,
     mut sink: Sink<'_, W>,
-) -> Result<(), BodyError>
+) -> Result<u64, BodyError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -92,12 +93,14 @@ where
         _ => 0,
     };
     let mut chunks = ChunkedDecoder::default();
+    let mut moved = 0u64;
     loop {
         let ended = match framing {
             Framing::Empty => true,
             Framing::Length(_) => {
                 let n = (buf.len() as u64).min(left) as usize;
                 sink.put(&buf[..n]);
+                moved += n as u64;
                 buf.advance(n);
                 left -= n as u64;
                 left == 0
@@ -106,6 +109,7 @@ where
                 match chunks.step(buf).map_err(BodyError::Source)? {
                     Chunk::Data(n) => {
                         sink.put(&buf[..n]);
+                        moved += n as u64;
                         buf.advance(n);
                     }
                     Chunk::Need => break false,
@@ -114,12 +118,13 @@ where
             },
             Framing::Close => {
                 sink.put(buf);
+                moved += buf.len() as u64;
                 buf.clear();
                 false
             }
         };
         if ended {
-            return sink.end().await;
+            return sink.end().await.map(|()| moved);
         }
         if sink.out.len() >= WRITE_AT || buf.is_empty() {
             sink.flush().await?;
@@ -128,7 +133,7 @@ where
             buf.reserve(READ_SIZE);
         }
         match src.read_buf(buf).await {
-            Ok(0) if framing == Framing::Close => return sink.end().await,
+            Ok(0) if framing == Framing::Close => return sink.end().await.map(|()| moved),
             Ok(0) => return Err(BodyError::Source("closed before the body's end".into())),
             Ok(_) => {}
             Err(e) => return Err(BodyError::Source(e.to_string())),

@@ -15,6 +15,7 @@
 //!   without counting a failure;
 //! - a response, whatever its status, ends the tries.
 
+use super::access_log::{AccessLog, Entry};
 use super::backend::{Conn, ConnectError, Lease, ServerState};
 use super::body::{self, BodyError, Sink};
 use super::h1::{self, Forwarded, Framing, Outgoing, RequestHead, ResponseHead};
@@ -51,6 +52,11 @@ pub(super) struct Client<IO> {
     /// The status of the response head last written, 0 before any: what
     /// the request is counted with.
     pub status: u16,
+    /// Body bytes of the response written to the client.
+    pub sent: u64,
+    /// The server whose response it was, and how long its head took
+    /// from the request's dispatch.
+    pub answered_by: Option<(Box<str>, Duration)>,
 }
 
 /// Serves one request whose head was read at `started`, and records it in
@@ -69,16 +75,61 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     client.status = 0;
+    client.sent = 0;
+    client.answered_by = None;
     let mut routed = None;
-    let again = serve(proxy, client, req, activity, &mut routed).await;
+    let again = serve(proxy, client, &req, activity, &mut routed).await;
     if client.status != 0 {
         let metrics = match &routed {
             Some(u) => &u.metrics,
             None => &proxy.metrics.local,
         };
-        metrics.record(client.status, started.elapsed());
+        let took = started.elapsed();
+        metrics.record(client.status, took);
+        if let Some(log) = proxy.access_log.get() {
+            log_request(log, client, &req, routed.as_deref(), took);
+        }
     }
     again
+}
+
+/// A header's value as text, `""` when absent or not UTF-8.
+fn text(v: Option<&[u8]>) -> &str {
+    v.and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("")
+}
+
+/// The request's line in the access log.
+fn log_request<IO>(
+    log: &AccessLog,
+    client: &Client<IO>,
+    req: &RequestHead,
+    routed: Option<&Upstream>,
+    took: Duration,
+) {
+    let (upstream_addr, upstream_time) = match &client.answered_by {
+        Some((addr, time)) => (&**addr, Some(*time)),
+        None => ("", None),
+    };
+    log.record(&Entry {
+        time: std::time::SystemTime::now(),
+        client: &client.ip,
+        method: req.method(),
+        target: req.target(),
+        protocol: if req.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
+        host: text(req.host()),
+        status: client.status,
+        bytes: client.sent,
+        referer: text(req.fields.get(b"referer")),
+        user_agent: text(req.fields.get(b"user-agent")),
+        upstream: routed.map_or("", |u| &u.name),
+        upstream_addr,
+        request_time: took,
+        upstream_time,
+    });
 }
 
 /// The health path, routing, the tries, the response. The connection
@@ -87,7 +138,7 @@ where
 async fn serve<IO>(
     proxy: &Proxy,
     client: &mut Client<IO>,
-    req: RequestHead,
+    req: &RequestHead,
     activity: &Arc<Activity>,
     routed: &mut Option<Arc<Upstream>>,
 ) -> bool
@@ -96,12 +147,12 @@ where
 {
     let stopping = || activity.stopping();
     if req.method() == "CONNECT" {
-        return answer::local(client, &req, 405, "CONNECT is not proxied\n", true).await;
+        return answer::local(client, req, 405, "CONNECT is not proxied\n", true).await;
     }
     if let Some(h) = &proxy.health
         && req.path() == h.path
     {
-        return answer::health(h, client, &req, stopping()).await;
+        return answer::health(h, client, req, stopping()).await;
     }
     let host = req
         .host()
@@ -135,18 +186,18 @@ where
     });
     let (upstream, rewrite) = match picked {
         Ok(r) => r,
-        Err((status, text)) => return answer::local(client, &req, status, &text, stopping()).await,
+        Err((status, text)) => return answer::local(client, req, status, &text, stopping()).await,
     };
     let upstream: &Upstream = routed.insert(upstream);
     let path_and_query = match req.upstream_target(rewrite.as_deref()) {
         Ok(t) => t,
-        Err(e) => return answer::local(client, &req, 400, &format!("{e}\n"), stopping()).await,
+        Err(e) => return answer::local(client, req, 400, &format!("{e}\n"), stopping()).await,
     };
 
     let mut body = match req.framing {
         Framing::Empty => ReqBody::Empty,
         Framing::Length(n) if req.idempotent() && n <= MAX_REPLAY_BODY => {
-            if continue_if_expected(client, &req).await.is_err() {
+            if continue_if_expected(client, req).await.is_err() {
                 return false;
             }
             match body::read_whole(&mut client.io, &mut client.buf, n as usize).await {
@@ -162,7 +213,7 @@ where
     let mut head = Vec::with_capacity(512);
     h1::write_request_head(
         &mut head,
-        &req,
+        req,
         &Forwarded {
             path_and_query: &path_and_query,
             client_ip: &client.ip,
@@ -171,13 +222,14 @@ where
     );
     drop(path_and_query);
     let busy = Busy::start(activity);
+    let dispatched = Instant::now();
     let sent = Box::pin(dispatch(
         &proxy.timeouts,
         upstream,
         &head,
         &mut body,
         client,
-        &req,
+        req,
     ))
     .await;
     let (resp, conn, lease) = match sent {
@@ -197,13 +249,14 @@ where
             // A request body only partly read leaves the connection
             // unusable.
             let clean = !matches!(body, ReqBody::Sent);
-            return answer::local(client, &req, status, &text, stopping() || !clean).await && clean;
+            return answer::local(client, req, status, &text, stopping() || !clean).await && clean;
         }
     };
+    client.answered_by = Some((lease.server.addr.clone(), dispatched.elapsed()));
     if resp.status == 101 {
         return tunnel(proxy, client, resp, conn, lease, busy, activity).await;
     }
-    respond(client, &req, resp, conn, lease, busy, stopping()).await
+    respond(client, req, resp, conn, lease, busy, stopping()).await
 }
 
 /// The backend switched protocols as the client asked: the 101 goes to
@@ -240,9 +293,12 @@ where
     )
     .await;
     match ended {
-        Ok(super::tunnel::Ended::Closed { up, down }) => tracing::debug!(
-            server = %lease.server.addr, up, down, "proxy: an upgraded connection closed"
-        ),
+        Ok(super::tunnel::Ended::Closed { up, down }) => {
+            client.sent = down;
+            tracing::debug!(
+                server = %lease.server.addr, up, down, "proxy: an upgraded connection closed"
+            )
+        }
         Ok(super::tunnel::Ended::Idle) => tracing::debug!(
             server = %lease.server.addr, idle = ?proxy.timeouts.tunnel_idle,
             "proxy: closing an idle upgraded connection"
@@ -306,7 +362,8 @@ where
     .await;
     client.out.clear();
     match relayed {
-        Ok(()) => {
+        Ok(sent) => {
+            client.sent = sent;
             if resp.keep_alive && conn.buf.is_empty() {
                 lease.conn = Some(conn);
             }

@@ -129,6 +129,8 @@ async fn connection(
         out: Vec::with_capacity(1024),
         ip: peer.ip().to_string().into(),
         status: 0,
+        sent: 0,
+        answered_by: None,
     };
     let Timeouts { client_idle, .. } = proxy.timeouts;
     let conn = serve_client(&proxy, client, &activity);

@@ -29,7 +29,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Unit;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Upper bounds of the duration buckets, in microseconds.
@@ -131,6 +131,8 @@ pub struct Metrics {
     /// The configured upstreams', sorted by name; replaced by each
     /// configuration (an upstream it drops stops being shown).
     upstreams: RwLock<Vec<Arc<UpstreamMetrics>>>,
+    /// The access log's dropped lines, when it is on.
+    pub(super) access_log_dropped: OnceLock<Arc<AtomicU64>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -147,6 +149,7 @@ impl Default for Metrics {
         Metrics {
             local: Arc::new(UpstreamMetrics::new("")),
             upstreams: RwLock::default(),
+            access_log_dropped: OnceLock::new(),
         }
     }
 }
@@ -167,7 +170,8 @@ impl Metrics {
 
     /// Writes `cluster_agent_proxy_requests_total{upstream,code}`,
     /// `cluster_agent_proxy_request_seconds{upstream}` and
-    /// `cluster_agent_proxy_upstream_errors_total{upstream,kind}`.
+    /// `cluster_agent_proxy_upstream_errors_total{upstream,kind}` and, with
+    /// the access log on, `cluster_agent_proxy_access_log_dropped_total`.
     pub fn encode(&self, e: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let all = self.all();
         let mut m = e.encode_descriptor(
@@ -215,6 +219,15 @@ impl Metrics {
                     ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
                 }
             }
+        }
+        if let Some(dropped) = self.access_log_dropped.get() {
+            let m = e.encode_descriptor(
+                "cluster_agent_proxy_access_log_dropped",
+                "Access log lines dropped because the writer had fallen behind (its queue full).",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(dropped.load(Ordering::Relaxed)).encode(m)?;
         }
         Ok(())
     }

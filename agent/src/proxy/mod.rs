@@ -24,6 +24,7 @@
 //! - `h1` — HTTP/1.1 on the wire: heads, framing, the chunked coding.
 //! - `forward` — one request: routing, tries, the response.
 //! - `answer` — the proxy's own answers, `/health` among them.
+//! - `access_log` — a line per request, off the request path.
 //! - `metrics` — requests by upstream and code, their durations, failed
 //!   tries: atomics each upstream owns, written out at a scrape.
 //! - `body` — bodies moved from socket to socket.
@@ -34,6 +35,7 @@
 //! See `LIFECYCLE.md` beside this file for what happens to a request across
 //! a configuration change.
 
+mod access_log;
 mod answer;
 mod backend;
 mod balance;
@@ -46,6 +48,7 @@ mod tunnel;
 mod upstream;
 mod workers;
 
+pub use access_log::{AccessLog, Format as AccessLogFormat, Target as AccessLogTarget};
 pub use forward::MAX_REPLAY_BODY;
 pub use metrics::Metrics;
 
@@ -197,6 +200,8 @@ pub struct Proxy {
     /// Shared with `/metrics`, which must not keep the proxy (its worker
     /// threads) alive.
     metrics: Arc<Metrics>,
+    /// Off unless set.
+    access_log: OnceLock<AccessLog>,
 }
 
 /// How a proxy runs.
@@ -244,6 +249,7 @@ impl Proxy {
             workers: OnceLock::new(),
             sweeping: AtomicBool::new(false),
             metrics: Arc::default(),
+            access_log: OnceLock::new(),
         };
         proxy.update(config);
         Arc::new(proxy)
@@ -354,6 +360,15 @@ impl Proxy {
     /// The proxy's figures, for `/metrics`.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Writes a line per request to `log` from now on (once; a second log
+    /// is refused and returned). Its dropped lines show in `/metrics`.
+    pub fn set_access_log(&self, log: AccessLog) -> Result<(), AccessLog> {
+        let dropped = log.dropped_counter();
+        self.access_log.set(log)?;
+        let _ = self.metrics.access_log_dropped.set(dropped);
+        Ok(())
     }
 
     /// Backend addresses no longer configured that still have requests in

@@ -11,6 +11,8 @@ use std::ops::Range;
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     method: Range<u32>,
+    /// The request target as it came.
+    target: Range<u32>,
     /// The target's parts, found once: the authority of an absolute
     /// target, the path, and the query (after `?`).
     authority: Option<Range<u32>>,
@@ -42,6 +44,11 @@ impl RequestHead {
 
     fn method_is(&self, m: &[u8]) -> bool {
         &self.fields.bytes[self.method.start as usize..self.method.end as usize] == m
+    }
+
+    /// The request target as it came (for the access log).
+    pub fn target(&self) -> &str {
+        self.str(&self.target)
     }
 
     /// The target's authority when it is in absolute form
@@ -166,7 +173,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
     let target = req.path.unwrap_or("");
     let base = buf.as_ptr() as usize;
     let method = offsets(base, method.as_bytes());
-    let (authority, path, query) = split_target(target, offsets(base, target.as_bytes()).start);
+    let target_range = offsets(base, target.as_bytes());
+    let (authority, path, query) = split_target(target, target_range.start);
     let parsed = header_ranges(base, req.headers);
     let fields = split_head(buf, len, parsed);
     if fields.values(b"host").nth(1).is_some() {
@@ -201,6 +209,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Invalid>
             .is_some_and(|v| !v.trim_ascii().is_empty());
     Ok(Some(RequestHead {
         method,
+        target: target_range,
         authority,
         path,
         query,
