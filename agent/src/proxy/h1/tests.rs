@@ -18,6 +18,30 @@ fn response(raw: &str, head_request: bool) -> Result<Option<ResponseHead>, Inval
     parse_response(&mut BytesMut::from(raw), head_request)
 }
 
+/// The head sent upstream for `h`, as text.
+fn forwarded(h: &RequestHead, path_and_query: &str, client_ip: &str, framing: Framing) -> String {
+    let mut out = Vec::new();
+    let fwd = Forwarded {
+        path_and_query,
+        client_ip,
+        framing,
+    };
+    write_request_head(&mut out, h, &fwd);
+    String::from_utf8(out).unwrap()
+}
+
+/// The head written to the client for `r`, as text.
+fn to_client(r: &ResponseHead, framing: Framing, keep_alive: bool, http10: bool) -> String {
+    let mut out = Vec::new();
+    let how = Outgoing {
+        framing,
+        keep_alive,
+        http10,
+    };
+    write_response_head(&mut out, r, how);
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
 fn a_head_is_split_off_the_buffer_and_what_follows_stays() {
     let mut buf = BytesMut::from("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /next");
@@ -184,18 +208,8 @@ fn the_forwarded_head_drops_hop_by_hop_and_adds_x_forwarded() {
          Transfer-Encoding: chunked\r\n\
          Content-Type: text/plain\r\n\r\n",
     );
-    let mut out = Vec::new();
-    write_request_head(
-        &mut out,
-        &h,
-        &Forwarded {
-            path_and_query: "/rewritten?q=1",
-            client_ip: "127.0.0.1",
-            framing: Framing::Chunked,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        forwarded(&h, "/rewritten?q=1", "127.0.0.1", Framing::Chunked),
         "POST /rewritten?q=1 HTTP/1.1\r\n\
          Host: shop.example\r\n\
          X-Forwarded-For: 10.0.0.10\r\n\
@@ -210,36 +224,16 @@ fn the_forwarded_head_drops_hop_by_hop_and_adds_x_forwarded() {
     // the client sent beside it.
     let h =
         head("GET http://shop.example/x HTTP/1.1\r\nHost: admin.internal\r\nAccept: */*\r\n\r\n");
-    let mut out = Vec::new();
-    write_request_head(
-        &mut out,
-        &h,
-        &Forwarded {
-            path_and_query: h.path_and_query(),
-            client_ip: "::1",
-            framing: Framing::Empty,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        forwarded(&h, h.path_and_query(), "::1", Framing::Empty),
         "GET /x HTTP/1.1\r\nAccept: */*\r\nhost: shop.example\r\nx-forwarded-for: ::1\r\n\
          x-forwarded-proto: http\r\nx-forwarded-host: shop.example\r\n\r\n"
     );
 
     // No Host: the absolute target's authority becomes it.
     let h = head("GET http://a.example:8080/x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
-    let mut out = Vec::new();
-    write_request_head(
-        &mut out,
-        &h,
-        &Forwarded {
-            path_and_query: h.path_and_query(),
-            client_ip: "::1",
-            framing: Framing::Length(3),
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        forwarded(&h, h.path_and_query(), "::1", Framing::Length(3)),
         "GET /x HTTP/1.1\r\nhost: a.example:8080\r\nx-forwarded-for: ::1\r\n\
          x-forwarded-proto: http\r\nx-forwarded-host: a.example:8080\r\ncontent-length: 3\r\n\r\n"
     );
@@ -357,18 +351,8 @@ fn the_response_head_keeps_the_backends_lines_and_states_its_own_framing() {
     )
     .unwrap()
     .unwrap();
-    let mut out = Vec::new();
-    write_response_head(
-        &mut out,
-        &r,
-        Outgoing {
-            framing: Framing::Chunked,
-            keep_alive: true,
-            http10: false,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        to_client(&r, Framing::Chunked, true, false),
         "HTTP/1.1 201 Made It\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\ntransfer-encoding: chunked\r\n\r\n"
     );
     // A coding kept from the backend goes before the proxy's own chunked.
@@ -378,35 +362,15 @@ fn the_response_head_keeps_the_backends_lines_and_states_its_own_framing() {
     )
     .unwrap()
     .unwrap();
-    let mut out = Vec::new();
-    write_response_head(
-        &mut out,
-        &r,
-        Outgoing {
-            framing: Framing::Chunked,
-            keep_alive: true,
-            http10: false,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        to_client(&r, Framing::Chunked, true, false),
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
     );
     let r = response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", false)
         .unwrap()
         .unwrap();
-    let mut out = Vec::new();
-    write_response_head(
-        &mut out,
-        &r,
-        Outgoing {
-            framing: Framing::Length(2),
-            keep_alive: false,
-            http10: true,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        to_client(&r, Framing::Length(2), false, true),
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: close\r\n\r\n"
     );
 }
@@ -515,18 +479,8 @@ fn an_upgrade_passes_on_its_upgrade_and_connection_and_only_when_asked_for() {
         "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     );
-    let mut out = Vec::new();
-    write_request_head(
-        &mut out,
-        &h,
-        &Forwarded {
-            path_and_query: h.path_and_query(),
-            client_ip: "::1",
-            framing: Framing::Empty,
-        },
-    );
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        forwarded(&h, h.path_and_query(), "::1", Framing::Empty),
         "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Version: 13\r\nx-forwarded-for: ::1\r\nx-forwarded-proto: http\r\n\
          x-forwarded-host: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
