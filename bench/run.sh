@@ -36,7 +36,7 @@
 #          the 3 (called through the leader, then a standby); twice each
 # limits — the master's RSS and drain latency while it is flooded: the
 #          largest target expression, 2 MB ones, refused handshakes,
-#          token-less joins (10 s each)
+#          token-less joins (those two at 1,000 a second; 10 s each)
 # plan   — `clusterctl plan` of a 10,000-upstream cluster file, and of one
 #          with 10,000 routes besides
 # storm  — 10,000 simulated agents that keep hosts files opening their
