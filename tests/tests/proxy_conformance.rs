@@ -360,6 +360,27 @@ async fn the_access_log_in_combined_format_matches_nginxs_fields_and_the_extras(
         ),
         ("-", "-", "-", "-")
     );
+    // A head the proxy cannot read is logged too, with "-" for its
+    // request line, as nginx logs it.
+    let refused = exchange(&s.proxy, b"GET /a b HTTP/1.1\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+    let refused_line = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("\"-\" 400 "))
+            .map(str::to_owned)
+    };
+    eventually("the refused head logged", PATIENCE, || async {
+        refused_line().is_some()
+    })
+    .await;
+    let line = refused_line().unwrap();
+    let refused = combined
+        .captures(&line)
+        .unwrap_or_else(|| panic!("not combined: {line}"));
+    assert_eq!((&refused["request"], &refused["status"]), ("-", "400"));
+    assert_ne!(&refused["bytes"], "0", "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,9 @@
 //! empty, and reopens the file when it was moved or deleted (logrotate
 //! without `copytruncate`), checked each second.
 
+use super::forward::Client;
+use super::h1::RequestHead;
+use super::upstream::Upstream;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -133,6 +136,69 @@ impl AccessLog {
     }
 }
 
+impl AccessLog {
+    /// The line of a request the proxy answered, `routed` to an upstream
+    /// or not, that took `took` from its head read to its last byte.
+    pub(super) fn record_request<IO>(
+        &self,
+        client: &Client<IO>,
+        req: &RequestHead,
+        routed: Option<&Upstream>,
+        took: Duration,
+    ) {
+        let (upstream_addr, upstream_time) = match &client.answered_by {
+            Some((server, time)) => (&*server.addr, Some(*time)),
+            None => ("", None),
+        };
+        self.record(&Entry {
+            time: SystemTime::now(),
+            client: &client.ip,
+            method: req.method(),
+            target: req.target(),
+            protocol: if req.minor == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
+            host: text(req.host()),
+            status: client.status,
+            bytes: client.sent,
+            referer: text(req.fields.get(b"referer")),
+            user_agent: text(req.fields.get(b"user-agent")),
+            upstream: routed.map_or("", |u| &u.name),
+            upstream_addr,
+            request_time: took,
+            upstream_time,
+        });
+    }
+
+    /// The line of a request refused before its head could be read (400,
+    /// 431, 501): nothing of it is known but who sent it.
+    pub(super) fn record_refused(&self, client: &str, status: u16, bytes: u64, took: Duration) {
+        self.record(&Entry {
+            time: SystemTime::now(),
+            client,
+            method: "",
+            target: "",
+            protocol: "",
+            host: "",
+            status,
+            bytes,
+            referer: "",
+            user_agent: "",
+            upstream: "",
+            upstream_addr: "",
+            request_time: took,
+            upstream_time: None,
+        });
+    }
+}
+
+/// A header's value as text, `""` when absent or not UTF-8.
+fn text(v: Option<&[u8]>) -> &str {
+    v.and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("")
+}
+
 /// `{"time": …, …}` and a newline.
 fn json_line(e: &Entry<'_>) -> Vec<u8> {
     #[derive(Serialize)]
@@ -163,14 +229,18 @@ fn combined_line(e: &Entry<'_>) -> Vec<u8> {
     let upstream_time = e
         .upstream_time
         .map_or("-".to_owned(), |d| format!("{:.3}", d.as_secs_f64()));
+    // A request refused unread has no request line: "-", as nginx logs it.
+    let request = if e.method.is_empty() {
+        "-".to_owned()
+    } else {
+        format!("{} {} {}", escape(e.method), escape(e.target), e.protocol)
+    };
     let _ = writeln!(
         out,
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" \"{}\" \"{}\" {} {:.3} {}",
+        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" \"{}\" \"{}\" {} {:.3} {}",
         escape(e.client),
         clf_time(e.time),
-        escape(e.method),
-        escape(e.target),
-        e.protocol,
+        request,
         e.status,
         e.bytes,
         dash(e.referer),

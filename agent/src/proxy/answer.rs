@@ -88,6 +88,7 @@ where
         how,
     );
     client.out.extend_from_slice(text.as_bytes());
+    client.sent = text.len() as u64;
     let _ = client.io.write_all(&client.out).await;
     client.out.clear();
 }

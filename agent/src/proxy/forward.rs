@@ -15,7 +15,6 @@
 //!   without counting a failure;
 //! - a response, whatever its status, ends the tries.
 
-use super::access_log::{AccessLog, Entry};
 use super::backend::{Conn, ConnectError, Lease, ServerState};
 use super::body::{self, BodyError, Sink};
 use super::h1::{self, Forwarded, Framing, Outgoing, RequestHead, ResponseHead};
@@ -56,7 +55,7 @@ pub(super) struct Client<IO> {
     pub sent: u64,
     /// The server whose response it was, and how long its head took
     /// from the request's dispatch.
-    pub answered_by: Option<(Box<str>, Duration)>,
+    pub answered_by: Option<(Arc<ServerState>, Duration)>,
 }
 
 /// Serves one request whose head was read at `started`, and records it in
@@ -87,49 +86,10 @@ where
         let took = started.elapsed();
         metrics.record(client.status, took);
         if let Some(log) = proxy.access_log.get() {
-            log_request(log, client, &req, routed.as_deref(), took);
+            log.record_request(client, &req, routed.as_deref(), took);
         }
     }
     again
-}
-
-/// A header's value as text, `""` when absent or not UTF-8.
-fn text(v: Option<&[u8]>) -> &str {
-    v.and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("")
-}
-
-/// The request's line in the access log.
-fn log_request<IO>(
-    log: &AccessLog,
-    client: &Client<IO>,
-    req: &RequestHead,
-    routed: Option<&Upstream>,
-    took: Duration,
-) {
-    let (upstream_addr, upstream_time) = match &client.answered_by {
-        Some((addr, time)) => (&**addr, Some(*time)),
-        None => ("", None),
-    };
-    log.record(&Entry {
-        time: std::time::SystemTime::now(),
-        client: &client.ip,
-        method: req.method(),
-        target: req.target(),
-        protocol: if req.minor == 0 {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
-        },
-        host: text(req.host()),
-        status: client.status,
-        bytes: client.sent,
-        referer: text(req.fields.get(b"referer")),
-        user_agent: text(req.fields.get(b"user-agent")),
-        upstream: routed.map_or("", |u| &u.name),
-        upstream_addr,
-        request_time: took,
-        upstream_time,
-    });
 }
 
 /// The health path, routing, the tries, the response. The connection
@@ -252,63 +212,11 @@ where
             return answer::local(client, req, status, &text, stopping() || !clean).await && clean;
         }
     };
-    client.answered_by = Some((lease.server.addr.clone(), dispatched.elapsed()));
+    client.answered_by = Some((lease.server.clone(), dispatched.elapsed()));
     if resp.status == 101 {
-        return tunnel(proxy, client, resp, conn, lease, busy, activity).await;
+        return super::tunnel::serve(proxy, client, resp, conn, lease, busy, activity).await;
     }
     respond(client, req, resp, conn, lease, busy, stopping()).await
-}
-
-/// The backend switched protocols as the client asked: the 101 goes to
-/// the client, then the two connections are joined until they close. The
-/// connection counts as busy (the client's idle timer does not apply; the
-/// tunnel's does) and the lease stays held: an open tunnel is in flight.
-async fn tunnel<IO>(
-    proxy: &Proxy,
-    client: &mut Client<IO>,
-    resp: ResponseHead,
-    mut conn: Conn,
-    lease: Lease,
-    busy: Busy,
-    activity: &Arc<Activity>,
-) -> bool
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    client.out.clear();
-    client.status = 101;
-    h1::write_switching_head(&mut client.out, &resp);
-    if let Err(e) = client.io.write_all(&client.out).await {
-        tracing::debug!(error = %e, "proxy: the client went away before its upgrade");
-        return false;
-    }
-    client.out.clear();
-    let ended = super::tunnel::splice(
-        &mut client.io,
-        &mut client.buf,
-        &mut conn.stream,
-        &mut conn.buf,
-        activity,
-        proxy.timeouts.tunnel_idle,
-    )
-    .await;
-    match ended {
-        Ok(super::tunnel::Ended::Closed { up, down }) => {
-            client.sent = down;
-            tracing::debug!(
-                server = %lease.server.addr, up, down, "proxy: an upgraded connection closed"
-            )
-        }
-        Ok(super::tunnel::Ended::Idle) => tracing::debug!(
-            server = %lease.server.addr, idle = ?proxy.timeouts.tunnel_idle,
-            "proxy: closing an idle upgraded connection"
-        ),
-        Err(e) => tracing::debug!(
-            server = %lease.server.addr, error = %e, "proxy: an upgraded connection failed"
-        ),
-    }
-    drop((busy, lease));
-    false
 }
 
 /// Sends the backend's response on: the head, then the body as it comes.

@@ -202,6 +202,10 @@ async fn serve_client(
                         let started = Instant::now();
                         answer::refuse(&mut client, e.status, &e.why).await;
                         proxy.metrics.local.record(e.status, started.elapsed());
+                        if let Some(log) = proxy.access_log.get() {
+                            let took = started.elapsed();
+                            log.record_refused(&client.ip, e.status, client.sent, took);
+                        }
                         let _ = client.io.shutdown().await;
                         return;
                     }

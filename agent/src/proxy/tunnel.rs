@@ -10,10 +10,67 @@
 //! keeps its open tunnels until they close, and `draining()` — what
 //! `drain --wait` reports as still in flight — lists it meanwhile.
 
-use super::listen::Activity;
+use super::Proxy;
+use super::backend::{Conn, Lease};
+use super::forward::Client;
+use super::h1::{self, ResponseHead};
+use super::listen::{Activity, Busy};
 use bytes::BytesMut;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The backend switched protocols as the client asked: the 101 goes to
+/// the client, then the two connections are joined until they close. The
+/// connection counts as busy (the client's idle timer does not apply; the
+/// tunnel's does) and the lease stays held: an open tunnel is in flight.
+pub(super) async fn serve<IO>(
+    proxy: &Proxy,
+    client: &mut Client<IO>,
+    resp: ResponseHead,
+    mut conn: Conn,
+    lease: Lease,
+    busy: Busy,
+    activity: &Arc<Activity>,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    client.out.clear();
+    client.status = 101;
+    h1::write_switching_head(&mut client.out, &resp);
+    if let Err(e) = client.io.write_all(&client.out).await {
+        tracing::debug!(error = %e, "proxy: the client went away before its upgrade");
+        return false;
+    }
+    client.out.clear();
+    let ended = splice(
+        &mut client.io,
+        &mut client.buf,
+        &mut conn.stream,
+        &mut conn.buf,
+        activity,
+        proxy.timeouts.tunnel_idle,
+    )
+    .await;
+    match ended {
+        Ok(Ended::Closed { up, down }) => {
+            client.sent = down;
+            tracing::debug!(
+                server = %lease.server.addr, up, down, "proxy: an upgraded connection closed"
+            )
+        }
+        Ok(Ended::Idle) => tracing::debug!(
+            server = %lease.server.addr, idle = ?proxy.timeouts.tunnel_idle,
+            "proxy: closing an idle upgraded connection"
+        ),
+        Err(e) => tracing::debug!(
+            server = %lease.server.addr, error = %e, "proxy: an upgraded connection failed"
+        ),
+    }
+    drop((busy, lease));
+    false
+}
 
 /// How a tunnel ended.
 #[derive(Debug)]
